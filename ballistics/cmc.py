@@ -1,0 +1,548 @@
+"""Congruent Matching Cells over the full circle of rotations.
+
+The method is Song's (2013) Congruent Matching Cells with Tong's (2015) High CMC rule, as cmcR
+implements them: the reference surface is cut into a grid of cells; each cell is registered by
+FFT cross-correlation inside a region three times its side, cut from the rotated target at the
+same place; the pairwise-complete Pearson correlation at the best shift is the cell's score.
+A cell is *congruent* when its shift (and, for the original rule, its angle) agrees with the
+consensus of all cells and its correlation reaches the threshold.
+
+Where cmcR searches a fixed -30..30 degree window, a cartridge case can sit in the chamber at any
+angle. Searching the whole circle cell by cell costs 120 angles; instead a coarse global
+registration (masked normalised cross-correlation of block-averaged surfaces at every angle step)
+proposes a few candidate angles and the translation at each, and the cell-level search runs only
+in a window around those candidates, with the target pre-shifted by the global translation so
+that the cells' search regions are centred where the match is expected. The cell transforms of
+the fixed side are computed once per comparison direction.
+
+Everything here is a pure function of arrays (heights in metres, NaN where not measured).
+
+Angle convention: a positive angle rotates the target counter-clockwise as the surface is
+displayed with row 0 at the top (OpenCV's convention); the translation is applied after the
+rotation, in reference pixels (x to the right, y down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+import scipy.fft as sfft
+
+
+@dataclass(frozen=True)
+class CmcParams:
+    """Every knob of the comparison; defaults are cmcR's / Song (2018)'s published ones."""
+
+    cells: tuple[int, int] = (8, 8)
+    region_factor: float = 3.0
+    max_missing: float = 0.85
+    translation_um: float = 125.0  # Tx = Ty = 20 px at 6.25 um
+    rotation_deg: float = 6.0
+    ccf_threshold: float = 0.5
+    tau: int = 1
+    angle_step_deg: float = 3.0
+    coarse_block: int = 6  # block-averaging factor of the coarse global registration
+    coarse_min_overlap: float = 0.5  # of the smaller valid area
+    coarse_max_shift_um: float = 1000.0
+    candidates: int = 3
+    candidate_separation_deg: float = 15.0
+    window_deg: float = 6.0  # cell-level search covers candidate +- window
+    full_circle: bool = True  # False: cmcR's fixed search, -fixed_window..+fixed_window degrees
+    fixed_window_deg: float = 30.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A rotation proposed by the coarse registration, with its translation (reference px)."""
+
+    angle_deg: float
+    shift_px: tuple[float, float]
+    score: float
+
+
+@dataclass
+class DirectionResult:
+    """Per-angle, per-cell registrations of one comparison direction."""
+
+    angles: np.ndarray  # (A,) degrees
+    cell_index: np.ndarray  # (N, 2) grid row, col
+    cell_box: np.ndarray  # (N, 4) y0, x0, y1, x1 in fixed-surface pixels
+    dx: np.ndarray  # (A, N) pixels, cell displacement relative to its expected place
+    dy: np.ndarray
+    ccf: np.ndarray  # (A, N) pairwise-complete correlation, NaN where too little overlap
+    shifts: np.ndarray  # (A, 2) global translation applied at each angle (x, y) px
+    original: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) congruent under Song 2013
+    original_angle: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) each cell's best angle
+    high: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # (A, N) congruent at that angle
+    theta_max: float | None = None  # the High CMC angle, None when the rule fails
+
+    @property
+    def original_count(self) -> int:
+        return int(self.original.sum())
+
+    def high_cells(self, tolerance: float) -> np.ndarray:
+        """Cells congruent at some angle within ``tolerance`` of the High CMC angle."""
+        if self.theta_max is None:
+            return np.zeros(self.dx.shape[1], bool)
+        near = np.abs(wrap_deg(self.angles - self.theta_max)) <= tolerance + 1e-9
+        return self.high[near].any(axis=0)
+
+
+@dataclass
+class CmcResult:
+    """Both directions and the combined counts, as cmcR's decision_combineDirections gives them."""
+
+    forward: DirectionResult
+    backward: DirectionResult
+    cmc: int  # combined High CMC count (falls back to the smaller original count)
+    cmc_original: int  # smaller of the two original-rule counts
+    high_cmc_passed: bool
+    rotation_deg: float
+    shift_px: tuple[float, float]
+    candidates: list[Candidate]
+    params: CmcParams
+
+    @property
+    def cells_compared(self) -> int:
+        return int(np.isfinite(self.forward.ccf).any(axis=0).sum())
+
+
+def wrap_deg(angle: np.ndarray | float) -> np.ndarray | float:
+    """Angles into (-180, 180]."""
+    wrapped = -((-np.asarray(angle, dtype=float) + 180.0) % 360.0) + 180.0
+    return float(wrapped) if np.ndim(wrapped) == 0 else wrapped
+
+
+def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float, params: CmcParams = CmcParams()) -> CmcResult:
+    """Run CMC both ways between two working surfaces of the same spacing."""
+    ref = _as_float32(reference)
+    tgt = _as_float32(target)
+    if params.full_circle:
+        candidates, shift_at = coarse_candidates(ref, tgt, params, spacing_m)
+        forward_angles = _window_angles([c.angle_deg for c in candidates], params)
+        forward_shifts = np.array([shift_at[_angle_key(a)] for a in forward_angles])
+    else:
+        candidates = []
+        forward_angles = np.arange(-params.fixed_window_deg, params.fixed_window_deg + 1e-9, params.angle_step_deg)
+        forward_shifts = coarse_scores(ref, tgt, forward_angles, params, spacing_m)[1]
+    forward = register_direction(ref, tgt, forward_angles, forward_shifts, params)
+    backward_angles = np.asarray(wrap_deg(-forward_angles))
+    backward = register_direction(tgt, ref, backward_angles, inverse_shifts(forward_angles, forward_shifts), params)
+    tx_px = params.translation_um * 1e-6 / spacing_m
+    for direction in (forward, backward):
+        apply_original_rule(direction, tx_px, params)
+        apply_high_cmc_rule(direction, tx_px, params)
+    cmc, passed = combine_directions(forward, backward, params)
+    rotation, shift = _consensus_registration(forward, tx_px, params)
+    return CmcResult(
+        forward=forward,
+        backward=backward,
+        cmc=cmc,
+        cmc_original=min(forward.original_count, backward.original_count),
+        high_cmc_passed=passed,
+        rotation_deg=rotation,
+        shift_px=shift,
+        candidates=candidates,
+        params=params,
+    )
+
+
+# --- geometry ------------------------------------------------------------------------------------
+
+
+def _as_float32(surface: np.ndarray) -> np.ndarray:
+    array = np.asarray(surface, dtype=np.float32)
+    if array.ndim != 2:
+        raise ValueError("a surface must be a 2-D array")
+    return array
+
+
+def _frame_size(a: np.ndarray, b: np.ndarray) -> int:
+    return int(max(a.shape + b.shape))
+
+
+def transform(moving: np.ndarray, angle_deg: float, shift_px: tuple[float, float], out_shape: tuple[int, int]) -> np.ndarray:
+    """Rotate ``moving`` about its centre, translate, and place it on a grid of ``out_shape``.
+
+    The moving surface's centre lands on the output's centre plus the shift. Bilinear
+    interpolation lets NaN spread to its neighbours, so no height is invented next to a hole.
+    """
+    h, w = moving.shape
+    oh, ow = out_shape
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), float(angle_deg), 1.0)
+    matrix[0, 2] += (ow - w) / 2.0 + shift_px[0]
+    matrix[1, 2] += (oh - h) / 2.0 + shift_px[1]
+    return cv2.warpAffine(moving, matrix, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+
+def block_mean(surface: np.ndarray, block: int) -> np.ndarray:
+    """NaN-aware block average: a block with fewer than half its points valid becomes NaN."""
+    h, w = surface.shape
+    hb, wb = h // block, w // block
+    tiles = surface[: hb * block, : wb * block].reshape(hb, block, wb, block)
+    valid = np.isfinite(tiles)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, tiles, 0).sum(axis=(1, 3))
+    out = np.full((hb, wb), np.nan, np.float32)
+    keep = count >= block * block / 2
+    out[keep] = total[keep] / count[keep]
+    return out
+
+
+# --- coarse global registration -----------------------------------------------------------------
+
+
+class _MaskedNcc:
+    """Masked normalised cross-correlation (Padfield 2012) against a fixed surface.
+
+    The fixed side's transforms are computed once; :meth:`best` correlates a stack of moving
+    surfaces of the same shape in one batch of FFTs and returns, for each, the best NCC and the
+    shift that moves it onto the fixed one, among shifts of at most ``max_shift`` pixels whose
+    overlap is large enough to mean something. Zero-padding to ``n + max_shift`` keeps those
+    shifts free of wrap-around while keeping the transforms small.
+    """
+
+    def __init__(self, fixed: np.ndarray, min_overlap: float, max_shift: int) -> None:
+        self.shape = fixed.shape
+        self.max_shift = max_shift
+        self.size = tuple(sfft.next_fast_len(n + max_shift, real=True) for n in fixed.shape)
+        mask = np.isfinite(fixed).astype(np.float64)
+        values = np.where(mask > 0, fixed, 0).astype(np.float64)
+        if mask.any():
+            values -= values[mask > 0].mean()
+        values *= mask
+        self.fixed_area = mask.sum()
+        self.min_overlap = min_overlap
+        self.f_mask = sfft.rfft2(mask, self.size)
+        self.f_values = sfft.rfft2(values, self.size)
+        self.f_squares = sfft.rfft2(values * values, self.size)
+
+    def best(self, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.isfinite(moving)
+        area = mask.sum(axis=(1, 2)).astype(np.float64)
+        values = np.where(mask, moving, 0).astype(np.float64)
+        values -= (values.sum(axis=(1, 2)) / np.maximum(area, 1))[:, None, None]
+        values *= mask
+        fwd = lambda a: np.conj(sfft.rfft2(a, self.size, axes=(1, 2), workers=-1))  # noqa: E731
+        inv = lambda spectrum: sfft.irfft2(spectrum, self.size, axes=(1, 2), workers=-1)  # noqa: E731
+        m_mask, m_values, m_squares = fwd(mask.astype(np.float64)), fwd(values), fwd(values * values)
+        # corr[s] = sum_p fixed[p + s] * moving[p]: the conjugate spectrum of the moving side.
+        overlap = np.round(inv(self.f_mask * m_mask))
+        sum_f = inv(self.f_values * m_mask)
+        sum_m = inv(self.f_mask * m_values)
+        sum_ff = inv(self.f_squares * m_mask)
+        sum_mm = inv(self.f_mask * m_squares)
+        sum_fm = inv(self.f_values * m_values)
+        n = np.maximum(overlap, 1.0)
+        numerator = sum_fm - sum_f * sum_m / n
+        denominator = (sum_ff - sum_f**2 / n) * (sum_mm - sum_m**2 / n)
+        enough = overlap >= self.min_overlap * np.minimum(self.fixed_area, area)[:, None, None]
+        ncc = np.where(enough & (denominator > 1e-30), numerator / np.sqrt(np.maximum(denominator, 1e-30)), -1.0)
+        ncc = self._within_reach(ncc)
+        flat = ncc.reshape(len(ncc), -1).argmax(axis=1)
+        py, px = np.unravel_index(flat, ncc.shape[1:])
+        scores = ncc[np.arange(len(ncc)), py, px]
+        signed = lambda k, size: np.where(k > size // 2, k - size, k)  # noqa: E731
+        shifts = np.stack([signed(px, self.size[1]), signed(py, self.size[0])], axis=1).astype(float)
+        return scores, shifts
+
+    def _within_reach(self, ncc: np.ndarray) -> np.ndarray:
+        """Blank the circular shifts beyond ``max_shift``, which wrap around."""
+        reach = self.max_shift
+        for axis, size in ((1, self.size[0]), (2, self.size[1])):
+            k = np.arange(size)
+            far = np.minimum(k, size - k) > reach
+            index = [slice(None)] * 3
+            index[axis] = far
+            ncc[tuple(index)] = -1.0
+        return ncc
+
+
+def _coarse_frames(fixed: np.ndarray, moving: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    size = _frame_size(fixed, moving)
+    size += (-size) % block
+    fixed_small, moving_small = (block_mean(transform(s, 0.0, (0.0, 0.0), (size, size)), block) for s in (fixed, moving))
+    return fixed_small, moving_small
+
+
+def coarse_scores(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, params: CmcParams, spacing_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Best masked NCC and translation (fixed-surface px) of ``moving`` at each angle."""
+    block = params.coarse_block
+    small_fixed, small_moving = _coarse_frames(fixed, moving, block)
+    reach = int(np.ceil(params.coarse_max_shift_um * 1e-6 / spacing_m / block))
+    ncc = _MaskedNcc(small_fixed, params.coarse_min_overlap, reach)
+    stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in angles])
+    scores, shifts = ncc.best(stack)
+    return scores, shifts * block
+
+
+def coarse_candidates(fixed: np.ndarray, moving: np.ndarray, params: CmcParams, spacing_m: float) -> tuple[list[Candidate], dict[float, tuple[float, float]]]:
+    """The few angles of the whole circle where the surfaces agree best, best first.
+
+    Also returns the translation found at every angle of the grid, which the cell-level search
+    reuses instead of registering again.
+    """
+    angles = np.arange(0.0, 360.0, params.angle_step_deg)
+    scores, shifts = coarse_scores(fixed, moving, angles, params, spacing_m)
+    order = np.argsort(-scores)
+    chosen: list[Candidate] = []
+    for i in order:
+        angle = float(wrap_deg(angles[i]))
+        if all(abs(wrap_deg(angle - c.angle_deg)) >= params.candidate_separation_deg for c in chosen):
+            chosen.append(Candidate(angle, (float(shifts[i][0]), float(shifts[i][1])), float(scores[i])))
+        if len(chosen) == params.candidates:
+            break
+    by_angle = {_angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts)}
+    return chosen, by_angle
+
+
+def _angle_key(angle: float) -> float:
+    return round(float(wrap_deg(angle)), 6)
+
+
+def _window_angles(centres: list[float], params: CmcParams) -> np.ndarray:
+    """The cell-level angles: each candidate +- window on the angle grid, without repeats."""
+    offsets = np.arange(-params.window_deg, params.window_deg + 1e-9, params.angle_step_deg)
+    angles: list[float] = []
+    for centre in centres:
+        for offset in offsets:
+            angle = float(wrap_deg(round((centre + offset) / params.angle_step_deg) * params.angle_step_deg))
+            if all(abs(wrap_deg(angle - a)) > 1e-6 for a in angles):
+                angles.append(angle)
+    return np.array(angles)
+
+
+def inverse_shifts(angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t."""
+    out = np.empty_like(np.asarray(shifts, float))
+    for i, (angle, (tx, ty)) in enumerate(zip(angles, shifts)):
+        rotation = cv2.getRotationMatrix2D((0.0, 0.0), float(-angle), 1.0)[:, :2]
+        out[i] = -(rotation @ np.array([tx, ty]))
+    return out
+
+
+# --- cell-level registration -------------------------------------------------------------------
+
+
+@dataclass
+class _CellGrid:
+    """The fixed side's cells, standardised and transformed once per direction."""
+
+    index: np.ndarray  # (N, 2)
+    box: np.ndarray  # (N, 4) y0, x0, y1, x1 in the fixed surface
+    raw: np.ndarray  # (N, C, C) heights with NaN
+    spectra: np.ndarray  # (N, F, F//2+1) conj FFT of standardised, zero-filled cells
+    cell: int
+    region: int
+    fft_size: int
+
+
+def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+    rows, cols = params.cells
+    h, w = fixed.shape
+    cell = int(np.ceil(max(h / rows, w / cols)))
+    region = int(round(cell * params.region_factor))
+    region += (region - cell) % 2  # keeps the cell exactly centred in its region
+    fft_size = sfft.next_fast_len(region, real=True)
+    padded = np.full((rows * cell, cols * cell), np.nan, np.float32)
+    oy, ox = (rows * cell - h) // 2, (cols * cell - w) // 2
+    padded[oy : oy + h, ox : ox + w] = fixed
+    index, boxes, raws = [], [], []
+    for r in range(rows):
+        for c in range(cols):
+            block = padded[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
+            if np.isnan(block).mean() > params.max_missing:
+                continue
+            index.append((r, c))
+            boxes.append((r * cell - oy, c * cell - ox, (r + 1) * cell - oy, (c + 1) * cell - ox))
+            raws.append(block)
+    raw = np.array(raws, np.float32).reshape(-1, cell, cell)
+    standard = _standardise(raw)
+    spectra = np.conj(sfft.rfft2(standard, (fft_size, fft_size), axes=(1, 2), workers=-1))
+    return _CellGrid(np.array(index, int).reshape(-1, 2), np.array(boxes, int).reshape(-1, 4), raw, spectra, cell, region, fft_size)
+
+
+def _standardise(stack: np.ndarray) -> np.ndarray:
+    """(x - mean) / sd over each slice's valid points, NaN set to 0 (as cmcR does before FFT)."""
+    valid = np.isfinite(stack)
+    count = np.maximum(valid.sum(axis=(1, 2), keepdims=True), 1).astype(np.float32)
+    filled = np.where(valid, stack, np.float32(0))
+    mean = filled.sum(axis=(1, 2), keepdims=True) / count
+    filled -= mean
+    filled *= valid
+    sd = np.sqrt(np.einsum("nij,nij->n", filled, filled)[:, None, None] / count)
+    filled /= np.where(sd > 0, sd, np.float32(1))
+    return filled
+
+
+def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, shifts: np.ndarray, params: CmcParams) -> DirectionResult:
+    """Register every cell of ``fixed`` in ``moving`` rotated to each angle (and pre-shifted)."""
+    grid = _cell_grid(fixed, params)
+    n, a = len(grid.index), len(angles)
+    dx = np.full((a, n), np.nan)
+    dy = np.full((a, n), np.nan)
+    ccf = np.full((a, n), np.nan)
+    margin = grid.region
+    out_shape = (fixed.shape[0] + 2 * margin, fixed.shape[1] + 2 * margin)
+    half = (grid.region - grid.cell) // 2
+    for i, angle in enumerate(angles):
+        frame = transform(moving, angle, (shifts[i][0], shifts[i][1]), out_shape)
+        if n == 0:
+            continue
+        regions = _regions(frame, grid, margin, half)
+        usable = np.isnan(regions).mean(axis=(1, 2)) <= params.max_missing
+        spectra = sfft.rfft2(_standardise(regions), (grid.fft_size, grid.fft_size), axes=(1, 2), workers=-1)
+        corr = sfft.irfft2(spectra * grid.spectra, (grid.fft_size, grid.fft_size), axes=(1, 2), workers=-1)
+        span = grid.region - grid.cell + 1  # shifts that keep the cell inside its region
+        window = corr[:, :span, :span].reshape(n, -1)
+        best = np.argmax(window, axis=1)
+        by, bx = np.divmod(best, span)
+        dx[i] = bx - half
+        dy[i] = by - half
+        ccf[i] = np.where(usable, _pairwise_complete(grid.raw, regions, by, bx), np.nan)
+    return DirectionResult(angles=np.asarray(angles, float), cell_index=grid.index, cell_box=grid.box, dx=dx, dy=dy, ccf=ccf, shifts=np.asarray(shifts, float))
+
+
+def _regions(frame: np.ndarray, grid: _CellGrid, margin: int, half: int) -> np.ndarray:
+    out = np.empty((len(grid.index), grid.region, grid.region), np.float32)
+    for k, (y0, x0, _, _) in enumerate(grid.box):
+        ry, rx = y0 + margin - half, x0 + margin - half
+        out[k] = frame[ry : ry + grid.region, rx : rx + grid.region]
+    return out
+
+
+def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, bx: np.ndarray, min_points: int = 100) -> np.ndarray:
+    """Pearson correlation of each cell with the region patch at its best shift, over points both have."""
+    c = cells.shape[1]
+    out = np.full(len(cells), np.nan)
+    for k in range(len(cells)):
+        a = cells[k]
+        b = regions[k, by[k] : by[k] + c, bx[k] : bx[k] + c]
+        both = np.isfinite(a) & np.isfinite(b)
+        if both.sum() < min_points:
+            continue
+        x = a[both].astype(np.float64)
+        y = b[both].astype(np.float64)
+        x -= x.mean()
+        y -= y.mean()
+        denominator = np.sqrt((x * x).sum() * (y * y).sum())
+        if denominator > 0:
+            out[k] = float((x * y).sum() / denominator)
+    return out
+
+
+# --- decision rules ----------------------------------------------------------------------------
+
+
+def _angle_offsets(angles: np.ndarray, centre: float) -> np.ndarray:
+    return np.asarray(wrap_deg(angles - centre))
+
+
+def apply_original_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> None:
+    """Song (2013): each cell at its best angle; congruent when near the consensus of all cells."""
+    ccf = np.where(np.isfinite(result.ccf), result.ccf, -np.inf)
+    n = ccf.shape[1]
+    result.original = np.zeros(n, bool)
+    result.original_angle = np.full(n, np.nan)
+    has = np.isfinite(result.ccf).any(axis=0)
+    if not has.any():
+        return
+    best = np.argmax(ccf, axis=0)
+    cells = np.arange(n)
+    bx, by, bc = result.dx[best, cells], result.dy[best, cells], result.ccf[best, cells]
+    centre = _reference_angle(result)
+    theta = _angle_offsets(result.angles[best], centre)
+    med_x, med_y, med_t = (np.median(v[has]) for v in (bx, by, theta))
+    result.original_angle = np.where(has, wrap_deg(theta + centre), np.nan)
+    result.original = (
+        has
+        & (np.abs(bx - med_x) <= tx_px)
+        & (np.abs(by - med_y) <= tx_px)
+        & (np.abs(theta - med_t) <= params.rotation_deg)
+        & (np.nan_to_num(bc, nan=-1.0) >= params.ccf_threshold)
+    )
+
+
+def _reference_angle(result: DirectionResult) -> float:
+    """An angle to measure offsets from, so that medians near +-180 degrees do not wrap."""
+    ccf = np.where(np.isfinite(result.ccf), result.ccf, -np.inf)
+    votes = np.bincount(np.argmax(ccf, axis=0), minlength=len(result.angles))
+    return float(result.angles[int(np.argmax(votes))])
+
+
+def apply_high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> None:
+    """Tong (2015): count congruent cells per angle; the near-maximal angles must agree."""
+    ccf = np.nan_to_num(result.ccf, nan=-1.0)
+    valid = np.isfinite(result.ccf)
+    high = np.zeros_like(valid)
+    for i in range(len(result.angles)):
+        if not valid[i].any():
+            continue
+        med_x = np.median(result.dx[i][valid[i]])
+        med_y = np.median(result.dy[i][valid[i]])
+        high[i] = valid[i] & (np.abs(result.dx[i] - med_x) <= tx_px) & (np.abs(result.dy[i] - med_y) <= tx_px) & (ccf[i] >= params.ccf_threshold)
+    result.high = high
+    counts = high.sum(axis=1)
+    result.theta_max = None
+    if counts.size == 0 or counts.max() == 0:
+        return
+    top = counts.max()
+    near = result.angles[counts >= top - params.tau]
+    centre = float(result.angles[int(np.argmax(counts))])
+    offsets = _angle_offsets(near, centre)
+    if offsets.max() - offsets.min() > params.rotation_deg + 1e-9:
+        return
+    tied = _angle_offsets(result.angles[counts == top], centre)
+    result.theta_max = float(wrap_deg(centre + np.median(tied)))
+
+
+def combine_directions(forward: DirectionResult, backward: DirectionResult, params: CmcParams) -> tuple[int, bool]:
+    """cmcR's decision_combineDirections (missing-theta decision "fail", thetas compared).
+
+    High CMC cells of both directions are pooled by grid position when both directions pass,
+    their High CMC angles agree with their original-rule angles, and the two angles are opposite;
+    otherwise the pair gets the smaller of the two original-rule counts.
+    """
+    fallback = min(forward.original_count, backward.original_count)
+    tol = params.rotation_deg
+    for direction in (forward, backward):
+        if direction.theta_max is None:
+            return fallback, False
+        original_angles = direction.original_angle[direction.original]
+        if original_angles.size == 0:
+            return fallback, False
+        median = direction.theta_max + float(np.median(_angle_offsets(original_angles, direction.theta_max)))
+        if abs(wrap_deg(direction.theta_max - median)) > tol:
+            return fallback, False
+    if abs(wrap_deg(forward.theta_max + backward.theta_max)) > tol:  # type: ignore[operator]
+        return fallback, False
+    cells = {tuple(ix) for ix in forward.cell_index[forward.high_cells(tol)]}
+    cells |= {tuple(ix) for ix in backward.cell_index[backward.high_cells(tol)]}
+    return len(cells), True
+
+
+def _consensus_registration(forward: DirectionResult, tx_px: float, params: CmcParams) -> tuple[float, tuple[float, float]]:
+    """The rotation and translation mapping the target onto the reference, from the forward cells."""
+    if forward.theta_max is not None:
+        i = int(np.argmin(np.abs(wrap_deg(forward.angles - forward.theta_max))))
+        angle = forward.theta_max
+    elif forward.original.any():
+        angle = float(np.median(forward.original_angle[forward.original]))
+        i = int(np.argmin(np.abs(wrap_deg(forward.angles - angle))))
+    else:
+        ccf = np.nan_to_num(forward.ccf, nan=-1.0)
+        i = int(np.argmax(ccf.mean(axis=1))) if ccf.size else 0
+        angle = float(forward.angles[i]) if forward.angles.size else 0.0
+    if forward.dx.shape[1] == 0 or forward.angles.size == 0:
+        return float(wrap_deg(angle)), (0.0, 0.0)
+    chosen = forward.high[i] if forward.high.size and forward.high[i].any() else np.isfinite(forward.ccf[i])
+    # Cells report where the reference cell sits in the moved target; the target moves the opposite way.
+    dx = float(np.median(forward.dx[i][chosen])) if chosen.any() else 0.0
+    dy = float(np.median(forward.dy[i][chosen])) if chosen.any() else 0.0
+    shift = (float(forward.shifts[i][0] - dx), float(forward.shifts[i][1] - dy))
+    return float(wrap_deg(angle)), shift
