@@ -1,0 +1,434 @@
+"""Simulated firearms and fired cartridge cases with known ground truth.
+
+Real reference sets are small (Fadul: 10 slides, Weller: 11), so the comparison, the search
+prefilter and the firing-pin score are tested and benchmarked on cases made here, where the truth
+is known exactly: which firearm fired each case, how the case was turned and shifted under the
+microscope, which firearms share subclass marks.
+
+The model, in the frame of the firearm (all lengths in pixels of :data:`PIXEL_M`):
+
+- the breech face of each slide carries machining marks, either *striated* (parallel milling
+  lines) or *arched* (arcs of a fly-cutter), plus granular texture and pits, with most energy at
+  wavelengths of 16-500 um. Slides made one after another (a *family*) share the coarse part of
+  the tool pattern (subclass marks) but each has its own fine marks;
+- the firing pin leaves a crater near the primer centre whose outline is a class characteristic
+  (hemispherical, elliptical or rectangular), with the pin's own texture inside;
+- each shot transfers the marks unevenly (weak sectors, weaker towards the primer edge), over the
+  primer's own roughness, with a dome, a primer gap and a raised or lowered case head around it;
+- the case is then placed under the microscope at an arbitrary angle and offset, tilted, measured
+  with noise, and loses points where a confocal microscope does: steep walls, specks, patches.
+
+Everything is drawn from ``numpy.random.Generator`` streams keyed by (seed, firearm, shot, part),
+so the same seed gives the same cases, and byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Literal
+
+import cv2
+import numpy as np
+import x3pio
+
+from ballistics.scan import Scan, write_atomic
+
+#: Pixel spacing of the simulated scans, metres: the working resolution of the comparison.
+PIXEL_M = 6.25e-6
+#: Height increment of the stored x3p files (int16): fine against toolmarks of 0.5-3 um, coarse
+#: enough that the committed sample set stays small.
+Z_STEP_M = 20e-9
+#: Version of the model; written into every file, so a change shows in the metadata.
+MODEL_VERSION = "1"
+#: Pixel size of the rendered images: a comparison-microscope camera sees half the detail of the
+#: confocal scan, and the committed sample set stays small.
+IMAGE_PIXEL_M = 2 * PIXEL_M
+FIRING_PIN_SHAPES = ("hemispherical", "elliptical", "rectangular")
+TRUTH_COLUMNS = ("file", "firearm", "family", "firing_pin_shape", "rotation_deg", "shift_x_um", "shift_y_um")
+
+FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
+Lay = Literal["striated", "arched"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CaseGeometry:
+    """Dimensions of a 9 mm Luger case head as scanned, in micrometres."""
+
+    primer_radius_um: float = 2200.0
+    primer_gap_um: float = 50.0
+    head_ring_um: float = 300.0
+    max_shift_um: float = 50.0
+
+    def radii_px(self) -> tuple[float, float, float]:
+        """Primer radius, inner and outer radius of the visible case head, in pixels."""
+        px = PIXEL_M * 1e6
+        primer = self.primer_radius_um / px
+        inner = primer + self.primer_gap_um / px
+        return primer, inner, inner + self.head_ring_um / px
+
+    def grid_px(self) -> int:
+        """Side of the square scan: the whole visible case head wherever the shift puts it."""
+        outer = self.radii_px()[2] + self.max_shift_um / (PIXEL_M * 1e6)
+        return 2 * int(math.ceil(outer + 4))
+
+
+GEOMETRY = CaseGeometry()
+
+
+@dataclass(frozen=True)
+class Firearm:
+    """One simulated pistol. ``seed`` and ``family_seed`` key its random streams."""
+
+    id: str
+    index: int
+    family: str
+    family_seed: int
+    seed: int
+    lay: Lay
+    firing_pin_shape: FiringPinShape
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedCase:
+    """A fired case as scanned, and the truth about it.
+
+    ``rotation_deg`` turns the firearm frame into the scan counter-clockwise in the x3p
+    coordinates (x along columns, y along rows); ``shift_um`` is where the firearm-frame centre
+    lies relative to the centre of the scan grid. :func:`to_firearm_frame` undoes both.
+    """
+
+    firearm: Firearm
+    shot: int
+    scan: Scan
+    rotation_deg: float
+    shift_um: tuple[float, float]
+
+    @property
+    def stem(self) -> str:
+        return f"{self.firearm.id}-{self.shot:02d}"
+
+
+def generate_firearms(n: int, seed: int) -> list[Firearm]:
+    """``n`` firearms in families of consecutively made slides (the first family has two or more).
+
+    A family shares the make and model, so it shares the lay of the machining and the firing-pin
+    shape; the shapes of successive families run through all three before repeating.
+    """
+    if n < 1:
+        raise ValueError("at least one firearm is needed")
+    rng = _rng(seed, 0, 0, "firearms")
+    shapes = [FIRING_PIN_SHAPES[i] for i in rng.permutation(len(FIRING_PIN_SHAPES))]
+    firearms: list[Firearm] = []
+    family = 0
+    while len(firearms) < n:
+        # the first family has two or more members, and leaves room for a second family
+        size = min(int(rng.integers(2, 4)), max(n - 1, 2)) if family == 0 else int(rng.integers(1, 4))
+        lay: Lay = "striated" if rng.random() < 0.5 else "arched"
+        family_seed = int(rng.integers(2**62))
+        for _ in range(min(size, n - len(firearms))):
+            index = len(firearms)
+            firearms.append(
+                Firearm(
+                    id=f"F{index + 1:02d}",
+                    index=index,
+                    family=_family_name(family),
+                    family_seed=family_seed,
+                    seed=int(rng.integers(2**62)),
+                    lay=lay,
+                    firing_pin_shape=shapes[family % len(shapes)],  # type: ignore[arg-type]
+                )
+            )
+        family += 1
+    return firearms
+
+
+def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = GEOMETRY) -> SimulatedCase:
+    """Fire one case and scan it: the marks of ``firearm`` with this shot's variation and pose."""
+    rng = _rng(seed, firearm.seed, shot_index, "shot")
+    size = geometry.grid_px()
+    primer_r, inner_r, outer_r = geometry.radii_px()
+    x, y = _centred_grid(size)
+    r = np.hypot(x, y)
+
+    case = _transferred_marks(firearm, rng, size, primer_r, x, y, r)
+    case += _firing_pin(firearm, size) * np.float32(rng.normal(1.0, 0.04))
+    case += _dome_and_head(rng, r, primer_r, inner_r)
+    case[(r > primer_r) & (r < inner_r)] = np.nan  # the primer gap is too deep to measure
+    case[r > outer_r] = np.nan
+
+    rotation_deg = round(float(rng.uniform(0.0, 360.0)), 3)
+    shift_um = (round(float(rng.uniform(-1, 1) * geometry.max_shift_um), 1), round(float(rng.uniform(-1, 1) * geometry.max_shift_um), 1))
+    scan = _place(case, rotation_deg, shift_um)
+    scan += _tilt_and_noise(rng, x, y)
+    scan[_dropouts(rng, scan)] = np.nan
+    heights = np.rint(scan.astype(np.float64) * 1e-6 / Z_STEP_M) * Z_STEP_M  # as stored in the file
+    metadata = {
+        "date": _file_date(seed, firearm.index, shot_index).isoformat(),
+        "creator": "ballistics synth",
+        "instrument": f"synth {MODEL_VERSION}",
+        "comment": f"simulated case {firearm.id} shot {shot_index} (family {firearm.family}, {firearm.firing_pin_shape} firing pin, {firearm.lay} breech face), seed {seed}",
+    }
+    return SimulatedCase(
+        firearm=firearm,
+        shot=shot_index,
+        scan=Scan(heights=heights, spacing_x=PIXEL_M, spacing_y=PIXEL_M, metadata=metadata),
+        rotation_deg=rotation_deg,
+        shift_um=shift_um,
+    )
+
+
+def to_firearm_frame(heights: np.ndarray, rotation_deg: float, shift_um: tuple[float, float], spacing_m: float = PIXEL_M) -> np.ndarray:
+    """Turn and shift a scan back into the firearm frame, undoing the pose in the truth."""
+    size_y, size_x = heights.shape
+    centre = np.array([(size_x - 1) / 2, (size_y - 1) / 2])
+    shift = np.asarray(shift_um) * 1e-6 / spacing_m
+    c, s = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
+    rotation = np.array([[c, -s], [s, c]])
+    # firearm-frame pixel q shows at scan pixel centre + shift + R (q - centre)
+    matrix = np.hstack([rotation, (centre + shift - rotation @ centre)[:, None]])
+    return cv2.warpAffine(
+        np.asarray(heights, np.float32), matrix, (size_x, size_y), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=float("nan")
+    ).astype(np.float64)
+
+
+def render_image(heights: np.ndarray, spacing_m: float = PIXEL_M, azimuth_deg: float = 135.0, elevation_deg: float = 25.0, exaggeration: float = 12.0) -> np.ndarray:
+    """An 8-bit image of the surface lit obliquely, as a comparison microscope shows it.
+
+    Light comes from ``azimuth_deg`` (counter-clockwise from +x) at ``elevation_deg`` above the
+    surface; slopes are exaggerated so that micrometre toolmarks show. Unmeasured points are black.
+    """
+    valid = np.isfinite(heights)
+    filled = np.where(valid, heights, np.nanmedian(heights)).astype(np.float32) * np.float32(exaggeration / spacing_m)
+    gx = cv2.Sobel(filled, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+    gy = cv2.Sobel(filled, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    light = (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+    shade = (-gx * light[0] - gy * light[1] + light[2]) / np.sqrt(gx * gx + gy * gy + 1)
+    image = np.clip(0.1 + 0.9 * shade, 0, 1) * 255
+    image[~valid] = 0
+    return np.rint(image).astype(np.uint8)
+
+
+def write_case(case: SimulatedCase, out_dir: Path) -> Path:
+    """Write ``<stem>.x3p`` (int16 heights) and ``<stem>.png`` (:data:`IMAGE_PIXEL_M`); return the x3p path."""
+    scan = case.scan
+    date = datetime.fromisoformat(scan.metadata["date"])
+    metadata = x3pio.Metadata(
+        date=date,
+        creator=scan.metadata["creator"],
+        instrument=x3pio.Instrument(manufacturer="ballistics", model="synth", serial="", version=MODEL_VERSION),
+        probing_system=x3pio.ProbingSystem(x3pio.ProbingType.SOFTWARE, "ballistics synth"),
+        comment=scan.metadata["comment"],
+    )
+    buffer = io.BytesIO()
+    x3pio.write(buffer, scan.heights, x_scale=PIXEL_M, y_scale=PIXEL_M, z_type=x3pio.DataType.INT16, z_scale=Z_STEP_M, metadata=metadata)
+    target = out_dir / f"{case.stem}.x3p"
+    write_atomic(target, buffer.getvalue())
+    factor = PIXEL_M / IMAGE_PIXEL_M
+    image = cv2.resize(render_image(scan.heights), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise RuntimeError(f"cannot encode the image of {case.stem}")
+    write_atomic(out_dir / f"{case.stem}.png", png.tobytes())
+    return target
+
+
+def write_sample_set(out_dir: str | Path, firearms: list[Firearm], shots: int, seed: int, progress: Progress | None = None) -> list[Path]:
+    """Fire ``shots`` cases (numbered from 1) from each firearm; write them and ``truth.csv``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    rows: list[list[str]] = []
+    total = len(firearms) * shots
+    for firearm in firearms:
+        for shot in range(1, shots + 1):
+            case = fire(firearm, shot, seed)
+            paths.append(write_case(case, out_dir))
+            rows.append([paths[-1].name, firearm.id, firearm.family, firearm.firing_pin_shape, f"{case.rotation_deg:.3f}", f"{case.shift_um[0]:.1f}", f"{case.shift_um[1]:.1f}"])
+            if progress is not None:
+                progress(len(paths), total)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(TRUTH_COLUMNS)
+    writer.writerows(rows)
+    write_atomic(out_dir / "truth.csv", text.getvalue().encode())
+    return paths
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def _rng(seed: int, key: int, index: int, part: str) -> np.random.Generator:
+    return np.random.default_rng([seed & (2**63 - 1), key, index, sum(ord(ch) << (8 * i) for i, ch in enumerate(part))])
+
+
+def _family_name(index: int) -> str:
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _file_date(seed: int, firearm_index: int, shot: int) -> datetime:
+    base = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=seed % 3650)
+    return base + timedelta(days=firearm_index, minutes=10 * shot)
+
+
+def _centred_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    axis = np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2)
+    return axis[None, :].repeat(size, 0), axis[:, None].repeat(size, 1)
+
+
+def _sigma_px(wavelength_um: float) -> float:
+    """Gaussian filter sigma for a cut-off wavelength, as cmcR's band-pass uses it."""
+    return wavelength_um / (2 * math.pi) / (PIXEL_M * 1e6)
+
+
+def _band_noise_1d(rng: np.random.Generator, length: int, short_um: float, long_um: float) -> np.ndarray:
+    white = rng.standard_normal(length).astype(np.float32)[None, :]
+    band = _blur(white, _sigma_px(short_um), 0) - _blur(white, _sigma_px(long_um), 0)
+    band = band[0]
+    return band / np.float32(band.std())
+
+
+def _band_noise_2d(rng: np.random.Generator, size: int, short_um: float, long_um: float) -> np.ndarray:
+    white = rng.standard_normal((size, size), dtype=np.float32)
+    band = _blur(white, _sigma_px(short_um)) - _blur(white, _sigma_px(long_um))
+    return band / np.float32(band.std())
+
+
+def _blur(image: np.ndarray, sigma: float, sigma_y: float | None = None) -> np.ndarray:
+    sy = sigma if sigma_y is None else sigma_y
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sy if sy > 0 else 1e-6, borderType=cv2.BORDER_REFLECT)
+
+
+def _profile_along(values: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Sample a 1-D profile (one value per pixel, centred) at the coordinates ``u``."""
+    offset = (values.size - 1) / 2
+    return np.interp(u.ravel() + offset, np.arange(values.size, dtype=np.float32), values).reshape(u.shape).astype(np.float32)
+
+
+def _lay_coordinate(firearm: Firearm, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance across the machining marks: along a normal (striated) or from the cutter axis (arched)."""
+    rng = _rng(firearm.family_seed, 0, 0, "lay")
+    angle = rng.uniform(0, math.pi)
+    if firearm.lay == "striated":
+        along = -x * math.sin(angle) + y * math.cos(angle)
+        wander = _profile_along(_band_noise_1d(rng, 4 * x.shape[0], 400, 3000), along) * np.float32(1.5)
+        return x * math.cos(angle) + y * math.sin(angle) + wander
+    distance = rng.uniform(500, 1200)
+    return np.hypot(x - distance * math.cos(angle), y - distance * math.sin(angle)) - np.float32(distance)
+
+
+@lru_cache(maxsize=32)
+def _breech_face(firearm: Firearm, size: int) -> np.ndarray:
+    """The breech-face marks of a firearm, micrometres, in its own frame (cached: shared by its shots)."""
+    x, y = _centred_grid(size)
+    u = _lay_coordinate(firearm, x, y)
+    length = 4 * size
+    family_rng = _rng(firearm.family_seed, 0, 0, "tool")
+    own = _rng(firearm.seed, 0, 0, "marks")
+    subclass = _profile_along(_band_noise_1d(family_rng, length, 120, 500), u)
+    individual = _profile_along(_band_noise_1d(own, length, 20, 150), u)
+    granular = _band_noise_2d(own, size, 16, 200)
+    pits = np.zeros((size, size), np.float32)
+    for sigma in (1.5, 2.5, 4.0):
+        spots = np.zeros((size, size), np.float32)
+        count = int(own.integers(25, 50))
+        rows, cols = own.integers(0, size, count), own.integers(0, size, count)
+        spots[rows, cols] = own.uniform(1.0, 3.0, count).astype(np.float32) * np.float32(2 * math.pi * sigma**2)
+        pits -= _blur(spots, sigma)
+    return (0.45 * subclass + 0.7 * individual + 0.45 * granular + pits).astype(np.float32)
+
+
+@lru_cache(maxsize=32)
+def _firing_pin(firearm: Firearm, size: int) -> np.ndarray:
+    """The firing-pin crater, micrometres: outline by class, depth and tip texture by firearm."""
+    rng = _rng(firearm.seed, 0, 0, "pin")
+    x, y = _centred_grid(size)
+    px = PIXEL_M * 1e6
+    cx, cy = rng.normal(0, 80 / px, 2)
+    angle = rng.uniform(0, math.pi)
+    u = (x - cx) * math.cos(angle) + (y - cy) * math.sin(angle)
+    v = -(x - cx) * math.sin(angle) + (y - cy) * math.cos(angle)
+    depth = rng.uniform(60, 110)
+    if firearm.firing_pin_shape == "hemispherical":
+        radius = rng.uniform(480, 560) / px
+        rho = np.hypot(u, v) / radius
+        crater = np.sqrt(np.clip(1 - rho**2, 0, None))
+    elif firearm.firing_pin_shape == "elliptical":
+        a, b = rng.uniform(600, 680) / px, rng.uniform(360, 420) / px
+        rho = np.hypot(u / a, v / b)
+        crater = np.sqrt(np.clip(1 - rho**2, 0, None))
+    else:
+        a, b = rng.uniform(480, 540) / px, rng.uniform(280, 330) / px
+        rho = (np.abs(u / a) ** 6 + np.abs(v / b) ** 6) ** (1 / 6)
+        crater = np.clip((1 - rho) / 0.2, 0, 1)
+        crater = crater * crater * (3 - 2 * crater) * (1 - 0.15 * rho**2)
+    inside = (rho < 1).astype(np.float32)
+    texture = _band_noise_2d(rng, size, 16, 120) * np.float32(0.5) * inside
+    lip = np.float32(rng.uniform(2, 5)) * np.exp(-(((rho - 1.05) / 0.06) ** 2))
+    return (_blur((-depth * crater).astype(np.float32), 1.0) + texture + lip).astype(np.float32)
+
+
+def _transferred_marks(firearm: Firearm, rng: np.random.Generator, size: int, primer_r: float, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """What one shot leaves on the primer: breech-face marks weighted by uneven contact, plus primer roughness."""
+    theta = np.arctan2(y, x)
+    contact = 1 - 0.45 * (r / np.float32(primer_r)) ** 4
+    for _ in range(int(rng.integers(1, 4))):
+        centre, width, loss = rng.uniform(-math.pi, math.pi), rng.uniform(0.3, 1.0), rng.uniform(0.4, 0.8)
+        gap = np.angle(np.exp(1j * (theta - centre))).astype(np.float32)
+        contact -= np.float32(loss) * np.exp(-((gap / np.float32(width)) ** 2))
+    contact = np.clip(contact, 0.15, 1.0)
+    pin_free = _firing_pin(firearm, size) > -1.0  # the pin hole of the breech face leaves no marks
+    roughness = _band_noise_2d(rng, size, 16, 300) * np.float32(0.6)
+    marks = _breech_face(firearm, size) * contact * pin_free + roughness * (1.4 - contact)
+    marks[r > primer_r] = 0
+    return marks.astype(np.float32)
+
+
+def _dome_and_head(rng: np.random.Generator, r: np.ndarray, primer_r: float, inner_r: float) -> np.ndarray:
+    """Primer dome and rounded edge, and the case head beyond the gap, raised or lowered, with lathe marks."""
+    rel = r / np.float32(primer_r)
+    dome = np.float32(rng.uniform(-4, 8)) * np.clip(1 - rel**2, 0, None)
+    edge = -np.float32(rng.uniform(5, 12)) * np.clip((rel - 0.95) / 0.05, 0, 1) ** 2
+    head_level = np.float32(rng.choice([-1, 1]) * rng.uniform(8, 30))
+    lathe = _profile_along(_band_noise_1d(rng, r.shape[0], 20, 200), r) * np.float32(0.3)
+    return np.where(r < inner_r, dome + edge, head_level + lathe).astype(np.float32)
+
+
+def _place(case: np.ndarray, rotation_deg: float, shift_um: tuple[float, float]) -> np.ndarray:
+    """Put the case under the microscope: rotate and shift the firearm frame into the scan grid."""
+    size = case.shape[0]
+    centre = (size - 1) / 2
+    shift = np.asarray(shift_um) * 1e-6 / PIXEL_M
+    c, s = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
+    inverse = np.array([[c, s], [-s, c]])  # R(-theta): scan pixel p comes from centre + R(-theta)(p - centre - shift)
+    offset = np.array([centre, centre]) - inverse @ (np.array([centre, centre]) + shift)
+    matrix = np.hstack([inverse, offset[:, None]])
+    return cv2.warpAffine(case, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=float("nan"))
+
+
+def _tilt_and_noise(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    slope = rng.normal(0, 8e-4, 2) * PIXEL_M * 1e6  # micrometres per pixel
+    noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(0.03)
+    return (np.float32(slope[0]) * x + np.float32(slope[1]) * y + noise).astype(np.float32)
+
+
+def _dropouts(rng: np.random.Generator, surface: np.ndarray) -> np.ndarray:
+    """Points a confocal microscope loses: steep walls, isolated specks and a few patches."""
+    gy, gx = np.gradient(np.nan_to_num(surface), PIXEL_M * 1e6)
+    steep = np.hypot(gx, gy) > rng.uniform(0.35, 0.5)
+    specks = rng.random(surface.shape, dtype=np.float32) < rng.uniform(0.001, 0.004)
+    blobs = _blur(rng.standard_normal(surface.shape, dtype=np.float32), 6.0)
+    patches = blobs > np.float32(blobs.std() * rng.uniform(3.0, 3.6))
+    return steep | specks | patches
