@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -25,6 +26,12 @@ from rich.table import Table
 from ballistics import SOFTWARE_NAME, __version__
 from ballistics.errors import EXIT_UNEXPECTED, BallisticsError
 from ballistics.scan import Scan, load_scan, save_x3p, sniff_format
+from ballistics import synth
+from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint, read_document
+from exchange.errors import MissingIdentityError
+from exchange.files import write_atomic
+from exchange.keys import IdentityParameters, init_identity, load_card, revoke_identity, rotate_identity
+from exchange.trust import TrustStore, load_trust_document
 
 app = typer.Typer(
     name="ballistics",
@@ -132,6 +139,178 @@ def convert(
     scan = load_scan(source, pixel_um=pixel_um)
     save_x3p(scan, target)
     err.print(f"wrote {target}")
+
+
+# --- sample: simulated cases with known truth (ballistics/synth.py), and the demo --------------
+
+sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)
+app.add_typer(sample_app, name="sample")
+
+
+def _write_samples(out_dir: Path, firearms: int, shots: int, seed: int) -> list[Path]:
+    """Generate a sample set with a progress bar on stderr."""
+    from rich.progress import Progress
+
+    guns = synth.generate_firearms(firearms, seed)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("firing and scanning", total=firearms * shots)
+        return synth.write_sample_set(out_dir, guns, shots, seed, progress=lambda done, total: progress.update(task, completed=done))
+
+
+@sample_app.command("generate")
+def sample_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the x3p files, images and truth.csv.")],
+    firearms: Annotated[int, typer.Option(min=1, help="Number of simulated firearms.")] = 4,
+    shots: Annotated[int, typer.Option(min=1, help="Cases fired from each firearm.")] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed gives byte-identical files.")] = 2026,
+) -> None:
+    """Simulate firearms, fire and scan cases: x3p + PNG per case and truth.csv."""
+    paths = _write_samples(out_dir, firearms, shots, seed)
+    err.print(f"wrote {len(paths)} cases and truth.csv to {out_dir}")
+
+
+@app.command()
+def demo() -> None:
+    """Walk through the toolkit on simulated cases, saying what each step does."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ballistics-demo-") as tmp:
+        folder = Path(tmp)
+        out.rule("1. Simulate firearms and fire cartridge cases")
+        paths = _write_samples(folder, firearms=3, shots=2, seed=2026)
+        out.print(f"{len(paths)} cases from 3 simulated firearms, with their ground truth in truth.csv:")
+        out.print((folder / "truth.csv").read_text().rstrip())
+        out.rule("2. Describe each scan")
+        info(scans=paths, json_out=False, pixel_um=None)
+
+
+# --- keys: the lab's identity and its partners (exchange/keys.py, exchange/trust.py) --------------
+
+keys_app = typer.Typer(help="The lab's identity (signing and encryption keys) and its trusted partners.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+PASSPHRASE_ENV = "BALLISTICS_PASSPHRASE"
+
+
+def _passphrase(confirm: bool = False) -> bytes:
+    """From BALLISTICS_PASSPHRASE for automation, else a hidden prompt; never an argument."""
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is None:
+        value = typer.prompt("Passphrase for the lab's private keys", hide_input=True, confirmation_prompt=confirm, err=True)
+    return value.encode("utf-8")
+
+
+def _card_rows(card: Any) -> list[tuple[str, str]]:
+    lab = card.lab
+    return [
+        ("lab", f"{lab.id} ({lab.name}, {lab.country})"),
+        ("fingerprint", format_fingerprint(card.fingerprint)),
+        ("valid", f"{card.body['not_before']} .. {card.body['not_after']}"),
+        ("predecessor", card.predecessor or "-"),
+    ]
+
+
+def _print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+@keys_app.command("init")
+def keys_init(
+    lab: Annotated[str, typer.Option("--lab", help="Lab id, e.g. UK-FSL.")],
+    name: Annotated[str, typer.Option("--name", help="Lab name.")],
+    country: Annotated[str, typer.Option("--country", help="ISO 3166 alpha-2 country code, e.g. GB.")],
+    validity_days: Annotated[int, typer.Option(help="Card validity in days.")] = 730,
+) -> None:
+    """Create the lab's identity: Ed25519 + ML-DSA-65 signing keys, ML-KEM-768 + X25519 encryption keys."""
+    identity = init_identity(
+        state.home, Lab(lab, name, country), _passphrase(confirm=True),
+        parameters=IdentityParameters(validity=timedelta(days=validity_days)),
+    )
+    _print_rows("new identity", _card_rows(identity.card))
+
+
+@keys_app.command("export")
+def keys_export(output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the public key card.")]) -> None:
+    """Write the lab's public key card, to send to partners (they check its fingerprint with you)."""
+    card = load_card(state.home)
+    write_atomic(output, card.to_bytes(), mode=0o644)
+    err.print(f"wrote {output}")
+    _print_rows("exported card", _card_rows(card))
+
+
+@keys_app.command("fingerprint")
+def keys_fingerprint(card_file: Annotated[Optional[Path], typer.Argument(help="A key card (default: this lab's).")] = None) -> None:
+    """Print a card's SHA-256 fingerprint in groups of four, for reading over the phone."""
+    card = load_card(state.home) if card_file is None else KeyCard.from_json(read_document(card_file), where=str(card_file))
+    print(format_fingerprint(card.fingerprint))
+
+
+@keys_app.command("trust")
+def keys_trust(
+    document: Annotated[Path, typer.Argument(help="A partner's key card, successor card or revocation.")],
+    fingerprint: Annotated[Optional[str], typer.Option(help="The card's fingerprint as read out by the partner.")] = None,
+) -> None:
+    """Trust a partner's card (needs --fingerprint unless it is a countersigned successor) or import a revocation."""
+    item = load_trust_document(document)
+    store = TrustStore.open(state.home)
+    if isinstance(item, Revocation):
+        entry = store.revoke(item, where=str(document))
+        err.print(f"recorded revocation of key {entry.card.key_id[:16]} of lab {entry.card.lab.id}")
+        return
+    expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
+    entry = store.trust(item, expected, where=str(document))
+    err.print(f"trusted lab {entry.card.lab.id} ({entry.via})")
+    _print_rows("trusted card", _card_rows(entry.card))
+
+
+@keys_app.command("list")
+def keys_list(json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False) -> None:
+    """Show this lab's identity and every partner key with its status."""
+    try:
+        card = load_card(state.home)
+        own = {"lab": card.lab.id, "name": card.lab.name, "country": card.lab.country, "key_id": card.key_id,
+               "fingerprint": format_fingerprint(card.fingerprint), "not_after": card.body["not_after"],
+               "revoked": (state.home / "keys" / "revocation.json").exists()}
+    except MissingIdentityError:
+        own = None
+    partners = [entry.summary() for entry in TrustStore.open(state.home).entries()]
+    if json_out:
+        emit_json({"identity": own, "partners": partners})
+        return
+    if own:
+        _print_rows("this lab", [(k, str(v)) for k, v in own.items()])
+    table = Table(title="partners", title_justify="left")
+    for column in ("lab", "country", "status", "via", "fingerprint", "not_after"):
+        table.add_column(column)
+    for p in partners:
+        table.add_row(p["lab"], p["country"], p["status"], p["via"], p["fingerprint"], p["not_after"])
+    out.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the new card here.")] = None,
+) -> None:
+    """Replace the keys: the new card is countersigned by the old keys, so partners accept it as successor."""
+    identity = rotate_identity(state.home, _passphrase())
+    if output is not None:
+        write_atomic(output, identity.card.to_bytes(), mode=0o644)
+        err.print(f"wrote {output}; partners import it with: ballistics keys trust {output.name}")
+    _print_rows("new identity", _card_rows(identity.card))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the signed revocation.")],
+    reason: Annotated[str, typer.Option(help="Why the key is revoked (one line).")] = "key withdrawn",
+) -> None:
+    """Revoke the current key; partners import the file with keys trust and refuse its later bundles."""
+    revocation = revoke_identity(state.home, _passphrase(), reason)
+    write_atomic(output, revocation.to_bytes(), mode=0o644)
+    err.print(f"wrote {output}: key {revocation.key_id[:16]} revoked; partners import it with: ballistics keys trust {output.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

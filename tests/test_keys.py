@@ -1,0 +1,135 @@
+"""Lab identities: key generation, encryption at rest, cards, fingerprints, rotation, revocation."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from exchange_support import FAST, PASSPHRASE, T0, make_lab
+
+from exchange.canonical import canonical_json
+from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint
+from exchange.errors import (
+    BadPassphraseError,
+    BadSignatureError,
+    FingerprintMismatchError,
+    KeyValidityError,
+    MalformedCardError,
+    MissingIdentityError,
+    RevokedKeyError,
+)
+from exchange.keys import KeyMaterial, init_identity, load_card, load_identity, make_card, revoke_identity, rotate_identity
+from exchange.signing import HybridSignature
+
+
+def test_identity_files_are_owner_only_and_keys_are_not_in_clear(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, "UK-FSL")
+    key_dir = lab.home / "keys"
+    assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
+    stored = (key_dir / "identity.json").read_bytes()
+    assert stat.S_IMODE((key_dir / "identity.json").stat().st_mode) == 0o600
+    for seed in (lab.identity.keys.seeds[:32], lab.identity.keys.seeds[96:160]):
+        assert seed not in stored and seed.hex().encode() not in stored
+    assert load_identity(lab.home, PASSPHRASE).keys.seeds == lab.identity.keys.seeds
+
+
+def test_wrong_passphrase_is_a_security_refusal(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, "UK-FSL")
+    with pytest.raises(BadPassphraseError, match="wrong passphrase") as caught:
+        load_identity(lab.home, b"not the passphrase")
+    assert caught.value.exit_code == 4
+
+
+def test_private_blob_cannot_be_moved_under_another_card(tmp_path: Path) -> None:
+    uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
+    uk_doc = json.loads((uk.home / "keys" / "identity.json").read_text())
+    fr_doc = json.loads((fr.home / "keys" / "identity.json").read_text())
+    uk_doc["card"] = fr_doc["card"]
+    (uk.home / "keys" / "identity.json").write_text(json.dumps(uk_doc))
+    with pytest.raises(BadPassphraseError):
+        load_identity(uk.home, PASSPHRASE)
+
+
+def test_init_refuses_to_overwrite_and_load_needs_an_identity(tmp_path: Path) -> None:
+    make_lab(tmp_path, "UK-FSL")
+    with pytest.raises(MissingIdentityError, match="already exists"):
+        make_lab(tmp_path, "UK-FSL")
+    with pytest.raises(MissingIdentityError, match="keys init"):
+        load_card(tmp_path / "nowhere")
+
+
+def test_same_seeds_give_same_public_keys_and_fingerprint(tmp_path: Path) -> None:
+    material = KeyMaterial(bytes(range(160)))
+    a = make_card(Lab("UK-FSL", "UK lab", "GB"), material, T0, FAST.validity)
+    b = make_card(Lab("UK-FSL", "UK lab", "GB"), material, T0, FAST.validity)
+    assert a.fingerprint == b.fingerprint  # ML-DSA signatures differ, the fingerprint does not
+    assert a.signature.ml_dsa_65 != b.signature.ml_dsa_65
+
+
+def test_card_round_trips_and_any_body_change_breaks_the_self_signature(tmp_path: Path) -> None:
+    card = make_lab(tmp_path, "UK-FSL").identity.card
+    assert KeyCard.from_json(json.loads(card.to_bytes()), where="card").fingerprint == card.fingerprint
+    doc = card.to_json()
+    doc["body"]["lab"]["name"] = "Impostor lab"
+    with pytest.raises(BadSignatureError, match="Ed25519 and ML-DSA-65"):
+        KeyCard.from_json(doc, where="card")
+
+
+def test_hybrid_signature_needs_both_halves(tmp_path: Path) -> None:
+    uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
+    doc = uk.identity.card.to_json()
+    fr_sig = fr.identity.signing.sign(b"ballistics key card v1", canonical_json(doc["body"]))
+    mixed = HybridSignature(uk.identity.card.signature.ed25519, fr_sig.ml_dsa_65)
+    doc["signatures"]["self"] = mixed.to_json()
+    with pytest.raises(BadSignatureError, match="ML-DSA-65 signature does not verify"):
+        KeyCard.from_json(doc, where="card")
+
+
+@pytest.mark.parametrize(
+    ("lab", "reason"), [(Lab("../x", "n", "GB"), "lab id"), (Lab("UK", "", "GB"), "name"), (Lab("UK", "n", "gb"), "country")]
+)
+def test_bad_lab_descriptions_are_refused(tmp_path: Path, lab: Lab, reason: str) -> None:
+    with pytest.raises(MalformedCardError, match=reason):
+        init_identity(tmp_path / "h", lab, PASSPHRASE, parameters=FAST)
+
+
+def test_fingerprint_is_read_in_groups_and_parsed_leniently() -> None:
+    fingerprint = bytes(range(32))
+    text = format_fingerprint(fingerprint)
+    assert len(text.split()) == 16 and all(len(group) == 4 for group in text.split())
+    assert parse_fingerprint(text.lower().replace(" ", ":"), where="x") == fingerprint
+    with pytest.raises(FingerprintMismatchError, match="64 hexadecimal digits"):
+        parse_fingerprint(text[:-5], where="x")
+
+
+def test_card_validity_period_is_enforced(tmp_path: Path) -> None:
+    card = make_lab(tmp_path, "UK-FSL").identity.card
+    card.check_valid(T0, where="card")
+    with pytest.raises(KeyValidityError, match="valid from"):
+        card.check_valid(card.not_after.replace(year=card.not_after.year + 1), where="card")
+
+
+def test_rotation_keeps_old_decryption_key_and_countersigns(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, "UK-FSL")
+    old = lab.identity.card
+    new = rotate_identity(lab.home, PASSPHRASE, now=T0, parameters=FAST)
+    assert new.card.predecessor == old.key_id
+    new.card.verify_successor_of(old, where="card")
+    reloaded = lab.reload()
+    assert reloaded.card.key_id == new.card.key_id
+    assert reloaded.decryption_key(old.key_id) is not None and reloaded.decryption_key(new.card.key_id) is not None
+
+
+def test_revocation_is_signed_by_the_key_and_blocks_its_use(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, "UK-FSL")
+    revocation = revoke_identity(lab.home, PASSPHRASE, "laptop stolen", now=T0)
+    parsed = Revocation.from_json(json.loads(revocation.to_bytes()), where="rev")
+    parsed.verify(lab.identity.card, where="rev")
+    assert lab.reload().revocation is not None
+    with pytest.raises(RevokedKeyError, match="revoked"):
+        lab.identity.require_usable("export")
+    parsed.body["reason"] = "nothing happened"
+    with pytest.raises(BadSignatureError):
+        parsed.verify(lab.identity.card, where="rev")
