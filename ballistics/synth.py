@@ -172,7 +172,7 @@ def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = 
     metadata = {
         "date": _file_date(seed, firearm.index, shot_index).isoformat(),
         "creator": "ballistics synth",
-        "instrument": f"synth {MODEL_VERSION}",
+        "instrument": f"ballistics synth {MODEL_VERSION}",
         "comment": f"simulated case {firearm.id} shot {shot_index} (family {firearm.family}, {firearm.firing_pin_shape} firing pin, {firearm.lay} breech face), seed {seed}",
     }
     return SimulatedCase(
