@@ -1,0 +1,154 @@
+"""Match records: the JSON document that states one comparison, and its schema validation.
+
+The schema (``schemas/match-record.schema.json``, published as ``docs/match-record.schema.json``)
+is the contract between every producer of records (the comparison engine, partner labs) and
+every consumer (the store, bundles). :func:`build_record` takes plain values and the
+``Comparison.to_dict()`` document, so that this module imports nothing from the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from jsonschema import Draft202012Validator
+
+from ballistics.errors import InvalidInputError
+
+SCHEMA_VERSION = 1
+#: Records are small; a larger file is refused before it is parsed.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+MatchRecord = dict[str, Any]
+
+
+class RecordError(InvalidInputError):
+    """A match record that is unreadable or does not satisfy the schema."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The match-record JSON Schema (draft 2020-12) shipped inside the package."""
+    return json.loads(resources.files("ballistics").joinpath("schemas/match-record.schema.json").read_text("utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    Draft202012Validator.check_schema(schema())
+    return Draft202012Validator(schema())
+
+
+def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`RecordError` naming the first violation (deepest path first), in one line."""
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(part) for part in first.absolute_path) or "(record)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise RecordError(path, f"not a valid match record: at {where}: {first.message[:300]}{more}")
+
+
+def parse_record(data: bytes, path: str | os.PathLike[str] | None = None) -> MatchRecord:
+    """Decode and validate a record held in memory (as read from a bundle)."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError(path, f"record larger than {MAX_RECORD_BYTES} bytes")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(path, f"not UTF-8 JSON: {exc}") from None
+    validate_record(doc, path)
+    return doc
+
+
+def load_record(path: str | os.PathLike[str]) -> MatchRecord:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise RecordError(path, f"cannot read: {exc.strerror}") from None
+    return parse_record(data, path)
+
+
+def record_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The stored form: UTF-8 JSON, keys sorted, so that equal records hash equal."""
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_record(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Validate, then write atomically (temporary file and rename)."""
+    target = Path(path)
+    validate_record(doc, target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(record_bytes(doc))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def build_record(
+    comparison: Mapping[str, Any],
+    *,
+    lab: Mapping[str, str],
+    case_id: str,
+    exhibits: tuple[str, str],
+    examiner: Mapping[str, str],
+    class_characteristics: Mapping[str, str] | None = None,
+    afte_category: str | None = None,
+    likelihood_ratio: float | None = None,
+    remarks: str | None = None,
+    created: datetime | None = None,
+    record_id: str | None = None,
+) -> MatchRecord:
+    """A validated record from a ``Comparison.to_dict()`` document and the case context."""
+    method = dict(comparison["method"])
+    scores = {key: comparison[key] for key in ("cmc", "cmc_forward", "cmc_backward", "cells_compared", "ccf", "rotation_deg", "firing_pin")}
+    scores["translation_um"] = list(comparison["translation_um"])
+    for optional in ("cmc_original", "high_cmc_passed"):
+        if optional in comparison:
+            scores[optional] = comparison[optional]
+    if likelihood_ratio is not None:
+        scores["likelihood_ratio"] = likelihood_ratio
+    conclusion: dict[str, Any] = {"decision": comparison["decision"]}
+    if afte_category is not None:
+        conclusion["afte_category"] = afte_category
+    if remarks is not None:
+        conclusion["remarks"] = remarks
+    record: MatchRecord = {
+        "schema_version": SCHEMA_VERSION,
+        "record_id": record_id or str(uuid.uuid4()),
+        "lab": dict(lab),
+        "case_id": case_id,
+        "exhibits": {"reference": exhibits[0], "questioned": exhibits[1]},
+        "comparison": {
+            "method": {"name": method.pop("name"), "parameters": method},
+            "software": dict(comparison["software"]),
+        },
+        "scores": scores,
+        "conclusion": conclusion,
+        "examiner": dict(examiner),
+        "created": (created or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "scans": {side: _scan_ref(comparison[side]) for side in ("reference", "questioned")},
+    }
+    if class_characteristics:
+        record["class_characteristics"] = dict(class_characteristics)
+    validate_record(record, f"record {record['record_id']}")
+    return record
+
+
+def _scan_ref(scan: Mapping[str, Any]) -> dict[str, str]:
+    ref = {"sha256": scan.get("sha256") or ""}
+    if scan.get("path"):
+        ref["path"] = str(scan["path"])
+        ref["name"] = Path(str(scan["path"])).name
+    return ref

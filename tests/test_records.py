@@ -1,0 +1,99 @@
+"""Match records: the published schema, validation with one-line reasons, atomic writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from ballistics.compare import Comparison
+from ballistics.errors import InvalidInputError
+from ballistics.records import RecordError, build_record, load_record, record_bytes, schema, validate_record, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = {"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"}
+
+
+def comparison_dict() -> dict:
+    """What the comparison engine hands over (``Comparison.to_dict()``), built from real field values."""
+    return Comparison(
+        reference={"path": "/cases/K1.x3p", "sha256": "a" * 64},
+        questioned={"path": "/cases/Q1.x3p", "sha256": "b" * 64},
+        cmc=17, cmc_original=12, cmc_forward=18, cmc_backward=17, high_cmc_passed=True, cells_compared=41,
+        rotation_deg=-12.0, translation_um=(31.25, -6.25), ccf=0.61, firing_pin=None, decision="identification",
+        method={"name": "congruent-matching-cells/high-cmc", "cmc": {"cell_grid": 8}, "decision": {"identification_cmc": 6}},
+        software={"name": "ballistics", "version": "0.1.0"}, elapsed_s=1.5,
+    ).to_dict()
+
+
+def a_record() -> dict:
+    return build_record(
+        comparison_dict(), lab=LAB, case_id="CASE-2026-0042", exhibits=("K1", "Q1"),
+        examiner={"name": "A. Examiner", "id": "E17"}, class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "hemispherical"},
+        afte_category="identification", created=datetime(2026, 1, 15, 9, 30, tzinfo=timezone.utc),
+    )
+
+
+def test_published_schema_is_the_packaged_schema() -> None:
+    assert (REPO / "docs" / "match-record.schema.json").read_bytes() == (REPO / "ballistics" / "schemas" / "match-record.schema.json").read_bytes()
+    assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_built_record_carries_the_comparison(tmp_path: Path) -> None:
+    record = a_record()
+    assert record["scores"]["cmc"] == 17 and record["scores"]["firing_pin"] is None
+    assert record["comparison"]["method"]["name"] == "congruent-matching-cells/high-cmc"
+    assert record["comparison"]["method"]["parameters"]["cmc"] == {"cell_grid": 8}
+    assert record["scans"]["reference"] == {"sha256": "a" * 64, "path": "/cases/K1.x3p", "name": "K1.x3p"}
+    assert record["created"] == "2026-01-15T09:30:00Z"
+    path = write_record(record, tmp_path / "r.json")
+    assert load_record(path) == record
+    assert path.read_bytes() == record_bytes(record)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda r: r["scans"]["reference"].update(sha256="XYZ"), "scans/reference/sha256"),
+        (lambda r: r["conclusion"].update(decision="probable"), "conclusion/decision"),
+        (lambda r: r["scores"].update(ccf=1.5), "scores/ccf"),
+        (lambda r: r["scores"].pop("cmc"), "scores"),
+        (lambda r: r.update(created="15/01/2026"), "created"),
+        (lambda r: r["lab"].update(country="France"), "lab/country"),
+        (lambda r: r.update(extra=1), "(record)"),
+    ],
+)
+def test_invalid_records_name_the_violation_in_one_line(mutate, where: str, tmp_path: Path) -> None:
+    record = copy.deepcopy(a_record())
+    mutate(record)
+    with pytest.raises(RecordError) as caught:
+        validate_record(record, "r.json")
+    assert isinstance(caught.value, InvalidInputError) and caught.value.exit_code == 3
+    assert f"at {where}:" in caught.value.reason and "\n" not in caught.value.reason
+    with pytest.raises(RecordError):
+        write_record(record, tmp_path / "bad.json")
+    assert not list(tmp_path.iterdir())
+
+
+def test_unreadable_record_files(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_bytes(b"\xff{")
+    with pytest.raises(RecordError, match="not UTF-8 JSON"):
+        load_record(tmp_path / "bad.json")
+    with pytest.raises(RecordError, match="cannot read"):
+        load_record(tmp_path / "missing.json")
+
+
+def test_build_refuses_a_comparison_without_scan_hashes() -> None:
+    comparison = comparison_dict()
+    comparison["questioned"] = {"path": None, "sha256": None}
+    with pytest.raises(RecordError, match="scans/questioned/sha256"):
+        build_record(comparison, lab=LAB, case_id="C", exhibits=("K1", "Q1"), examiner={"name": "A"})
+
+
+def test_schema_file_is_valid_json_for_partners() -> None:
+    doc = json.loads((REPO / "docs" / "match-record.schema.json").read_text())
+    assert set(doc["required"]) >= {"lab", "case_id", "exhibits", "comparison", "scores", "conclusion", "examiner", "created", "scans"}
