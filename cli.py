@@ -141,6 +141,131 @@ def convert(
     err.print(f"wrote {target}")
 
 
+# --- compare and validate: the comparison engine (ballistics/compare.py, cmc.py, validate.py) ----
+
+CMC_OPTIONS = "Method (defaults: cmcR / Song 2018)"
+
+
+def _method_params(
+    cells: int, translation_um: float, rotation_deg: float, ccf: float, identification_cmc: int, elimination_cmc: int, cmcr_window: bool
+) -> tuple[Any, Any]:
+    from ballistics.cmc import CmcParams
+    from ballistics.compare import DecisionParams
+
+    cmc = CmcParams(cells=(cells, cells), translation_um=translation_um, rotation_deg=rotation_deg, ccf_threshold=ccf, full_circle=not cmcr_window)
+    return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc)
+
+
+CellsOpt = Annotated[int, typer.Option(min=2, max=32, help="Grid of N x N cells on the reference.", rich_help_panel=CMC_OPTIONS)]
+TranslationOpt = Annotated[float, typer.Option(min=0.0, help="Translation threshold Tx = Ty, micrometres.", rich_help_panel=CMC_OPTIONS)]
+RotationOpt = Annotated[float, typer.Option("--rotation-threshold-deg", min=0.0, help="Rotation threshold, degrees.", rich_help_panel=CMC_OPTIONS)]
+CcfOpt = Annotated[float, typer.Option("--ccf-threshold", min=-1.0, max=1.0, help="Cell correlation threshold.", rich_help_panel=CMC_OPTIONS)]
+IdOpt = Annotated[int, typer.Option(min=1, help="Identification at CMC >= this.", rich_help_panel=CMC_OPTIONS)]
+ElimOpt = Annotated[int, typer.Option(min=0, help="Elimination at CMC <= this.", rich_help_panel=CMC_OPTIONS)]
+WindowOpt = Annotated[bool, typer.Option("--cmcr-window", help="Search only -30..30 degrees, as cmcR does, instead of the full circle.", rich_help_panel=CMC_OPTIONS)]
+ModeOpt = Annotated[
+    Optional[bool], typer.Option("--preprocessed/--raw", help="Force the scans to be taken as already processed, or as raw (default: decided per scan).", show_default=False)
+]
+
+
+@app.command()
+def compare(
+    reference: Annotated[Path, typer.Argument(help="Reference scan (x3p or image).")],
+    questioned: Annotated[Path, typer.Argument(help="Questioned scan (x3p or image).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the diagnostic figure (PNG) here.")] = None,
+    pixel_um: Annotated[Optional[float], typer.Option(help="Pixel size of 2-D images, micrometres.")] = None,
+    preprocessed: ModeOpt = None,
+    cells: CellsOpt = 8,
+    translation_um: TranslationOpt = 125.0,
+    rotation_threshold_deg: RotationOpt = 6.0,
+    ccf_threshold: CcfOpt = 0.5,
+    identification_cmc: IdOpt = 6,
+    elimination_cmc: ElimOpt = 2,
+    cmcr_window: WindowOpt = False,
+) -> None:
+    """Compare two cartridge cases by Congruent Matching Cells, searching every rotation."""
+    from ballistics.compare import compare as run_compare
+
+    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window)
+    mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
+    ref, qst = (_load_for_info(path, pixel_um) for path in (reference, questioned))
+    with err.status("comparing", spinner="dots"):
+        result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
+    if plot is not None:
+        from ballistics.plots import comparison_figure
+
+        comparison_figure(result, plot)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    table = Table(title=f"{reference.name}  vs  {questioned.name}", show_header=False, title_justify="left")
+    table.add_row("decision", f"[bold]{result.decision}[/bold]")
+    table.add_row("CMC (High CMC, both directions)", f"{result.cmc}  (forward {result.cmc_forward}, backward {result.cmc_backward}; {'passed' if result.high_cmc_passed else 'fell back to the original rule'})")
+    table.add_row("CMC (original rule)", str(result.cmc_original))
+    table.add_row("cells compared", str(result.cells_compared))
+    table.add_row("rotation (deg)", f"{result.rotation_deg:.1f}")
+    table.add_row("translation (um)", f"{result.translation_um[0]:.1f}, {result.translation_um[1]:.1f}")
+    table.add_row("correlation of registered surfaces", "n/a" if result.ccf is None else f"{result.ccf:.3f}")
+    table.add_row("firing-pin score", "not available" if result.firing_pin is None else f"{result.firing_pin:.3f}")
+    table.add_row("method", f"{result.method['name']}; Tx {translation_um:g} um, Ttheta {rotation_threshold_deg:g} deg, Tccf {ccf_threshold:g}, {cells}x{cells} cells")
+    table.add_row("software", f"{result.software['name']} {result.software['version']}")
+    table.add_row("sha256 reference", str(result.reference["sha256"]))
+    table.add_row("sha256 questioned", str(result.questioned["sha256"]))
+    table.add_row("elapsed (s)", f"{result.elapsed_s:.2f}")
+    out.print(table)
+    if plot is not None:
+        err.print(f"wrote {plot}")
+
+
+@app.command()
+def validate(
+    folder: Annotated[Path, typer.Argument(help="Folder of labelled scans.")],
+    truth: Annotated[Optional[Path], typer.Option(help="CSV with columns file, firearm. Default: derived from Fadul / Weller file names.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Write the histogram (PNG) here.")] = None,
+    pairs_csv: Annotated[Optional[Path], typer.Option(help="Write every pair's result to this CSV.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (default: all cores).")] = max(1, os.cpu_count() or 1),
+    cells: CellsOpt = 8,
+    translation_um: TranslationOpt = 125.0,
+    rotation_threshold_deg: RotationOpt = 6.0,
+    ccf_threshold: CcfOpt = 0.5,
+    identification_cmc: IdOpt = 6,
+    elimination_cmc: ElimOpt = 2,
+    cmcr_window: WindowOpt = False,
+) -> None:
+    """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from ballistics import validate as v
+
+    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window)
+    labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
+    scans = v.labelled_scans(folder, labels)
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(f"comparing {len(scans)} scans pairwise", total=len(scans) * (len(scans) - 1) // 2)
+        result = v.validate(scans, labels, cmc=cmc, decision=decision, workers=workers, progress=lambda done, total: bar.update(task, completed=done))
+    if pairs_csv is not None:
+        v.write_pairs(result, pairs_csv)
+    if plot is not None:
+        from ballistics.plots import validation_figure
+
+        validation_figure(result, plot, title=folder.name)
+    summary = result.summary()
+    summary["method"] = {"cmc": cmc.as_dict(), "decision": {"identification_cmc": identification_cmc, "elimination_cmc": elimination_cmc}}
+    if json_out:
+        emit_json(summary)
+        return
+    table = Table(title=f"validation on {folder} ({summary['pairs']} pairs)", title_justify="left")
+    for column in ("", "n", "min", "mean", "max"):
+        table.add_column(column)
+    for key, label in (("known_match", "known match, High CMC"), ("known_non_match", "known non-match, High CMC"), ("known_match_original_rule", "known match, original rule"), ("known_non_match_original_rule", "known non-match, original rule")):
+        d = summary[key]
+        table.add_row(label, str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", "")))
+    out.print(table)
+    out.print(f"AUC {summary['auc']} (original rule {summary['auc_original_rule']}); at CMC >= {identification_cmc}: {summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications")
+
+
 # --- sample: simulated cases with known truth (ballistics/synth.py), and the demo --------------
 
 sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)

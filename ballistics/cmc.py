@@ -416,24 +416,24 @@ def _regions(frame: np.ndarray, grid: _CellGrid, margin: int, half: int) -> np.n
     return out
 
 
-def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, bx: np.ndarray, min_points: int = 100) -> np.ndarray:
-    """Pearson correlation of each cell with the region patch at its best shift, over points both have."""
+def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, bx: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each cell with the region patch at its best shift."""
     c = cells.shape[1]
-    out = np.full(len(cells), np.nan)
-    for k in range(len(cells)):
-        a = cells[k]
-        b = regions[k, by[k] : by[k] + c, bx[k] : bx[k] + c]
-        both = np.isfinite(a) & np.isfinite(b)
-        if both.sum() < min_points:
-            continue
-        x = a[both].astype(np.float64)
-        y = b[both].astype(np.float64)
-        x -= x.mean()
-        y -= y.mean()
-        denominator = np.sqrt((x * x).sum() * (y * y).sum())
-        if denominator > 0:
-            out[k] = float((x * y).sum() / denominator)
-    return out
+    scores = [pearson_complete(cells[k], regions[k, by[k] : by[k] + c, bx[k] : bx[k] + c]) for k in range(len(cells))]
+    return np.array([np.nan if v is None else v for v in scores], dtype=float)
+
+
+def pearson_complete(a: np.ndarray, b: np.ndarray, min_points: int = 100) -> float | None:
+    """Pearson correlation over the points both surfaces measured (None below ``min_points``)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if both.sum() < min_points:
+        return None
+    x = a[both].astype(np.float64)
+    y = b[both].astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else None
 
 
 # --- decision rules ----------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""One comparison of two cartridge cases, from scans to a decision an examiner can cite.
+
+:func:`compare` prepares both breech faces (:mod:`ballistics.preprocess`), runs Congruent
+Matching Cells both ways (:mod:`ballistics.cmc`), scores the firing-pin impressions where both
+scans still carry them (:mod:`ballistics.firing_pin`) and returns a :class:`Comparison`: every
+number a match record needs, the method with all its parameters, and the software version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ballistics import SOFTWARE_NAME, __version__
+from ballistics.cmc import CmcParams, CmcResult, compare_surfaces, pearson_complete, transform
+from ballistics.errors import InvalidInputError
+from ballistics.firing_pin import firing_pin_score
+from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.scan import Scan
+
+Decision = Literal["identification", "inconclusive", "elimination"]
+METHOD_NAME = "congruent-matching-cells/high-cmc, full-circle"
+
+
+class IncomparableError(InvalidInputError):
+    """Two surfaces that cannot be compared (different working spacing, no usable cell)."""
+
+
+@dataclass(frozen=True)
+class DecisionParams:
+    """CMC count thresholds of the three conclusions.
+
+    Identification at CMC >= 6 is the published criterion (Song 2013, 2018). Below it, a count at
+    or under ``elimination_cmc`` is what different-source pairs produce on the validation sets,
+    and the counts between are left to the examiner as inconclusive.
+    """
+
+    identification_cmc: int = 6
+    elimination_cmc: int = 2
+
+    def decide(self, cmc: int) -> Decision:
+        if cmc >= self.identification_cmc:
+            return "identification"
+        if cmc <= self.elimination_cmc:
+            return "elimination"
+        return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome of one comparison, with what is needed to reproduce and report it."""
+
+    reference: dict[str, str | None]
+    questioned: dict[str, str | None]
+    cmc: int
+    cmc_original: int
+    cmc_forward: int
+    cmc_backward: int
+    high_cmc_passed: bool
+    cells_compared: int
+    rotation_deg: float
+    translation_um: tuple[float, float]
+    ccf: float | None
+    firing_pin: float | None
+    decision: Decision
+    method: dict[str, object]
+    software: dict[str, str]
+    elapsed_s: float
+    details: CmcResult | None = field(default=None, repr=False, compare=False)
+    surfaces: tuple[BreechFace, BreechFace] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON document of ``ballistics compare --json``."""
+        return {
+            "reference": self.reference,
+            "questioned": self.questioned,
+            "cmc": self.cmc,
+            "cmc_original": self.cmc_original,
+            "cmc_forward": self.cmc_forward,
+            "cmc_backward": self.cmc_backward,
+            "high_cmc_passed": self.high_cmc_passed,
+            "cells_compared": self.cells_compared,
+            "rotation_deg": round(self.rotation_deg, 3),
+            "translation_um": [round(v, 2) for v in self.translation_um],
+            "ccf": None if self.ccf is None else round(self.ccf, 4),
+            "firing_pin": None if self.firing_pin is None else round(self.firing_pin, 4),
+            "decision": self.decision,
+            "method": self.method,
+            "software": self.software,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def scan_identity(scan: Scan) -> dict[str, str | None]:
+    return {"path": str(scan.source) if scan.source else None, "sha256": scan.sha256}
+
+
+def compare(
+    reference: Scan,
+    questioned: Scan,
+    *,
+    preprocess: PreprocessParams = PreprocessParams(),
+    cmc: CmcParams = CmcParams(),
+    decision: DecisionParams = DecisionParams(),
+    mode: Literal["auto", "raw", "preprocessed"] = "auto",
+) -> Comparison:
+    """Compare two scans: preprocess both, then :func:`compare_prepared`."""
+    started = time.perf_counter()
+    ref = prepare(reference, preprocess, mode)
+    qst = prepare(questioned, preprocess, mode)
+    return compare_prepared(ref, qst, scan_identity(reference), scan_identity(questioned), cmc=cmc, decision=decision, started=started)
+
+
+def compare_prepared(
+    reference: BreechFace,
+    questioned: BreechFace,
+    reference_id: dict[str, str | None],
+    questioned_id: dict[str, str | None],
+    *,
+    cmc: CmcParams = CmcParams(),
+    decision: DecisionParams = DecisionParams(),
+    started: float | None = None,
+) -> Comparison:
+    """Compare two prepared breech faces (as cached by the reference collection)."""
+    started = time.perf_counter() if started is None else started
+    if not np.isclose(reference.spacing_m, questioned.spacing_m, rtol=1e-6):
+        raise IncomparableError(
+            questioned_id.get("path"),
+            f"working spacing {questioned.spacing_m * 1e6:.4g} um differs from the reference's {reference.spacing_m * 1e6:.4g} um",
+        )
+    result = compare_surfaces(reference.surface, questioned.surface, reference.spacing_m, cmc)
+    if result.forward.cell_index.shape[0] == 0:
+        raise IncomparableError(reference_id.get("path"), "no cell of the breech face has enough measured points to compare")
+    tol = cmc.rotation_deg
+    forward_count = int(result.forward.high_cells(tol).sum()) if result.high_cmc_passed else result.forward.original_count
+    backward_count = int(result.backward.high_cells(tol).sum()) if result.high_cmc_passed else result.backward.original_count
+    fp = firing_pin_score(reference.firing_pin, questioned.firing_pin, result.rotation_deg)
+    return Comparison(
+        reference=reference_id,
+        questioned=questioned_id,
+        cmc=result.cmc,
+        cmc_original=result.cmc_original,
+        cmc_forward=forward_count,
+        cmc_backward=backward_count,
+        high_cmc_passed=result.high_cmc_passed,
+        cells_compared=result.cells_compared,
+        rotation_deg=result.rotation_deg,
+        translation_um=(result.shift_px[0] * reference.spacing_m * 1e6, result.shift_px[1] * reference.spacing_m * 1e6),
+        ccf=registered_correlation(reference.surface, questioned.surface, result.rotation_deg, result.shift_px),
+        firing_pin=fp,
+        decision=decision.decide(result.cmc),
+        method=method_description(reference.params, cmc, decision),
+        software={"name": SOFTWARE_NAME, "version": __version__},
+        elapsed_s=time.perf_counter() - started,
+        details=result,
+        surfaces=(reference, questioned),
+    )
+
+
+def method_description(preprocess: PreprocessParams, cmc: CmcParams, decision: DecisionParams) -> dict[str, object]:
+    """Name and every parameter, as echoed in results and match records."""
+    return {
+        "name": METHOD_NAME,
+        "preprocess": preprocess.as_dict(),
+        "cmc": cmc.as_dict(),
+        "decision": asdict(decision),
+    }
+
+
+def registered_correlation(reference: np.ndarray, questioned: np.ndarray, rotation_deg: float, shift_px: tuple[float, float]) -> float | None:
+    """Pairwise-complete Pearson correlation of the reference and the registered questioned surface."""
+    moved = transform(np.asarray(questioned, np.float32), rotation_deg, shift_px, reference.shape)
+    return pearson_complete(reference, moved)

@@ -1,0 +1,238 @@
+"""Evaluation on a labelled set: every pair compared, distributions, AUC and error counts.
+
+A labelled set is a folder of scans and a truth table mapping each file to its firearm. The
+outcome is what a validation report states: the CMC counts of known matches and known
+non-matches, the area under the ROC curve, and how many known non-matches would have been
+identified (false identifications) or known matches missed at the decision threshold.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from itertools import combinations
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ballistics.cmc import CmcParams
+from ballistics.compare import Comparison, DecisionParams, compare_prepared, scan_identity
+from ballistics.errors import InvalidInputError
+from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.scan import load_scan
+
+Progress = Callable[[int, int], None]
+SCAN_SUFFIXES = (".x3p", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+class TruthError(InvalidInputError):
+    """A truth table that cannot be read or does not cover the scans."""
+
+
+@dataclass(frozen=True)
+class PairResult:
+    reference: str
+    questioned: str
+    same_source: bool
+    cmc: int
+    cmc_original: int
+    decision: str
+    rotation_deg: float
+
+
+@dataclass(frozen=True)
+class Validation:
+    pairs: list[PairResult]
+    decision: DecisionParams
+
+    def counts(self, same: bool, original: bool = False) -> np.ndarray:
+        return np.array([p.cmc_original if original else p.cmc for p in self.pairs if p.same_source == same], dtype=int)
+
+    def auc(self, original: bool = False) -> float:
+        return auc(self.counts(True, original), self.counts(False, original))
+
+    @property
+    def false_identifications(self) -> int:
+        return int((self.counts(False) >= self.decision.identification_cmc).sum())
+
+    @property
+    def missed_identifications(self) -> int:
+        return int((self.counts(True) < self.decision.identification_cmc).sum())
+
+    def summary(self) -> dict[str, object]:
+        def describe(values: np.ndarray) -> dict[str, object]:
+            if values.size == 0:
+                return {"n": 0}
+            return {
+                "n": int(values.size),
+                "min": int(values.min()),
+                "max": int(values.max()),
+                "mean": round(float(values.mean()), 2),
+                "histogram": {str(k): int(v) for k, v in zip(*np.unique(values, return_counts=True))},
+            }
+
+        return {
+            "pairs": len(self.pairs),
+            "known_match": describe(self.counts(True)),
+            "known_non_match": describe(self.counts(False)),
+            "known_match_original_rule": describe(self.counts(True, original=True)),
+            "known_non_match_original_rule": describe(self.counts(False, original=True)),
+            "auc": round(self.auc(), 4),
+            "auc_original_rule": round(self.auc(original=True), 4),
+            "identification_threshold": self.decision.identification_cmc,
+            "false_identifications": self.false_identifications,
+            "missed_identifications": self.missed_identifications,
+        }
+
+
+def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U / n1 n2, ties counted half)."""
+    pos = np.asarray(positives, float)
+    neg = np.asarray(negatives, float)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (pos.size * neg.size))
+
+
+_FADUL_KNOWN = re.compile(r"^Fadul (\d+)-(\d+)$")
+_WELLER = re.compile(r"^TW(\d+)-(\d+)$")
+
+
+def firearm_from_name(path: Path) -> str | None:
+    """Firearm of a Fadul known case (``Fadul 3-2`` -> ``Fadul 3``) or a Weller case (``TW04-07`` -> ``TW04``).
+
+    Questioned Fadul cases (``Fadul A``...) have no firearm: their source is a blind test.
+    """
+    stem = path.stem
+    if match := _FADUL_KNOWN.match(stem):
+        return f"Fadul {match.group(1)}"
+    if match := _WELLER.match(stem):
+        return f"TW{match.group(1)}"
+    return None
+
+
+def load_truth(path: Path) -> dict[str, str]:
+    """A CSV with columns ``file`` and ``firearm`` (other columns ignored) -> file name -> firearm."""
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            reader = csv.DictReader(stream)
+            if reader.fieldnames is None or not {"file", "firearm"} <= set(reader.fieldnames):
+                raise TruthError(path, "a truth CSV needs the columns 'file' and 'firearm'")
+            truth = {Path(row["file"]).name: row["firearm"] for row in reader if row.get("file")}
+    except FileNotFoundError:
+        raise TruthError(path, "no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TruthError(path, f"not a readable CSV: {exc}") from None
+    if not truth:
+        raise TruthError(path, "the truth table has no rows")
+    return truth
+
+
+def write_truth(paths: Iterable[Path], target: Path) -> int:
+    """Write a truth CSV derived from the file names (Fadul knowns, Weller); returns the row count."""
+    rows = [(p.name, firearm_from_name(p)) for p in sorted(paths)]
+    rows = [(name, firearm) for name, firearm in rows if firearm is not None]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["file", "firearm"])
+        writer.writerows(rows)
+    return len(rows)
+
+
+def labelled_scans(folder: Path, truth: dict[str, str]) -> list[Path]:
+    """The scans of ``folder`` that the truth table labels, in name order."""
+    if not folder.is_dir():
+        raise TruthError(folder, "not a folder of scans")
+    scans = sorted(p for p in folder.iterdir() if p.suffix.lower() in SCAN_SUFFIXES and p.name in truth)
+    if len(scans) < 2:
+        raise TruthError(folder, "fewer than two scans of this folder are labelled by the truth table")
+    return scans
+
+
+# Worker state for the process pool: the prepared surfaces, sent once per worker.
+_PREPARED: dict[str, BreechFace] = {}
+_IDS: dict[str, dict[str, str | None]] = {}
+
+
+def _init_worker(prepared: dict[str, BreechFace], ids: dict[str, dict[str, str | None]]) -> None:
+    _PREPARED.update(prepared)
+    _IDS.update(ids)
+
+
+def _compare_pair(args: tuple[str, str, CmcParams, DecisionParams]) -> Comparison:
+    a, b, cmc, decision = args
+    result = compare_prepared(_PREPARED[a], _PREPARED[b], _IDS[a], _IDS[b], cmc=cmc, decision=decision)
+    return replace(result, details=None, surfaces=None)  # only the numbers travel back
+
+
+def validate(
+    scans: Sequence[Path],
+    truth: dict[str, str],
+    *,
+    preprocess: PreprocessParams = PreprocessParams(),
+    cmc: CmcParams = CmcParams(),
+    decision: DecisionParams = DecisionParams(),
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> Validation:
+    """Compare every pair of ``scans`` (each once) and score the outcome against ``truth``."""
+    prepared: dict[str, BreechFace] = {}
+    ids: dict[str, dict[str, str | None]] = {}
+    for path in scans:
+        scan = load_scan(path)
+        prepared[str(path)] = prepare(scan, preprocess)
+        ids[str(path)] = scan_identity(scan)
+    pairs = list(combinations([str(p) for p in scans], 2))
+    jobs = [(a, b, cmc, decision) for a, b in pairs]
+    results: list[PairResult] = []
+
+    def record(a: str, b: str, comparison: Comparison) -> None:
+        results.append(
+            PairResult(
+                reference=Path(a).name,
+                questioned=Path(b).name,
+                same_source=truth[Path(a).name] == truth[Path(b).name],
+                cmc=comparison.cmc,
+                cmc_original=comparison.cmc_original,
+                decision=comparison.decision,
+                rotation_deg=comparison.rotation_deg,
+            )
+        )
+        if progress:
+            progress(len(results), len(jobs))
+
+    if workers <= 1:
+        _init_worker(prepared, ids)
+        for job in jobs:
+            record(job[0], job[1], _compare_pair(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(prepared, ids)) as pool:
+            for job, comparison in zip(jobs, pool.map(_compare_pair, jobs, chunksize=4)):
+                record(job[0], job[1], comparison)
+    return Validation(results, decision)
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def write_pairs(validation: Validation, target: Path) -> Path:
+    """Every pair's result as CSV, for reports and for comparison with other software."""
+    import io
+
+    from ballistics.scan import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["reference", "questioned", "same_source", "cmc", "cmc_original", "decision", "rotation_deg"])
+    for p in validation.pairs:
+        writer.writerow([p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.decision, round(p.rotation_deg, 2)])
+    write_atomic(Path(target), buffer.getvalue().encode())
+    return Path(target)
