@@ -1,0 +1,432 @@
+"""Raw scan -> breech-face surface ready for Congruent Matching Cells.
+
+The pipeline follows cmcR (crop to the primer, drop the firing-pin impression, median-plane
+trend removal, 16-500 um Gaussian band-pass, downsample to 6.25 um) with three departures,
+each because the published one loses or invents data: circles are fitted robustly (RANSAC)
+instead of from the extent of the valid region, the band-pass is a normalised convolution
+instead of zero-filling the missing points, and resampling averages areas instead of keeping
+every second pixel. ``docs/preprocessing.md`` gives the details.
+
+Surfaces that have already been through such a pipeline (the published processed Fadul and
+Weller sets, TopMatch exports) are recognised and passed through untouched except for a
+resample when their spacing differs from the working one: running the pipeline twice would
+crop and filter the breech face again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal, NamedTuple
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.measure import CircleModel, ransac
+
+from ballistics.errors import InvalidInputError
+from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
+from ballistics.scan import Scan
+
+Mode = Literal["auto", "raw", "preprocessed"]
+
+
+class PreprocessError(InvalidInputError):
+    """A scan cannot be turned into a breech-face surface."""
+
+
+class PrimerNotFoundError(PreprocessError):
+    """No primer circle could be fitted to the scan."""
+
+
+class SurfaceTooSmallError(PreprocessError):
+    """Too little breech face is left after cropping and outlier removal."""
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """Every choice of the pipeline, echoed in results. Defaults follow cmcR's Fadul run."""
+
+    #: Pixel spacing of the working surface (cmcR downsamples 3.125 um scans by 2).
+    working_spacing_um: float = 6.25
+    #: Gaussian band-pass wavelengths; sigma = wavelength / (2 pi), in pixels of the scan.
+    bandpass_um: tuple[float, float] = (16.0, 500.0)
+    #: Robust (median, quantile 0.5) form removal: a plane, or a second-order surface.
+    trend: Literal["plane", "quadratic"] = "plane"
+    #: Width removed inside the primer boundary (cmcR: exterior offset -30 px at 3.125 um).
+    exterior_offset_um: float = 93.75
+    #: Margin beyond the disturbed zone around the firing pin (crater plus aperture flow-back).
+    firing_pin_margin_um: float = 150.0
+    #: Levelled heights further than this from the breech-face level belong to the firing-pin
+    #: zone (crater or flow-back); breech-face marks stay within a few micrometres.
+    firing_pin_depth_um: float = 8.0
+    #: Robust z-score of the band-passed surface beyond which a point is an outlier
+    #: (aperture shear, drag marks, dust, measurement spikes).
+    outlier_z: float = 6.0
+    #: Outliers are dilated by this radius before removal, taking their shoulders too.
+    outlier_dilation_um: float = 20.0
+    #: Fewest valid points the working surface must keep.
+    min_valid_points: int = 2000
+
+    def __post_init__(self) -> None:
+        low, high = self.bandpass_um
+        checks = {
+            "working_spacing_um must be positive": self.working_spacing_um > 0,
+            "bandpass_um must be (short, long) with 0 <= short < long": 0 <= low < high,
+            "trend must be 'plane' or 'quadratic'": self.trend in ("plane", "quadratic"),
+            "offsets and margins must be non-negative": min(self.exterior_offset_um, self.firing_pin_margin_um, self.outlier_dilation_um) >= 0,
+            "firing_pin_depth_um and outlier_z must be positive": self.firing_pin_depth_um > 0 and self.outlier_z > 0,
+            "min_valid_points must be positive": self.min_valid_points > 0,
+        }
+        for reason, ok in checks.items():
+            if not ok:
+                raise PreprocessError(None, f"invalid preprocessing parameters: {reason}")
+
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["bandpass_um"] = list(self.bandpass_um)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class BreechFace:
+    """The working surface of one scan and what was found on the way.
+
+    ``surface`` holds heights in metres (standardised grey level, dimensionless, for images),
+    rows = y, NaN outside the kept breech face, trimmed to the bounding box of valid data.
+    """
+
+    surface: np.ndarray
+    spacing_m: float
+    mode: Literal["raw", "preprocessed"]
+    primer_center_px: tuple[float, float] | None
+    primer_radius_px: float | None
+    firing_pin: FiringPinImpression | None
+    params: PreprocessParams
+
+
+class Circle(NamedTuple):
+    """A circle in pixel coordinates: centre (x = column, y = row) and radius."""
+
+    x: float
+    y: float
+    r: float
+
+
+def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()) -> bool:
+    """True for a topography already cropped, levelled and band-passed.
+
+    Such a surface has no long-wavelength form left: a low-pass at the band-pass's long
+    wavelength keeps little of its variance (under a quarter on the processed Fadul, Weller and
+    TopMatch sets, nearly all of it on raw scans, whose tilt and firing-pin crater dominate),
+    and its median sits near zero. Images are never taken as processed.
+    """
+    if scan.kind != "topography":
+        return False
+    heights = scan.heights
+    valid = np.isfinite(heights)
+    centred = heights - np.median(heights[valid])
+    spread = float(np.std(centred[valid]))
+    if spread == 0.0:
+        return False
+    spacing = float(np.sqrt(scan.spacing_x * scan.spacing_y))
+    step = max(1, int(round(50e-6 / spacing)))  # judge the form on a coarse 50 um grid
+    coarse, coarse_valid = _area_resample(centred, valid, 1.0 / step, 1.0 / step)
+    sigma = params.bandpass_um[1] * 1e-6 / (2 * np.pi) / (spacing * step)
+    low = _normalised_blur(coarse, coarse_valid, sigma)
+    form = float(np.sqrt(np.mean(low[coarse_valid] ** 2)))
+    return form < 0.5 * spread
+
+
+def prepare(scan: Scan, params: PreprocessParams = PreprocessParams(), mode: Mode = "auto") -> BreechFace:
+    """The breech-face surface of a scan at the working spacing.
+
+    ``mode="auto"`` passes already-processed topographies through (see
+    :func:`looks_preprocessed`); ``"raw"`` and ``"preprocessed"`` force either path.
+    """
+    if mode not in ("auto", "raw", "preprocessed"):
+        raise PreprocessError(scan.source, f"unknown preprocessing mode {mode!r}")
+    if mode == "preprocessed" or (mode == "auto" and looks_preprocessed(scan, params)):
+        return _pass_through(scan, params)
+    return _process_raw(scan, params)
+
+
+def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
+    heights, valid = scan.heights, np.isfinite(scan.heights)
+    fx, fy = (scan.spacing_x * 1e6 / params.working_spacing_um, scan.spacing_y * 1e6 / params.working_spacing_um)
+    if not (np.isclose(fx, 1.0, rtol=1e-3) and np.isclose(fy, 1.0, rtol=1e-3)):
+        heights, valid = _resample(heights, valid, fx, fy)
+    surface, (x0, y0) = _trim(np.where(valid, heights, np.nan))
+    _require_size(scan, surface, params)
+    primer = _fit_circle(ndi.binary_fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200))
+    return BreechFace(
+        surface=surface,
+        spacing_m=params.working_spacing_um * 1e-6,
+        mode="preprocessed",
+        primer_center_px=(primer.x, primer.y) if primer else None,
+        primer_radius_px=primer.r if primer else None,
+        firing_pin=None,
+        params=params,
+    )
+
+
+def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
+    if not np.isclose(scan.spacing_x, scan.spacing_y, rtol=1e-3):
+        scan = _square_pixels(scan)
+    spacing = scan.spacing_x
+    px = lambda um: um * 1e-6 / spacing  # noqa: E731 - micrometres to pixels of this scan
+    is_image = scan.kind == "image"
+    heights = _standardise(scan.heights) if is_image else scan.heights * 1e6  # work in um
+    measured = np.isfinite(heights)
+    face = _bright_face(heights, px(40.0)) if is_image else _largest_component(measured)
+    disc = ndi.binary_fill_holes(face)
+    primer = _fit_circle(ndi.binary_opening(disc, iterations=3), max(2.0, px(6.0)))
+    if primer is None or primer.r < px(300.0):
+        raise PrimerNotFoundError(scan.source, "no primer boundary found (no circular edge of at least 0.3 mm radius in the valid data)")
+    inside = _disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
+    region = measured & inside & face
+    levelled = heights - _robust_trend(heights, region, "plane", px(50.0))
+    pin = _locate_firing_pin(levelled, region, disc & ~face, primer, params, px, is_image)
+    if pin is not None:
+        centre, extent, crater = pin
+        region &= ~_disc(heights.shape, centre, extent + px(params.firing_pin_margin_um))
+    _require_size(scan, region, params, spacing)
+    levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
+    filtered = _bandpass(levelled, region, params, spacing)
+    region &= ~_outliers(filtered, region, params.outlier_z, px(params.outlier_dilation_um))
+    _require_size(scan, region, params, spacing)
+    levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
+    filtered = _bandpass(levelled, region, params, spacing)
+    factor = spacing * 1e6 / params.working_spacing_um
+    work, work_valid = _resample(filtered, region, factor, factor)
+    surface, (x0, y0) = _trim(np.where(work_valid, work, np.nan) * (1.0 if is_image else 1e-6))
+    _require_size(scan, surface, params)
+    to_work = lambda x, y: ((x + 0.5) * factor - 0.5 - x0, (y + 0.5) * factor - 0.5 - y0)  # noqa: E731
+    firing_pin = None
+    if pin is not None:
+        unit = 1.0 if is_image else 1e-6
+        found = extract_firing_pin(levelled * unit, crater, (centre.x, centre.y), centre.r, spacing, params.working_spacing_um * 1e-6)
+        firing_pin = replace(found, center_px=(found.center_px[0] - x0, found.center_px[1] - y0))
+    return BreechFace(
+        surface=surface,
+        spacing_m=params.working_spacing_um * 1e-6,
+        mode="raw",
+        primer_center_px=to_work(primer.x, primer.y),
+        primer_radius_px=primer.r * factor,
+        firing_pin=firing_pin,
+        params=params,
+    )
+
+
+def _locate_firing_pin(
+    levelled: np.ndarray, region: np.ndarray, holes: np.ndarray, primer: Circle, params: PreprocessParams, px, is_image: bool
+) -> tuple[Circle, float, np.ndarray] | None:
+    """The disturbed zone around the firing pin (its circle) and the crater mask, or None.
+
+    The zone is what is unmeasured inside the primer (a steep crater bottom, or for an image
+    the dark aperture ring) or stands out of the breech-face level by more than
+    ``firing_pin_depth_um`` (crater walls, flow-back into the firing-pin aperture). Of its
+    pieces, the largest whose centre lies in the inner half of the primer is the impression.
+    """
+    disturbed = holes.copy()
+    if not is_image:
+        with np.errstate(invalid="ignore"):
+            disturbed |= region & (np.abs(levelled) > params.firing_pin_depth_um)
+    disturbed = ndi.binary_opening(disturbed, iterations=2)
+    labels, count = ndi.label(disturbed)
+    if count == 0:
+        return None
+    index = np.arange(1, count + 1)
+    sizes = ndi.sum_labels(disturbed, labels, index)
+    centres = np.array(ndi.center_of_mass(disturbed, labels, index)).reshape(-1, 2)
+    central = np.hypot(centres[:, 1] - primer.x, centres[:, 0] - primer.y) < 0.5 * primer.r
+    big = sizes >= np.pi * px(100.0) ** 2
+    candidates = np.flatnonzero(central & big)
+    if candidates.size == 0:
+        return None
+    zone = ndi.binary_fill_holes(labels == index[candidates[np.argmax(sizes[candidates])]])
+    circle = _fit_circle(zone, max(2.0, px(10.0))) or _equivalent_circle(zone)
+    inside = _disc(levelled.shape, circle, circle.r)
+    crater = holes & inside if is_image else (holes | (levelled < -params.firing_pin_depth_um)) & inside
+    crater = ndi.binary_fill_holes(_largest_component(crater) if crater.any() else zone)
+    if is_image:
+        crater = zone
+    return circle, circle.r, crater
+
+
+def _fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
+    """RANSAC circle through the outline of ``mask`` (points on the array border left out)."""
+    edge = mask & ~ndi.binary_erosion(mask)
+    edge[[0, -1], :] = False
+    edge[:, [0, -1]] = False
+    points = np.argwhere(edge)[:, ::-1].astype(np.float64)
+    if len(points) < 10:
+        return None
+    if len(points) > 3000:
+        points = points[np.random.default_rng(0).choice(len(points), 3000, replace=False)]
+    model, inliers = ransac(points, CircleModel, min_samples=3, residual_threshold=threshold_px, max_trials=300, rng=0)
+    if model is None or inliers is None or inliers.mean() < 0.25:
+        return None
+    (x, y), r = model.center, model.radius
+    return Circle(float(x), float(y), float(r))
+
+
+def _equivalent_circle(mask: np.ndarray) -> Circle:
+    y, x = ndi.center_of_mass(mask)
+    return Circle(float(x), float(y), float(np.sqrt(mask.sum() / np.pi)))
+
+
+def _disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx - circle.x) ** 2 + (yy - circle.y) ** 2 <= radius**2
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndi.label(mask)
+    if count == 0:
+        return mask.copy()
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def _bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The breech-face contact disc of a ring-light photograph.
+
+    The flat face the breech face pressed scatters the ring light back and shows bright and
+    textured; the primer's rounded edge and the firing-pin aperture ring show dark. A heavy
+    blur and Otsu's threshold separate them; the face is the bright piece that does not touch
+    the picture's border (the case head does) and encloses the picture's centre.
+    """
+    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma_px)
+    bright = smooth > threshold_otsu(smooth)
+    labels, count = ndi.label(bright)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    rows, cols = image.shape
+    best, best_size = None, 0
+    for label in range(1, count + 1):
+        if label in border:
+            continue
+        piece = labels == label
+        size = int(piece.sum())
+        if size > best_size and ndi.binary_fill_holes(piece)[rows // 2, cols // 2]:
+            best, best_size = piece, size
+    return best if best is not None else _largest_component(bright)
+
+
+def _standardise(image: np.ndarray) -> np.ndarray:
+    """Grey level as a robust z-score, so that lighting and exposure drop out."""
+    median = np.median(image)
+    mad = 1.4826 * np.median(np.abs(image - median))
+    return (image - median) / (mad if mad > 0 else 1.0)
+
+
+def _robust_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_px: float) -> np.ndarray:
+    """Median-regression (quantile 0.5) plane or quadratic over ``region``, on the whole grid.
+
+    Least absolute deviations by iteratively reweighted least squares on at most ~40,000
+    points of a regular subgrid: the crater walls and the flow-back ring, a minority, pull a
+    least-squares plane but not a median one.
+    """
+    stride = max(1, int(np.sqrt(region.sum() / 40_000)))
+    sub = region[::stride, ::stride]
+    ys, xs = np.nonzero(sub)
+    z = heights[::stride, ::stride][sub]
+    rows, cols = heights.shape
+    scale = max(rows, cols) / 2.0
+    u, v = (xs * stride - cols / 2.0) / scale, (ys * stride - rows / 2.0) / scale
+    terms = [np.ones_like(u), u, v] + ([u * u, u * v, v * v] if trend == "quadratic" else [])
+    design = np.stack(terms, axis=1)
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    for _ in range(30):
+        residual = np.abs(z - design @ coef)
+        weights = 1.0 / np.maximum(residual, 1e-6 * (np.median(residual) + 1e-12))
+        updated = np.linalg.lstsq(design * weights[:, None] ** 0.5, z * weights**0.5, rcond=None)[0]
+        if np.allclose(updated, coef, rtol=1e-7, atol=1e-12):
+            break
+        coef = updated
+    uu = (np.arange(cols) - cols / 2.0)[None, :] / scale
+    vv = (np.arange(rows) - rows / 2.0)[:, None] / scale
+    surface = coef[0] + coef[1] * uu + coef[2] * vv
+    if trend == "quadratic":
+        surface = surface + coef[3] * uu * uu + coef[4] * uu * vv + coef[5] * vv * vv
+    return surface
+
+
+def _normalised_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian low-pass of the valid points only: blur(values * mask) / blur(mask)."""
+    weight = valid.astype(np.float32)
+    numerator = cv2.GaussianBlur(np.where(valid, values, 0.0).astype(np.float32), (0, 0), sigma_px, borderType=cv2.BORDER_CONSTANT)
+    denominator = cv2.GaussianBlur(weight, (0, 0), sigma_px, borderType=cv2.BORDER_CONSTANT)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 1e-6, numerator / denominator, np.nan).astype(np.float64)
+
+
+def _bandpass(levelled: np.ndarray, region: np.ndarray, params: PreprocessParams, spacing: float) -> np.ndarray:
+    """Wavelengths between the two cut-offs, NaN outside ``region``; sigma = wavelength / 2 pi."""
+    short_um, long_um = params.bandpass_um
+    to_sigma = lambda um: um * 1e-6 / (2 * np.pi) / spacing  # noqa: E731
+    fine = _normalised_blur(levelled, region, to_sigma(short_um)) if to_sigma(short_um) >= 0.25 else np.where(region, levelled, np.nan)
+    coarse = _normalised_blur(levelled, region, to_sigma(long_um))
+    return np.where(region, fine - coarse, np.nan)
+
+
+def _outliers(filtered: np.ndarray, region: np.ndarray, z: float, dilation_px: float) -> np.ndarray:
+    """Points whose robust z-score exceeds ``z``, dilated: aperture shear, drag marks, spikes."""
+    values = filtered[region]
+    median = np.median(values)
+    mad = 1.4826 * np.median(np.abs(values - median))
+    if mad == 0:
+        return np.zeros_like(region)
+    with np.errstate(invalid="ignore"):
+        out = region & (np.abs(filtered - median) > z * mad)
+    radius = int(round(dilation_px))
+    if radius > 0 and out.any():
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        out = cv2.dilate(out.astype(np.uint8), kernel).astype(bool)
+    return out
+
+
+def _area_resample(values: np.ndarray, valid: np.ndarray, fx: float, fy: float) -> tuple[np.ndarray, np.ndarray]:
+    return _resample(values, valid, fx, fy)
+
+
+def _resample(values: np.ndarray, valid: np.ndarray, fx: float, fy: float) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware resampling by factors (fx, fy): area averaging down, bilinear up.
+
+    Values and mask are resampled alike and divided, so missing points add no zeros; an output
+    point is kept when at least half of what it averages was measured.
+    """
+    rows, cols = values.shape
+    size = (max(1, int(round(cols * fx))), max(1, int(round(rows * fy))))
+    method = cv2.INTER_AREA if fx <= 1 and fy <= 1 else cv2.INTER_LINEAR
+    numerator = cv2.resize(np.where(valid, values, 0.0), size, interpolation=method)
+    denominator = cv2.resize(valid.astype(np.float64), size, interpolation=method)
+    keep = denominator >= 0.5
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(keep, numerator / denominator, np.nan), keep
+
+
+def _square_pixels(scan: Scan) -> Scan:
+    """Resample a scan with unequal x / y spacing to square pixels at the finer spacing."""
+    finer = min(scan.spacing_x, scan.spacing_y)
+    values, valid = _resample(scan.heights, np.isfinite(scan.heights), scan.spacing_x / finer, scan.spacing_y / finer)
+    return scan.with_heights(np.where(valid, values, np.nan), finer, finer)
+
+
+def _trim(surface: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """``surface`` cut to the bounding box of its valid points, and the box's (x0, y0)."""
+    valid = np.isfinite(surface)
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    if rows.size == 0:
+        return surface[:0, :0], (0, 0)
+    return surface[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], (int(cols[0]), int(rows[0]))
+
+
+def _require_size(scan: Scan, data: np.ndarray, params: PreprocessParams, spacing: float | None = None) -> None:
+    """Refuse a surface with fewer than ``min_valid_points`` valid points at working spacing."""
+    count = float(data.sum()) if data.dtype == bool else float(np.isfinite(data).sum())
+    if spacing is not None:
+        count *= (spacing * 1e6 / params.working_spacing_um) ** 2
+    if count < params.min_valid_points:
+        raise SurfaceTooSmallError(scan.source, f"only {int(count)} valid points left at {params.working_spacing_um} um after cropping; at least {params.min_valid_points} needed")
