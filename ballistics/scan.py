@@ -39,6 +39,10 @@ MAX_POINTS = 100_000_000
 
 ScanKind = Literal["topography", "image"]
 
+# OpenCV's decoders write their own warnings straight to stderr; a damaged image must end in one
+# ScanError line, so they are silenced.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _IMAGE_MAGICS = {
     b"\x89PNG\r\n\x1a\n": "png",
