@@ -21,6 +21,7 @@ import numpy as np
 import platformdirs
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from ballistics import SOFTWARE_NAME, __version__
@@ -30,7 +31,9 @@ from ballistics import synth
 from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint, read_document
 from exchange.errors import MissingIdentityError
 from exchange.files import write_atomic
-from exchange.keys import IdentityParameters, init_identity, load_card, revoke_identity, rotate_identity
+from exchange.bundle import ExportOptions, export_bundle
+from exchange.keys import IdentityParameters, init_identity, load_card, load_identity, revoke_identity, rotate_identity
+from exchange.reader import inspect_bundle, open_bundle
 from exchange.trust import TrustStore, load_trust_document
 
 app = typer.Typer(
@@ -436,6 +439,79 @@ def keys_revoke(
     revocation = revoke_identity(state.home, _passphrase(), reason)
     write_atomic(output, revocation.to_bytes(), mode=0o644)
     err.print(f"wrote {output}: key {revocation.key_id[:16]} revoked; partners import it with: ballistics keys trust {output.name}")
+
+
+# --- bundle: signed, encrypted exchange with partner labs (exchange/bundle.py, exchange/reader.py) --
+
+bundle_app = typer.Typer(help="Signed, encrypted bundles of match records and scans for partner labs.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+def _byte_progress(label: str):
+    """A rich progress bar on stderr, driven by the core's (done, total) callback."""
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
+    task = bar.add_task(label, total=None)
+    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@bundle_app.command("export")
+def bundle_export(
+    to: Annotated[list[str], typer.Option("--to", help="Recipient lab id (trusted, unrevoked); repeat for several.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.bfx).")],
+    record: Annotated[Optional[list[Path]], typer.Option("--record", help="Match record (JSON); repeat.")] = None,
+    scan: Annotated[Optional[list[Path]], typer.Option("--scan", help="Scan (x3p); repeat.")] = None,
+    lifetime_days: Annotated[int, typer.Option(help="Days before the bundle expires.")] = 30,
+) -> None:
+    """Sign and encrypt records and scans to one or more partner labs."""
+    identity = load_identity(state.home, _passphrase())
+    bar, progress = _byte_progress("encrypting")
+    with bar:
+        result = export_bundle(
+            state.home, identity, TrustStore.open(state.home), output, recipients=to, records=record or [], scans=scan or [],
+            options=ExportOptions(lifetime=timedelta(days=lifetime_days)), progress=progress,
+        )
+    err.print(f"wrote {result.path}: {len(result.manifest.files)} files, {result.size} bytes, sequence {result.manifest.sequence}, to {', '.join(to)}")
+
+
+@bundle_app.command("inspect")
+def bundle_inspect(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Show what the header reveals, without any private key."""
+    try:
+        own = load_card(state.home)
+    except MissingIdentityError:
+        own = None
+    info_doc = inspect_bundle(bundle, TrustStore.open(state.home), own)
+    if json_out:
+        emit_json(info_doc)
+        return
+    rows = [(k, str(v)) for k, v in info_doc.items() if k not in ("sender", "recipients")]
+    rows.append(("sender", f"{info_doc['sender']['lab'] or '?'} {info_doc['sender']['key_id'][:16]}"))
+    rows += [("recipient", f"{r['lab'] or '?'} {r['key_id'][:16]}") for r in info_doc["recipients"]]
+    _print_rows(str(bundle), rows)
+
+
+@bundle_app.command("verify")
+def bundle_verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Decrypt and check everything (signature, every chunk, every file hash, records), writing nothing."""
+    identity = load_identity(state.home, _passphrase())
+    bar, progress = _byte_progress("verifying")
+    with bar:
+        verified = open_bundle(bundle, identity, TrustStore.open(state.home), progress=progress)
+    summary = verified.summary()
+    if json_out:
+        emit_json(summary)
+        return
+    rows = [("status", "verified"), ("sender", f"{summary['sender']['lab']} {summary['sender']['key_id'][:16]}"),
+            ("recipients", ", ".join(r["lab"] for r in summary["recipients"])), ("sequence", str(summary["sequence"])),
+            ("created / expires", f"{summary['created']} / {summary['expires']}")]
+    rows += [(f["name"], f"{f['size']} bytes  sha256 {f['sha256'][:16]}") for f in summary["files"]]
+    _print_rows(str(bundle), rows)
 
 
 def main(argv: list[str] | None = None) -> int:

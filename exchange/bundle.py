@@ -1,0 +1,155 @@
+"""Writing bundles (docs/bundle-format.md): gather, sign, wrap and encrypt in bounded memory.
+
+Reading and verifying live in :mod:`exchange.reader`. The output appears atomically: a
+temporary file beside the target, renamed into place only when everything has been written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from ballistics.records import MAX_RECORD_BYTES, parse_record
+from exchange.canonical import format_time, now_utc
+from exchange.errors import BundleContentError
+from exchange.files import atomic_output, ensure_private_dir, write_atomic
+from exchange.header import SUITE, VERSION, derive_keys, encode_header, wrap_file_key
+from exchange.keys import Identity
+from exchange.manifest import DOMAIN_MANIFEST, MANIFEST_TYPE, MAX_FILES, FileEntry, Manifest, check_names, member_name
+from exchange.stream import CHUNK, StreamWriter
+from exchange.trust import TrustStore
+
+Progress = Callable[[int, int], None]
+X3P_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How long a bundle stays acceptable; an importer refuses it after ``expires``."""
+
+    lifetime: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    entry: FileEntry
+    data: bytes | None  # records are held (small, validated); scans are streamed
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    header_hash: str
+    size: int
+
+
+def export_bundle(
+    home: Path, identity: Identity, trust: TrustStore, output: Path, *, recipients: Sequence[str],
+    records: Sequence[Path] = (), scans: Sequence[Path] = (), now: datetime | None = None,
+    options: ExportOptions = ExportOptions(), rng: Callable[[int], bytes] = os.urandom, progress: Progress | None = None,
+) -> ExportResult:
+    """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
+    where = str(output)
+    now = now or now_utc()
+    identity.require_usable(where)
+    identity.card.check_valid(now, where=where)
+    cards = {lab: trust.recipient(lab, where=where) for lab in dict.fromkeys(recipients)}
+    if not cards:
+        raise BundleContentError(where, "no recipient: give at least one --to LAB")
+    sources = [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans]
+    if not sources:
+        raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
+    if len(sources) > MAX_FILES:
+        raise BundleContentError(where, f"{len(sources)} files (a bundle holds at most {MAX_FILES})")
+    check_names([s.entry for s in sources], where)
+
+    bundle_id, file_key = rng(16), rng(32)
+    sender = identity.card.fingerprint
+    payload_key, mac_key = derive_keys(file_key, bundle_id)
+    stanzas = [wrap_file_key(file_key, bundle_id, sender, card.fingerprint, card.encryption_key) for card in cards.values()]
+    doc = {
+        "type": MANIFEST_TYPE, "version": VERSION, "suite": SUITE, "bundle_id": bundle_id.hex(), "header_hash": "0" * 64,
+        "sender": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
+        "recipients": sorted(({"lab": lab, "key_id": card.key_id} for lab, card in cards.items()), key=lambda r: r["key_id"]),
+        "sequence": next_sequence(home, identity.card.lab.id), "created": format_time(now),
+        "expires": format_time(now + options.lifetime), "files": [s.entry.to_json() for s in sources],
+    }
+    payload_length = Manifest(doc).payload_length()  # the hash is fixed-width, so known before the header
+    header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)
+    manifest = Manifest({**doc, "header_hash": header.hash.hex()})
+    signature = identity.signing.sign(DOMAIN_MANIFEST, manifest.encoded())
+
+    done, total = 0, payload_length
+    with atomic_output(Path(output), mode=0o644) as sink:
+        sink.write(header.raw)
+        writer = StreamWriter(sink, payload_key, header.hash, payload_length)
+        writer.write(manifest.plaintext_prefix(signature))
+        for source in sources:
+            for piece in _pieces(source):
+                writer.write(piece)
+                done += len(piece)
+                if progress:
+                    progress(done, total)
+        writer.close()
+    return ExportResult(Path(output), manifest, header.hash.hex(), Path(output).stat().st_size)
+
+
+def next_sequence(home: Path, lab_id: str) -> int:
+    """The next per-sender sequence number, persisted before the bundle is written (gaps are harmless)."""
+    path = Path(home) / "exchange" / "sequence.json"
+    try:
+        counters = json.loads(path.read_bytes()) if path.exists() else {}
+    except ValueError:
+        raise BundleContentError(path, "sequence file is not JSON") from None
+    counters[lab_id] = int(counters.get(lab_id, 0)) + 1
+    ensure_private_dir(path.parent)
+    write_atomic(path, json.dumps(counters, sort_keys=True).encode("ascii"))
+    return counters[lab_id]
+
+
+def _record_source(path: Path) -> _Source:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RECORD_BYTES + 1)
+    except OSError as exc:
+        raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
+    parse_record(data, path)
+    entry = FileEntry(member_name("record", path.name, str(path)), "record", len(data), hashlib.sha256(data).hexdigest())
+    return _Source(path, entry, data)
+
+
+def _scan_source(path: Path) -> _Source:
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != X3P_MAGIC or path.suffix.lower() != ".x3p":
+                raise BundleContentError(path, "scans travel as x3p files (a zip with the .x3p extension)")
+            handle.seek(0)
+            digest, size = hashlib.sha256(), 0
+            while piece := handle.read(CHUNK):
+                digest.update(piece)
+                size += len(piece)
+    except OSError as exc:
+        raise BundleContentError(path, f"cannot read scan: {exc.strerror}") from None
+    return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, digest.hexdigest()), None)
+
+
+def _pieces(source: _Source) -> Iterator[bytes]:
+    """The file's bytes, re-hashed as they are sent: a file changed since it was listed is refused."""
+    if source.data is not None:
+        yield source.data
+        return
+    digest, size = hashlib.sha256(), 0
+    with open(source.path, "rb") as handle:
+        while size < source.entry.size and (piece := handle.read(min(CHUNK, source.entry.size - size))):
+            digest.update(piece)
+            size += len(piece)
+            yield piece
+        if size != source.entry.size or handle.read(1) or digest.hexdigest() != source.entry.sha256:
+            raise BundleContentError(source.path, "the file changed while the bundle was being written")

@@ -1,0 +1,141 @@
+"""The signed manifest (docs/bundle-format.md, sections 3.4 and 3.5) and member-name rules.
+
+The manifest is what the sender signs: both names (sender and every recipient key), the
+bundle id, the exact header hash, a per-sender sequence number, creation and expiry times, and
+each file's name, kind, size and SHA-256. Binding the header hash and the recipients is what
+stops a recipient from re-wrapping the content to someone else in the sender's name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from exchange.canonical import canonical_json, parse_time
+from exchange.errors import MalformedBundleError, UnsafeMemberNameError
+from exchange.header import SUITE, VERSION
+from exchange.signing import ED25519_SIGNATURE_BYTES, MLDSA65_SIGNATURE_BYTES, HybridSignature
+
+MANIFEST_TYPE = "ballistics-bundle-manifest"
+DOMAIN_MANIFEST = b"ballistics bundle manifest v1"
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_FILES = 10000
+SIGNATURE_BYTES = ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES
+KINDS = {"record": "records", "scan": "scans"}
+BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    kind: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    doc: dict[str, Any]
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return [FileEntry(**f) for f in self.doc["files"]]
+
+    @property
+    def sequence(self) -> int:
+        return self.doc["sequence"]
+
+    @property
+    def created(self) -> datetime:
+        return parse_time(self.doc["created"], where="manifest")
+
+    @property
+    def expires(self) -> datetime:
+        return parse_time(self.doc["expires"], where="manifest")
+
+    @property
+    def recipient_ids(self) -> list[str]:
+        return [r["key_id"] for r in self.doc["recipients"]]
+
+    def encoded(self) -> bytes:
+        return canonical_json(self.doc)
+
+    def plaintext_prefix(self, signature: HybridSignature) -> bytes:
+        """``u32 M || manifest || u16 S || signature``: the first bytes of the payload plaintext."""
+        body = self.encoded()
+        return struct.pack(">I", len(body)) + body + struct.pack(">H", SIGNATURE_BYTES) + signature.to_bytes()
+
+    def payload_length(self) -> int:
+        return 4 + len(self.encoded()) + 2 + SIGNATURE_BYTES + sum(f.size for f in self.files)
+
+
+def member_name(kind: str, base: str, where: str) -> str:
+    """``records/<base>`` or ``scans/<base>``, refusing anything that could escape or collide."""
+    if "/" in base or "\\" in base or base.startswith("/"):
+        raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains a path separator or is absolute")
+    if base in (".", "..") or ".." in base.split("."):
+        raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains '..'")
+    if not BASE_NAME.match(base):
+        raise UnsafeMemberNameError(where, f"member name {base[:80]!r} must be 1-200 of A-Z a-z 0-9 . _ - starting alphanumeric")
+    return f"{KINDS[kind]}/{base}"
+
+
+def check_names(entries: list[FileEntry], where: str) -> None:
+    seen: set[str] = set()
+    for entry in entries:
+        prefix, _, base = entry.name.partition("/")
+        if entry.name.startswith("/") or "\\" in entry.name:
+            raise UnsafeMemberNameError(where, f"member name {entry.name[:80]!r} is absolute or has a backslash")
+        if ".." in entry.name.split("/"):
+            raise UnsafeMemberNameError(where, f"member name {entry.name[:80]!r} contains '..'")
+        if entry.kind not in KINDS or prefix != KINDS[entry.kind]:
+            raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/")
+        member_name(entry.kind, base, where)
+        folded = entry.name.casefold()
+        if folded in seen:
+            raise UnsafeMemberNameError(where, f"duplicate member name {entry.name!r} (names are compared case-insensitively)")
+        seen.add(folded)
+
+
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """Parse and structurally check a manifest; the signature is checked by the caller."""
+    try:
+        doc = json.loads(data.decode("ascii"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBundleError(where, f"manifest is not ASCII JSON: {exc}") from None
+    if not isinstance(doc, dict) or set(doc) != FIELDS:
+        raise MalformedBundleError(where, f"manifest must have exactly the fields {', '.join(sorted(FIELDS))}")
+    if canonical_json(doc) != data:
+        raise MalformedBundleError(where, "manifest is not in canonical JSON form")
+    if doc["type"] != MANIFEST_TYPE or doc["version"] != VERSION or doc["suite"] != SUITE:
+        raise MalformedBundleError(where, f"manifest is not a version-{VERSION} suite-{SUITE} {MANIFEST_TYPE}")
+    _require(isinstance(doc["bundle_id"], str) and re.fullmatch(r"[0-9a-f]{32}", doc["bundle_id"]), where, "bundle_id")
+    _require(isinstance(doc["header_hash"], str) and re.fullmatch(r"[0-9a-f]{64}", doc["header_hash"]), where, "header_hash")
+    for party in [doc["sender"], *(doc["recipients"] if isinstance(doc["recipients"], list) else [None])]:
+        _require(isinstance(party, dict) and set(party) == {"lab", "key_id"} and isinstance(party["lab"], str)
+                 and isinstance(party["key_id"], str) and re.fullmatch(r"[0-9a-f]{64}", party["key_id"]), where, "sender/recipients")
+    _require(type(doc["sequence"]) is int and doc["sequence"] >= 1, where, "sequence")
+    created = parse_time(doc["created"], where=where, error=MalformedBundleError)
+    _require(parse_time(doc["expires"], where=where, error=MalformedBundleError) > created, where, "expires")
+    files = doc["files"]
+    _require(isinstance(files, list) and len(files) <= MAX_FILES, where, "files")
+    for item in files:
+        _require(isinstance(item, dict) and set(item) == {"name", "kind", "size", "sha256"} and isinstance(item["name"], str)
+                 and isinstance(item["kind"], str) and type(item["size"]) is int and item["size"] >= 0
+                 and isinstance(item["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", item["sha256"]), where, "files entry")
+    manifest = Manifest(doc)
+    check_names(manifest.files, where)
+    return manifest
+
+
+def _require(condition: object, where: str, field: str) -> None:
+    if not condition:
+        raise MalformedBundleError(where, f"manifest field {field} is missing or malformed")

@@ -1,0 +1,255 @@
+"""Reading bundles: inspect the header, verify everything, then hand files to an importer.
+
+:func:`open_bundle` is the library entry point: it decrypts and checks the whole bundle (stanza,
+header MAC, every chunk tag, final chunk, manifest signature, names, sizes, hashes, records)
+and writes nothing. Only the :class:`VerifiedBundle` it returns can release files, through
+:meth:`VerifiedBundle.extract_to`, which decrypts and checks everything again while staging the
+files in a temporary directory and renames it into place only when all checks hold again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from ballistics.records import MAX_RECORD_BYTES, parse_record
+from exchange.canonical import format_time, now_utc
+from exchange.card import KeyCard
+from exchange.errors import (
+    ExpiredBundleError,
+    ManifestMismatchError,
+    MalformedBundleError,
+    NotARecipientError,
+    TamperedError,
+    TruncatedError,
+)
+from exchange.header import Header, derive_keys, read_header, unwrap_file_key
+from exchange.keys import Identity
+from exchange.manifest import DOMAIN_MANIFEST, MAX_MANIFEST_BYTES, SIGNATURE_BYTES, FileEntry, Manifest, parse_manifest
+from exchange.signing import HybridSignature
+from exchange.stream import CHUNK, decrypt_chunks, encrypted_length
+from exchange.trust import TrustStore
+
+Progress = Callable[[int, int], None]
+#: Tolerated clock difference between labs for a bundle's creation time.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose every byte has been authenticated for this lab at ``verified_at``."""
+
+    path: Path
+    header: Header
+    manifest: Manifest
+    sender: KeyCard
+    identity: Identity
+    trust: TrustStore
+    verified_at: datetime
+
+    @property
+    def files(self) -> list[FileEntry]:
+        return self.manifest.files
+
+    def summary(self) -> dict:
+        doc = self.manifest.doc
+        return {
+            "path": str(self.path), "verified": True, "bundle_id": doc["bundle_id"], "header_hash": doc["header_hash"],
+            "sender": doc["sender"], "recipients": doc["recipients"], "sequence": doc["sequence"],
+            "created": doc["created"], "expires": doc["expires"], "files": doc["files"],
+            "verified_at": format_time(self.verified_at),
+        }
+
+    def extract_to(self, destination: Path, progress: Progress | None = None) -> Path:
+        """Stage the files under a temporary directory, re-verifying everything; rename into place."""
+        destination = Path(destination)
+        if destination.exists():
+            raise MalformedBundleError(destination, "extraction target already exists")
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.staging-", dir=destination.parent))
+        try:
+            again = _verify(self.path, self.identity, self.trust, self.verified_at, progress, _staging_sink(staging))
+            if again.header.raw != self.header.raw:
+                raise TamperedError(self.path, "the bundle changed between verification and extraction")
+            os.replace(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return destination
+
+
+def open_bundle(
+    path: Path, identity: Identity, trust: TrustStore, *, now: datetime | None = None, progress: Progress | None = None
+) -> VerifiedBundle:
+    """Decrypt and check the whole bundle, writing nothing; raise the first refusal."""
+    return _verify(Path(path), identity, trust, now or now_utc(), progress, None)
+
+
+def inspect_bundle(path: Path, trust: TrustStore | None = None, own: KeyCard | None = None) -> dict:
+    """What the header reveals without any private key (lab names only for keys known locally)."""
+    path = Path(path)
+    with _open_file(path) as handle:
+        header = read_header(handle, str(path))
+        size = os.fstat(handle.fileno()).st_size
+
+    def party(key_id: bytes) -> dict:
+        lab = own.lab.id if own is not None and own.fingerprint == key_id else None
+        return {"key_id": key_id.hex(), "lab": lab or (trust.lab_of(key_id.hex()) if trust else None)}
+
+    expected = header.length + encrypted_length(header.payload_length)
+    return {
+        "path": str(path), "format": "ballistics-bundle", "version": 1, "suite": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM; Ed25519+ML-DSA-65",
+        "bundle_id": header.bundle_id.hex(), "header_bytes": header.length, "header_hash": header.hash.hex(),
+        "sender": party(header.sender), "recipients": [party(k) for k in header.recipients],
+        "payload_bytes": header.payload_length, "chunks": -(-header.payload_length // CHUNK),
+        "file_bytes": size, "length_consistent": size == expected,
+    }
+
+
+class _Plaintext:
+    """Verified plaintext as a byte source; reads are bounded by the caller's caps."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._buffer, self._offset = chunks, b"", 0
+
+    def read(self, size: int, where: str) -> bytes:
+        return b"".join(self.pieces(size, where))
+
+    def pieces(self, size: int, where: str) -> Iterator[bytes]:
+        while size:
+            if self._offset == len(self._buffer):
+                following = next(self._chunks, None)
+                if following is None:
+                    raise ManifestMismatchError(where, "the payload ends before the files the manifest lists")
+                self._buffer, self._offset = following, 0
+            take = min(size, len(self._buffer) - self._offset)
+            yield self._buffer[self._offset : self._offset + take]
+            self._offset += take
+            size -= take
+
+    def finish(self, where: str) -> None:
+        """Consume the rest, which checks the final-chunk flag; nothing may be left over."""
+        if self._offset != len(self._buffer) or next(self._chunks, None) is not None:
+            raise ManifestMismatchError(where, "the payload continues after the last file of the manifest")
+
+
+Sink = Callable[[FileEntry], BinaryIO]
+
+
+def _verify(path: Path, identity: Identity, trust: TrustStore, now: datetime, progress: Progress | None, sink: Sink | None) -> VerifiedBundle:
+    where = str(path)
+    with _open_file(path) as handle:
+        header = read_header(handle, where)
+        stanza, private_key = _our_stanza(header, identity, trust, where)
+        sender = trust.sender(header.sender.hex(), where=where)
+        payload_key, mac_key = derive_keys(unwrap_file_key(header, stanza, private_key, where), header.bundle_id)
+        header.check_mac(mac_key, where)
+        _check_length(header, os.fstat(handle.fileno()).st_size, where)
+        plaintext = _Plaintext(decrypt_chunks(handle, payload_key, header.hash, where))
+        manifest = _read_manifest(plaintext, header, sender, now, where)
+        done = 0
+        for entry in manifest.files:
+            _check_file(plaintext, entry, sink, where)
+            done += entry.size
+            if progress:
+                progress(done, header.payload_length)
+        plaintext.finish(where)
+    return VerifiedBundle(path, header, manifest, sender, identity, trust, now)
+
+
+def _open_file(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise MalformedBundleError(path, f"cannot read: {exc.strerror}") from None
+
+
+def _our_stanza(header: Header, identity: Identity, trust: TrustStore, where: str):
+    for stanza in header.stanzas:
+        key = identity.decryption_key(stanza.recipient.hex())
+        if key is not None:
+            return stanza, key
+    labs = ", ".join(trust.lab_of(k.hex()) or f"key {k.hex()[:16]}" for k in header.recipients)
+    raise NotARecipientError(where, f"bundle is addressed to {labs}, not to this lab ({identity.card.lab.id})")
+
+
+def _check_length(header: Header, actual: int, where: str) -> None:
+    expected = header.length + encrypted_length(header.payload_length)
+    if actual < expected:
+        raise TruncatedError(where, f"bundle truncated: {actual} bytes, its header declares {expected}")
+    if actual > expected:
+        raise TamperedError(where, f"{actual - expected} unexpected bytes after the final chunk")
+
+
+def _read_manifest(plaintext: _Plaintext, header: Header, sender: KeyCard, now: datetime, where: str) -> Manifest:
+    (length,) = struct.unpack(">I", plaintext.read(4, where))
+    if not 1 <= length <= MAX_MANIFEST_BYTES:
+        raise MalformedBundleError(where, f"manifest length {length} outside 1..{MAX_MANIFEST_BYTES}")
+    encoded = plaintext.read(length, where)
+    (signature_length,) = struct.unpack(">H", plaintext.read(2, where))
+    if signature_length != SIGNATURE_BYTES:
+        raise MalformedBundleError(where, f"signature block is {signature_length} bytes, expected {SIGNATURE_BYTES}")
+    signature = HybridSignature.from_bytes(plaintext.read(signature_length, where), where=where, error=MalformedBundleError)
+    manifest = parse_manifest(encoded, where)
+    sender.verify_key.verify(DOMAIN_MANIFEST, encoded, signature, where=where, what="manifest signature")
+    _check_binding(manifest, header, sender, where)
+    if manifest.created > now + CLOCK_SKEW:
+        raise ExpiredBundleError(where, f"bundle created at {manifest.doc['created']}, in the future (now {format_time(now)})")
+    if manifest.expires < now:
+        raise ExpiredBundleError(where, f"bundle expired at {manifest.doc['expires']} (now {format_time(now)})")
+    sender.check_valid(manifest.created, where=where)
+    return manifest
+
+
+def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, where: str) -> None:
+    """The signed manifest must describe this very header: this is what defeats re-wrapping."""
+    doc = manifest.doc
+    mismatches = [
+        ("bundle id", doc["bundle_id"] == header.bundle_id.hex()),
+        ("header hash", doc["header_hash"] == header.hash.hex()),
+        ("sender key", doc["sender"]["key_id"] == header.sender.hex()),
+        ("sender lab", doc["sender"]["lab"] == sender.lab.id),
+        ("recipients", manifest.recipient_ids == [k.hex() for k in header.recipients]),
+        ("payload length", manifest.payload_length() == header.payload_length),
+    ]
+    wrong = [name for name, ok in mismatches if not ok]
+    if wrong:
+        raise ManifestMismatchError(where, f"signed manifest does not match this bundle: {', '.join(wrong)} differ (re-addressed or altered)")
+
+
+def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> None:
+    if entry.kind == "record" and entry.size > MAX_RECORD_BYTES:
+        raise MalformedBundleError(where, f"{entry.name}: record of {entry.size} bytes exceeds {MAX_RECORD_BYTES}")
+    digest, held = hashlib.sha256(), []
+    target = sink(entry) if sink else None
+    try:
+        for piece in plaintext.pieces(entry.size, where):
+            digest.update(piece)
+            if entry.kind == "record":
+                held.append(piece)
+            if target:
+                target.write(piece)
+    finally:
+        if target:
+            target.close()
+    if digest.hexdigest() != entry.sha256:
+        raise ManifestMismatchError(where, f"{entry.name}: SHA-256 differs from the signed manifest")
+    if entry.kind == "record":
+        parse_record(b"".join(held), f"{where}:{entry.name}")
+
+
+def _staging_sink(staging: Path) -> Sink:
+    def open_member(entry: FileEntry) -> BinaryIO:
+        target = (staging / entry.name).resolve()
+        if staging.resolve() not in target.parents:
+            raise MalformedBundleError(staging, f"member {entry.name!r} would land outside the staging directory")
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        return open(target, "xb")
+
+    return open_member
