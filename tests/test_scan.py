@@ -4,7 +4,6 @@ the x3ptools mask, and the real scans against their provenance table."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import zipfile

@@ -147,7 +147,7 @@ def test_breech_face_marks_have_micrometre_amplitude() -> None:
     assert 0.3 < rms_um < 3.0
 
 
-def test_truth_rotation_is_the_one_applied(sample_aligned: dict, ) -> None:
+def test_truth_rotation_is_the_one_applied(sample_aligned: dict) -> None:
     """Undoing the truth pose aligns two shots of a firearm; the opposite turn does not."""
     rows = {row["file"]: row for row in truth_rows(SAMPLE_DATA)}
     first, second = sample_aligned["F01-01.x3p"][1], sample_aligned["F01-02.x3p"][1]
