@@ -138,7 +138,7 @@ def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float
         apply_original_rule(direction, tx_px, params)
         apply_high_cmc_rule(direction, tx_px, params)
     cmc, passed = combine_directions(forward, backward, params)
-    rotation, shift = _consensus_registration(forward, tx_px, params)
+    rotation, shift = _consensus_registration(forward, ref.shape, params)
     return CmcResult(
         forward=forward,
         backward=backward,
@@ -319,11 +319,7 @@ def _window_angles(centres: list[float], params: CmcParams) -> np.ndarray:
 
 def inverse_shifts(angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t."""
-    out = np.empty_like(np.asarray(shifts, float))
-    for i, (angle, (tx, ty)) in enumerate(zip(angles, shifts)):
-        rotation = cv2.getRotationMatrix2D((0.0, 0.0), float(-angle), 1.0)[:, :2]
-        out[i] = -(rotation @ np.array([tx, ty]))
-    return out
+    return np.array([-(_rotation(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts)]).reshape(-1, 2)
 
 
 # --- cell-level registration -------------------------------------------------------------------
@@ -526,23 +522,70 @@ def combine_directions(forward: DirectionResult, backward: DirectionResult, para
     return len(cells), True
 
 
-def _consensus_registration(forward: DirectionResult, tx_px: float, params: CmcParams) -> tuple[float, tuple[float, float]]:
-    """The rotation and translation mapping the target onto the reference, from the forward cells."""
-    if forward.theta_max is not None:
-        i = int(np.argmin(np.abs(wrap_deg(forward.angles - forward.theta_max))))
-        angle = forward.theta_max
-    elif forward.original.any():
-        angle = float(np.median(forward.original_angle[forward.original]))
-        i = int(np.argmin(np.abs(wrap_deg(forward.angles - angle))))
-    else:
-        ccf = np.nan_to_num(forward.ccf, nan=-1.0)
-        i = int(np.argmax(ccf.mean(axis=1))) if ccf.size else 0
-        angle = float(forward.angles[i]) if forward.angles.size else 0.0
+def _cells_centroid(result: DirectionResult, cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Centre of the chosen cells relative to the fixed surface's centre (x, y) px."""
+    boxes = result.cell_box[cells] if cells.any() else result.cell_box
+    if boxes.size == 0:
+        return np.zeros(2)
+    h, w = shape
+    return np.array([(boxes[:, 1] + boxes[:, 3]).mean() / 2 - w / 2.0, (boxes[:, 0] + boxes[:, 2]).mean() / 2 - h / 2.0])
+
+
+def _rotation(angle_deg: float) -> np.ndarray:
+    return cv2.getRotationMatrix2D((0.0, 0.0), float(angle_deg), 1.0)[:, :2]
+
+
+def _consensus_registration(forward: DirectionResult, shape: tuple[int, int], params: CmcParams) -> tuple[float, tuple[float, float]]:
+    """The rotation and translation mapping the target onto the reference, from the forward cells.
+
+    The congruent cells pick the angle (the grid angle where they correlate best, refined
+    between grid steps) and their median displacement the translation there. The translation is
+    carried to the refined angle by keeping the cells' centre on the same target point: the
+    rotation is about the target's array centre, so a change of angle moves off-centre content.
+    """
     if forward.dx.shape[1] == 0 or forward.angles.size == 0:
-        return float(wrap_deg(angle)), (0.0, 0.0)
-    chosen = forward.high[i] if forward.high.size and forward.high[i].any() else np.isfinite(forward.ccf[i])
+        return 0.0, (0.0, 0.0)
+    tol = params.rotation_deg
+    if forward.theta_max is not None:
+        cells = forward.high_cells(tol)
+        near = np.abs(wrap_deg(forward.angles - forward.theta_max)) <= tol + 1e-9
+    elif forward.original.any():
+        cells = forward.original
+        angle = float(np.median(forward.original_angle[forward.original]))
+        near = np.abs(wrap_deg(forward.angles - angle)) <= tol + 1e-9
+    else:
+        cells = np.isfinite(forward.ccf).any(axis=0)
+        near = np.ones(len(forward.angles), bool)
+    quality = np.array([np.nanmean(row[cells]) if np.isfinite(row[cells]).any() else -np.inf for row in forward.ccf])
+    i = int(np.argmax(np.where(near, quality, -np.inf)))
+    angle = _refined_angle(forward, i, cells, params.angle_step_deg)
     # Cells report where the reference cell sits in the moved target; the target moves the opposite way.
-    dx = float(np.median(forward.dx[i][chosen])) if chosen.any() else 0.0
-    dy = float(np.median(forward.dy[i][chosen])) if chosen.any() else 0.0
-    shift = (float(forward.shifts[i][0] - dx), float(forward.shifts[i][1] - dy))
-    return float(wrap_deg(angle)), shift
+    at_i = cells & np.isfinite(forward.dx[i])
+    dx = float(np.median(forward.dx[i][at_i])) if at_i.any() else 0.0
+    dy = float(np.median(forward.dy[i][at_i])) if at_i.any() else 0.0
+    shift = np.array([forward.shifts[i][0] - dx, forward.shifts[i][1] - dy])
+    centre = _cells_centroid(forward, cells, shape)
+    target_point = _rotation(-forward.angles[i]) @ (centre - shift)
+    shift = centre - _rotation(angle) @ target_point
+    return float(wrap_deg(angle)), (float(shift[0]), float(shift[1]))
+
+
+def _refined_angle(forward: DirectionResult, i: int, cells: np.ndarray, step: float) -> float:
+    """Sub-step rotation: parabola through the mean correlation of ``cells`` at the neighbouring angles."""
+    centre = float(forward.angles[i])
+    if not cells.any():
+        return centre
+    def mean_ccf(angle: float) -> float | None:
+        near = np.abs(wrap_deg(forward.angles - angle)) < 1e-6
+        if not near.any():
+            return None
+        values = forward.ccf[int(np.argmax(near))][cells]
+        return float(np.nanmean(values)) if np.isfinite(values).any() else None
+
+    left, mid, right = mean_ccf(centre - step), mean_ccf(centre), mean_ccf(centre + step)
+    if left is None or right is None or mid is None:
+        return centre
+    curvature = left - 2 * mid + right
+    if curvature >= 0:  # not a maximum: keep the grid angle
+        return centre
+    return centre + float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) * step
