@@ -112,6 +112,8 @@ def encode_header(payload_length: int, bundle_id: bytes, sender: bytes, stanzas:
 def read_header(handle: BinaryIO, where: str) -> Header:
     """Read and parse the header from the start of ``handle``, within the caps."""
     head = handle.read(FIXED.size)
+    if not head.startswith(MAGIC[: len(head)]) or not head:
+        raise MalformedBundleError(where, "not a ballistics bundle (bad magic bytes)")
     if len(head) < FIXED.size:
         raise MalformedBundleError(where, f"only {len(head)} bytes: too short to be a bundle")
     _check_fixed(head, where)
