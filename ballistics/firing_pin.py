@@ -32,12 +32,15 @@ FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
 ELLIPTICAL_BELOW = 0.8
 #: Fill of the minimum-area bounding rectangle above which an outline counts as rectangular
 #: (a disc or an ellipse fills pi / 4 = 0.785 of its bounding rectangle, a rectangle all of it).
-RECTANGULAR_ABOVE = 0.9
+RECTANGULAR_ABOVE = 0.87
 #: Angular resolution of the polar unwrap (bins over 360 degrees).
 ANGLE_BINS = 720
 #: When the breech-face rotation is given, the firing-pin search stays this close to it: the two
 #: marks sit on one cartridge case, but the breech-face estimate carries a few degrees of error.
 GIVEN_ROTATION_TOLERANCE_DEG = 3.0
+#: Wavelength (um) above which the crater's form is removed before comparing textures: the
+#: pin's outline and depth are class characteristics, its finer marks individual ones.
+TEXTURE_CUTOFF_UM = 250.0
 #: Shape agreement is multiplied by this when the two shape classes differ.
 CLASS_MISMATCH_FACTOR = 0.5
 
@@ -153,13 +156,13 @@ def extract_firing_pin(
 
 
 def polar_texture(impression: FiringPinImpression, n_radii: int) -> np.ndarray:
-    """The patch unwrapped to (radius, angle), each radius's median removed (NaN kept).
+    """The high-passed patch unwrapped to (radius, angle), each radius's median removed.
 
     Removing the per-radius median takes the crater's axisymmetric form out, leaving the marks
     that make the comparison individual rather than a comparison of two pins of one model.
     Angle bin j is the polar angle 360 j / ANGLE_BINS degrees, counter-clockwise as displayed.
     """
-    patch = impression.patch
+    patch = _highpass(impression.patch, TEXTURE_CUTOFF_UM * 1e-6 / (2 * np.pi) / impression.spacing_m)
     centre = (patch.shape[0] - 1) / 2.0
     radii = np.linspace(0.0, impression.extent_px, n_radii)
     angles = np.deg2rad(np.arange(ANGLE_BINS) * 360.0 / ANGLE_BINS)
@@ -269,3 +272,12 @@ def _with_extent(impression: FiringPinImpression, extent_px: float) -> FiringPin
         patch=patch,
         spacing_m=impression.spacing_m,
     )
+
+
+def _highpass(patch: np.ndarray, sigma_px: float) -> np.ndarray:
+    """``patch`` minus its NaN-aware Gaussian low-pass (normalised convolution), NaN kept."""
+    valid = np.isfinite(patch)
+    numerator = ndi.gaussian_filter(np.where(valid, patch, 0.0), sigma_px, mode="constant")
+    denominator = ndi.gaussian_filter(valid.astype(np.float64), sigma_px, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid & (denominator > 1e-6), patch - numerator / denominator, np.nan)

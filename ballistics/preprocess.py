@@ -25,7 +25,7 @@ from skimage.filters import threshold_otsu
 from skimage.measure import CircleModel, ransac
 
 from ballistics.errors import InvalidInputError
-from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
+from ballistics.firing_pin import FiringPinImpression, classify_shape, extract_firing_pin
 from ballistics.scan import Scan
 
 Mode = Literal["auto", "raw", "preprocessed"]
@@ -173,6 +173,12 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
 def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     if not np.isclose(scan.spacing_x, scan.spacing_y, rtol=1e-3):
         scan = _square_pixels(scan)
+    finest = params.working_spacing_um * 1e-6 / 2
+    if scan.spacing_x < 0.99 * finest:
+        # Half the working spacing resolves the band-pass's short cut-off; finer pixels (camera
+        # images) only cost time. Area averaging keeps every measured point's contribution.
+        values, valid = _resample(scan.heights, np.isfinite(scan.heights), scan.spacing_x / finest, scan.spacing_y / finest)
+        scan = scan.with_heights(np.where(valid, values, np.nan), finest, finest)
     spacing = scan.spacing_x
     px = lambda um: um * 1e-6 / spacing  # noqa: E731 - micrometres to pixels of this scan
     is_image = scan.kind == "image"
@@ -185,11 +191,10 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
         raise PrimerNotFoundError(scan.source, "no primer boundary found (no circular edge of at least 0.3 mm radius in the valid data)")
     inside = _disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
     region = measured & inside & face
-    levelled = heights - _robust_trend(heights, region, "plane", px(50.0))
+    levelled = heights - _robust_trend(heights, region, "quadratic", px(50.0))
     pin = _locate_firing_pin(levelled, region, disc & ~face, primer, params, px, is_image)
     if pin is not None:
-        centre, extent, crater = pin
-        region &= ~_disc(heights.shape, centre, extent + px(params.firing_pin_margin_um))
+        region &= ~_star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
     _require_size(scan, region, params, spacing)
     levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
     filtered = _bandpass(levelled, region, params, spacing)
@@ -205,7 +210,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     firing_pin = None
     if pin is not None:
         unit = 1.0 if is_image else 1e-6
-        found = extract_firing_pin(levelled * unit, crater, (centre.x, centre.y), centre.r, spacing, params.working_spacing_um * 1e-6)
+        found = extract_firing_pin(levelled * unit, pin.crater, (pin.centre.x, pin.centre.y), pin.centre.r, spacing, params.working_spacing_um * 1e-6)
         firing_pin = replace(found, center_px=(found.center_px[0] - x0, found.center_px[1] - y0))
     return BreechFace(
         surface=surface,
@@ -218,40 +223,93 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     )
 
 
+class FiringPinZone(NamedTuple):
+    """Where the firing pin disturbed the primer: centre, per-angle extent, crater mask."""
+
+    centre: Circle  # r: a radius covering the zone (for the impression patch)
+    extents: np.ndarray  # outer edge of the zone at ZONE_ANGLES equally spaced angles, pixels
+    crater: np.ndarray
+
+
+#: Angular sampling of the firing-pin zone's outline.
+ZONE_ANGLES = 360
+#: The zone reaches at most this many crater radii from the centre, angle by angle: the primer
+#: metal pushed into the firing-pin aperture ends at the aperture (about 1.5 crater radii on the
+#: Fadul Rugers); anything connected beyond it is breech face standing out of the plane.
+FLOWBACK_REACH = 1.6
+
+
 def _locate_firing_pin(
     levelled: np.ndarray, region: np.ndarray, holes: np.ndarray, primer: Circle, params: PreprocessParams, px, is_image: bool
-) -> tuple[Circle, float, np.ndarray] | None:
-    """The disturbed zone around the firing pin (its circle) and the crater mask, or None.
+) -> FiringPinZone | None:
+    """The zone the firing pin disturbed, or None when the scan shows no firing-pin impression.
 
-    The zone is what is unmeasured inside the primer (a steep crater bottom, or for an image
-    the dark aperture ring) or stands out of the breech-face level by more than
-    ``firing_pin_depth_um`` (crater walls, flow-back into the firing-pin aperture). Of its
-    pieces, the largest whose centre lies in the inner half of the primer is the impression.
+    The crater is what is unmeasured inside the primer (a steep crater bottom; for an image,
+    the dark aperture ring and what it encloses) or lies deeper than ``firing_pin_depth_um``
+    below the breech-face level; the largest such piece in the inner half of the primer is the
+    impression. The zone adds what is connected to it and stands out of the breech-face level
+    (crater walls, primer metal pushed back into the firing-pin aperture). Its outline is read
+    angle by angle from the crater centre and smoothed over 30 degrees, so that a round,
+    elliptical or rectangular zone is followed while a narrow drag-mark tail is not (the outlier
+    step takes such tails). Round craters get a RANSAC circle through the zone's outline instead,
+    which ignores the breech face that clings to the zone where it stands out of the plane.
     """
+    deep = holes.copy()
     disturbed = holes.copy()
     if not is_image:
         with np.errstate(invalid="ignore"):
-            disturbed |= region & (np.abs(levelled) > params.firing_pin_depth_um)
-    disturbed = ndi.binary_opening(disturbed, iterations=2)
-    labels, count = ndi.label(disturbed)
+            deep |= region & (levelled < -params.firing_pin_depth_um)
+            disturbed |= deep | (region & (np.abs(levelled) > params.firing_pin_depth_um))
+    crater = _central_piece(ndi.binary_opening(deep, iterations=2), primer, px(100.0))
+    if crater is None:
+        return None
+    crater = ndi.binary_fill_holes(crater)
+    cy, cx = ndi.center_of_mass(crater)
+    labels, _ = ndi.label(ndi.binary_opening(disturbed, iterations=3) | crater)
+    zone = ndi.binary_fill_holes(labels == labels[int(round(cy)), int(round(cx))]) if crater[int(round(cy)), int(round(cx))] else crater
+    if is_image:
+        crater = zone
+    if classify_shape(crater)[0] == "hemispherical":
+        # A round pin leaves a round aperture zone: a robust circle ignores what clings to it.
+        circle = _fit_circle(zone | crater, max(2.0, px(10.0)))
+        if circle is not None and circle.r < 0.9 * primer.r:
+            return FiringPinZone(circle, np.full(ZONE_ANGLES, circle.r), crater)
+    reach = FLOWBACK_REACH * _polar_extent(crater, cx, cy, primer.r)
+    extents = np.minimum(_polar_extent(zone | crater, cx, cy, primer.r), reach)
+    return FiringPinZone(Circle(float(cx), float(cy), float(extents.max())), extents, crater)
+
+
+def _central_piece(mask: np.ndarray, primer: Circle, min_radius_px: float) -> np.ndarray | None:
+    """The largest piece of ``mask`` centred in the inner half of the primer, if big enough."""
+    labels, count = ndi.label(mask)
     if count == 0:
         return None
     index = np.arange(1, count + 1)
-    sizes = ndi.sum_labels(disturbed, labels, index)
-    centres = np.array(ndi.center_of_mass(disturbed, labels, index)).reshape(-1, 2)
-    central = np.hypot(centres[:, 1] - primer.x, centres[:, 0] - primer.y) < 0.5 * primer.r
-    big = sizes >= np.pi * px(100.0) ** 2
-    candidates = np.flatnonzero(central & big)
-    if candidates.size == 0:
+    sizes = ndi.sum_labels(mask, labels, index)
+    centres = np.array(ndi.center_of_mass(mask, labels, index)).reshape(-1, 2)
+    ok = (np.hypot(centres[:, 1] - primer.x, centres[:, 0] - primer.y) < 0.5 * primer.r) & (sizes >= np.pi * min_radius_px**2)
+    if not ok.any():
         return None
-    zone = ndi.binary_fill_holes(labels == index[candidates[np.argmax(sizes[candidates])]])
-    circle = _fit_circle(zone, max(2.0, px(10.0))) or _equivalent_circle(zone)
-    inside = _disc(levelled.shape, circle, circle.r)
-    crater = holes & inside if is_image else (holes | (levelled < -params.firing_pin_depth_um)) & inside
-    crater = ndi.binary_fill_holes(_largest_component(crater) if crater.any() else zone)
-    if is_image:
-        crater = zone
-    return circle, circle.r, crater
+    return labels == index[np.flatnonzero(ok)[np.argmax(sizes[ok])]]
+
+
+def _polar_extent(zone: np.ndarray, cx: float, cy: float, max_radius: float) -> np.ndarray:
+    """Distance from (cx, cy) to where ``zone`` first ends, at ZONE_ANGLES angles, smoothed."""
+    radii = np.arange(0.0, max_radius, 1.0)
+    angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
+    rows = cy - radii[None, :] * np.sin(angles[:, None])
+    cols = cx + radii[None, :] * np.cos(angles[:, None])
+    inside = ndi.map_coordinates(zone.astype(np.uint8), [rows, cols], order=0, mode="constant", cval=0).astype(bool)
+    first_out = np.where(inside.all(axis=1), radii.size, np.argmin(inside, axis=1))
+    return ndi.median_filter(radii[np.maximum(first_out - 1, 0)] + 0.5, size=ZONE_ANGLES // 12 + 1, mode="wrap")
+
+
+def _star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> np.ndarray:
+    """Points within the zone's per-angle outline plus ``margin_px``."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    dx, dy = xx - zone.centre.x, zone.centre.y - yy
+    angle_bin = (np.round(np.arctan2(dy, dx) * ZONE_ANGLES / (2 * np.pi)).astype(np.int64)) % ZONE_ANGLES
+    return np.hypot(dx, dy) <= zone.extents[angle_bin] + margin_px
 
 
 def _fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
@@ -269,11 +327,6 @@ def _fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
         return None
     (x, y), r = model.center, model.radius
     return Circle(float(x), float(y), float(r))
-
-
-def _equivalent_circle(mask: np.ndarray) -> Circle:
-    y, x = ndi.center_of_mass(mask)
-    return Circle(float(x), float(y), float(np.sqrt(mask.sum() / np.pi)))
 
 
 def _disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
@@ -303,15 +356,14 @@ def _bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
     labels, count = ndi.label(bright)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     rows, cols = image.shape
-    best, best_size = None, 0
-    for label in range(1, count + 1):
-        if label in border:
-            continue
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    sizes[border] = 0
+    for label in np.argsort(sizes)[::-1][:5]:
         piece = labels == label
-        size = int(piece.sum())
-        if size > best_size and ndi.binary_fill_holes(piece)[rows // 2, cols // 2]:
-            best, best_size = piece, size
-    return best if best is not None else _largest_component(bright)
+        if sizes[label] > 0 and ndi.binary_fill_holes(piece)[rows // 2, cols // 2]:
+            return piece
+    return _largest_component(bright)
 
 
 def _standardise(image: np.ndarray) -> np.ndarray:
