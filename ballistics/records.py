@@ -114,7 +114,7 @@ def build_record(
     method = dict(comparison["method"])
     scores = {key: comparison[key] for key in ("cmc", "cmc_forward", "cmc_backward", "cells_compared", "ccf", "rotation_deg", "firing_pin")}
     scores["translation_um"] = list(comparison["translation_um"])
-    for optional in ("cmc_original", "high_cmc_passed"):
+    for optional in ("cmc_original", "cmc_high", "high_cmc_passed"):
         if optional in comparison:
             scores[optional] = comparison[optional]
     if likelihood_ratio is not None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ballistics.compare import Comparison
 from ballistics.errors import InvalidInputError
 from ballistics.records import RecordError, build_record, load_record, record_bytes, schema, validate_record, write_record
 
@@ -18,15 +17,16 @@ LAB = {"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"
 
 
 def comparison_dict() -> dict:
-    """What the comparison engine hands over (``Comparison.to_dict()``), built from real field values."""
-    return Comparison(
-        reference={"path": "/cases/K1.x3p", "sha256": "a" * 64},
-        questioned={"path": "/cases/Q1.x3p", "sha256": "b" * 64},
-        cmc=17, cmc_original=12, cmc_forward=18, cmc_backward=17, high_cmc_passed=True, cells_compared=41,
-        rotation_deg=-12.0, translation_um=(31.25, -6.25), ccf=0.61, firing_pin=None, decision="identification",
-        method={"name": "congruent-matching-cells/high-cmc", "cmc": {"cell_grid": 8}, "decision": {"identification_cmc": 6}},
-        software={"name": "ballistics", "version": "0.1.0"}, elapsed_s=1.5,
-    ).to_dict()
+    """What the comparison engine hands over: the shape of ``Comparison.to_dict()``."""
+    return {
+        "reference": {"path": "/cases/K1.x3p", "sha256": "a" * 64},
+        "questioned": {"path": "/cases/Q1.x3p", "sha256": "b" * 64},
+        "cmc": 17, "cmc_original": 12, "cmc_high": 17, "cmc_forward": 18, "cmc_backward": 17, "high_cmc_passed": True,
+        "cells_compared": 41, "rotation_deg": -12.0, "translation_um": [31.25, -6.25], "ccf": 0.61, "firing_pin": None,
+        "decision": "identification",
+        "method": {"name": "congruent-matching-cells/high-cmc", "cmc": {"cell_grid": 8}, "decision": {"identification_cmc": 6}},
+        "software": {"name": "ballistics", "version": "0.1.0"}, "elapsed_s": 1.5,
+    }
 
 
 def a_record() -> dict:
@@ -44,7 +44,7 @@ def test_published_schema_is_the_packaged_schema() -> None:
 
 def test_built_record_carries_the_comparison(tmp_path: Path) -> None:
     record = a_record()
-    assert record["scores"]["cmc"] == 17 and record["scores"]["firing_pin"] is None
+    assert record["scores"]["cmc"] == 17 and record["scores"]["firing_pin"] is None and record["scores"]["cmc_high"] == 17
     assert record["comparison"]["method"]["name"] == "congruent-matching-cells/high-cmc"
     assert record["comparison"]["method"]["parameters"]["cmc"] == {"cell_grid": 8}
     assert record["scans"]["reference"] == {"sha256": "a" * 64, "path": "/cases/K1.x3p", "name": "K1.x3p"}
