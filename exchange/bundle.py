@@ -61,6 +61,8 @@ def export_bundle(
     identity.require_usable(where)
     identity.card.check_valid(now, where=where)
     cards = {lab: trust.recipient(lab, where=where) for lab in dict.fromkeys(recipients)}
+    for card in cards.values():
+        card.check_valid(now, where=where)
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
     sources = [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans]

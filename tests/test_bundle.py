@@ -34,6 +34,7 @@ from exchange.errors import (
     ExchangeSecurityError,
     ExpiredBundleError,
     HeaderLimitError,
+    KeyValidityError,
     MalformedBundleError,
     MalformedError,
     ManifestMismatchError,
@@ -442,6 +443,8 @@ def test_export_refusals_write_nothing(world: World, tmp_path: Path) -> None:
 
     with pytest.raises(UntrustedRecipientError, match="not in the trust store"):
         attempt(recipients=["NL-NFI"])
+    with pytest.raises(KeyValidityError, match="is valid from"):
+        attempt(now=T0 + timedelta(days=3 * 365))
     bad = tmp_path / "bad.json"
     bad.write_bytes(record_bytes({**a_record(), "scores": {}}))
     with pytest.raises(RecordError, match="not a valid match record"):
