@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
+from enum import Enum
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -150,13 +151,13 @@ CMC_OPTIONS = "Method (defaults: cmcR / Song 2018)"
 
 
 def _method_params(
-    cells: int, translation_um: float, rotation_deg: float, ccf: float, identification_cmc: int, elimination_cmc: int, cmcr_window: bool
+    cells: int, translation_um: float, rotation_deg: float, ccf: float, identification_cmc: int, elimination_cmc: int, cmcr_window: bool, rule: str
 ) -> tuple[Any, Any]:
     from ballistics.cmc import CmcParams
     from ballistics.compare import DecisionParams
 
     cmc = CmcParams(cells=(cells, cells), translation_um=translation_um, rotation_deg=rotation_deg, ccf_threshold=ccf, full_circle=not cmcr_window)
-    return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc)
+    return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc, rule=rule)  # type: ignore[arg-type]
 
 
 CellsOpt = Annotated[int, typer.Option(min=2, max=32, help="Grid of N x N cells on the reference.", rich_help_panel=CMC_OPTIONS)]
@@ -165,6 +166,12 @@ RotationOpt = Annotated[float, typer.Option("--rotation-threshold-deg", min=0.0,
 CcfOpt = Annotated[float, typer.Option("--ccf-threshold", min=-1.0, max=1.0, help="Cell correlation threshold.", rich_help_panel=CMC_OPTIONS)]
 IdOpt = Annotated[int, typer.Option(min=1, help="Identification at CMC >= this.", rich_help_panel=CMC_OPTIONS)]
 ElimOpt = Annotated[int, typer.Option(min=0, help="Elimination at CMC <= this.", rich_help_panel=CMC_OPTIONS)]
+class Rule(str, Enum):
+    original = "original"
+    high = "high"
+
+
+RuleOpt = Annotated[Rule, typer.Option(help="Count that decides: original (Song 2013) or high (High CMC, Tong 2015).", rich_help_panel=CMC_OPTIONS)]
 WindowOpt = Annotated[bool, typer.Option("--cmcr-window", help="Search only -30..30 degrees, as cmcR does, instead of the full circle.", rich_help_panel=CMC_OPTIONS)]
 ModeOpt = Annotated[
     Optional[bool], typer.Option("--preprocessed/--raw", help="Force the scans to be taken as already processed, or as raw (default: decided per scan).", show_default=False)
@@ -186,11 +193,12 @@ def compare(
     identification_cmc: IdOpt = 6,
     elimination_cmc: ElimOpt = 2,
     cmcr_window: WindowOpt = False,
+    rule: RuleOpt = Rule.original,
 ) -> None:
     """Compare two cartridge cases by Congruent Matching Cells, searching every rotation."""
     from ballistics.compare import compare as run_compare
 
-    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window)
+    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value)
     mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
     ref, qst = (_load_for_info(path, pixel_um) for path in (reference, questioned))
     with err.status("comparing", spinner="dots"):
@@ -204,8 +212,8 @@ def compare(
         return
     table = Table(title=f"{reference.name}  vs  {questioned.name}", show_header=False, title_justify="left")
     table.add_row("decision", f"[bold]{result.decision}[/bold]")
-    table.add_row("CMC (High CMC, both directions)", f"{result.cmc}  (forward {result.cmc_forward}, backward {result.cmc_backward}; {'passed' if result.high_cmc_passed else 'fell back to the original rule'})")
-    table.add_row("CMC (original rule)", str(result.cmc_original))
+    table.add_row(f"CMC ({rule.value} rule, deciding)", f"{result.cmc}  (forward {result.cmc_forward}, backward {result.cmc_backward})")
+    table.add_row("CMC original rule / High CMC", f"{result.cmc_original} / {result.cmc_high} ({'High CMC passed' if result.high_cmc_passed else 'High CMC fell back to the original rule'})")
     table.add_row("cells compared", str(result.cells_compared))
     table.add_row("rotation (deg)", f"{result.rotation_deg:.1f}")
     table.add_row("translation (um)", f"{result.translation_um[0]:.1f}, {result.translation_um[1]:.1f}")
@@ -236,13 +244,14 @@ def validate(
     identification_cmc: IdOpt = 6,
     elimination_cmc: ElimOpt = 2,
     cmcr_window: WindowOpt = False,
+    rule: RuleOpt = Rule.original,
 ) -> None:
     """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from ballistics import validate as v
 
-    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window)
+    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value)
     labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
     scans = v.labelled_scans(folder, labels)
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
@@ -262,11 +271,12 @@ def validate(
     table = Table(title=f"validation on {folder} ({summary['pairs']} pairs)", title_justify="left")
     for column in ("", "n", "min", "mean", "max"):
         table.add_column(column)
-    for key, label in (("known_match", "known match, High CMC"), ("known_non_match", "known non-match, High CMC"), ("known_match_original_rule", "known match, original rule"), ("known_non_match_original_rule", "known non-match, original rule")):
-        d = summary[key]
-        table.add_row(label, str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", "")))
+    for key, label in (("original_rule", "original rule"), ("high_cmc_rule", "High CMC")):
+        for kind in ("known_match", "known_non_match"):
+            d = summary[key][kind]
+            table.add_row(f"{kind.replace('_', ' ')}, {label}", str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", "")))
     out.print(table)
-    out.print(f"AUC {summary['auc']} (original rule {summary['auc_original_rule']}); at CMC >= {identification_cmc}: {summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications")
+    out.print(f"deciding rule {rule.value}: AUC {summary['auc']} (original {summary['original_rule']['auc']}, High CMC {summary['high_cmc_rule']['auc']}); at CMC >= {identification_cmc}: {summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications")
 
 
 # --- sample: simulated cases with known truth (ballistics/synth.py), and the demo --------------

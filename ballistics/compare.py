@@ -31,15 +31,22 @@ class IncomparableError(InvalidInputError):
 
 @dataclass(frozen=True)
 class DecisionParams:
-    """CMC count thresholds of the three conclusions.
+    """Which CMC count decides, and its thresholds for the three conclusions.
 
-    Identification at CMC >= 6 is the published criterion (Song 2013, 2018). Below it, a count at
-    or under ``elimination_cmc`` is what different-source pairs produce on the validation sets,
-    and the counts between are left to the examiner as inconclusive.
+    Identification at CMC >= 6 is Song's published criterion, defined for the original rule,
+    which is the default here. The High CMC rule (Tong 2015) is computed and reported too but
+    does not decide by default: pooling congruent cells over every angle within the rotation
+    threshold, in both directions, lets different-source pairs reach counts of 9-17 on Fadul
+    (cmcR reports up to 10), above the identification threshold; the original rule keeps them at
+    0-3 while same-source pairs stay at 11 or more (docs/comparison.md has the figures).
+    Below identification, a count at or under ``elimination_cmc`` is what different-source pairs
+    produce on the validation sets, and the counts between are left to the examiner as
+    inconclusive.
     """
 
     identification_cmc: int = 6
     elimination_cmc: int = 2
+    rule: Literal["original", "high"] = "original"
 
     def decide(self, cmc: int) -> Decision:
         if cmc >= self.identification_cmc:
@@ -57,6 +64,7 @@ class Comparison:
     questioned: dict[str, str | None]
     cmc: int
     cmc_original: int
+    cmc_high: int
     cmc_forward: int
     cmc_backward: int
     high_cmc_passed: bool
@@ -79,6 +87,8 @@ class Comparison:
             "questioned": self.questioned,
             "cmc": self.cmc,
             "cmc_original": self.cmc_original,
+            "cmc_high": self.cmc_high,
+            "rule": self.method["decision"]["rule"],  # type: ignore[index]
             "cmc_forward": self.cmc_forward,
             "cmc_backward": self.cmc_backward,
             "high_cmc_passed": self.high_cmc_passed,
@@ -135,14 +145,19 @@ def compare_prepared(
     if result.forward.cell_index.shape[0] == 0:
         raise IncomparableError(reference_id.get("path"), "no cell of the breech face has enough measured points to compare")
     tol = cmc.rotation_deg
-    forward_count = int(result.forward.high_cells(tol).sum()) if result.high_cmc_passed else result.forward.original_count
-    backward_count = int(result.backward.high_cells(tol).sum()) if result.high_cmc_passed else result.backward.original_count
+    if decision.rule == "high" and result.high_cmc_passed:
+        count = result.cmc
+        forward_count, backward_count = (int(d.high_cells(tol).sum()) for d in (result.forward, result.backward))
+    else:
+        count = result.cmc if decision.rule == "high" else result.cmc_original
+        forward_count, backward_count = result.forward.original_count, result.backward.original_count
     fp = firing_pin_score(reference.firing_pin, questioned.firing_pin, result.rotation_deg)
     return Comparison(
         reference=reference_id,
         questioned=questioned_id,
-        cmc=result.cmc,
+        cmc=count,
         cmc_original=result.cmc_original,
+        cmc_high=result.cmc,
         cmc_forward=forward_count,
         cmc_backward=backward_count,
         high_cmc_passed=result.high_cmc_passed,
@@ -151,7 +166,7 @@ def compare_prepared(
         translation_um=(result.shift_px[0] * reference.spacing_m * 1e6, result.shift_px[1] * reference.spacing_m * 1e6),
         ccf=registered_correlation(reference.surface, questioned.surface, result.rotation_deg, result.shift_px),
         firing_pin=fp,
-        decision=decision.decide(result.cmc),
+        decision=decision.decide(count),
         method=method_description(reference.params, cmc, decision),
         software={"name": SOFTWARE_NAME, "version": __version__},
         elapsed_s=time.perf_counter() - started,

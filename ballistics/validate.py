@@ -40,6 +40,7 @@ class PairResult:
     same_source: bool
     cmc: int
     cmc_original: int
+    cmc_high: int
     decision: str
     rotation_deg: float
 
@@ -49,11 +50,13 @@ class Validation:
     pairs: list[PairResult]
     decision: DecisionParams
 
-    def counts(self, same: bool, original: bool = False) -> np.ndarray:
-        return np.array([p.cmc_original if original else p.cmc for p in self.pairs if p.same_source == same], dtype=int)
+    def counts(self, same: bool, rule: str = "decision") -> np.ndarray:
+        """CMC counts of same- or different-source pairs: the deciding count, or a rule's own."""
+        field = {"decision": "cmc", "original": "cmc_original", "high": "cmc_high"}[rule]
+        return np.array([getattr(p, field) for p in self.pairs if p.same_source == same], dtype=int)
 
-    def auc(self, original: bool = False) -> float:
-        return auc(self.counts(True, original), self.counts(False, original))
+    def auc(self, rule: str = "decision") -> float:
+        return auc(self.counts(True, rule), self.counts(False, rule))
 
     @property
     def false_identifications(self) -> int:
@@ -77,12 +80,12 @@ class Validation:
 
         return {
             "pairs": len(self.pairs),
+            "rule": self.decision.rule,
             "known_match": describe(self.counts(True)),
             "known_non_match": describe(self.counts(False)),
-            "known_match_original_rule": describe(self.counts(True, original=True)),
-            "known_non_match_original_rule": describe(self.counts(False, original=True)),
             "auc": round(self.auc(), 4),
-            "auc_original_rule": round(self.auc(original=True), 4),
+            "original_rule": {"known_match": describe(self.counts(True, "original")), "known_non_match": describe(self.counts(False, "original")), "auc": round(self.auc("original"), 4)},
+            "high_cmc_rule": {"known_match": describe(self.counts(True, "high")), "known_non_match": describe(self.counts(False, "high")), "auc": round(self.auc("high"), 4)},
             "identification_threshold": self.decision.identification_cmc,
             "false_identifications": self.false_identifications,
             "missed_identifications": self.missed_identifications,
@@ -201,6 +204,7 @@ def validate(
                 same_source=truth[Path(a).name] == truth[Path(b).name],
                 cmc=comparison.cmc,
                 cmc_original=comparison.cmc_original,
+                cmc_high=comparison.cmc_high,
                 decision=comparison.decision,
                 rotation_deg=comparison.rotation_deg,
             )
@@ -231,8 +235,8 @@ def write_pairs(validation: Validation, target: Path) -> Path:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["reference", "questioned", "same_source", "cmc", "cmc_original", "decision", "rotation_deg"])
+    writer.writerow(["reference", "questioned", "same_source", "cmc", "cmc_original", "cmc_high", "decision", "rotation_deg"])
     for p in validation.pairs:
-        writer.writerow([p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.decision, round(p.rotation_deg, 2)])
+        writer.writerow([p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.cmc_high, p.decision, round(p.rotation_deg, 2)])
     write_atomic(Path(target), buffer.getvalue().encode())
     return Path(target)

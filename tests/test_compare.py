@@ -1,0 +1,141 @@
+"""`compare` and `validate` end to end: real scans in, documented JSON and exit codes out."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ballistics.compare import DecisionParams, compare
+from ballistics.scan import load_scan
+from ballistics.validate import auc, firearm_from_name, load_truth, TruthError
+from cli import main
+from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
+
+JSON_KEYS = {
+    "reference",
+    "questioned",
+    "cmc",
+    "cmc_forward",
+    "cmc_backward",
+    "cells_compared",
+    "rotation_deg",
+    "translation_um",
+    "ccf",
+    "firing_pin",
+    "decision",
+    "method",
+    "software",
+    "elapsed_s",
+}
+
+
+def run_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, dict]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if captured.out.strip() else {})
+
+
+def test_compare_json_document_has_the_documented_fields(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    require_real_scans()
+    plot = tmp_path / "cmc.png"
+    code, doc = run_json(capsys, ["compare", str(FADUL / "Fadul 1-1.x3p"), str(FADUL / "Fadul 1-2.x3p"), "--json", "--plot", str(plot)])
+    assert code == 0
+    assert JSON_KEYS <= set(doc)
+    assert doc["decision"] == "identification"
+    assert doc["cmc"] >= 6 and doc["cmc"] == doc["cmc_original"] == min(doc["cmc_forward"], doc["cmc_backward"])
+    assert -180 < doc["rotation_deg"] <= 180
+    assert len(doc["reference"]["sha256"]) == 64 and doc["reference"]["path"].endswith("Fadul 1-1.x3p")
+    assert doc["method"]["cmc"]["translation_um"] == 125.0 and doc["method"]["cmc"]["ccf_threshold"] == 0.5
+    assert doc["method"]["decision"] == {"identification_cmc": 6, "elimination_cmc": 2, "rule": "original"}
+    assert doc["software"]["name"] == "ballistics"
+    assert doc["firing_pin"] is None  # processed scans no longer carry the firing-pin impression
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_known_non_match_is_eliminated(capsys: pytest.CaptureFixture[str]) -> None:
+    require_real_scans()
+    code, doc = run_json(capsys, ["compare", str(FADUL / "Fadul 1-1.x3p"), str(FADUL / "Fadul 2-1.x3p"), "--json"])
+    assert code == 0
+    assert doc["cmc"] <= 2 and doc["decision"] == "elimination"
+
+
+def test_options_change_the_method_and_are_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    require_real_scans()
+    args = ["compare", str(FADUL / "Fadul 1-1.x3p"), str(FADUL / "Fadul 1-2.x3p"), "--json", "--rule", "high", "--ccf-threshold", "0.6", "--cmcr-window"]
+    code, doc = run_json(capsys, args)
+    assert code == 0
+    assert doc["method"]["decision"]["rule"] == "high" and doc["method"]["cmc"]["ccf_threshold"] == 0.6
+    assert doc["method"]["cmc"]["full_circle"] is False
+    assert doc["cmc"] == doc["cmc_high"]
+
+
+def test_raw_scans_compare_like_their_processed_versions() -> None:
+    """The raw Fadul 1-1 / 1-2 / 2-1 scans, preprocessed here, give the same verdicts."""
+    require_real_scans()
+    raw = {name: load_scan(RAW_FADUL / f"fadul{name}_raw.x3p") for name in ("1.1", "1.2", "2.1")}
+    same = compare(raw["1.1"], raw["1.2"])
+    different = compare(raw["1.1"], raw["2.1"])
+    assert same.decision == "identification", same.to_dict()
+    assert different.decision != "identification", different.to_dict()
+    assert same.firing_pin is not None  # raw scans keep the firing-pin impression
+
+
+def test_decision_thresholds() -> None:
+    decide = DecisionParams().decide
+    assert [decide(n) for n in (0, 2, 3, 5, 6, 30)] == ["elimination", "elimination", "inconclusive", "inconclusive", "identification", "identification"]
+
+
+def test_bad_input_is_one_line_exit_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bogus = tmp_path / "case.x3p"
+    bogus.write_bytes(b"not a scan at all")
+    code = main(["compare", str(bogus), str(bogus), "--json"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: {bogus}: ")
+
+
+def test_validate_small_labelled_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Four Fadul knowns from two slides: 2 known matches, 4 known non-matches, perfectly separated."""
+    require_real_scans()
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("Fadul 1-1", "Fadul 1-2", "Fadul 2-1", "Fadul 2-2"):
+        shutil.copy(FADUL / f"{name}.x3p", folder)
+    pairs = tmp_path / "pairs.csv"
+    code, doc = run_json(capsys, ["validate", str(folder), "--json", "--workers", "1", "--pairs-csv", str(pairs), "--plot", str(tmp_path / "h.png")])
+    assert code == 0
+    assert doc["pairs"] == 6
+    assert doc["known_match"]["n"] == 2 and doc["known_non_match"]["n"] == 4
+    assert doc["auc"] == 1.0
+    assert doc["false_identifications"] == 0 and doc["missed_identifications"] == 0
+    rows = list(csv.DictReader(pairs.open()))
+    assert len(rows) == 6 and {r["same_source"] for r in rows} == {"0", "1"}
+
+
+def test_validate_with_a_truth_csv_on_generated_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    """The committed sample set: its truth.csv labels the cases; same-firearm pairs score higher."""
+    code, doc = run_json(capsys, ["validate", str(SAMPLE_DATA), "--truth", str(SAMPLE_DATA / "truth.csv"), "--json", "--workers", "2"])
+    assert code == 0
+    assert doc["pairs"] == 36 and doc["known_match"]["n"] == 9
+    assert doc["auc"] >= 0.9
+
+
+def test_truth_from_names_and_csv(tmp_path: Path) -> None:
+    assert firearm_from_name(Path("Fadul 3-2.x3p")) == "Fadul 3"
+    assert firearm_from_name(Path("TW04-07.x3p")) == "TW04"
+    assert firearm_from_name(Path("Fadul A.x3p")) is None  # questioned cases are a blind test
+    bad = tmp_path / "truth.csv"
+    bad.write_text("name,gun\nx,y\n")
+    with pytest.raises(TruthError, match="columns"):
+        load_truth(bad)
+
+
+def test_auc_counts_ties_as_half() -> None:
+    assert auc([3, 4], [1, 2]) == 1.0
+    assert auc([1], [1]) == 0.5
+    assert auc([0, 5], [1, 6]) == 0.25
