@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
 from datetime import timedelta
 from pathlib import Path
@@ -264,7 +264,7 @@ def validate(
 
         validation_figure(result, plot, title=folder.name)
     summary = result.summary()
-    summary["method"] = {"cmc": cmc.as_dict(), "decision": {"identification_cmc": identification_cmc, "elimination_cmc": elimination_cmc}}
+    summary["method"] = {"cmc": cmc.as_dict(), "decision": asdict(decision)}
     if json_out:
         emit_json(summary)
         return
