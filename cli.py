@@ -194,6 +194,10 @@ def compare(
     elimination_cmc: ElimOpt = 2,
     cmcr_window: WindowOpt = False,
     rule: RuleOpt = Rule.original,
+    record: Annotated[Optional[Path], typer.Option("--record", help="Write the match record (JSON, schema-validated) here and store it in the collection.")] = None,
+    case: Annotated[Optional[str], typer.Option("--case", help="Case id of the record (default: the reference exhibit's case).")] = None,
+    examiner: Annotated[Optional[str], typer.Option("--examiner", help="Examiner named in the record (default: the login name).")] = None,
+    lab: Annotated[Optional[str], typer.Option("--lab", help="Lab of the record (default: this home's identity, else 'local').")] = None,
 ) -> None:
     """Compare two cartridge cases by Congruent Matching Cells, searching every rotation."""
     from ballistics.compare import compare as run_compare
@@ -207,6 +211,8 @@ def compare(
         from ballistics.plots import comparison_figure
 
         comparison_figure(result, plot)
+    if record is not None:
+        _record_comparison(result, (reference, questioned), record, case, examiner, lab, mode)
     if json_out:
         emit_json(result.to_dict())
         return
@@ -522,6 +528,156 @@ def bundle_verify(
             ("created / expires", f"{summary['created']} / {summary['expires']}")]
     rows += [(f["name"], f"{f['size']} bytes  sha256 {f['sha256'][:16]}") for f in summary["files"]]
     _print_rows(str(bundle), rows)
+
+
+# --- db: the lab's reference collection (ballistics/store.py) ------------------------------------
+
+db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans, comparisons and match records.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", envvar="BALLISTICS_DB_URL", help="SQLAlchemy URL of the collection (default: SQLite in the home).", show_default=False)]
+
+
+class FiringPinShape(str, Enum):
+    hemispherical = "hemispherical"
+    elliptical = "elliptical"
+    rectangular = "rectangular"
+    circular = "circular"
+    other = "other"
+    unknown = "unknown"
+
+
+def _open_store(db_url: str | None = None) -> Any:
+    from ballistics.store import Store
+
+    return Store.open(state.home, db_url)
+
+
+def _collection_lab(lab_id: str | None) -> Any:
+    """The lab of the home's identity (keys init), else ``--lab``, else ``local``."""
+    from ballistics.store import DEFAULT_LAB, LabInfo
+
+    try:
+        card_lab = load_card(state.home).lab
+    except MissingIdentityError:
+        card_lab = None
+    if card_lab is not None and lab_id in (None, card_lab.id):
+        return LabInfo(card_lab.id, card_lab.name, card_lab.country)
+    return LabInfo(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
+
+
+def _exhibit_rows(exhibit: Any) -> list[tuple[str, str]]:
+    return [(key, "" if value is None else str(value)) for key, value in exhibit.as_dict().items()]
+
+
+@db_app.command("add")
+def db_add(
+    scans: Annotated[list[Path], typer.Argument(help="x3p files; several files become exhibits E, E-2, E-3, ...")],
+    case: Annotated[str, typer.Option("--case", help="Case id.")],
+    exhibit: Annotated[str, typer.Option("--exhibit", help="Exhibit id (of the first file; the next get -2, -3, ...).")],
+    calibre: Annotated[Optional[str], typer.Option(help="Calibre, e.g. 9mm Luger.")] = None,
+    lab: Annotated[Optional[str], typer.Option("--lab", help="Owning lab (default: this home's identity, else 'local').")] = None,
+    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Firing-pin shape (class characteristic).")] = None,
+    ejector: Annotated[Optional[str], typer.Option("--ejector", help="Ejector position, e.g. '3 o'clock'.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Add scans to the collection as exhibits of a case; a file already there changes nothing."""
+    from rich.progress import MofNCompleteColumn
+
+    from ballistics.store import ClassCharacteristics
+
+    store = _open_store(db_url)
+    owner = _collection_lab(lab)
+    traits = ClassCharacteristics(calibre, firing_pin_shape.value if firing_pin_shape else None, ejector)
+    results = []
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), console=err, transient=True, disable=len(scans) < 3) as bar:
+        task = bar.add_task("adding scans", total=len(scans))
+        for index, path in enumerate(scans):
+            exhibit_id = exhibit if index == 0 else f"{exhibit}-{index + 1}"
+            result = store.add_exhibit_scan(path, case_id=case, exhibit_id=exhibit_id, lab=owner, characteristics=traits)
+            results.append({"file": str(path), "added": result.added, "message": result.message, "exhibit": result.exhibit.as_dict()})
+            if not json_out:
+                err.print(f"{path}: {result.message}")
+            bar.advance(task)
+    if json_out:
+        emit_json({"results": results})
+
+
+@db_app.command("list")
+def db_list(
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    calibre: Annotated[Optional[str], typer.Option(help="Only this calibre.")] = None,
+    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Only this firing-pin shape.")] = None,
+    lab: Annotated[Optional[str], typer.Option("--lab", help="Only exhibits of this lab.")] = None,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """List the exhibits of the collection."""
+    found = _open_store(db_url).exhibits(calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None, lab=lab)
+    if json_out:
+        emit_json({"exhibits": [e.as_dict() for e in found]})
+        return
+    table = Table(title=f"{len(found)} exhibits", title_justify="left")
+    for column in ("id", "lab", "case", "exhibit", "calibre", "firing pin", "ejector", "sha256", "file"):
+        table.add_column(column)
+    for e in found:
+        t = e.characteristics
+        table.add_row(str(e.id), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, t.calibre or "", t.firing_pin_shape or "",
+                      t.ejector_position or "", e.sha256[:12], e.original_name)
+    out.print(table)
+
+
+@db_app.command("show")
+def db_show(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="Exhibit number (db list) or SHA-256 prefix.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Show one exhibit."""
+    found = _open_store(db_url).exhibit(ident)
+    if json_out:
+        emit_json(found.as_dict())
+        return
+    _print_rows(f"exhibit {found.id}", _exhibit_rows(found))
+
+
+@db_app.command("remove")
+def db_remove(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="Exhibit number (db list) or SHA-256 prefix.")],
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Remove an exhibit (its scan file too, unless a stored comparison cites it)."""
+    gone = _open_store(db_url).remove_exhibit(ident)
+    err.print(f"removed exhibit {gone.exhibit} of case {gone.case} (#{gone.id}, sha256 {gone.sha256[:12]})")
+
+
+def _record_comparison(result: Any, paths: tuple[Path, Path], target: Path, case: str | None, examiner: str | None, lab: str | None, mode: str) -> None:
+    """Write the match record of ``compare --record`` and store it with the comparison, in one transaction."""
+    import getpass
+
+    from ballistics.errors import UsageError
+    from ballistics.records import build_record, write_record
+
+    store = _open_store()
+    known = [store.by_sha256(str(side["sha256"])) for side in (result.reference, result.questioned)]
+    case_id = case or next((e.case for e in known if e is not None), None)
+    if case_id is None:
+        raise UsageError(target, "give --case: neither scan is an exhibit of the collection")
+    exhibits = tuple(e.exhibit if e is not None else p.stem for e, p in zip(known, paths))
+    traits: dict[str, str] = {}
+    for e in reversed(known):
+        traits.update(e.characteristics.as_dict() if e is not None else {})
+    try:
+        who = examiner or getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    document = result.to_dict()
+    record = build_record(document, lab=_collection_lab(lab).as_dict(), case_id=case_id, exhibits=exhibits, examiner={"name": who}, class_characteristics=traits or None)
+    with store.transaction() as conn:
+        comparison_id = store.add_comparison(document, paths[0], paths[1], faces=result.surfaces if mode == "auto" else None, conn=conn)
+        store.add_record(record, comparison_id=comparison_id, conn=conn)
+        write_record(record, target)
+    err.print(f"wrote {target} (record {record['record_id']}) and stored it in the collection")
 
 
 def main(argv: list[str] | None = None) -> int:

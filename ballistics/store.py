@@ -1,0 +1,553 @@
+"""The reference collection: the one module that talks to the database, and the scan files.
+
+The database (SQLAlchemy Core; SQLite under the lab home by default, any SQLAlchemy URL through
+``BALLISTICS_DB_URL`` so a multi-user lab can use PostgreSQL) holds labs, cases, exhibits with
+their class characteristics, scans (by SHA-256), comparisons, match records and search
+signatures. Its schema is versioned: :data:`MIGRATIONS` are applied in order when a store is
+opened, and ``schema_version`` says how far a database has come.
+
+Files live beside the database, content-addressed: ``scans/<sha[:2]>/<sha>.<ext>`` for the
+scans as received, ``cache/<sha[:2]>/<sha>-<key>.npz`` for the prepared working surface, keyed
+by the preprocessing parameters and signature version, so that search never prepares a
+collection scan again. A file is written (temporary file, rename) before the row naming it is
+committed: a crash can leave an unreferenced file, never a row pointing at a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ballistics.errors import InvalidInputError
+from ballistics.firing_pin import FiringPinImpression
+from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.scan import load_scan, sha256_file, sniff_format
+from ballistics.signature import SignatureParams, signature, signature_bytes
+
+DB_URL_ENV = "BALLISTICS_DB_URL"
+DB_FILE = "ballistics.db"
+#: Lab id of a home without a lab identity (``keys init``) and without ``--lab``.
+DEFAULT_LAB = "local"
+#: ISO 3166 user-assigned code (CLDR's "unknown region"): the country of a lab known by id only.
+UNKNOWN_COUNTRY = "ZZ"
+
+
+class StoreError(InvalidInputError):
+    """A request the collection cannot satisfy: unknown exhibit, conflicting ids, bad URL."""
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    id: str
+    name: str
+    country: str = UNKNOWN_COUNTRY
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "country": self.country}
+
+
+@dataclass(frozen=True)
+class ClassCharacteristics:
+    calibre: str | None = None
+    firing_pin_shape: str | None = None
+    ejector_position: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("calibre", self.calibre), ("firing_pin_shape", self.firing_pin_shape), ("ejector_position", self.ejector_position)) if v}
+
+
+@dataclass(frozen=True)
+class Exhibit:
+    """One exhibit of the collection with its scan, as listed and shown."""
+
+    id: int
+    lab: str
+    partner: bool
+    case: str
+    exhibit: str
+    characteristics: ClassCharacteristics
+    sha256: str
+    path: Path
+    original_name: str
+    added: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "lab": self.lab, "partner": self.partner, "case": self.case, "exhibit": self.exhibit,
+            "calibre": self.characteristics.calibre, "firing_pin_shape": self.characteristics.firing_pin_shape,
+            "ejector_position": self.characteristics.ejector_position, "sha256": self.sha256, "path": str(self.path),
+            "original_name": self.original_name, "added": self.added,
+        }
+
+
+@dataclass(frozen=True)
+class AddResult:
+    exhibit: Exhibit
+    added: bool
+    message: str
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+labs = sa.Table(
+    "labs", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("partner", sa.Boolean, nullable=False, default=False),
+)
+cases = sa.Table(
+    "cases", metadata,
+    sa.Column("pk", sa.Integer, primary_key=True),
+    sa.Column("lab_id", sa.String(64), sa.ForeignKey("labs.id"), nullable=False),
+    sa.Column("case_id", sa.String(128), nullable=False),
+    sa.UniqueConstraint("lab_id", "case_id"),
+)
+scans = sa.Table(
+    "scans", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("file", sa.String(200), nullable=False),  # relative to the home
+    sa.Column("original_name", sa.String(255), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("added", sa.String(40), nullable=False),
+)
+exhibits = sa.Table(
+    "exhibits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_pk", sa.Integer, sa.ForeignKey("cases.pk"), nullable=False),
+    sa.Column("exhibit_id", sa.String(128), nullable=False),
+    sa.Column("scan_sha256", sa.String(64), sa.ForeignKey("scans.sha256"), nullable=False, unique=True),
+    sa.Column("calibre", sa.String(64)),
+    sa.Column("firing_pin_shape", sa.String(32)),
+    sa.Column("ejector_position", sa.String(64)),
+    sa.Column("partner", sa.Boolean, nullable=False, default=False),
+    sa.Column("added", sa.String(40), nullable=False),
+    sa.UniqueConstraint("case_pk", "exhibit_id"),
+)
+comparisons = sa.Table(
+    "comparisons", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reference_sha256", sa.String(64), sa.ForeignKey("scans.sha256"), nullable=False),
+    sa.Column("questioned_sha256", sa.String(64), sa.ForeignKey("scans.sha256"), nullable=False),
+    sa.Column("cmc", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+)
+match_records = sa.Table(
+    "match_records", metadata,
+    sa.Column("record_id", sa.String(36), primary_key=True),
+    sa.Column("comparison_id", sa.Integer, sa.ForeignKey("comparisons.id")),
+    sa.Column("lab_id", sa.String(64), nullable=False),
+    sa.Column("case_id", sa.String(128), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+)
+signatures = sa.Table(
+    "signatures", metadata,
+    sa.Column("sha256", sa.String(64), sa.ForeignKey("scans.sha256", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.String(16), primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+
+def _migrate_1(conn: Connection) -> None:
+    """Labs, cases, exhibits, scans, comparisons, match records."""
+    for table in (schema_version, labs, cases, scans, exhibits, comparisons, match_records):
+        table.create(conn)
+
+
+def _migrate_2(conn: Connection) -> None:
+    """Search signatures in the database, so a query reads the whole collection's in one select."""
+    signatures.create(conn)
+
+
+#: Ordered migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def database_url(home: Path, url: str | None = None) -> str:
+    """The option, else ``BALLISTICS_DB_URL``, else SQLite in the home."""
+    return url or os.environ.get(DB_URL_ENV) or f"sqlite:///{Path(home) / DB_FILE}"
+
+
+def create_engine(url: str) -> Engine:
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise StoreError(url, f"unusable database URL: {exc}") from None
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # The driver's own implicit transactions skip DDL and SELECT; SQLAlchemy's BEGIN
+            # (below) makes migrations and read-then-write steps atomic.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+
+
+def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
+    """Apply the missing migrations up to ``target``, each in its own transaction."""
+    with engine.begin() as conn:
+        version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(str(engine.url), f"database schema version {version} is newer than this software's {SCHEMA_VERSION}")
+    for step in range(version, target):
+        with engine.begin() as conn:
+            MIGRATIONS[step](conn)
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=step + 1))
+    return max(version, target)
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Store:
+    """A lab's collection: database, scan files and caches under ``home``."""
+
+    home: Path
+    engine: Engine
+    preprocess: PreprocessParams = PreprocessParams()
+    signature_params: SignatureParams = SignatureParams()
+    _cache_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache_key = self.signature_params.key(self.preprocess.as_dict())
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> "Store":
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(database_url(home, url))
+        try:
+            migrate(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(str(engine.url), f"cannot open the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
+        return cls(home, engine, **params)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def cache_key(self) -> str:
+        """Preprocessing parameters + signature version: what the caches are valid for."""
+        return self._cache_key
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of work; pass the connection to the store's methods to join it."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError as exc:
+            raise StoreError(str(self.engine.url), f"the collection changed meanwhile or an id is taken: {str(exc.orig).splitlines()[0]}") from None
+
+    @contextmanager
+    def _joined(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.transaction() as own:
+                yield own
+
+    # --- files ---
+
+    def scan_file(self, sha256: str, fmt: str) -> Path:
+        suffix = "x3p" if fmt == "x3p" else fmt
+        return self.home / "scans" / sha256[:2] / f"{sha256}.{suffix}"
+
+    def cache_file(self, sha256: str) -> Path:
+        return self.home / "cache" / sha256[:2] / f"{sha256}-{self.cache_key}.npz"
+
+    def prepared(self, sha256: str) -> BreechFace:
+        """The cached working surface of a stored scan, prepared again only if the cache is gone."""
+        path = self.cache_file(sha256)
+        if path.exists():
+            return load_prepared(path, self.preprocess)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(scans).where(scans.c.sha256 == sha256)).first()
+        if row is None:
+            raise StoreError(sha256, "no such scan in the collection")
+        face = prepare(load_scan(self.home / row.file), self.preprocess)
+        save_prepared(face, path)
+        return face
+
+    # --- writes ---
+
+    def ensure_lab(self, lab: LabInfo, *, partner: bool = False, conn: Connection | None = None) -> None:
+        with self._joined(conn) as c:
+            if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
+                c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
+
+    def add_scan_file(self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None) -> str:
+        """Copy a scan into the content-addressed store (if new) and cache its surface and signature."""
+        path = Path(path)
+        sha = sha256 or sha256_file(path)
+        with self._joined(conn) as c:
+            if c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha)).first() is not None:
+                return sha
+            fmt = sniff_format(path)
+            face = face if face is not None else prepare(load_scan(path), self.preprocess)
+            sig = signature(face, self.signature_params)
+            target = self.scan_file(sha, fmt)
+            if not target.exists():
+                _copy_atomic(path, target)
+            save_prepared(face, self.cache_file(sha))
+            c.execute(scans.insert().values(sha256=sha, file=str(target.relative_to(self.home)), original_name=path.name[:255],
+                                            format=fmt, size=target.stat().st_size, added=_now()))
+            c.execute(signatures.insert().values(sha256=sha, key=self.cache_key, data=signature_bytes(sig)))
+        return sha
+
+    def add_exhibit_scan(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        case_id: str,
+        exhibit_id: str,
+        lab: LabInfo,
+        characteristics: ClassCharacteristics = ClassCharacteristics(),
+        partner: bool = False,
+        conn: Connection | None = None,
+    ) -> AddResult:
+        """Add one scan as an exhibit of a case of ``lab``; the same file twice changes nothing.
+
+        Importers of partner bundles call this with ``partner=True`` inside their own
+        ``with store.transaction() as conn:`` so that a bundle lands whole or not at all.
+        """
+        path = Path(path)
+        sha = sha256_file(_readable(path))
+        if conn is None and (known := self.by_sha256(sha)) is not None:
+            return _already(known)
+        # Prepared before the transaction, so the write lock is not held while it runs.
+        face = None if conn is not None or self._has_scan(sha) else prepare(load_scan(path), self.preprocess)
+        with self._joined(conn) as c:
+            existing = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)
+            if existing:
+                return _already(existing[0])
+            self.ensure_lab(lab, partner=partner, conn=c)
+            case_pk = self._case_pk(c, lab.id, case_id)
+            taken = c.execute(sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)).first()
+            if taken is not None:
+                raise StoreError(path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id")
+            self.add_scan_file(path, conn=c, sha256=sha, face=face)
+            c.execute(exhibits.insert().values(case_pk=case_pk, exhibit_id=exhibit_id, scan_sha256=sha, partner=partner, added=_now(),
+                                               calibre=characteristics.calibre, firing_pin_shape=characteristics.firing_pin_shape,
+                                               ejector_position=characteristics.ejector_position))
+            added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
+        return AddResult(added, True, f"added as exhibit {exhibit_id} of case {case_id} (lab {lab.id})")
+
+    def _has_scan(self, sha256: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha256)).first() is not None
+
+    def _case_pk(self, conn: Connection, lab_id: str, case_id: str) -> int:
+        row = conn.execute(sa.select(cases.c.pk).where(cases.c.lab_id == lab_id, cases.c.case_id == case_id)).first()
+        if row is not None:
+            return int(row.pk)
+        return int(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)).inserted_primary_key[0])
+
+    def remove_exhibit(self, ident: str) -> Exhibit:
+        """Remove an exhibit; its scan and caches go too unless a comparison cites the scan."""
+        with self.transaction() as c:
+            exhibit = self._find(c, ident)
+            row = c.execute(sa.select(exhibits.c.case_pk).where(exhibits.c.id == exhibit.id)).one()
+            c.execute(exhibits.delete().where(exhibits.c.id == exhibit.id))
+            if c.execute(sa.select(exhibits.c.id).where(exhibits.c.case_pk == row.case_pk).limit(1)).first() is None:
+                c.execute(cases.delete().where(cases.c.pk == row.case_pk))
+            cited = c.execute(sa.select(comparisons.c.id).where(
+                (comparisons.c.reference_sha256 == exhibit.sha256) | (comparisons.c.questioned_sha256 == exhibit.sha256)).limit(1)).first()
+            if cited is None:
+                c.execute(signatures.delete().where(signatures.c.sha256 == exhibit.sha256))
+                c.execute(scans.delete().where(scans.c.sha256 == exhibit.sha256))
+        if cited is None:  # after the commit: a crash before this leaves files without rows, not the reverse
+            exhibit.path.unlink(missing_ok=True)
+            for cached in (self.home / "cache" / exhibit.sha256[:2]).glob(f"{exhibit.sha256}-*.npz"):
+                cached.unlink(missing_ok=True)
+        return exhibit
+
+    def add_comparison(
+        self, document: dict[str, Any], reference: Path, questioned: Path, *,
+        faces: tuple[BreechFace, BreechFace] | None = None, conn: Connection | None = None,
+    ) -> int:
+        """Store a comparison (``Comparison.to_dict()``), with both scans kept in the store.
+
+        ``faces``, the comparison's own prepared surfaces, spare preparing the scans again.
+        """
+        ref_face, qst_face = faces if faces is not None else (None, None)
+        with self._joined(conn) as c:
+            ref = self.add_scan_file(reference, conn=c, sha256=str(document["reference"]["sha256"]), face=ref_face)
+            qst = self.add_scan_file(questioned, conn=c, sha256=str(document["questioned"]["sha256"]), face=qst_face)
+            result = c.execute(comparisons.insert().values(reference_sha256=ref, questioned_sha256=qst, cmc=int(document["cmc"]),
+                                                           decision=str(document["decision"]), document=json.dumps(document, sort_keys=True, default=str), created=_now()))
+            return int(result.inserted_primary_key[0])
+
+    def add_record(self, record: dict[str, Any], *, comparison_id: int | None = None, conn: Connection | None = None) -> None:
+        """Store a validated match record (the caller validated it with ``records.build_record``)."""
+        with self._joined(conn) as c:
+            c.execute(match_records.insert().values(record_id=record["record_id"], comparison_id=comparison_id, lab_id=record["lab"]["id"],
+                                                    case_id=record["case_id"], document=json.dumps(record, sort_keys=True), created=record["created"]))
+
+    # --- reads ---
+
+    def records(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(match_records.c.document).order_by(match_records.c.created)
+        if case_id is not None:
+            query = query.where(match_records.c.case_id == case_id)
+        with self.engine.connect() as c:
+            return [json.loads(row.document) for row in c.execute(query)]
+
+    def exhibits(self, *, calibre: str | None = None, firing_pin_shape: str | None = None, lab: str | None = None) -> list[Exhibit]:
+        clauses = [col == value for col, value in ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape), (cases.c.lab_id, lab)) if value is not None]
+        with self.engine.connect() as c:
+            return self._exhibit_rows(c, *clauses)
+
+    def exhibit(self, ident: str) -> Exhibit:
+        with self.engine.connect() as c:
+            return self._find(c, ident)
+
+    def by_sha256(self, sha256: str) -> Exhibit | None:
+        with self.engine.connect() as c:
+            rows = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha256)
+        return rows[0] if rows else None
+
+    def signatures(self, shas: Sequence[str]) -> dict[str, bytes]:
+        """Cached signatures (current key) of these scans; missing ones are simply absent."""
+        out: dict[str, bytes] = {}
+        with self.engine.connect() as c:
+            for start in range(0, len(shas), 500):
+                chunk = list(shas[start:start + 500])
+                query = sa.select(signatures.c.sha256, signatures.c.data).where(signatures.c.key == self.cache_key, signatures.c.sha256.in_(chunk))
+                out.update({row.sha256: row.data for row in c.execute(query)})
+        return out
+
+    def put_signature(self, sha256: str, sig: np.ndarray) -> None:
+        with self.transaction() as c:
+            c.execute(signatures.delete().where(signatures.c.sha256 == sha256, signatures.c.key == self.cache_key))
+            c.execute(signatures.insert().values(sha256=sha256, key=self.cache_key, data=signature_bytes(sig)))
+
+    def _find(self, conn: Connection, ident: str) -> Exhibit:
+        text = ident.strip().lower()
+        if text.isdigit():
+            rows = self._exhibit_rows(conn, exhibits.c.id == int(text))
+        elif len(text) >= 6 and all(ch in "0123456789abcdef" for ch in text):
+            rows = self._exhibit_rows(conn, exhibits.c.scan_sha256.startswith(text))
+        else:
+            raise StoreError(ident, "an exhibit is named by its number (db list) or a SHA-256 prefix of at least 6 hex digits")
+        if not rows:
+            raise StoreError(ident, "no such exhibit in the collection")
+        if len(rows) > 1:
+            raise StoreError(ident, f"SHA-256 prefix matches {len(rows)} exhibits; give more digits")
+        return rows[0]
+
+    def _exhibit_rows(self, conn: Connection, *where: Any) -> list[Exhibit]:
+        query = (
+            sa.select(exhibits, cases.c.case_id, cases.c.lab_id, scans.c.file, scans.c.original_name)
+            .join(cases, exhibits.c.case_pk == cases.c.pk)
+            .join(scans, exhibits.c.scan_sha256 == scans.c.sha256)
+            .where(*where)
+            .order_by(exhibits.c.id)
+        )
+        return [
+            Exhibit(id=r.id, lab=r.lab_id, partner=bool(r.partner), case=r.case_id, exhibit=r.exhibit_id,
+                    characteristics=ClassCharacteristics(r.calibre, r.firing_pin_shape, r.ejector_position),
+                    sha256=r.scan_sha256, path=self.home / r.file, original_name=r.original_name, added=r.added)
+            for r in conn.execute(query)
+        ]
+
+
+def _already(known: Exhibit) -> AddResult:
+    return AddResult(known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed")
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _readable(path: Path) -> Path:
+    sniff_format(path)  # one-line ScanError for a missing, empty or foreign file
+    return path
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_prepared(face: BreechFace, path: Path) -> None:
+    """The working surface as an ``.npz`` of plain arrays and JSON (no pickles), atomically."""
+    meta: dict[str, Any] = {"spacing_m": face.spacing_m, "mode": face.mode, "primer_center_px": face.primer_center_px,
+                            "primer_radius_px": face.primer_radius_px, "firing_pin": None}
+    arrays: dict[str, np.ndarray] = {"surface": np.asarray(face.surface, np.float32)}
+    if face.firing_pin is not None:
+        fp = face.firing_pin
+        meta["firing_pin"] = {"center_px": list(fp.center_px), "radius_px": fp.radius_px, "extent_px": fp.extent_px, "shape": fp.shape,
+                              "axis_ratio": fp.axis_ratio, "rectangularity": fp.rectangularity, "spacing_m": fp.spacing_m}
+        arrays["firing_pin_patch"] = np.asarray(fp.patch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        surface = data["surface"].astype(np.float64)
+        patch = data["firing_pin_patch"] if "firing_pin_patch" in data.files else None
+    fp = meta["firing_pin"]
+    firing_pin = None if fp is None else FiringPinImpression(
+        center_px=tuple(fp["center_px"]), radius_px=fp["radius_px"], extent_px=fp["extent_px"], shape=fp["shape"],
+        axis_ratio=fp["axis_ratio"], rectangularity=fp["rectangularity"], patch=patch, spacing_m=fp["spacing_m"])
+    centre = meta["primer_center_px"]
+    return BreechFace(surface=surface, spacing_m=meta["spacing_m"], mode=meta["mode"], primer_center_px=tuple(centre) if centre else None,
+                      primer_radius_px=meta["primer_radius_px"], firing_pin=firing_pin, params=params)

@@ -1,0 +1,209 @@
+"""The reference collection: a real SQLite database and content-addressed files under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from ballistics.preprocess import prepare
+from ballistics.records import load_record, validate_record
+from ballistics.scan import load_scan
+from ballistics.store import (
+    SCHEMA_VERSION, ClassCharacteristics, LabInfo, Store, StoreError, create_engine, current_version, load_prepared, migrate, save_prepared,
+)
+from cli import main
+from conftest import FADUL, SAMPLE_DATA
+
+LAB = LabInfo("UK-FSL", "UK Forensic Science Laboratory", "GB")
+PARTNER = LabInfo("FR-IRCGN", "IRCGN", "FR")
+
+
+def fadul(name: str) -> Path:
+    return FADUL / f"Fadul {name}.x3p"
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".x3p", ".npz"))
+
+
+def test_database_is_sqlite_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert current_version(conn) == SCHEMA_VERSION
+    assert (tmp_path / "ballistics.db").is_file()
+
+
+def test_add_is_content_addressed_and_idempotent(tmp_path: Path, real_scans: Path) -> None:
+    store = Store.open(tmp_path / "home")
+    first = store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB, characteristics=ClassCharacteristics("9mm Luger"))
+    assert first.added
+    sha = first.exhibit.sha256
+    assert first.exhibit.path == tmp_path / "home" / "scans" / sha[:2] / f"{sha}.x3p"
+    assert first.exhibit.path.read_bytes() == fadul("1-1").read_bytes()
+    before = files_under(tmp_path / "home")
+    # the same bytes under another name, case and exhibit id: nothing changes, and it says so
+    copy = tmp_path / "renamed.x3p"
+    shutil.copy(fadul("1-1"), copy)
+    again = store.add_exhibit_scan(copy, case_id="C2", exhibit_id="Q9", lab=LAB)
+    assert not again.added and "already in the collection as exhibit K1 of case C1" in again.message
+    assert files_under(tmp_path / "home") == before
+    assert [e.exhibit for e in store.exhibits()] == ["K1"]
+    # the cached surface is the prepared one and a signature is stored
+    assert np.array_equal(store.prepared(sha).surface, prepare(load_scan(fadul("1-1"))).surface.astype(np.float32), equal_nan=True)
+    assert set(store.signatures([sha])) == {sha}
+
+
+def test_an_exhibit_id_holds_one_scan(tmp_path: Path, real_scans: Path) -> None:
+    store = Store.open(tmp_path)
+    store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB)
+    with pytest.raises(StoreError, match="exhibit K1 of case C1 already holds scan"):
+        store.add_exhibit_scan(fadul("1-2"), case_id="C1", exhibit_id="K1", lab=LAB)
+    assert len(store.exhibits()) == 1
+
+
+def test_filters_and_partner_exhibits_in_a_caller_transaction(tmp_path: Path, real_scans: Path) -> None:
+    store = Store.open(tmp_path)
+    store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB, characteristics=ClassCharacteristics("9mm Luger", "hemispherical"))
+    with store.transaction() as conn:
+        store.add_exhibit_scan(fadul("2-1"), case_id="FR-7", exhibit_id="E1", lab=PARTNER, partner=True,
+                               characteristics=ClassCharacteristics("9mm Luger", "elliptical", "3 o'clock"), conn=conn)
+        store.add_exhibit_scan(fadul("3-1"), case_id="FR-7", exhibit_id="E2", lab=PARTNER, partner=True,
+                               characteristics=ClassCharacteristics(".40 S&W"), conn=conn)
+    assert [e.exhibit for e in store.exhibits(calibre="9mm Luger")] == ["K1", "E1"]
+    assert [e.exhibit for e in store.exhibits(firing_pin_shape="elliptical")] == ["E1"]
+    partner = store.exhibits(lab="FR-IRCGN")
+    assert [e.exhibit for e in partner] == ["E1", "E2"] and all(e.partner for e in partner)
+    assert not store.exhibit("1").partner and store.exhibit(partner[0].sha256[:8]).characteristics.ejector_position == "3 o'clock"
+
+
+def test_a_failed_transaction_leaves_no_row_and_no_dangling_reference(tmp_path: Path, real_scans: Path) -> None:
+    store = Store.open(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=PARTNER, partner=True, conn=conn)
+            raise RuntimeError("bundle rejected half-way")
+    assert store.exhibits() == []
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scans").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM labs").scalar() == 0
+    # the file written before the rollback is an unreferenced copy; adding again reuses it
+    assert store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB).added
+
+
+def test_remove_deletes_rows_files_and_caches(tmp_path: Path, real_scans: Path) -> None:
+    store = Store.open(tmp_path)
+    kept = store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB).exhibit
+    gone = store.add_exhibit_scan(fadul("1-2"), case_id="C2", exhibit_id="K1", lab=LAB).exhibit
+    assert store.remove_exhibit(str(gone.id)) == gone
+    assert not gone.path.exists() and not store.cache_file(gone.sha256).exists()
+    assert store.exhibits() == [kept] and kept.path.exists() and store.cache_file(kept.sha256).exists()
+    assert store.signatures([gone.sha256]) == {}
+    with pytest.raises(StoreError, match="no such exhibit"):
+        store.remove_exhibit(str(gone.id))
+    with pytest.raises(StoreError, match="SHA-256 prefix"):
+        store.exhibit("K1")
+
+
+def test_an_old_database_is_migrated(tmp_path: Path, real_scans: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ballistics.db'}"
+    engine = create_engine(url)
+    assert migrate(engine, target=1) == 1
+    with engine.begin() as conn:
+        assert not sa.inspect(conn).has_table("signatures")
+        conn.exec_driver_sql("INSERT INTO labs (id, name, country, partner) VALUES ('UK-FSL', 'UK FSL', 'GB', 0)")
+        conn.exec_driver_sql("INSERT INTO cases (pk, lab_id, case_id) VALUES (1, 'UK-FSL', 'OLD-1')")
+        conn.exec_driver_sql("INSERT INTO scans VALUES ('" + "a" * 64 + "', 'scans/aa/x.x3p', 'x.x3p', 'x3p', 10, '2025-01-01T00:00:00Z')")
+        conn.exec_driver_sql("INSERT INTO exhibits (case_pk, exhibit_id, scan_sha256, partner, added) VALUES (1, 'K1', '" + "a" * 64 + "', 0, '2025-01-01T00:00:00Z')")
+    engine.dispose()
+    store = Store.open(tmp_path)
+    with store.engine.connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION == 2
+        assert sa.inspect(conn).has_table("signatures")
+    assert [(e.case, e.exhibit) for e in store.exhibits()] == [("OLD-1", "K1")]
+    store.add_exhibit_scan(fadul("1-1"), case_id="NEW-1", exhibit_id="K1", lab=LAB)
+    assert len(store.exhibits()) == 2
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    Store.open(tmp_path).close()
+    engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        Store.open(tmp_path)
+
+
+def test_prepared_cache_round_trip_keeps_the_firing_pin(tmp_path: Path) -> None:
+    face = prepare(load_scan(SAMPLE_DATA / "F01-01.x3p"))
+    assert face.firing_pin is not None
+    save_prepared(face, tmp_path / "f.npz")
+    back = load_prepared(tmp_path / "f.npz", face.params)
+    assert np.allclose(back.surface, face.surface, equal_nan=True, rtol=1e-6)
+    assert back.primer_center_px == pytest.approx(face.primer_center_px) and back.firing_pin.shape == face.firing_pin.shape
+    assert np.array_equal(back.firing_pin.patch, face.firing_pin.patch, equal_nan=True)
+
+
+def test_db_commands_end_to_end(home: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "add", str(fadul("1-1")), str(fadul("1-2")), "--case", "C1", "--exhibit", "K1", "--calibre", "9mm", "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)["results"]
+    assert [r["exhibit"]["exhibit"] for r in added] == ["K1", "K1-2"] and all(r["added"] for r in added)
+    assert all(r["exhibit"]["lab"] == "local" for r in added)
+    assert main(["db", "add", str(fadul("1-1")), "--case", "C1", "--exhibit", "K7"]) == 0
+    assert "already in the collection as exhibit K1 of case C1; nothing changed" in capsys.readouterr().err.replace(" (lab local)", "")
+    assert main(["db", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["exhibits"]
+    assert [e["exhibit"] for e in listed] == ["K1", "K1-2"]
+    assert main(["db", "show", str(listed[1]["id"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sha256"] == listed[1]["sha256"]
+    assert main(["db", "remove", listed[1]["sha256"][:10]]) == 0
+    capsys.readouterr()
+    assert main(["db", "list", "--json"]) == 0
+    assert [e["exhibit"] for e in json.loads(capsys.readouterr().out)["exhibits"]] == ["K1"]
+
+
+def test_db_errors_are_one_line_with_exit_codes(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "notes.x3p"
+    bogus.write_text("not a scan")
+    assert main(["db", "add", str(bogus), "--case", "C", "--exhibit", "E"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bogus}: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert main(["db", "show", "42"]) == 3
+    assert capsys.readouterr().err == "error: 42: no such exhibit in the collection\n"
+    assert main(["db", "add", str(bogus)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_compare_record_is_valid_and_stored(home: Path, tmp_path: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "add", str(fadul("1-1")), "--case", "C-2026-1", "--exhibit", "K1", "--calibre", "9mm Luger", "--firing-pin-shape", "hemispherical"]) == 0
+    target = tmp_path / "record.json"
+    code = main(["compare", str(fadul("1-1")), str(fadul("1-2")), "--json", "--record", str(target), "--examiner", "A. Examiner"])
+    assert code == 0
+    comparison = json.loads(capsys.readouterr().out)
+    record = load_record(target)  # validates against the schema
+    validate_record(record)
+    assert record["case_id"] == "C-2026-1" and record["exhibits"] == {"reference": "K1", "questioned": "Fadul 1-2"}
+    assert record["lab"] == {"id": "local", "name": "local", "country": "ZZ"}
+    assert record["class_characteristics"] == {"calibre": "9mm Luger", "firing_pin_shape": "hemispherical"}
+    assert record["scores"]["cmc"] == comparison["cmc"] and record["examiner"] == {"name": "A. Examiner"}
+    assert record["scans"]["questioned"]["sha256"] == comparison["questioned"]["sha256"]
+    store = Store.open(home)
+    assert store.records() == [record]
+    with store.engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT reference_sha256, questioned_sha256, cmc FROM comparisons").one()
+    assert row == (comparison["reference"]["sha256"], comparison["questioned"]["sha256"], comparison["cmc"])
+    # a cited scan stays when its exhibit is removed
+    assert main(["db", "remove", "1"]) == 0
+    assert (home / "scans" / row[0][:2] / f"{row[0]}.x3p").exists()
+
+
+def test_compare_record_needs_a_case_for_unknown_scans(home: Path, tmp_path: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "record.json"
+    assert main(["compare", str(fadul("1-1")), str(fadul("2-1")), "--record", str(target)]) == 2
+    assert "give --case" in capsys.readouterr().err and not target.exists()
