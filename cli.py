@@ -12,11 +12,12 @@ import json
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import Enum
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
 import platformdirs
@@ -207,6 +208,8 @@ def compare(
     ref, qst = (_load_for_info(path, pixel_um) for path in (reference, questioned))
     with err.status("comparing", spinner="dots"):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
+    _audit(("comparison", {"reference": result.reference, "questioned": result.questioned, "decision": result.decision,
+                           "cmc": result.cmc, "cmc_original": result.cmc_original, "cmc_high": result.cmc_high, "rule": rule.value}), examiner=examiner)
     if plot is not None:
         from ballistics.plots import comparison_figure
 
@@ -373,6 +376,7 @@ def keys_init(
         state.home, Lab(lab, name, country), _passphrase(confirm=True),
         parameters=IdentityParameters(validity=timedelta(days=validity_days)),
     )
+    _audit(("key_init", {"lab": lab, "key_id": identity.card.key_id}), identity=identity)
     _print_rows("new identity", _card_rows(identity.card))
 
 
@@ -401,11 +405,15 @@ def keys_trust(
     item = load_trust_document(document)
     store = TrustStore.open(state.home)
     if isinstance(item, Revocation):
-        entry = store.revoke(item, where=str(document))
+        with _audit_refusal("trust_refused", {"document": str(document), "key_id": item.key_id}):
+            entry = store.revoke(item, where=str(document))
+        _audit(("trust_revoked", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "revoked_at": item.body["revoked_at"], "reason": item.body["reason"]}))
         err.print(f"recorded revocation of key {entry.card.key_id[:16]} of lab {entry.card.lab.id}")
         return
-    expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
-    entry = store.trust(item, expected, where=str(document))
+    with _audit_refusal("trust_refused", {"document": str(document), "lab": item.lab.id, "key_id": item.key_id}):
+        expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
+        entry = store.trust(item, expected, where=str(document))
+    _audit(("trust_added", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor}))
     err.print(f"trusted lab {entry.card.lab.id} ({entry.via})")
     _print_rows("trusted card", _card_rows(entry.card))
 
@@ -440,6 +448,7 @@ def keys_rotate(
 ) -> None:
     """Replace the keys: the new card is countersigned by the old keys, so partners accept it as successor."""
     identity = rotate_identity(state.home, _passphrase())
+    _audit(("key_rotate", {"lab": identity.card.lab.id, "key_id": identity.card.key_id, "predecessor": identity.card.predecessor}), identity=identity)
     if output is not None:
         write_atomic(output, identity.card.to_bytes(), mode=0o644)
         err.print(f"wrote {output}; partners import it with: ballistics keys trust {output.name}")
@@ -453,6 +462,7 @@ def keys_revoke(
 ) -> None:
     """Revoke the current key; partners import the file with keys trust and refuse its later bundles."""
     revocation = revoke_identity(state.home, _passphrase(), reason)
+    _audit(("key_revoke", {"lab": revocation.lab_id, "key_id": revocation.key_id, "reason": reason}), retire=f"identity key {revocation.key_id[:16]} revoked")
     write_atomic(output, revocation.to_bytes(), mode=0o644)
     err.print(f"wrote {output}: key {revocation.key_id[:16]} revoked; partners import it with: ballistics keys trust {output.name}")
 
@@ -486,6 +496,9 @@ def bundle_export(
             state.home, identity, TrustStore.open(state.home), output, recipients=to, records=record or [], scans=scan or [],
             options=ExportOptions(lifetime=timedelta(days=lifetime_days)), progress=progress,
         )
+    doc = result.manifest.doc
+    _audit(("bundle_export", {"bundle_id": doc["bundle_id"], "path": str(result.path), "recipients": doc["recipients"], "sequence": doc["sequence"],
+                              "header_hash": result.header_hash, "files": [f.to_json() for f in result.manifest.files]}), identity=identity)
     err.print(f"wrote {result.path}: {len(result.manifest.files)} files, {result.size} bytes, sequence {result.manifest.sequence}, to {', '.join(to)}")
 
 
@@ -517,7 +530,7 @@ def bundle_verify(
     """Decrypt and check everything (signature, every chunk, every file hash, records), writing nothing."""
     identity = load_identity(state.home, _passphrase())
     bar, progress = _byte_progress("verifying")
-    with bar:
+    with bar, _audit_refusal("bundle_rejected", {"path": str(bundle)}):
         verified = open_bundle(bundle, identity, TrustStore.open(state.home), progress=progress)
     summary = verified.summary()
     if json_out:
@@ -678,6 +691,89 @@ def _record_comparison(result: Any, paths: tuple[Path, Path], target: Path, case
         store.add_record(record, comparison_id=comparison_id, conn=conn)
         write_record(record, target)
     err.print(f"wrote {target} (record {record['record_id']}) and stored it in the collection")
+
+
+# --- audit: the lab's tamper-evident log (exchange/audit.py, exchange/audit_verify.py) ----------
+
+audit_app = typer.Typer(help="The lab's hash-chained, signed log of comparisons, exchanges, key events and trust changes.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+EXAMINER_ENV = "BALLISTICS_EXAMINER"
+
+
+def _audit(*events: tuple[str, dict[str, Any]], identity: Any = None, examiner: str | None = None, retire: str | None = None) -> None:
+    """Append this command's events to the audit log and sign its head (docs/audit.md).
+
+    With the unlocked ``identity`` at hand, also make sure the audit key is certified by its
+    current card; with ``retire``, withdraw the audit key after a revocation.
+    """
+    from exchange.audit import Actor, audit_session
+
+    actor = Actor.current(state.home, examiner or os.environ.get(EXAMINER_ENV))
+    with audit_session(state.home, actor) as log:
+        for event_type, details in events:
+            log.append(event_type, details)
+        if identity is not None:
+            log.certify_key(identity)
+    if retire is not None:
+        log.retire_key(retire)
+
+
+@contextmanager
+def _audit_refusal(event_type: str, details: dict[str, Any]) -> Iterator[None]:
+    """Record a refusal (with its reason and exit class) in the audit log, then let it propagate."""
+    try:
+        yield
+    except BallisticsError as exc:
+        _audit((event_type, {**details, "error": type(exc).__name__, "reason": exc.reason, "exit_code": exc.exit_code}))
+        raise
+
+
+@audit_app.command("verify")
+def audit_verify(json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False) -> None:
+    """Check the whole chain (links, sequence numbers, key certificates, head signatures); exit 4 where it breaks."""
+    from exchange.audit_verify import verify_log
+
+    report = verify_log(state.home)
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        doc = report.to_json()
+        _print_rows(doc["path"], [(k, str(doc[k])) for k in ("status", "lines", "events", "heads", "signed_through_line", "unsigned_tail", "last_sha256")])
+        if report.problems:
+            table = Table(title="problems", title_justify="left")
+            for column in ("line", "kind", "what is wrong"):
+                table.add_column(column)
+            for problem in report.problems:
+                table.add_row(str(problem.line), problem.kind, problem.message)
+            out.print(table)
+    if report.unsigned_tail and report.intact:
+        err.print(f"note: the last {report.unsigned_tail} lines are chained but not covered by a head signature")
+    report.raise_if_broken()
+
+
+@audit_app.command("show")
+def audit_show(
+    since: Annotated[Optional[str], typer.Option(help="Only events at or after this UTC date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """List the logged events (signatures and certificates abbreviated to their key ids)."""
+    from exchange.audit import AuditLog, parse_since
+
+    cutoff = parse_since(since) if since is not None else None
+    entries = [e for e in AuditLog(state.home).entries() if cutoff is None or e.time >= cutoff]
+    if json_out:
+        emit_json({"events": [e.summary() for e in entries]})
+        return
+    table = Table(title=f"audit log of {state.home}", title_justify="left")
+    for column in ("line", "time", "type", "lab / user", "details"):
+        table.add_column(column)
+    for entry in entries:
+        actor = entry.record["actor"]
+        details = json.dumps(entry.summary()["details"], separators=(",", ":"))
+        table.add_row(str(entry.line), entry.record["time"], entry.type, f"{actor.get('lab') or '-'} / {actor.get('examiner') or actor.get('user')}",
+                      details if len(details) <= 120 else details[:119] + "…")
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

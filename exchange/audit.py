@@ -1,0 +1,356 @@
+"""The lab's tamper-evident audit log: hash-chained JSON lines with signed heads.
+
+``<home>/audit/audit.jsonl`` holds one canonical JSON record per line; each record carries the
+SHA-256 of the line before it, so changing, dropping or reordering any line breaks the chain
+at that point. At the end of each command that appended events a ``head`` record signed with
+the lab's audit key (:mod:`exchange.audit_key`) closes the chain, and ``head.json`` beside the
+log remembers the newest head so that cutting lines off the end is noticed too. The exact
+format, the event types and the threat model are in ``docs/audit.md``; checking a log is
+:mod:`exchange.audit_verify`.
+
+Appends are serialised by ``fcntl.flock`` on the log itself, with the previous line read under
+the lock, and each line goes out in a single ``write`` followed by ``fsync``. A crash can still
+leave a torn last line; the next append cuts it off under the lock and records that it did.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import re
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from ballistics.errors import UsageError
+from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
+from exchange.canonical import canonical_json, format_time, now_utc, parse_time
+from exchange.errors import ExchangeSecurityError, MalformedError, MissingIdentityError
+from exchange.files import ensure_private_dir, write_atomic
+from exchange.keys import Identity, load_card
+
+LOG_NAME = "audit.jsonl"
+HEAD_NAME = "head.json"
+RECORD_VERSION = 1
+GENESIS = "0" * 64
+DOMAIN_HEAD = b"ballistics audit head v1"
+RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: Records written by the log itself rather than by a caller's event.
+HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR = "head", "audit_key", "audit_key_retired", "repair"
+RESERVED_TYPES = {HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR}
+BULKY_DETAILS = {"signature", "certificate"}
+
+
+class AuditLogError(MalformedError):
+    """The audit log cannot be read as a log at all, or an event cannot be encoded (exit 3)."""
+
+
+class AuditTamperedError(ExchangeSecurityError):
+    """The audit chain is broken: a line was altered, removed, reordered, cut or forged (exit 4)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acted: the lab (None before ``keys init``), the OS user, the examiner when named."""
+
+    lab: str | None
+    user: str
+    host: str
+    examiner: str | None = None
+
+    @classmethod
+    def current(cls, home: Path, examiner: str | None = None) -> "Actor":
+        try:
+            lab: str | None = load_card(home).lab.id
+        except MissingIdentityError:
+            lab = None
+        return cls(lab, _os_user(), socket.gethostname(), examiner)
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"lab": self.lab, "user": self.user, "host": self.host, "examiner": self.examiner}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry (containers): the uid still identifies the account
+        return f"uid:{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the log: its number, exact bytes and parsed record."""
+
+    line: int
+    raw: bytes
+    record: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return line_hash(self.raw)
+
+    @property
+    def seq(self) -> int:
+        return self.record["seq"]
+
+    @property
+    def type(self) -> str:
+        return self.record["type"]
+
+    @property
+    def time(self) -> datetime:
+        return parse_time(self.record["time"], where=f"line {self.line}")
+
+    def summary(self) -> dict[str, Any]:
+        """The record for display: signatures and certificates left out (their key ids stay)."""
+        details = {k: v for k, v in self.record["details"].items() if k not in BULKY_DETAILS}
+        return {"line": self.line, **{k: v for k, v in self.record.items() if k != "details"}, "details": details, "sha256": self.sha256}
+
+
+def parse_since(text: str) -> datetime:
+    """``--since``: a UTC date (midnight) or a full RFC 3339 UTC time."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    try:
+        return parse_time(text, where="--since")
+    except MalformedError:
+        raise UsageError("--since", f"{text[:40]!r} is neither YYYY-MM-DD nor YYYY-MM-DDTHH:MM:SSZ") from None
+
+
+def line_hash(raw: bytes) -> str:
+    """SHA-256 of a line's bytes, without its newline: what the next line's ``prev`` holds."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """Canonical JSON (sorted keys, no spaces, ASCII with \\u escapes); floats are refused."""
+    _check_value(record, "record")
+    return canonical_json(record)
+
+
+def head_message(record: Mapping[str, Any]) -> bytes:
+    """What a head signature covers: the head record without its ``details.signature``."""
+    details = {k: v for k, v in record["details"].items() if k != "signature"}
+    return canonical_json({**record, "details": details})
+
+
+def _check_value(value: object, where: str) -> None:
+    """Only types every JSON implementation encodes identically, so any auditor reproduces the hash."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise AuditLogError(where, f"event detail keys must be strings, not {type(key).__name__}")
+            _check_value(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(item, where)
+    elif not (value is None or isinstance(value, (str, bool, int))):
+        raise AuditLogError(where, f"event details hold strings, integers, booleans, null, lists and objects, not {type(value).__name__}")
+
+
+class AuditLog:
+    """Append events and sign the head; see :func:`audit_session` for the usual pattern."""
+
+    def __init__(self, home: Path, actor: Actor | None = None) -> None:
+        self.home = Path(home)
+        self.directory = self.home / "audit"
+        self.path = self.directory / LOG_NAME
+        self.head_path = self.directory / HEAD_NAME
+        self._actor = actor
+        self.appended = 0
+
+    @property
+    def actor(self) -> Actor:
+        if self._actor is None:
+            self._actor = Actor.current(self.home)
+        return self._actor
+
+    def append(self, event_type: str, details: Mapping[str, Any], *, actor: Actor | None = None, now: datetime | None = None) -> Entry:
+        """Chain one event after the current last line (under the lock) and return it."""
+        if not EVENT_TYPE.match(event_type) or event_type in RESERVED_TYPES:
+            raise AuditLogError(event_type, "event types are 1-40 of a-z 0-9 _ (starting with a letter), other than the log's own")
+        with self._locked() as fd:
+            last = self._tail(fd, now)
+            entry = self._write(fd, last, event_type, dict(details), actor or self.actor, now)
+        self.appended += 1
+        return entry
+
+    def sign_head(self, *, now: datetime | None = None) -> Entry | None:
+        """Close the chain with a signed head; None when there is nothing new or no audit key."""
+        with self._locked() as fd:
+            last = self._tail(fd, now)
+            key = load_audit_key(self.home)
+            if last is None or last.type == HEAD or key is None:
+                return None
+            return self._write_head(fd, last, key, now)
+
+    def certify_key(self, identity: Identity, *, now: datetime | None = None) -> AuditKey:
+        """Make sure the audit key is certified by ``identity``'s current card, creating one if not.
+
+        Called whenever the identity is unlocked (``keys init``, ``keys rotate``, export, import),
+        so a lab gets an audit key without an extra step and a rotation replaces it.
+        """
+        with self._locked() as fd:
+            key = load_audit_key(self.home)
+            if key is not None and key.certificate.identity_key_id == identity.card.key_id:
+                return key
+            last = self._tail(fd, now)
+            key = create_audit_key(identity, now or now_utc())
+            save_audit_key(self.home, key)
+            certificate = key.certificate
+            details = {"key_id": certificate.key_id, "identity_key_id": certificate.identity_key_id, "certificate": certificate.to_json()}
+            self._write(fd, last, AUDIT_KEY, details, self.actor, now)
+            self.appended += 1
+            return key
+
+    def retire_key(self, reason: str, *, now: datetime | None = None) -> None:
+        """Record the retirement, sign a last head with the key, then delete it (on revocation)."""
+        with self._locked() as fd:
+            key = load_audit_key(self.home)
+            if key is None:
+                return
+            last = self._write(fd, self._tail(fd, now), AUDIT_KEY_RETIRED, {"key_id": key.certificate.key_id, "reason": reason}, self.actor, now)
+            self._write_head(fd, last, key, now)
+            audit_key_path(self.home).unlink()
+
+    def read(self) -> bytes:
+        """The whole log, read under a shared lock so that no append is seen half done."""
+        with self._locked(shared=True) as fd:
+            return os.pread(fd, os.fstat(fd).st_size, 0)
+
+    def entries(self) -> list[Entry]:
+        """Every complete line, parsed; a torn last line is left out (``audit verify`` reports it)."""
+        lines = self.read().split(b"\n")[:-1]
+        entries = []
+        for number, raw in enumerate(lines, 1):
+            record = parse_record(raw)
+            if isinstance(record, str):
+                raise AuditTamperedError(self.path, f"line {number}: {record}; run: ballistics audit verify")
+            entries.append(Entry(number, raw, record))
+        return entries
+
+    @contextmanager
+    def _locked(self, shared: bool = False) -> Iterator[int]:
+        if shared and not self.path.exists():
+            raise AuditLogError(self.path, "no audit log here yet")
+        ensure_private_dir(self.directory)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditLogError(self.path, f"cannot open the audit log: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _tail(self, fd: int, now: datetime | None) -> Entry | None:
+        """The last complete line, after cutting off (and recording) a torn one."""
+        size = os.fstat(fd).st_size
+        last_raw, torn = _read_tail(fd, size)
+        last = None
+        if last_raw is not None:
+            record = parse_record(last_raw)
+            if isinstance(record, str):
+                raise AuditTamperedError(self.path, f"the last line is not an audit record ({record}); run: ballistics audit verify")
+            last = Entry(record["seq"], last_raw, record)
+        if torn:
+            os.ftruncate(fd, size - len(torn))
+            repair = {"torn_bytes": len(torn), "torn_sha256": line_hash(torn), "offset": size - len(torn)}
+            last = self._write(fd, last, REPAIR, repair, self.actor, now)
+        return last
+
+    def _write(self, fd: int, last: Entry | None, event_type: str, details: dict[str, Any], actor: Actor, now: datetime | None) -> Entry:
+        record = {
+            "v": RECORD_VERSION, "seq": 1 if last is None else last.seq + 1, "time": format_time(now or now_utc()),
+            "type": event_type, "actor": actor.to_json(), "details": details, "prev": GENESIS if last is None else last.sha256,
+        }
+        raw = encode_record(record)
+        _write_all(fd, raw + b"\n")
+        os.fsync(fd)
+        return Entry(record["seq"], raw, record)
+
+    def _write_head(self, fd: int, last: Entry, key: AuditKey, now: datetime | None) -> Entry:
+        unsigned = {
+            "v": RECORD_VERSION, "seq": last.seq + 1, "time": format_time(now or now_utc()), "type": HEAD,
+            "actor": self.actor.to_json(), "details": {"key_id": key.certificate.key_id}, "prev": last.sha256,
+        }
+        signature = key.signing.sign(DOMAIN_HEAD, head_message(unsigned))
+        record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_json()}}
+        raw = encode_record(record)
+        _write_all(fd, raw + b"\n")
+        os.fsync(fd)
+        entry = Entry(record["seq"], raw, record)
+        write_atomic(self.head_path, json.dumps({"seq": entry.seq, "sha256": entry.sha256}, sort_keys=True).encode("ascii") + b"\n")
+        return entry
+
+
+@contextmanager
+def audit_session(home: Path, actor: Actor | None = None) -> Iterator[AuditLog]:
+    """``with audit_session(home) as log: log.append(...)``; the head is signed on the way out.
+
+    The head is signed even when the block raises, so a rejection recorded just before the
+    error propagates is covered like any other event.
+    """
+    log = AuditLog(home, actor)
+    try:
+        yield log
+    finally:
+        if log.appended:
+            log.sign_head()
+
+
+def parse_record(raw: bytes) -> dict[str, Any] | str:
+    """The record on one line, or a one-line reason why it is not a well-formed audit record."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return "not valid JSON"
+    if not isinstance(record, dict) or set(record) != RECORD_FIELDS:
+        return f"a record has exactly the fields {', '.join(sorted(RECORD_FIELDS))}"
+    if record["v"] != RECORD_VERSION or type(record["seq"]) is not int or record["seq"] < 1:
+        return "bad version or sequence number"
+    if not isinstance(record["type"], str) or not EVENT_TYPE.match(record["type"]):
+        return "bad event type"
+    if not isinstance(record["prev"], str) or not HEX64.match(record["prev"]):
+        return "prev is not a lower-case hex SHA-256"
+    if not isinstance(record["actor"], dict) or not isinstance(record["details"], dict):
+        return "actor and details must be objects"
+    try:
+        parse_time(record["time"], where="record")
+        canonical = encode_record(record)
+    except MalformedError:
+        return "time is not YYYY-MM-DDTHH:MM:SSZ, or a value is not canonical"
+    if canonical != raw:
+        return "not in canonical form"
+    return record
+
+
+def _read_tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
+    """(last complete line or None, bytes after the last newline), reading back from the end."""
+    span = 64 * 1024
+    while True:
+        start = max(0, size - span)
+        data = os.pread(fd, size - start, start)
+        cut = data.rfind(b"\n")
+        begin = data.rfind(b"\n", 0, max(cut, 0))
+        if start > 0 and (cut < 0 or begin < 0):
+            span *= 4
+            continue
+        return (data[begin + 1 : cut] if cut >= 0 else None), data[cut + 1 :]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

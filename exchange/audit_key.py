@@ -1,0 +1,166 @@
+"""The audit-signing key: signs the audit log's head without asking for the lab's passphrase.
+
+The head of the audit chain is signed at the end of every command that appended events, and an
+examiner cannot be asked for the identity's passphrase on every comparison or search. So the lab
+holds a second, narrower key pair (Ed25519 + ML-DSA-65, the same hybrid as the identity) whose
+only use is signing audit heads. It is certified by the identity's signing key when the
+passphrase is at hand anyway (``keys init``, ``keys rotate``, or any command that unlocks the
+identity while no current audit key exists) and kept owner-only, unencrypted, in
+``<home>/audit/signing-key.json``. The certificate is also written into the log itself, so a
+verifier needs nothing but the log and the lab's public cards. Stealing this file lets a thief
+sign audit heads, nothing else: it cannot sign bundles, cards or revocations. See
+``docs/audit.md`` for the threat model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
+
+from exchange.canonical import b64decode, b64encode, canonical_json, format_time
+from exchange.card import KeyCard
+from exchange.errors import MalformedError, MissingIdentityError
+from exchange.files import write_atomic
+from exchange.keys import Identity, keys_dir, load_card
+from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
+
+KEY_FILE_TYPE = "ballistics-audit-signing-key"
+CERTIFICATE_TYPE = "ballistics-audit-key-certificate"
+DOMAIN_CERTIFICATE = b"ballistics audit key certificate v1"
+#: Ed25519 seed, then ML-DSA-65 seed.
+SEED_BYTES = 64
+PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952}
+CERTIFICATE_FIELDS = {"type", "version", "lab", "identity_key_id", "keys", "created"}
+
+
+class AuditKeyError(MalformedError):
+    """The audit-signing key file or a certificate is not what it claims to be (exit 3)."""
+
+
+@dataclass(frozen=True)
+class AuditCertificate:
+    """The identity's statement that this public key signs the lab's audit heads."""
+
+    body: dict[str, Any]
+    signature: HybridSignature
+
+    @property
+    def key_id(self) -> str:
+        return hashlib.sha256(canonical_json(self.body)).hexdigest()
+
+    @property
+    def identity_key_id(self) -> str:
+        return self.body["identity_key_id"]
+
+    @property
+    def verify_key(self) -> HybridVerifyKey:
+        keys = self.body["keys"]
+        return HybridVerifyKey(
+            ed25519.Ed25519PublicKey.from_public_bytes(b64decode(keys["ed25519"], where="certificate")),
+            mldsa.MLDSA65PublicKey.from_public_bytes(b64decode(keys["ml_dsa_65"], where="certificate")),
+        )
+
+    def verify(self, card: KeyCard, *, where: str) -> None:
+        """Raise :class:`BadSignatureError` unless ``card``'s identity key signed this certificate."""
+        card.verify_key.verify(DOMAIN_CERTIFICATE, canonical_json(self.body), self.signature, where=where, what="audit key certificate")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"body": self.body, "signature": self.signature.to_json()}
+
+    @classmethod
+    def from_json(cls, doc: object, *, where: str) -> "AuditCertificate":
+        if not isinstance(doc, dict) or set(doc) != {"body", "signature"}:
+            raise AuditKeyError(where, "an audit key certificate has exactly the fields body and signature")
+        body = doc["body"]
+        if not isinstance(body, dict) or set(body) != CERTIFICATE_FIELDS or body["type"] != CERTIFICATE_TYPE or body["version"] != 1:
+            raise AuditKeyError(where, f"certificate body must be a version-1 {CERTIFICATE_TYPE} with fields {sorted(CERTIFICATE_FIELDS)}")
+        keys = body["keys"]
+        if not isinstance(keys, dict) or set(keys) != set(PUBLIC_KEY_BYTES) or any(
+            len(b64decode(keys[name], where=where, error=AuditKeyError)) != size for name, size in PUBLIC_KEY_BYTES.items()
+        ):
+            raise AuditKeyError(where, "certificate keys must be an Ed25519 and an ML-DSA-65 public key")
+        return cls(body, HybridSignature.from_json(doc["signature"], where=where, error=AuditKeyError))
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """The private audit-signing key with its certificate."""
+
+    certificate: AuditCertificate
+    seeds: bytes
+
+    @property
+    def signing(self) -> HybridSigningKey:
+        return _signing_key(self.seeds)
+
+
+def _signing_key(seeds: bytes) -> HybridSigningKey:
+    return HybridSigningKey(
+        ed25519.Ed25519PrivateKey.from_private_bytes(seeds[:32]), mldsa.MLDSA65PrivateKey.from_seed_bytes(seeds[32:])
+    )
+
+
+def audit_key_path(home: Path) -> Path:
+    return Path(home) / "audit" / "signing-key.json"
+
+
+def create_audit_key(identity: Identity, now: datetime, rng: Callable[[int], bytes] = os.urandom) -> AuditKey:
+    """A fresh key pair certified by ``identity``'s signing keys (nothing is written)."""
+    seeds = rng(SEED_BYTES)
+    public = _signing_key(seeds).verify_key()
+    body = {
+        "type": CERTIFICATE_TYPE, "version": 1, "lab": identity.card.lab.id, "identity_key_id": identity.card.key_id,
+        "keys": {"ed25519": b64encode(public.ed25519.public_bytes_raw()), "ml_dsa_65": b64encode(public.ml_dsa_65.public_bytes_raw())},
+        "created": format_time(now),
+    }
+    return AuditKey(AuditCertificate(body, identity.signing.sign(DOMAIN_CERTIFICATE, canonical_json(body))), seeds)
+
+
+def save_audit_key(home: Path, key: AuditKey) -> Path:
+    """Owner-only and unencrypted, by design (see the module docstring)."""
+    doc = {"type": KEY_FILE_TYPE, "version": 1, "certificate": key.certificate.to_json(), "seeds": b64encode(key.seeds)}
+    return write_atomic(audit_key_path(home), json.dumps(doc, indent=2, sort_keys=True).encode("ascii") + b"\n")
+
+
+def load_audit_key(home: Path) -> AuditKey | None:
+    """The current audit key, or None when the lab has none (no identity yet, or revoked)."""
+    path = audit_key_path(home)
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise AuditKeyError(path, f"unreadable audit signing key: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") != KEY_FILE_TYPE or doc.get("version") != 1:
+        raise AuditKeyError(path, f"not a version-1 {KEY_FILE_TYPE} file")
+    key = AuditKey(AuditCertificate.from_json(doc.get("certificate"), where=str(path)),
+                   b64decode(doc.get("seeds"), where=str(path), error=AuditKeyError))
+    if len(key.seeds) != SEED_BYTES or _raw(key.signing.verify_key()) != _raw(key.certificate.verify_key):
+        raise AuditKeyError(path, "the audit signing key does not match its certificate")
+    return key
+
+
+def _raw(key: HybridVerifyKey) -> tuple[bytes, bytes]:
+    return key.ed25519.public_bytes_raw(), key.ml_dsa_65.public_bytes_raw()
+
+
+def own_cards(home: Path) -> dict[str, KeyCard]:
+    """The lab's current and retired identity cards by key id: the only valid certifiers."""
+    try:
+        cards = [load_card(home)]
+    except MissingIdentityError:
+        return {}
+    retired = keys_dir(home) / "retired"
+    for path in sorted(retired.glob("*.json")) if retired.is_dir() else ():
+        try:
+            cards.append(KeyCard.from_json(json.loads(path.read_bytes())["card"], where=str(path)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AuditKeyError(path, f"unreadable retired identity: {exc}") from None
+    return {card.key_id: card for card in cards}
