@@ -16,16 +16,15 @@ crop and filter the breech face again.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
-from skimage.measure import CircleModel, ransac
 
 from ballistics.errors import InvalidInputError
-from ballistics.firing_pin import FiringPinImpression, classify_shape, extract_firing_pin
+from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
+from ballistics.primer import Circle, bright_face, disc, fit_circle, largest_component, locate_aperture, locate_firing_pin, star_mask
 from ballistics.scan import Scan
 
 Mode = Literal["auto", "raw", "preprocessed"]
@@ -60,6 +59,10 @@ class PreprocessParams:
     #: Levelled heights further than this from the breech-face level belong to the firing-pin
     #: zone (crater or flow-back); breech-face marks stay within a few micrometres.
     firing_pin_depth_um: float = 8.0
+    #: The firing pin strikes near the primer's centre: on photographs, a firing-pin zone
+    #: centred further than this fraction of the primer radius from it is a failed fit (the
+    #: NBIDE pins sit at 0.22 of the contact disc's radius).
+    firing_pin_max_offset: float = 0.3
     #: Robust z-score of the band-passed surface beyond which a point is an outlier
     #: (aperture shear, drag marks, dust, measurement spikes).
     outlier_z: float = 6.0
@@ -76,6 +79,7 @@ class PreprocessParams:
             "trend must be 'plane' or 'quadratic'": self.trend in ("plane", "quadratic"),
             "offsets and margins must be non-negative": min(self.exterior_offset_um, self.firing_pin_margin_um, self.outlier_dilation_um) >= 0,
             "firing_pin_depth_um and outlier_z must be positive": self.firing_pin_depth_um > 0 and self.outlier_z > 0,
+            "firing_pin_max_offset must be in (0, 1]": 0 < self.firing_pin_max_offset <= 1,
             "min_valid_points must be positive": self.min_valid_points > 0,
         }
         for reason, ok in checks.items():
@@ -103,14 +107,6 @@ class BreechFace:
     primer_radius_px: float | None
     firing_pin: FiringPinImpression | None
     params: PreprocessParams
-
-
-class Circle(NamedTuple):
-    """A circle in pixel coordinates: centre (x = column, y = row) and radius."""
-
-    x: float
-    y: float
-    r: float
 
 
 def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()) -> bool:
@@ -158,7 +154,7 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
         heights, valid = _resample(heights, valid, fx, fy)
     surface, (x0, y0) = _trim(np.where(valid, heights, np.nan))
     _require_size(scan, surface, params)
-    primer = _fit_circle(ndi.binary_fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200))
+    primer = fit_circle(ndi.binary_fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200))
     return BreechFace(
         surface=surface,
         spacing_m=params.working_spacing_um * 1e-6,
@@ -184,17 +180,20 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     is_image = scan.kind == "image"
     heights = _standardise(scan.heights) if is_image else scan.heights * 1e6  # work in um
     measured = np.isfinite(heights)
-    face = _bright_face(heights, px(40.0)) if is_image else _largest_component(measured)
-    disc = ndi.binary_fill_holes(face)
-    primer = _fit_circle(ndi.binary_opening(disc, iterations=3), max(2.0, px(6.0)))
+    face = bright_face(heights, px(40.0)) if is_image else largest_component(measured)
+    filled = ndi.binary_fill_holes(face)
+    primer = fit_circle(ndi.binary_opening(filled, iterations=3), max(2.0, px(6.0)))
     if primer is None or primer.r < px(300.0):
         raise PrimerNotFoundError(scan.source, "no primer boundary found (no circular edge of at least 0.3 mm radius in the valid data)")
-    inside = _disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
+    inside = disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
     region = measured & inside & face
-    levelled = heights - _robust_trend(heights, region, "quadratic", px(50.0))
-    pin = _locate_firing_pin(levelled, region, disc & ~face, primer, params, px, is_image)
+    if is_image:
+        pin = locate_aperture(heights, filled & ~face, inside, primer, params.firing_pin_max_offset, px(1.0))
+    else:
+        levelled = heights - _robust_trend(heights, region, "quadratic", px(50.0))
+        pin = locate_firing_pin(levelled, region, filled & ~face, primer, params.firing_pin_depth_um, px(100.0))
     if pin is not None:
-        region &= ~_star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
+        region &= ~star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
     _require_size(scan, region, params, spacing)
     levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
     filtered = _bandpass(levelled, region, params, spacing)
@@ -221,149 +220,6 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
         firing_pin=firing_pin,
         params=params,
     )
-
-
-class FiringPinZone(NamedTuple):
-    """Where the firing pin disturbed the primer: centre, per-angle extent, crater mask."""
-
-    centre: Circle  # r: a radius covering the zone (for the impression patch)
-    extents: np.ndarray  # outer edge of the zone at ZONE_ANGLES equally spaced angles, pixels
-    crater: np.ndarray
-
-
-#: Angular sampling of the firing-pin zone's outline.
-ZONE_ANGLES = 360
-#: The zone reaches at most this many crater radii from the centre, angle by angle: the primer
-#: metal pushed into the firing-pin aperture ends at the aperture (about 1.5 crater radii on the
-#: Fadul Rugers); anything connected beyond it is breech face standing out of the plane.
-FLOWBACK_REACH = 1.6
-
-
-def _locate_firing_pin(
-    levelled: np.ndarray, region: np.ndarray, holes: np.ndarray, primer: Circle, params: PreprocessParams, px, is_image: bool
-) -> FiringPinZone | None:
-    """The zone the firing pin disturbed, or None when the scan shows no firing-pin impression.
-
-    The crater is what is unmeasured inside the primer (a steep crater bottom; for an image,
-    the dark aperture ring and what it encloses) or lies deeper than ``firing_pin_depth_um``
-    below the breech-face level; the largest such piece in the inner half of the primer is the
-    impression. The zone adds what is connected to it and stands out of the breech-face level
-    (crater walls, primer metal pushed back into the firing-pin aperture). Its outline is read
-    angle by angle from the crater centre and smoothed over 30 degrees, so that a round,
-    elliptical or rectangular zone is followed while a narrow drag-mark tail is not (the outlier
-    step takes such tails). Round craters get a RANSAC circle through the zone's outline instead,
-    which ignores the breech face that clings to the zone where it stands out of the plane.
-    """
-    deep = holes.copy()
-    disturbed = holes.copy()
-    if not is_image:
-        with np.errstate(invalid="ignore"):
-            deep |= region & (levelled < -params.firing_pin_depth_um)
-            disturbed |= deep | (region & (np.abs(levelled) > params.firing_pin_depth_um))
-    crater = _central_piece(ndi.binary_opening(deep, iterations=2), primer, px(100.0))
-    if crater is None:
-        return None
-    crater = ndi.binary_fill_holes(crater)
-    cy, cx = ndi.center_of_mass(crater)
-    labels, _ = ndi.label(ndi.binary_opening(disturbed, iterations=3) | crater)
-    zone = ndi.binary_fill_holes(labels == labels[int(round(cy)), int(round(cx))]) if crater[int(round(cy)), int(round(cx))] else crater
-    if is_image:
-        crater = zone
-    if classify_shape(crater)[0] == "hemispherical":
-        # A round pin leaves a round aperture zone: a robust circle ignores what clings to it.
-        circle = _fit_circle(zone | crater, max(2.0, px(10.0)))
-        if circle is not None and circle.r < 0.9 * primer.r:
-            return FiringPinZone(circle, np.full(ZONE_ANGLES, circle.r), crater)
-    reach = FLOWBACK_REACH * _polar_extent(crater, cx, cy, primer.r)
-    extents = np.minimum(_polar_extent(zone | crater, cx, cy, primer.r), reach)
-    return FiringPinZone(Circle(float(cx), float(cy), float(extents.max())), extents, crater)
-
-
-def _central_piece(mask: np.ndarray, primer: Circle, min_radius_px: float) -> np.ndarray | None:
-    """The largest piece of ``mask`` centred in the inner half of the primer, if big enough."""
-    labels, count = ndi.label(mask)
-    if count == 0:
-        return None
-    index = np.arange(1, count + 1)
-    sizes = ndi.sum_labels(mask, labels, index)
-    centres = np.array(ndi.center_of_mass(mask, labels, index)).reshape(-1, 2)
-    ok = (np.hypot(centres[:, 1] - primer.x, centres[:, 0] - primer.y) < 0.5 * primer.r) & (sizes >= np.pi * min_radius_px**2)
-    if not ok.any():
-        return None
-    return labels == index[np.flatnonzero(ok)[np.argmax(sizes[ok])]]
-
-
-def _polar_extent(zone: np.ndarray, cx: float, cy: float, max_radius: float) -> np.ndarray:
-    """Distance from (cx, cy) to where ``zone`` first ends, at ZONE_ANGLES angles, smoothed."""
-    radii = np.arange(0.0, max_radius, 1.0)
-    angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
-    rows = cy - radii[None, :] * np.sin(angles[:, None])
-    cols = cx + radii[None, :] * np.cos(angles[:, None])
-    inside = ndi.map_coordinates(zone.astype(np.uint8), [rows, cols], order=0, mode="constant", cval=0).astype(bool)
-    first_out = np.where(inside.all(axis=1), radii.size, np.argmin(inside, axis=1))
-    return ndi.median_filter(radii[np.maximum(first_out - 1, 0)] + 0.5, size=ZONE_ANGLES // 12 + 1, mode="wrap")
-
-
-def _star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> np.ndarray:
-    """Points within the zone's per-angle outline plus ``margin_px``."""
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    dx, dy = xx - zone.centre.x, zone.centre.y - yy
-    angle_bin = (np.round(np.arctan2(dy, dx) * ZONE_ANGLES / (2 * np.pi)).astype(np.int64)) % ZONE_ANGLES
-    return np.hypot(dx, dy) <= zone.extents[angle_bin] + margin_px
-
-
-def _fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
-    """RANSAC circle through the outline of ``mask`` (points on the array border left out)."""
-    edge = mask & ~ndi.binary_erosion(mask)
-    edge[[0, -1], :] = False
-    edge[:, [0, -1]] = False
-    points = np.argwhere(edge)[:, ::-1].astype(np.float64)
-    if len(points) < 10:
-        return None
-    if len(points) > 3000:
-        points = points[np.random.default_rng(0).choice(len(points), 3000, replace=False)]
-    model, inliers = ransac(points, CircleModel, min_samples=3, residual_threshold=threshold_px, max_trials=300, rng=0)
-    if model is None or inliers is None or inliers.mean() < 0.25:
-        return None
-    (x, y), r = model.center, model.radius
-    return Circle(float(x), float(y), float(r))
-
-
-def _disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    return (xx - circle.x) ** 2 + (yy - circle.y) ** 2 <= radius**2
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, count = ndi.label(mask)
-    if count == 0:
-        return mask.copy()
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
-def _bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    """The breech-face contact disc of a ring-light photograph.
-
-    The flat face the breech face pressed scatters the ring light back and shows bright and
-    textured; the primer's rounded edge and the firing-pin aperture ring show dark. A heavy
-    blur and Otsu's threshold separate them; the face is the bright piece that does not touch
-    the picture's border (the case head does) and encloses the picture's centre.
-    """
-    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma_px)
-    bright = smooth > threshold_otsu(smooth)
-    labels, count = ndi.label(bright)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    rows, cols = image.shape
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    sizes[border] = 0
-    for label in np.argsort(sizes)[::-1][:5]:
-        piece = labels == label
-        if sizes[label] > 0 and ndi.binary_fill_holes(piece)[rows // 2, cols // 2]:
-            return piece
-    return _largest_component(bright)
 
 
 def _standardise(image: np.ndarray) -> np.ndarray:

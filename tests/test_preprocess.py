@@ -130,6 +130,34 @@ def test_image_goes_through_the_same_pipeline(real_scans: Path) -> None:
     assert 1200 <= face.primer_radius_px * 6.25 <= 2000
 
 
+@pytest.fixture(scope="module")
+def nbide_faces() -> dict[str, object]:
+    require_real_scans()
+    return {n: prepare(load_scan(REAL_SCANS / f"cartridges/NBIDE R BF {n}.png", pixel_um=2.2)) for n in ("118", "129")}
+
+
+@pytest.mark.parametrize("name", ["118", "129"])
+def test_image_breech_face_excludes_the_whole_aperture_zone(nbide_faces: dict, name: str) -> None:
+    face = nbide_faces[name]
+    pin = face.firing_pin
+    assert pin is not None
+    (px, py), (fx, fy), r = face.primer_center_px, pin.center_px, face.primer_radius_px
+    # The zone is centred on the firing pin, near the primer centre (0.22 r on these cases).
+    assert np.hypot(fx - px, fy - py) <= 0.25 * r
+    # It takes the aperture rings (outer edge ~1.03 mm from the pin), not only the crater
+    # (~0.63 mm): on 129 the dark ring is broken by bright arcs and was missed before.
+    assert 950 <= pin.extent_px * 6.25 <= 1150
+    valid = np.isfinite(face.surface)
+    yy, xx = np.indices(valid.shape)
+    distance = np.hypot(xx - fx, yy - fy)
+    # What is kept is the annulus between the zone and the primer edge: nothing within the zone
+    # plus its margin, and at least a third of the points between there and the primer edge.
+    assert not (valid & (distance < pin.extent_px + 150 / 6.25 - 1)).any()
+    between = (distance > pin.extent_px + 150 / 6.25 + 2) & (np.hypot(xx - px, yy - py) < r - 93.75 / 6.25 - 2)
+    assert valid[between].mean() > 0.6
+    assert valid.mean() > 0.25
+
+
 def test_nan_aware_bandpass_neither_spreads_zeros_nor_fills_holes() -> None:
     rng = np.random.default_rng(1)
     heights = np.full((200, 200), 5.0) + rng.normal(0, 1e-3, (200, 200))

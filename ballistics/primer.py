@@ -1,0 +1,242 @@
+"""Where the breech face is on a scan: the primer circle and the firing-pin zone inside it.
+
+Everything here is geometry in the pixels of the scan being prepared: robust (RANSAC) circles,
+the connected pieces that stand for the firing-pin crater, and the zone the firing pin disturbed
+(crater, primer metal pushed back into the firing-pin aperture, and on ring-light photographs
+the dark and bright aperture rings). :mod:`ballistics.preprocess` removes that zone plus a margin
+and keeps the rest of the primer disc as the breech face.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.measure import CircleModel, ransac
+
+from ballistics.firing_pin import classify_shape
+
+#: Angular sampling of the firing-pin zone's outline.
+ZONE_ANGLES = 360
+#: The zone reaches at most this many crater radii from the centre, angle by angle: the primer
+#: metal pushed into the firing-pin aperture ends at the aperture (about 1.5 crater radii on the
+#: Fadul Rugers); anything connected beyond it is breech face standing out of the plane.
+FLOWBACK_REACH = 1.6
+#: An aperture zone on a photograph reaches at most this fraction of the primer radius: beyond
+#: it, too little breech face would be left for a comparison to mean anything, so a larger fit
+#: is a failed fit (the NBIDE Berettas' aperture rings end at 0.66 of the contact disc radius).
+APERTURE_MAX_RADIUS = 0.8
+#: Smoothing of a photograph (um) before its aperture rings are traced: enough to calm the
+#: breech-face texture, little enough to keep a 30-70 um wide dark ring.
+APERTURE_SMOOTHING_UM = 8.0
+
+
+class Circle(NamedTuple):
+    """A circle in pixel coordinates: centre (x = column, y = row) and radius."""
+
+    x: float
+    y: float
+    r: float
+
+
+class FiringPinZone(NamedTuple):
+    """Where the firing pin disturbed the primer: centre, per-angle extent, crater mask."""
+
+    centre: Circle  # r: a radius covering the zone (for the impression patch)
+    extents: np.ndarray  # outer edge of the zone at ZONE_ANGLES equally spaced angles, pixels
+    crater: np.ndarray
+
+
+def fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
+    """RANSAC circle through the outline of ``mask`` (points on the array border left out)."""
+    edge = mask & ~ndi.binary_erosion(mask)
+    edge[[0, -1], :] = False
+    edge[:, [0, -1]] = False
+    return _ransac_circle(np.argwhere(edge)[:, ::-1].astype(np.float64), threshold_px)
+
+
+def _ransac_circle(points: np.ndarray, threshold_px: float) -> Circle | None:
+    """RANSAC circle through (x, y) points; None unless a quarter of them agree."""
+    if len(points) < 10:
+        return None
+    if len(points) > 3000:
+        points = points[np.random.default_rng(0).choice(len(points), 3000, replace=False)]
+    model, inliers = ransac(points, CircleModel, min_samples=3, residual_threshold=threshold_px, max_trials=300, rng=0)
+    if model is None or inliers is None or inliers.mean() < 0.25:
+        return None
+    (x, y), r = model.center, model.radius
+    return Circle(float(x), float(y), float(r))
+
+
+def disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
+    """Points within ``radius`` of the circle's centre."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx - circle.x) ** 2 + (yy - circle.y) ** 2 <= radius**2
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest connected piece of ``mask``."""
+    labels, count = ndi.label(mask)
+    if count == 0:
+        return mask.copy()
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """The breech-face contact disc of a ring-light photograph.
+
+    The flat face the breech face pressed scatters the ring light back and shows bright and
+    textured; the primer's rounded edge and the firing-pin aperture ring show dark. A heavy
+    blur and Otsu's threshold separate them; the face is the bright piece that does not touch
+    the picture's border (the case head does) and encloses the picture's centre.
+    """
+    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma_px)
+    bright = smooth > threshold_otsu(smooth)
+    labels, count = ndi.label(bright)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    rows, cols = image.shape
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    sizes[border] = 0
+    for label in np.argsort(sizes)[::-1][:5]:
+        piece = labels == label
+        if sizes[label] > 0 and ndi.binary_fill_holes(piece)[rows // 2, cols // 2]:
+            return piece
+    return largest_component(bright)
+
+
+def star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> np.ndarray:
+    """Points within the zone's per-angle outline plus ``margin_px``."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    dx, dy = xx - zone.centre.x, zone.centre.y - yy
+    angle_bin = (np.round(np.arctan2(dy, dx) * ZONE_ANGLES / (2 * np.pi)).astype(np.int64)) % ZONE_ANGLES
+    return np.hypot(dx, dy) <= zone.extents[angle_bin] + margin_px
+
+
+def locate_firing_pin(
+    levelled: np.ndarray, region: np.ndarray, holes: np.ndarray, primer: Circle, depth_um: float, min_radius_px: float
+) -> FiringPinZone | None:
+    """The zone the firing pin disturbed on a topography, or None when it shows no impression.
+
+    The crater is what is unmeasured inside the primer (a steep crater bottom) or lies deeper
+    than ``depth_um`` below the breech-face level; the largest such piece in the inner half of
+    the primer is the impression. The zone adds what is connected to it and stands out of the
+    breech-face level (crater walls, primer metal pushed back into the firing-pin aperture). Its
+    outline is read angle by angle from the crater centre and smoothed over 30 degrees, so that
+    a round, elliptical or rectangular zone is followed while a narrow drag-mark tail is not
+    (the outlier step takes such tails). Round craters get a RANSAC circle through the zone's
+    outline instead, which ignores the breech face that clings to the zone where it stands out
+    of the plane.
+    """
+    with np.errstate(invalid="ignore"):
+        deep = holes | (region & (levelled < -depth_um))
+        disturbed = deep | (region & (np.abs(levelled) > depth_um))
+    crater = _central_piece(ndi.binary_opening(deep, iterations=2), primer, min_radius_px, 0.5)
+    if crater is None:
+        return None
+    crater = ndi.binary_fill_holes(crater)
+    cy, cx = ndi.center_of_mass(crater)
+    labels, _ = ndi.label(ndi.binary_opening(disturbed, iterations=3) | crater)
+    zone = ndi.binary_fill_holes(labels == labels[int(round(cy)), int(round(cx))]) if crater[int(round(cy)), int(round(cx))] else crater
+    if classify_shape(crater)[0] == "hemispherical":
+        # A round pin leaves a round aperture zone: a robust circle ignores what clings to it.
+        circle = fit_circle(zone | crater, max(2.0, min_radius_px / 10))
+        if circle is not None and circle.r < 0.9 * primer.r:
+            return FiringPinZone(circle, np.full(ZONE_ANGLES, circle.r), crater)
+    reach = FLOWBACK_REACH * _polar_extent(crater, cx, cy, primer.r)
+    extents = np.minimum(_polar_extent(zone | crater, cx, cy, primer.r), reach)
+    return FiringPinZone(Circle(float(cx), float(cy), float(extents.max())), extents, crater)
+
+
+def locate_aperture(
+    image: np.ndarray, holes: np.ndarray, inside: np.ndarray, primer: Circle, max_offset: float, px_per_um: float
+) -> FiringPinZone | None:
+    """The firing-pin aperture zone of a ring-light photograph, aperture rings included.
+
+    Around the firing-pin crater a ring-light picture shows a bright annulus (primer metal
+    pushed into the firing-pin aperture) closed by a dark ring (the aperture's edge), which is
+    often broken by bright arcs, so the dark pieces of the picture alone miss it. The zone is
+    traced instead on the picture lightly smoothed, in polar coordinates around the crater: the
+    outermost radius where the median over angles is darker than halfway between the breech
+    face and the darkest ring gives the zone's size; per angle, the outermost dark point near
+    that radius gives an outline point, and a RANSAC circle through those points the zone. The
+    firing pin strikes near the primer's centre, so a zone whose centre lies more than
+    ``max_offset`` primer radii from it, or wider than :data:`APERTURE_MAX_RADIUS`, is a failed
+    fit: the zone then falls back to the median profile's radius around the crater (or the
+    primer's centre when no crater qualifies either).
+    """
+    crater = _central_piece(ndi.binary_opening(holes, iterations=2), primer, 100.0 * px_per_um, max_offset)
+    if crater is not None:
+        cy, cx = ndi.center_of_mass(ndi.binary_fill_holes(crater))
+    else:
+        cx, cy = primer.x, primer.y
+    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), APERTURE_SMOOTHING_UM * px_per_um)
+    smooth[~inside] = np.nan
+    face_level = float(np.nanmedian(smooth))
+    radii = np.arange(0.0, APERTURE_MAX_RADIUS * primer.r)
+    angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
+    rows = cy - radii[None, :] * np.sin(angles[:, None])
+    cols = cx + radii[None, :] * np.cos(angles[:, None])
+    polar = ndi.map_coordinates(smooth, [rows, cols], order=1, mode="constant", cval=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # radii with no breech face at any angle
+        profile = np.nanmedian(polar, axis=0)
+    beyond_crater = radii >= 100.0 * px_per_um
+    if not np.isfinite(profile[beyond_crater]).any():
+        return None
+    threshold = 0.5 * (face_level + float(np.nanmin(profile[beyond_crater])))
+    dark = np.flatnonzero(beyond_crater & (profile < threshold))
+    if dark.size == 0:
+        return None
+    edge = float(radii[dark[-1]]) + 0.5
+    fallback = Circle(float(cx), float(cy), edge)
+    # Per angle: the outermost dark point within a band around the profile's edge.
+    band = (radii >= 0.6 * edge) & (radii <= 1.25 * edge)
+    dark_polar = np.where(band[None, :], np.nan_to_num(polar, nan=np.inf) < threshold, False)
+    has_dark = dark_polar.any(axis=1)
+    outer = radii.size - 1 - np.argmax(dark_polar[:, ::-1], axis=1)
+    reach = radii[outer] + 0.5
+    points = np.stack([cx + reach * np.cos(angles), cy - reach * np.sin(angles)], axis=1)[has_dark]
+    circle = _ransac_circle(points, max(2.0, 15.0 * px_per_um))
+    plausible = (
+        circle is not None
+        and np.hypot(circle.x - primer.x, circle.y - primer.y) <= max_offset * primer.r
+        and circle.r <= APERTURE_MAX_RADIUS * primer.r
+        and 0.67 * edge <= circle.r <= 1.5 * edge
+    )
+    zone = circle if plausible else fallback
+    if np.hypot(zone.x - primer.x, zone.y - primer.y) > max_offset * primer.r:
+        return None
+    crater_disc = disc(image.shape, zone, zone.r)
+    return FiringPinZone(zone, np.full(ZONE_ANGLES, zone.r), crater_disc)
+
+
+def _central_piece(mask: np.ndarray, primer: Circle, min_radius_px: float, max_offset: float) -> np.ndarray | None:
+    """The largest piece of ``mask`` centred within ``max_offset`` primer radii, if big enough."""
+    labels, count = ndi.label(mask)
+    if count == 0:
+        return None
+    index = np.arange(1, count + 1)
+    sizes = ndi.sum_labels(mask, labels, index)
+    centres = np.array(ndi.center_of_mass(mask, labels, index)).reshape(-1, 2)
+    ok = (np.hypot(centres[:, 1] - primer.x, centres[:, 0] - primer.y) < max_offset * primer.r) & (sizes >= np.pi * min_radius_px**2)
+    if not ok.any():
+        return None
+    return labels == index[np.flatnonzero(ok)[np.argmax(sizes[ok])]]
+
+
+def _polar_extent(zone: np.ndarray, cx: float, cy: float, max_radius: float) -> np.ndarray:
+    """Distance from (cx, cy) to where ``zone`` first ends, at ZONE_ANGLES angles, smoothed."""
+    radii = np.arange(0.0, max_radius, 1.0)
+    angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
+    rows = cy - radii[None, :] * np.sin(angles[:, None])
+    cols = cx + radii[None, :] * np.cos(angles[:, None])
+    inside = ndi.map_coordinates(zone.astype(np.uint8), [rows, cols], order=0, mode="constant", cval=0).astype(bool)
+    first_out = np.where(inside.all(axis=1), radii.size, np.argmin(inside, axis=1))
+    return ndi.median_filter(radii[np.maximum(first_out - 1, 0)] + 0.5, size=ZONE_ANGLES // 12 + 1, mode="wrap")
