@@ -91,7 +91,7 @@ def verify_log(home: Path) -> AuditReport:
     problems = checker.blamed()
     if torn:
         problems.append(Problem(len(lines) + 1, "torn", f"{len(torn)} bytes without a final newline: the last write was cut short"))
-    head_problem = _check_head_file(log.directory / HEAD_NAME, lines, checker.heads)
+    head_problem = _check_head_file(log.directory / HEAD_NAME, lines, signed=checker.signed_through > 0)
     if head_problem is not None:
         problems.append(head_problem)
     return AuditReport(
@@ -189,14 +189,14 @@ class _Chain:
         return problems
 
 
-def _check_head_file(path: Path, lines: list[bytes], heads: int) -> Problem | None:
+def _check_head_file(path: Path, lines: list[bytes], *, signed: bool) -> Problem | None:
     """Cutting whole lines off the end leaves a valid chain; ``head.json`` catches it."""
     end = len(lines) + 1
     try:
         doc = json.loads(path.read_bytes())
         seq, sha256 = doc["seq"], doc["sha256"]
     except FileNotFoundError:
-        return Problem(end, "truncated", f"{HEAD_NAME} is missing although the log has signed heads") if heads else None
+        return Problem(end, "truncated", f"{HEAD_NAME} is missing although the log has signed heads") if signed else None
     except (OSError, ValueError, KeyError, TypeError):
         return Problem(end, "truncated", f"{HEAD_NAME} is unreadable")
     if type(seq) is not int or seq < 1 or not isinstance(sha256, str):
