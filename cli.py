@@ -776,6 +776,47 @@ def audit_show(
     out.print(table)
 
 
+# --- search: ranked correlation list against the collection (ballistics/search.py) -------------
+
+
+@app.command()
+def search(
+    questioned: Annotated[Path, typer.Argument(help="Questioned scan (x3p).")],
+    top: Annotated[int, typer.Option(min=1, help="Candidates listed.")] = 10,
+    shortlist: Annotated[int, typer.Option(min=1, help="Candidates kept by the signature prefilter for the full comparison.")] = 20,
+    calibre: Annotated[Optional[str], typer.Option(help="Only exhibits of this calibre.")] = None,
+    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Only exhibits of this firing-pin shape.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Local processes for the full comparisons (default: all cores).")] = max(1, os.cpu_count() or 1),
+    dask: Annotated[Optional[str], typer.Option("--dask", help="Run the full comparisons on this Dask scheduler, e.g. tcp://host:8786.")] = None,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Rank the collection against a questioned scan: signature shortlist, then full CMC comparison."""
+    from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+
+    from ballistics.search import DaskExecutor, LocalExecutor, SearchParams
+    from ballistics.search import search as run_search
+
+    store = _open_store(db_url)
+    scan = load_scan(questioned)
+    params = SearchParams(top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None)
+    executor = DaskExecutor(dask) if dask else LocalExecutor(workers)
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("comparing the shortlist", total=None)
+        result = run_search(store, scan, params, executor, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    table = Table(title=f"{questioned.name}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s", title_justify="left")
+    for column in ("rank", "lab", "case", "exhibit", "CMC", "decision", "score", "prefilter", "sha256"):
+        table.add_column(column)
+    for hit in result.candidates:
+        row = hit.as_dict()
+        table.add_row(str(row["rank"]), row["lab"] + (" (partner)" if row["partner"] else ""), row["case"], row["exhibit"], str(row["cmc"]),
+                      row["decision"], "" if row["score"] is None else f"{row['score']:.3f}", f"{row['prefilter']:.3f}", row["sha256"][:12])
+    out.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return the exit code, mapping errors to one line on stderr."""
     args = sys.argv[1:] if argv is None else argv

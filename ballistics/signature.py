@@ -36,8 +36,8 @@ class SignatureError(InvalidInputError):
 class SignatureParams:
     """How the polar signature is sampled (chosen on Weller and Fadul, docs/search.md)."""
 
-    sigma_um: float = 31.25
-    radii_um: tuple[float, float] = (300.0, 1700.0)
+    sigma_um: float = 25.0
+    radii_um: tuple[float, float] = (250.0, 1750.0)
     rings: int = 32
     angles: int = 256
     frequencies: int = 64
