@@ -329,6 +329,22 @@ def demo() -> None:
         out.print((folder / "truth.csv").read_text().rstrip())
         out.rule("2. Describe each scan")
         info(scans=paths, json_out=False, pixel_um=None)
+        out.rule("3. Compare cases: the same firearm, a family member, another family")
+        _demo_comparisons(paths)
+
+
+def _demo_comparisons(paths: list[Path]) -> None:
+    """Three comparisons whose truth the demo knows: F01/F01 same gun, F01/F02 same family, F01/F03 other."""
+    from ballistics.compare import compare as run_compare
+
+    by_stem = {p.stem: p for p in paths}
+    table = Table("reference", "questioned", "truth", "CMC", "rotation (deg)", "firing pin", "decision", title_justify="left")
+    for questioned, truth in (("F01-02", "same firearm"), ("F02-01", "same family, other firearm"), ("F03-01", "other family")):
+        with err.status(f"comparing F01-01 with {questioned}", spinner="dots"):
+            result = run_compare(load_scan(by_stem["F01-01"]), load_scan(by_stem[questioned]))
+        fp = "n/a" if result.firing_pin is None else f"{result.firing_pin:.2f}"
+        table.add_row("F01-01", questioned, truth, str(result.cmc), f"{result.rotation_deg:.1f}", fp, result.decision)
+    out.print(table)
 
 
 # --- keys: the lab's identity and its partners (exchange/keys.py, exchange/trust.py) --------------

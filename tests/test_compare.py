@@ -139,3 +139,13 @@ def test_auc_counts_ties_as_half() -> None:
     assert auc([3, 4], [1, 2]) == 1.0
     assert auc([1], [1]) == 0.5
     assert auc([0, 5], [1, 6]) == 0.25
+
+
+def test_generated_pair_recovers_the_true_rotation() -> None:
+    """Simulated shots of one firearm: identified, and the rotation is the difference of the poses."""
+    truth = {row["file"]: row for row in csv.DictReader((SAMPLE_DATA / "truth.csv").open())}
+    result = compare(load_scan(SAMPLE_DATA / "F01-01.x3p"), load_scan(SAMPLE_DATA / "F01-03.x3p"))
+    expected = float(truth["F01-03.x3p"]["rotation_deg"]) - float(truth["F01-01.x3p"]["rotation_deg"])
+    assert result.decision == "identification"
+    assert abs((result.rotation_deg - expected + 180) % 360 - 180) <= 2.0
+    assert result.firing_pin is not None and result.firing_pin > 0.5
