@@ -28,9 +28,13 @@ def real_scans() -> Path:
     return require_real_scans()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty lab home, also exported as BALLISTICS_HOME for CLI runs."""
+    """An empty lab home, exported as BALLISTICS_HOME, for every test.
+
+    Autouse so that no test (nor a CLI run inside one) ever writes the audit log, keys or
+    database of the real user's default home.
+    """
     path = tmp_path / "home"
     monkeypatch.setenv("BALLISTICS_HOME", str(path))
     return path

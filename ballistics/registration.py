@@ -1,0 +1,187 @@
+"""Registering one surface onto another over the whole circle of rotations.
+
+A cartridge case sits in the chamber at any angle, so before cells are compared the two
+surfaces are registered globally: both are block-averaged, the moving one is rotated through
+every angle step, and a masked normalised cross-correlation (Padfield 2012) against the fixed
+one gives, at each angle, the best correlation and the translation that achieves it. The few
+best-separated angles are the candidates the cell-level search of :mod:`ballistics.cmc` looks
+around.
+
+Angle convention: a positive angle rotates the moving surface counter-clockwise as the surface
+is displayed with row 0 at the top (OpenCV's convention); the translation is applied after the
+rotation, in fixed-surface pixels (x to the right, y down). The moving surface's centre lands on
+the fixed surface's centre plus the translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import scipy.fft as sfft
+
+@dataclass(frozen=True)
+class Candidate:
+    """A rotation proposed by the coarse registration, with its translation (reference px)."""
+
+    angle_deg: float
+    shift_px: tuple[float, float]
+    score: float
+
+
+def wrap_deg(angle: np.ndarray | float) -> np.ndarray | float:
+    """Angles into (-180, 180]."""
+    wrapped = -((-np.asarray(angle, dtype=float) + 180.0) % 360.0) + 180.0
+    return float(wrapped) if np.ndim(wrapped) == 0 else wrapped
+
+
+def rotation_matrix(angle_deg: float) -> np.ndarray:
+    return cv2.getRotationMatrix2D((0.0, 0.0), float(angle_deg), 1.0)[:, :2]
+
+
+def _frame_size(a: np.ndarray, b: np.ndarray) -> int:
+    return int(max(a.shape + b.shape))
+
+
+def transform(moving: np.ndarray, angle_deg: float, shift_px: tuple[float, float], out_shape: tuple[int, int]) -> np.ndarray:
+    """Rotate ``moving`` about its centre, translate, and place it on a grid of ``out_shape``.
+
+    The moving surface's centre lands on the output's centre plus the shift. Bilinear
+    interpolation lets NaN spread to its neighbours, so no height is invented next to a hole.
+    """
+    h, w = moving.shape
+    oh, ow = out_shape
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), float(angle_deg), 1.0)
+    matrix[0, 2] += (ow - w) / 2.0 + shift_px[0]
+    matrix[1, 2] += (oh - h) / 2.0 + shift_px[1]
+    return cv2.warpAffine(moving, matrix, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+
+def block_mean(surface: np.ndarray, block: int) -> np.ndarray:
+    """NaN-aware block average: a block with fewer than half its points valid becomes NaN."""
+    h, w = surface.shape
+    hb, wb = h // block, w // block
+    tiles = surface[: hb * block, : wb * block].reshape(hb, block, wb, block)
+    valid = np.isfinite(tiles)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, tiles, 0).sum(axis=(1, 3))
+    out = np.full((hb, wb), np.nan, np.float32)
+    keep = count >= block * block / 2
+    out[keep] = total[keep] / count[keep]
+    return out
+
+
+class _MaskedNcc:
+    """Masked normalised cross-correlation (Padfield 2012) against a fixed surface.
+
+    The fixed side's transforms are computed once; :meth:`best` correlates a stack of moving
+    surfaces of the same shape in one batch of FFTs and returns, for each, the best NCC and the
+    shift that moves it onto the fixed one, among shifts of at most ``max_shift`` pixels whose
+    overlap is large enough to mean something. Zero-padding to ``n + max_shift`` keeps those
+    shifts free of wrap-around while keeping the transforms small.
+    """
+
+    def __init__(self, fixed: np.ndarray, min_overlap: float, max_shift: int) -> None:
+        self.shape = fixed.shape
+        self.max_shift = max_shift
+        self.size = tuple(sfft.next_fast_len(n + max_shift, real=True) for n in fixed.shape)
+        mask = np.isfinite(fixed).astype(np.float64)
+        values = np.where(mask > 0, fixed, 0).astype(np.float64)
+        if mask.any():
+            values -= values[mask > 0].mean()
+        values *= mask
+        self.fixed_area = mask.sum()
+        self.min_overlap = min_overlap
+        self.f_mask = sfft.rfft2(mask, self.size)
+        self.f_values = sfft.rfft2(values, self.size)
+        self.f_squares = sfft.rfft2(values * values, self.size)
+
+    def best(self, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.isfinite(moving)
+        area = mask.sum(axis=(1, 2)).astype(np.float64)
+        values = np.where(mask, moving, 0).astype(np.float64)
+        values -= (values.sum(axis=(1, 2)) / np.maximum(area, 1))[:, None, None]
+        values *= mask
+        fwd = lambda a: np.conj(sfft.rfft2(a, self.size, axes=(1, 2), workers=-1))  # noqa: E731
+        inv = lambda spectrum: sfft.irfft2(spectrum, self.size, axes=(1, 2), workers=-1)  # noqa: E731
+        m_mask, m_values, m_squares = fwd(mask.astype(np.float64)), fwd(values), fwd(values * values)
+        # corr[s] = sum_p fixed[p + s] * moving[p]: the conjugate spectrum of the moving side.
+        overlap = np.round(inv(self.f_mask * m_mask))
+        sum_f = inv(self.f_values * m_mask)
+        sum_m = inv(self.f_mask * m_values)
+        sum_ff = inv(self.f_squares * m_mask)
+        sum_mm = inv(self.f_mask * m_squares)
+        sum_fm = inv(self.f_values * m_values)
+        n = np.maximum(overlap, 1.0)
+        numerator = sum_fm - sum_f * sum_m / n
+        denominator = (sum_ff - sum_f**2 / n) * (sum_mm - sum_m**2 / n)
+        enough = overlap >= self.min_overlap * np.minimum(self.fixed_area, area)[:, None, None]
+        ncc = np.where(enough & (denominator > 1e-30), numerator / np.sqrt(np.maximum(denominator, 1e-30)), -1.0)
+        ncc = self._within_reach(ncc)
+        flat = ncc.reshape(len(ncc), -1).argmax(axis=1)
+        py, px = np.unravel_index(flat, ncc.shape[1:])
+        scores = ncc[np.arange(len(ncc)), py, px]
+        signed = lambda k, size: np.where(k > size // 2, k - size, k)  # noqa: E731
+        shifts = np.stack([signed(px, self.size[1]), signed(py, self.size[0])], axis=1).astype(float)
+        return scores, shifts
+
+    def _within_reach(self, ncc: np.ndarray) -> np.ndarray:
+        """Blank the circular shifts beyond ``max_shift``, which wrap around."""
+        reach = self.max_shift
+        for axis, size in ((1, self.size[0]), (2, self.size[1])):
+            k = np.arange(size)
+            far = np.minimum(k, size - k) > reach
+            index = [slice(None)] * 3
+            index[axis] = far
+            ncc[tuple(index)] = -1.0
+        return ncc
+
+
+def _coarse_frames(fixed: np.ndarray, moving: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    size = _frame_size(fixed, moving)
+    size += (-size) % block
+    fixed_small, moving_small = (block_mean(transform(s, 0.0, (0.0, 0.0), (size, size)), block) for s in (fixed, moving))
+    return fixed_small, moving_small
+
+
+def coarse_scores(
+    fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, *, block: int, min_overlap: float, max_shift_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best masked NCC and translation (fixed-surface px) of ``moving`` at each angle."""
+    small_fixed, small_moving = _coarse_frames(fixed, moving, block)
+    ncc = _MaskedNcc(small_fixed, min_overlap, int(np.ceil(max_shift_px / block)))
+    stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in angles])
+    scores, shifts = ncc.best(stack)
+    return scores, shifts * block
+
+
+def coarse_candidates(
+    fixed: np.ndarray, moving: np.ndarray, *, step_deg: float, count: int, separation_deg: float, block: int, min_overlap: float, max_shift_px: float
+) -> tuple[list[Candidate], dict[float, tuple[float, float]]]:
+    """The few angles of the whole circle where the surfaces agree best, best first.
+
+    Also returns the translation found at every angle of the grid, which the cell-level search
+    reuses instead of registering again.
+    """
+    angles = np.arange(0.0, 360.0, step_deg)
+    scores, shifts = coarse_scores(fixed, moving, angles, block=block, min_overlap=min_overlap, max_shift_px=max_shift_px)
+    order = np.argsort(-scores)
+    chosen: list[Candidate] = []
+    for i in order:
+        angle = float(wrap_deg(angles[i]))
+        if all(abs(wrap_deg(angle - c.angle_deg)) >= separation_deg for c in chosen):
+            chosen.append(Candidate(angle, (float(shifts[i][0]), float(shifts[i][1])), float(scores[i])))
+        if len(chosen) == count:
+            break
+    by_angle = {angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts)}
+    return chosen, by_angle
+
+
+def angle_key(angle: float) -> float:
+    return round(float(wrap_deg(angle)), 6)
+
+
+def inverse_shifts(angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t."""
+    return np.array([-(rotation_matrix(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts)]).reshape(-1, 2)
