@@ -15,6 +15,7 @@ committed: a crash can leave an unreferenced file, never a row pointing at a mis
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from ballistics.errors import InvalidInputError
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
-from ballistics.scan import load_scan, sha256_file, sniff_format
+from ballistics.scan import load_scan, sha256_file, sniff_format, write_atomic
 from ballistics.signature import SignatureParams, signature, signature_bytes
 
 DB_URL_ENV = "BALLISTICS_DB_URL"
@@ -41,6 +42,8 @@ DB_FILE = "ballistics.db"
 DEFAULT_LAB = "local"
 #: ISO 3166 user-assigned code (CLDR's "unknown region"): the country of a lab known by id only.
 UNKNOWN_COUNTRY = "ZZ"
+#: Execution option asking SQLite for ``BEGIN IMMEDIATE`` (see :meth:`Store.transaction`).
+IMMEDIATE = "ballistics_immediate"
 
 
 class StoreError(InvalidInputError):
@@ -163,6 +166,20 @@ signatures = sa.Table(
     sa.Column("key", sa.String(16), primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+bundle_ledger = sa.Table(
+    "bundle_ledger", metadata,
+    sa.Column("bundle_id", sa.String(32), primary_key=True),  # the unique key that stops a second import
+    sa.Column("sender_lab", sa.String(64), nullable=False),
+    sa.Column("sender_key_id", sa.String(64), nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("header_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # "findings" (records and scans) or "receipt"
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON: files, records, exhibits, or the receipt
+    sa.Column("imported", sa.String(40), nullable=False),
+    sa.Column("receipt_sha256", sa.String(64)),  # the delivery receipt sent back, once it is written
+    sa.Index("ix_bundle_ledger_sender", "sender_lab", "sequence"),
+)
 
 
 def _migrate_1(conn: Connection) -> None:
@@ -176,8 +193,13 @@ def _migrate_2(conn: Connection) -> None:
     signatures.create(conn)
 
 
+def _migrate_3(conn: Connection) -> None:
+    """The ledger of imported partner bundles: replay detection and proof of what was received."""
+    bundle_ledger.create(conn)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -206,7 +228,9 @@ def create_engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes the write lock at once (waiting up to the busy timeout), so a
+            # read-then-write step cannot lose the race to upgrade its lock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE) else "BEGIN")
 
     return engine
 
@@ -271,10 +295,14 @@ class Store:
         return self._cache_key
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of work; pass the connection to the store's methods to join it."""
+    def transaction(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """One atomic unit of work; pass the connection to the store's methods to join it.
+
+        ``immediate`` takes the write lock before the first read (SQLite ``BEGIN IMMEDIATE``),
+        for a check-then-insert that two processes must not both pass.
+        """
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect().execution_options(**{IMMEDIATE: immediate}) as conn, conn.begin():
                 yield conn
         except sa.exc.IntegrityError as exc:
             raise StoreError(str(self.engine.url), f"the collection changed meanwhile or an id is taken: {str(exc.orig).splitlines()[0]}") from None
@@ -424,7 +452,49 @@ class Store:
             c.execute(match_records.insert().values(record_id=record["record_id"], comparison_id=comparison_id, lab_id=record["lab"]["id"],
                                                     case_id=record["case_id"], document=json.dumps(record, sort_keys=True), created=record["created"]))
 
+    def add_ledger_entry(self, entry: "LedgerEntry", *, conn: Connection) -> None:
+        """Record an imported bundle, in the transaction that stores its content."""
+        conn.execute(bundle_ledger.insert().values(
+            bundle_id=entry.bundle_id, sender_lab=entry.sender_lab, sender_key_id=entry.sender_key_id, sequence=entry.sequence,
+            header_hash=entry.header_hash, kind=entry.kind, path=entry.path, details=json.dumps(entry.details, sort_keys=True),
+            imported=entry.imported or _now(), receipt_sha256=entry.receipt_sha256))
+
+    def set_receipt(self, bundle_id: str, receipt_sha256: str) -> None:
+        with self.transaction() as c:
+            c.execute(bundle_ledger.update().where(bundle_ledger.c.bundle_id == bundle_id).values(receipt_sha256=receipt_sha256))
+
     # --- reads ---
+
+    def ledger_entry(self, bundle_id: str, *, conn: Connection | None = None) -> "LedgerEntry | None":
+        with self._reading(conn) as c:
+            row = c.execute(sa.select(bundle_ledger).where(bundle_ledger.c.bundle_id == bundle_id)).first()
+        return None if row is None else _ledger_entry(row)
+
+    def last_sequence(self, sender_lab: str, *, conn: Connection | None = None) -> int:
+        """The highest sequence number imported from this lab (0 when none)."""
+        with self._reading(conn) as c:
+            return int(c.execute(sa.select(sa.func.max(bundle_ledger.c.sequence)).where(bundle_ledger.c.sender_lab == sender_lab)).scalar() or 0)
+
+    def ledger(self) -> list["LedgerEntry"]:
+        with self.engine.connect() as c:
+            return [_ledger_entry(row) for row in c.execute(sa.select(bundle_ledger).order_by(bundle_ledger.c.imported, bundle_ledger.c.sender_lab, bundle_ledger.c.sequence))]
+
+    def record(self, record_id: str, *, conn: Connection | None = None) -> dict[str, Any] | None:
+        with self._reading(conn) as c:
+            row = c.execute(sa.select(match_records.c.document).where(match_records.c.record_id == record_id)).first()
+        return None if row is None else json.loads(row.document)
+
+    def scan_known(self, sha256: str, *, conn: Connection | None = None) -> bool:
+        with self._reading(conn) as c:
+            return c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha256)).first() is not None
+
+    @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as own:
+                yield own
 
     def records(self, case_id: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(match_records.c.document).order_by(match_records.c.created)
@@ -492,6 +562,27 @@ class Store:
         ]
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One partner bundle the lab has taken in: who sent it, which number, what it held."""
+
+    bundle_id: str
+    sender_lab: str
+    sender_key_id: str
+    sequence: int
+    header_hash: str
+    kind: str
+    path: str
+    details: dict[str, Any]
+    imported: str | None = None
+    receipt_sha256: str | None = None
+
+
+def _ledger_entry(row: Any) -> LedgerEntry:
+    return LedgerEntry(row.bundle_id, row.sender_lab, row.sender_key_id, int(row.sequence), row.header_hash, row.kind, row.path,
+                       json.loads(row.details), row.imported, row.receipt_sha256)
+
+
 def _already(known: Exhibit) -> AddResult:
     return AddResult(known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed")
 
@@ -528,15 +619,9 @@ def save_prepared(face: BreechFace, path: Path) -> None:
         meta["firing_pin"] = {"center_px": list(fp.center_px), "radius_px": fp.radius_px, "extent_px": fp.extent_px, "shape": fp.shape,
                               "axis_ratio": fp.axis_ratio, "rectangularity": fp.rectangularity, "spacing_m": fp.spacing_m}
         arrays["firing_pin_patch"] = np.asarray(fp.patch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez_compressed(out, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    write_atomic(path, buffer.getvalue())
 
 
 def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
