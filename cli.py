@@ -559,6 +559,48 @@ def bundle_verify(
     _print_rows(str(bundle), rows)
 
 
+@bundle_app.command("import")
+def bundle_import(
+    paths: Annotated[list[Path], typer.Argument(help="Bundles (.bfx) and folders (every *.bfx inside).")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    receipt_dir: Annotated[Optional[Path], typer.Option("--receipt-dir", help="Write a signed delivery receipt per imported bundle here, for its sender.")] = None,
+) -> None:
+    """Import partner bundles: verify, refuse replays, store records and scans; quarantine the bad ones."""
+    from rich.progress import MofNCompleteColumn
+
+    from exchange.audit import Actor, audit_session
+    from exchange.importer import import_bundles
+
+    identity = load_identity(state.home, _passphrase())
+    store = _open_store()
+    with audit_session(state.home, Actor.current(state.home, os.environ.get(EXAMINER_ENV))) as log:
+        log.certify_key(identity)
+        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("verifying and importing", total=None)
+            report = import_bundles(state.home, store, identity, TrustStore.open(state.home), paths, receipt_dir=receipt_dir, audit=log,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if json_out:
+        emit_json(report.to_json())
+    else:
+        _print_import_report(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _print_import_report(report: Any) -> None:
+    styles = {"imported": "green", "duplicate": "yellow", "rejected": "bold red"}
+    table = Table(title=f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, {len(report.of('rejected'))} rejected",
+                  title_justify="left")
+    for column in ("bundle", "outcome", "sender / seq", "bundle id", "what happened", "exit class"):
+        table.add_column(column)
+    for o in report.outcomes:
+        outcome = "receipt" if o.kind == "receipt" and o.status == "imported" else o.status
+        sender = f"{o.sender or '?'} / {o.sequence if o.sequence is not None else '?'}"
+        detail = o.reason + (f"; receipt {Path(o.receipt).name}" if o.receipt else "") + (f"; moved to {o.quarantine}" if o.quarantine else "")
+        table.add_row(o.path.name, f"[{styles[o.status]}]{outcome}[/]", sender, (o.bundle_id or "-")[:16], detail, str(o.exit_code) if o.status == "rejected" else "")
+    out.print(table)
+
+
 # --- db: the lab's reference collection (ballistics/store.py) ------------------------------------
 
 db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans, comparisons and match records.", no_args_is_help=True)

@@ -20,7 +20,7 @@ from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import SUITE, VERSION, derive_keys, encode_header, wrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MANIFEST_TYPE, MAX_FILES, FileEntry, Manifest, check_names, member_name
+from exchange.manifest import DOMAIN_MANIFEST, MANIFEST_TYPE, MAX_FILES, MAX_RECEIPT_BYTES, FileEntry, Manifest, check_names, member_name
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -52,7 +52,7 @@ class ExportResult:
 
 def export_bundle(
     home: Path, identity: Identity, trust: TrustStore, output: Path, *, recipients: Sequence[str],
-    records: Sequence[Path] = (), scans: Sequence[Path] = (), now: datetime | None = None,
+    records: Sequence[Path] = (), scans: Sequence[Path] = (), receipts: Sequence[Path] = (), now: datetime | None = None,
     options: ExportOptions = ExportOptions(), rng: Callable[[int], bytes] = os.urandom, progress: Progress | None = None,
 ) -> ExportResult:
     """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
@@ -65,7 +65,7 @@ def export_bundle(
         card.check_valid(now, where=where)
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
-    sources = [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans]
+    sources = [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans] + [_receipt_source(Path(p)) for p in receipts]
     if not sources:
         raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
     if len(sources) > MAX_FILES:
@@ -124,6 +124,19 @@ def _record_source(path: Path) -> _Source:
         raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
     parse_record(data, path)
     entry = FileEntry(member_name("record", path.name, str(path)), "record", len(data), hashlib.sha256(data).hexdigest())
+    return _Source(path, entry, data)
+
+
+def _receipt_source(path: Path) -> _Source:
+    """A delivery receipt (built and checked by ``exchange.receipts``), held in memory like a record."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RECEIPT_BYTES + 1)
+    except OSError as exc:
+        raise BundleContentError(path, f"cannot read receipt: {exc.strerror}") from None
+    if len(data) > MAX_RECEIPT_BYTES:
+        raise BundleContentError(path, f"a receipt holds at most {MAX_RECEIPT_BYTES} bytes")
+    entry = FileEntry(member_name("receipt", path.name, str(path)), "receipt", len(data), hashlib.sha256(data).hexdigest())
     return _Source(path, entry, data)
 
 

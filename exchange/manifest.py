@@ -25,7 +25,9 @@ DOMAIN_MANIFEST = b"ballistics bundle manifest v1"
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 10000
 SIGNATURE_BYTES = ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES
-KINDS = {"record": "records", "scan": "scans"}
+KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
+#: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
+MAX_RECEIPT_BYTES = 64 * 1024
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
 

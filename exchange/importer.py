@@ -1,0 +1,462 @@
+"""Batch import of partner bundles: verify, dedupe, replay ledger, quarantine, one transaction each.
+
+For every input the importer decides one of three outcomes (docs/import.md):
+
+* **imported**: every check of the bundle format held, the bundle is newer than anything taken
+  from its sender, and its records and scans were committed in one database transaction
+  together with its row in the replay ledger (``bundle_ledger``), whose primary key on the
+  bundle id makes a second import of the same bundle impossible;
+* **duplicate**: the ledger already holds this bundle (same id, same header hash); nothing
+  changes;
+* **rejected**: anything else; the file is moved to ``<home>/quarantine/`` beside a JSON file
+  giving the reason, and the batch goes on.
+
+Files are staged by :meth:`VerifiedBundle.extract_to` in a work directory of this process and
+copied into the content-addressed store inside the transaction, before the commit: a crash
+leaves at most files without rows (listed in the work directory's journal and removed by the
+next run), never a row without its file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ballistics.errors import BallisticsError, InvalidInputError
+from ballistics.preprocess import BreechFace, prepare
+from ballistics.records import MatchRecord, load_record
+from ballistics.scan import load_scan, sniff_format
+from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store, StoreError
+from exchange.audit import AuditLog
+from exchange.canonical import format_time, now_utc
+from exchange.errors import ExchangeSecurityError, MalformedBundleError
+from exchange.files import write_atomic
+from exchange.keys import Identity
+from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
+from exchange.receipts import SentReceipt, parse_receipt, send_receipt
+from exchange.trust import TrustStore
+
+Progress = Callable[[int, int], None]
+BUNDLE_SUFFIX = ".bfx"
+FINDINGS, RECEIPT = "findings", "receipt"
+
+
+class ReplayedBundleError(ExchangeSecurityError):
+    """A bundle id already imported, carrying other bytes than the bundle imported under it."""
+
+
+class StaleBundleError(ExchangeSecurityError):
+    """A sequence number not newer than the last one imported from the same sender."""
+
+
+class ForeignContentError(ExchangeSecurityError):
+    """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
+
+
+class ConflictingRecordError(ExchangeSecurityError):
+    """A record id already stored with a different document."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one input; ``to_json`` is its entry in the summary."""
+
+    path: Path
+    status: str  # imported, duplicate, rejected
+    bundle_id: str | None = None
+    sender: str | None = None
+    sequence: int | None = None
+    kind: str | None = None
+    reason: str = ""
+    error: str | None = None
+    exit_code: int = 0
+    records: tuple[str, ...] = ()
+    scans: int = 0
+    exhibits: int = 0
+    confirms: str | None = None
+    receipt: str | None = None
+    quarantine: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "bundle_id": self.bundle_id, "sender": self.sender, "sequence": self.sequence, "kind": self.kind,
+                "reason": self.reason, "error": self.error, "exit_code": self.exit_code, "records": list(self.records), "scans": self.scans,
+                "exhibits": self.exhibits, "confirms": self.confirms, "receipt": self.receipt, "quarantine": self.quarantine}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    outcomes: tuple[Outcome, ...]
+
+    def of(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing was rejected, else the highest class among the rejections (3 or 4)."""
+        return max((o.exit_code for o in self.of("rejected")), default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"imported": [o.to_json() for o in self.of("imported")], "duplicates": [o.to_json() for o in self.of("duplicate")],
+                "rejected": [o.to_json() for o in self.of("rejected")], "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
+class _Content:
+    records: list[MatchRecord]
+    scans: list[tuple[Path, str, BreechFace]]  # staged file, sha256, prepared surface
+    receipt: dict[str, Any] | None
+
+
+@dataclass
+class _Batch:
+    home: Path
+    store: Store
+    identity: Identity
+    trust: TrustStore
+    now: datetime
+    work: Path
+    receipt_dir: Path | None
+    audit: AuditLog | None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def collect_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Files as given, and every ``*.bfx`` under each directory (sorted, recursively)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        found.extend(sorted(p for p in path.rglob(f"*{BUNDLE_SUFFIX}") if p.is_file()) if path.is_dir() else [path])
+    return list(dict.fromkeys(found))
+
+
+def import_bundles(
+    home: Path, store: Store, identity: Identity, trust: TrustStore, paths: Sequence[Path], *,
+    receipt_dir: Path | None = None, audit: AuditLog | None = None, now: datetime | None = None, progress: Progress | None = None,
+) -> ImportReport:
+    """Import every bundle under ``paths``; a bad bundle is quarantined and the batch goes on.
+
+    Bundles are verified first, then committed in order of (sender, sequence), so that a batch
+    holding several bundles of one sender imports them all whatever their file names.
+    """
+    home = Path(home)
+    inputs = collect_inputs(paths)
+    with _work_directory(home) as work:
+        recover(home, store)
+        batch = _Batch(home, store, identity, trust, now or now_utc(), work, receipt_dir, audit)
+        verified: list[VerifiedBundle] = []
+        for done, path in enumerate(inputs, 1):
+            try:
+                verified.append(open_bundle(path, identity, trust, now=batch.now))
+            except BallisticsError as exc:
+                _reject(batch, path, exc, None)
+            if progress:
+                progress(done, 2 * len(inputs))
+        verified.sort(key=lambda v: (v.manifest.doc["sender"]["lab"], v.manifest.sequence, str(v.path)))
+        for done, bundle in enumerate(verified, 1):
+            try:
+                _take_in(batch, bundle)
+            except BallisticsError as exc:
+                _reject(batch, bundle.path, exc, bundle)
+            if progress:
+                progress(len(inputs) + done, len(inputs) + len(verified))
+    order = {path: index for index, path in enumerate(inputs)}
+    return ImportReport(tuple(sorted(batch.outcomes, key=lambda o: order.get(o.path, len(order)))))
+
+
+# --- one bundle ------------------------------------------------------------------------------
+
+
+def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
+    doc = verified.manifest.doc
+    if (seen := _replay_check(batch.store, doc, verified.path)) is not None:
+        _duplicate(batch, verified, seen)
+        return
+    staged = batch.work / doc["bundle_id"]
+    shutil.rmtree(staged, ignore_errors=True)
+    verified.extract_to(staged)
+    content = _read_content(staged, verified, batch.identity, batch.store)
+    kind = RECEIPT if content.receipt is not None else FINDINGS
+    _journal(batch, doc["bundle_id"], content)
+    try:
+        with batch.store.transaction(immediate=True) as conn:
+            if (seen := _replay_check(batch.store, doc, verified.path, conn)) is None:
+                exhibits = _store_content(batch.store, verified, content, conn)
+                batch.store.add_ledger_entry(_ledger_entry(verified, kind, content, exhibits), conn=conn)
+    except StoreError:
+        # Another database than SQLite (no IMMEDIATE lock): the ledger's primary key stopped a
+        # concurrent second import; anything else is a genuine refusal.
+        seen = batch.store.ledger_entry(doc["bundle_id"])
+        if seen is None or seen.header_hash != doc["header_hash"]:
+            raise
+    shutil.rmtree(staged, ignore_errors=True)
+    (batch.work / f"{doc['bundle_id']}.journal.json").unlink(missing_ok=True)
+    if seen is not None:
+        _duplicate(batch, verified, seen)
+        return
+    _imported(batch, verified, kind, content, exhibits)
+
+
+def _replay_check(store: Store, doc: dict[str, Any], path: Path, conn: Any = None) -> LedgerEntry | None:
+    """The ledger entry of this very bundle (a duplicate), None for a new one; raise for a replay."""
+    seen = store.ledger_entry(doc["bundle_id"], conn=conn)
+    if seen is not None:
+        if seen.header_hash == doc["header_hash"]:
+            return seen
+        raise ReplayedBundleError(path, f"bundle id {doc['bundle_id']} was already imported ({seen.imported}) with other content")
+    sender = doc["sender"]["lab"]
+    last = store.last_sequence(sender, conn=conn)
+    if doc["sequence"] <= last:
+        raise StaleBundleError(path, f"replay: sequence {doc['sequence']} is not newer than {last}, the last imported from {sender}")
+    return None
+
+
+def _read_content(staged: Path, verified: VerifiedBundle, identity: Identity, store: Store) -> _Content:
+    """Parse the staged files and prepare every scan, before any lock is taken."""
+    sender = verified.manifest.doc["sender"]
+    records, scans, receipts = [], [], []
+    for entry in verified.files:
+        path = staged / entry.name
+        where = f"{verified.path}:{entry.name}"
+        if entry.kind == "record":
+            record = load_record(path)
+            if record["lab"]["id"] != sender["lab"]:
+                raise ForeignContentError(verified.path, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {sender['lab']}")
+            records.append(record)
+        elif entry.kind == "scan":
+            try:
+                face = prepare(load_scan(path), store.preprocess)
+            except InvalidInputError as exc:
+                raise MalformedBundleError(verified.path, f"{entry.name}: {exc.reason}") from None
+            scans.append((path, entry.sha256, face))
+        else:
+            receipts.append(parse_receipt(path.read_bytes(), where))
+    if receipts:
+        if len(verified.files) != 1:
+            raise MalformedBundleError(verified.path, "a receipt bundle holds its receipt and nothing else")
+        _check_receipt(receipts[0], verified, identity)
+    return _Content(records, scans, receipts[0] if receipts else None)
+
+
+def _check_receipt(receipt: dict[str, Any], verified: VerifiedBundle, identity: Identity) -> None:
+    """A receipt must be for a bundle this lab sent, and come from the lab that received it."""
+    ours = {identity.card.key_id, *(card.key_id for card, _ in identity.retired)}
+    signer = verified.manifest.doc["sender"]
+    if receipt["sender"]["lab"] != identity.card.lab.id or receipt["sender"]["key_id"] not in ours:
+        raise ForeignContentError(verified.path, f"receipt for bundle {receipt['bundle_id']}, which lab {receipt['sender']['lab']} sent, not this lab")
+    if receipt["recipient"] != signer:
+        raise ForeignContentError(verified.path, f"receipt in the name of {receipt['recipient']['lab']} signed by {signer['lab']}")
+
+
+def _store_content(store: Store, verified: VerifiedBundle, content: _Content, conn: Any) -> int:
+    """Scans as exhibits of the partner lab, then records; returns the number of new exhibits."""
+    lab = verified.sender.lab
+    owner = LabInfo(lab.id, lab.name, lab.country)
+    bundle_id = verified.manifest.doc["bundle_id"]
+    added = 0
+    for path, sha, face in content.scans:
+        case_id, exhibit_id, traits = _exhibit_of(sha, path, content.records, bundle_id)
+        store.add_scan_file(path, conn=conn, sha256=sha, face=face)
+        result = store.add_exhibit_scan(path, case_id=case_id, exhibit_id=exhibit_id, lab=owner, characteristics=traits, partner=True, conn=conn)
+        added += int(result.added)
+    for record in content.records:
+        stored = store.record(record["record_id"], conn=conn)
+        if stored is None:
+            store.add_record(record, conn=conn)
+        elif stored != record:
+            raise ConflictingRecordError(verified.path, f"record {record['record_id']} is already stored with different content")
+    return added
+
+
+def _exhibit_of(sha: str, path: Path, records: list[MatchRecord], bundle_id: str) -> tuple[str, str, ClassCharacteristics]:
+    """Case and exhibit ids from the record citing the scan; else the file's stem in a case named after the bundle."""
+    for record in records:
+        for side in ("reference", "questioned"):
+            if record["scans"][side]["sha256"] == sha:
+                traits = record.get("class_characteristics", {})
+                return record["case_id"], record["exhibits"][side], ClassCharacteristics(
+                    traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position"))
+    return f"bundle-{bundle_id[:12]}", path.stem, ClassCharacteristics()
+
+
+def _ledger_entry(verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> LedgerEntry:
+    doc = verified.manifest.doc
+    details: dict[str, Any] = {"files": [f.to_json() for f in verified.files], "records": [r["record_id"] for r in content.records], "exhibits": exhibits}
+    if content.receipt is not None:
+        details = {"receipt": content.receipt}
+    return LedgerEntry(doc["bundle_id"], doc["sender"]["lab"], doc["sender"]["key_id"], doc["sequence"], doc["header_hash"], kind, str(verified.path), details)
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+
+def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> None:
+    doc = verified.manifest.doc
+    records = [r["record_id"] for r in content.records]
+    confirms = content.receipt["bundle_id"] if content.receipt else None
+    if batch.audit is not None:
+        if content.receipt is not None:
+            batch.audit.append("receipt_received", {"bundle_id": confirms, "partner": doc["sender"]["lab"], "sha256": verified.files[0].sha256,
+                                                    "receipt_bundle_id": doc["bundle_id"], "files": content.receipt["files"]})
+        else:
+            batch.audit.append("bundle_import", {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "sequence": doc["sequence"], "path": str(verified.path),
+                                                 "files": [{"name": f.name, "sha256": f.sha256} for f in verified.files], "records": records})
+    receipt = _receipt(batch, verified, records) if kind == FINDINGS else None
+    reason = f"delivery of bundle {confirms} confirmed by {doc['sender']['lab']}" if confirms else f"{len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
+    batch.outcomes.append(Outcome(verified.path, "imported", doc["bundle_id"], doc["sender"]["lab"], doc["sequence"], kind, reason,
+                                  records=tuple(records), scans=len(content.scans), exhibits=exhibits, confirms=confirms,
+                                  receipt=str(receipt.path) if receipt else None))
+
+
+def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> None:
+    doc = verified.manifest.doc
+    if batch.audit is not None:
+        batch.audit.append("bundle_duplicate", {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "path": str(verified.path)})
+    receipt = None
+    if seen.kind == FINDINGS and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
+        receipt = _receipt(batch, verified, list(seen.details.get("records", [])))
+    batch.outcomes.append(Outcome(verified.path, "duplicate", doc["bundle_id"], doc["sender"]["lab"], doc["sequence"], seen.kind,
+                                  f"already imported {seen.imported}; nothing changed", receipt=str(receipt.path) if receipt else None))
+
+
+def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> SentReceipt | None:
+    if batch.receipt_dir is None:
+        return None
+    sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
+    batch.store.set_receipt(verified.manifest.doc["bundle_id"], sent.sha256)
+    if batch.audit is not None:
+        batch.audit.append("receipt_sent", {"bundle_id": sent.document["bundle_id"], "partner": sent.document["sender"]["lab"],
+                                            "sha256": sent.sha256, "path": str(sent.path)})
+    return sent
+
+
+def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedBundle | None) -> None:
+    bundle_id, sender = _identify(path, verified)
+    quarantined = _quarantine(batch.home, path, {
+        "path": str(path), "bundle_id": bundle_id, "sender": sender, "reason": exc.reason, "error": type(exc).__name__,
+        "exit_code": exc.exit_code, "time": format_time(now_utc()),
+    })
+    if batch.audit is not None:
+        batch.audit.append("bundle_rejected", {"path": str(path), "error": type(exc).__name__, "reason": exc.reason, "exit_code": exc.exit_code,
+                                               "bundle_id": bundle_id, "sender": sender, "quarantine": str(quarantined) if quarantined else None})
+    batch.outcomes.append(Outcome(path, "rejected", bundle_id, sender["lab"] if sender else None,
+                                  verified.manifest.sequence if verified else None, None, exc.reason, type(exc).__name__, exc.exit_code,
+                                  quarantine=str(quarantined) if quarantined else None))
+
+
+def _identify(path: Path, verified: VerifiedBundle | None) -> tuple[str | None, dict[str, Any] | None]:
+    """Bundle id and sender: authenticated when verified, else as the header claims (if it parses)."""
+    if verified is not None:
+        return verified.manifest.doc["bundle_id"], verified.manifest.doc["sender"]
+    try:
+        header = inspect_bundle(path)
+    except BallisticsError:
+        return None, None
+    return header["bundle_id"], None
+
+
+def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
+    """Move the bundle to ``<home>/quarantine/`` by rename, the reason written beside it first.
+
+    Returns None when the file is already gone (another import running at the same time moved it).
+    """
+    folder = home / "quarantine"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = reason["time"].replace("-", "").replace(":", "")
+    target = folder / f"{stamp}-{secrets.token_hex(3)}-{path.name}"
+    write_atomic(target.with_name(target.name + ".reason.json"), json.dumps({**reason, "quarantined_as": str(target)}, indent=2).encode() + b"\n", mode=0o644)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        target.with_name(target.name + ".reason.json").unlink(missing_ok=True)
+        return None
+    except OSError:  # another file system: copy, sync, rename, then remove the original
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False) as tmp:
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, tmp, 1 << 20)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, target)
+        path.unlink()
+    return target
+
+
+# --- crash recovery ----------------------------------------------------------------------------
+
+
+def _journal(batch: _Batch, bundle_id: str, content: _Content) -> None:
+    """Name the store files this bundle may create, so a crash before the commit can be swept."""
+    files = []
+    for path, sha, _ in content.scans:
+        files.append({"sha256": sha, "scan": str(batch.store.scan_file(sha, sniff_format(path))), "cache": str(batch.store.cache_file(sha))})
+    write_atomic(batch.work / f"{bundle_id}.journal.json", json.dumps({"files": files}).encode())
+
+
+def recover(home: Path, store: Store) -> list[Path]:
+    """Remove what killed imports left behind: staging directories and store files without rows.
+
+    A work directory belongs to a live import while its lock file is held; the journal of a dead
+    one names the scan and cache files its unfinished transaction may have written. Those whose
+    scan has no row are deleted under the database's write lock. Returns the files removed.
+    """
+    removed: list[Path] = []
+    for work in sorted((home / "import").glob("work-*")):
+        handle = _try_lock(work / "lock")
+        if handle is None:
+            continue
+        try:
+            with store.transaction(immediate=True) as conn:
+                for journal in work.glob("*.journal.json"):
+                    for item in json.loads(journal.read_bytes())["files"]:
+                        if not store.scan_known(item["sha256"], conn=conn):
+                            removed += _remove_orphans(Path(item["scan"]), Path(item["cache"]))
+            shutil.rmtree(work, ignore_errors=True)
+        finally:
+            os.close(handle)
+    return removed
+
+
+def _remove_orphans(*paths: Path) -> list[Path]:
+    gone = []
+    for path in paths:
+        for candidate in (path, *path.parent.glob(f".{path.name}.*.tmp")):
+            if candidate.exists():
+                candidate.unlink()
+                gone.append(candidate)
+    return gone
+
+
+def _try_lock(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+
+@contextmanager
+def _work_directory(home: Path) -> Iterator[Path]:
+    """``<home>/import/work-<pid>-<random>``, locked for as long as this import runs."""
+    root = home / "import"
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=root))
+    fd = os.open(work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(fd)

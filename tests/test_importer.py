@@ -1,0 +1,393 @@
+"""Batch import: outcomes and refusals with real bundles on disk, quarantine, replay ledger,
+idempotence, receipts, SIGKILL at random moments, two importers at once, CLI JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
+from test_records import comparison_dict
+
+import cli
+from ballistics.records import build_record, record_bytes
+from ballistics.scan import sha256_file
+from ballistics.store import SCHEMA_VERSION, Store, create_engine, current_version, migrate
+from exchange.audit import AuditLog
+from exchange.bundle import export_bundle
+from exchange.importer import ImportReport, import_bundles
+from exchange.keys import revoke_identity
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_data"
+
+
+@dataclass
+class World:
+    root: Path
+    uk: LabHome
+    fr: LabHome
+    de: LabHome
+    stranger: LabHome  # trusts FR, but FR does not trust it
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("import-labs")
+    uk, fr, de, stranger = (make_lab(root, lab, country) for lab, country in
+                            (("UK-FSL", "GB"), ("FR-IRCGN", "FR"), ("DE-BKA", "DE"), ("XX-LAB", "GB")))
+    introduce(uk, fr)
+    introduce(uk, de)
+    stranger.trust.trust(fr.identity.card, fr.identity.card.fingerprint, where="test")
+    return World(root, uk, fr, de, stranger)
+
+
+def scan(name: str) -> Path:
+    path = SAMPLES / f"{name}.x3p"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    return path
+
+
+def copy_lab(lab: LabHome, target: Path) -> LabHome:
+    """A private copy of a session lab's home (keys, trust, sequence), so each test starts clean."""
+    shutil.copytree(lab.home, target)
+    return LabHome(target, lab.identity)
+
+
+def a_record(lab: LabHome, reference: Path | None, questioned: Path | None, case: str = "UK-2026-0117") -> dict:
+    comparison = comparison_dict()
+    for side, path in (("reference", reference), ("questioned", questioned)):
+        if path is not None:
+            comparison[side] = {"path": str(path), "sha256": sha256_file(path)}
+    card = lab.identity.card.lab
+    return build_record(comparison, lab={"id": card.id, "name": card.name, "country": card.country}, case_id=case, exhibits=("K1", "Q1"),
+                        examiner={"name": "A. Examiner"}, class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "rectangular"})
+
+
+def findings(sender: LabHome, out: Path, *, scans: tuple[Path, ...] = (), to: tuple[str, ...] = ("FR-IRCGN",), record: dict | None = None, **kw) -> Path:
+    """A bundle of one record (citing the first two scans) and the scans, written by ``sender``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = record or a_record(sender, scans[0] if scans else None, scans[1] if len(scans) > 1 else None)
+    record_file = out.parent / f"{out.stem}-record.json"
+    record_file.write_bytes(record_bytes(record))  # unvalidated, so that a test can send a broken record
+    export_bundle(sender.home, sender.identity, sender.trust, out, recipients=list(to), records=[record_file], scans=list(scans), **kw)
+    record_file.unlink()
+    return out
+
+
+def run(lab: LabHome, *paths: Path, **kw) -> ImportReport:
+    store = Store.open(lab.home)
+    try:
+        return import_bundles(lab.home, store, lab.identity, lab.trust, list(paths), audit=AuditLog(lab.home), **kw)
+    finally:
+        store.close()
+
+
+def events(home: Path) -> list[str]:
+    return [e.type for e in AuditLog(home).entries()]
+
+
+# --- the store's migration ------------------------------------------------------------------------
+
+def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
+    migrate(engine, target=2)
+    engine.dispose()
+    store = Store.open(tmp_path)
+    with store.engine.connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION == 3
+        assert sa.inspect(conn).has_table("bundle_ledger")
+    assert store.ledger() == [] and store.last_sequence("UK-FSL") == 0
+
+
+# --- imported, duplicate ------------------------------------------------------------------------------
+
+def test_import_stores_records_and_partner_exhibits_then_reports_a_duplicate(world: World, tmp_path: Path) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    k1, q1 = scan("F01-01"), scan("F01-02")
+    bundle = findings(world.uk, tmp_path / "inbox" / "uk.bfx", scans=(k1, q1))
+    report = run(fr, tmp_path / "inbox")
+    assert [o.status for o in report.outcomes] == ["imported"] and report.exit_code == 0
+    store = Store.open(fr.home)
+    exhibits = {e.sha256: e for e in store.exhibits()}
+    assert set(exhibits) == {sha256_file(k1), sha256_file(q1)}
+    assert {(e.lab, e.partner, e.case, e.exhibit, e.characteristics.calibre) for e in exhibits.values()} == {
+        ("UK-FSL", True, "UK-2026-0117", "K1", "9mm Luger"), ("UK-FSL", True, "UK-2026-0117", "Q1", "9mm Luger")}
+    assert all(e.path.read_bytes() == src.read_bytes() for e, src in ((exhibits[sha256_file(k1)], k1), (exhibits[sha256_file(q1)], q1)))
+    assert store.cache_file(sha256_file(k1)).exists() and store.signatures([sha256_file(k1)])  # searchable like our own
+    [record] = store.records()
+    assert record["lab"]["id"] == "UK-FSL" and report.outcomes[0].records == (record["record_id"],)
+    assert bundle.exists()  # the inbox keeps the evidence
+    again = run(fr, bundle)
+    assert [o.status for o in again.outcomes] == ["duplicate"] and again.exit_code == 0
+    assert len(store.exhibits()) == 2 and len(store.records()) == 1 and len(store.ledger()) == 1
+    assert events(fr.home).count("bundle_import") == 1 and events(fr.home).count("bundle_duplicate") == 1
+    assert not list((fr.home / "import").iterdir())  # work directories removed
+
+
+def test_several_bundles_of_one_sender_import_in_sequence_order_whatever_their_names(world: World, tmp_path: Path) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    first = findings(world.uk, tmp_path / "inbox" / "b-first.bfx")
+    second = findings(world.uk, tmp_path / "inbox" / "a-second.bfx")
+    report = run(fr, tmp_path / "inbox")
+    assert [(o.path.name, o.status) for o in report.outcomes] == [("a-second.bfx", "imported"), ("b-first.bfx", "imported")]
+    assert [e.bundle_id for e in Store.open(fr.home).ledger()] and second.exists() and first.exists()
+
+
+# --- refusals ----------------------------------------------------------------------------------------
+
+def _untrusted(w: World, tmp: Path, fr: LabHome) -> Path:
+    return findings(w.stranger, tmp / "in.bfx")
+
+
+def _revoked(w: World, tmp: Path, fr: LabHome) -> Path:
+    rv = make_lab(tmp, "RV-LAB")
+    introduce(rv, fr)
+    bundle = findings(rv, tmp / "in.bfx")
+    fr.trust.revoke(revoke_identity(rv.home, PASSPHRASE, "laptop stolen"), where="test")
+    return bundle
+
+
+def _not_for_us(w: World, tmp: Path, fr: LabHome) -> Path:
+    return findings(w.uk, tmp / "in.bfx", to=("DE-BKA",))
+
+
+def _tampered(w: World, tmp: Path, fr: LabHome) -> Path:
+    bundle = findings(w.uk, tmp / "in.bfx")
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    bundle.write_bytes(bytes(data))
+    return bundle
+
+
+def _truncated(w: World, tmp: Path, fr: LabHome) -> Path:
+    bundle = findings(w.uk, tmp / "in.bfx")
+    bundle.write_bytes(bundle.read_bytes()[:-100])
+    return bundle
+
+
+def _replayed_id(w: World, tmp: Path, fr: LabHome) -> Path:
+    fixed = os.urandom(16)
+    rng = lambda n: fixed if n == 16 else os.urandom(n)  # noqa: E731 - the sender reuses a bundle id
+    run(fr, findings(w.uk, tmp / "first" / "first.bfx", rng=rng))
+    return findings(w.uk, tmp / "in.bfx", rng=rng)
+
+
+def _stale(w: World, tmp: Path, fr: LabHome) -> Path:
+    older = findings(w.uk, tmp / "in.bfx")
+    run(fr, findings(w.uk, tmp / "newer" / "newer.bfx"))
+    return older
+
+
+def _bad_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.MonkeyPatch) -> Path:
+    record = a_record(w.uk, None, None)
+    del record["examiner"]
+    monkeypatch.setattr("exchange.bundle.parse_record", lambda data, path: None)  # a sender that skips validation
+    return findings(w.uk, tmp / "in.bfx", record=record)
+
+
+def _garbage(w: World, tmp: Path, fr: LabHome) -> Path:
+    bundle = tmp / "in.bfx"
+    bundle.write_bytes(os.urandom(3000))
+    return bundle
+
+
+def _bad_scan(w: World, tmp: Path, fr: LabHome) -> Path:
+    fake = tmp / "Q9.x3p"
+    fake.write_bytes(b"PK\x03\x04" + os.urandom(5000))
+    return findings(w.uk, tmp / "in.bfx", scans=(fake,))
+
+
+def _foreign_record(w: World, tmp: Path, fr: LabHome) -> Path:
+    return findings(w.uk, tmp / "in.bfx", record=a_record(w.de, None, None))
+
+
+REFUSALS = {
+    "untrusted sender": (_untrusted, "UntrustedSenderError", 4, "not in the trust store"),
+    "revoked sender": (_revoked, "RevokedKeyError", 4, "revoked"),
+    "not a recipient": (_not_for_us, "NotARecipientError", 4, "not to this lab"),
+    "tampered byte": (_tampered, "TamperedError", 4, ""),
+    "truncated": (_truncated, "TruncatedError", 4, "truncated"),
+    "replayed id": (_replayed_id, "ReplayedBundleError", 4, "already imported"),
+    "stale sequence": (_stale, "StaleBundleError", 4, "not newer than"),
+    "invalid record": (_bad_record, "RecordError", 3, "examiner"),
+    "malformed file": (_garbage, "MalformedBundleError", 3, "magic"),
+    "malformed scan": (_bad_scan, "MalformedBundleError", 3, "scans/Q9.x3p"),
+    "record of another lab": (_foreign_record, "ForeignContentError", 4, "record of lab DE-BKA"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(case: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make, error, exit_code, words = REFUSALS[case]
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    args = (world, inbox, fr, monkeypatch) if make is _bad_record else (world, inbox, fr)
+    bad = make(*args)
+    monkeypatch.undo()
+    good = findings(world.uk, inbox / "zz-good.bfx")
+    before = len(Store.open(fr.home).ledger())
+    report = run(fr, inbox)
+    [rejected] = report.of("rejected")
+    assert (rejected.path, rejected.error, rejected.exit_code) == (bad, error, exit_code) and words in rejected.reason
+    assert [o.path for o in report.of("imported")] == [good] and report.exit_code == exit_code
+    assert not bad.exists() and good.exists()
+    moved = Path(rejected.quarantine)
+    assert moved.parent == fr.home / "quarantine" and moved.exists()
+    sidecar = json.loads(moved.with_name(moved.name + ".reason.json").read_text())
+    assert sidecar["path"] == str(bad) and sidecar["error"] == error and sidecar["exit_code"] == exit_code and sidecar["reason"] == rejected.reason
+    assert "time" in sidecar and "bundle_id" in sidecar
+    assert len(Store.open(fr.home).ledger()) == before + 1
+    last_rejection = [e for e in AuditLog(fr.home).entries() if e.type == "bundle_rejected"][-1].record["details"]
+    assert last_rejection["error"] == error and last_rejection["quarantine"] == str(moved)
+
+
+# --- receipts ----------------------------------------------------------------------------------------
+
+def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_path: Path) -> None:
+    fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
+    bundle = findings(uk, tmp_path / "out" / "uk.bfx")
+    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_json()))["imported"][0]["bundle_id"]
+    [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
+    assert Store.open(fr.home).ledger()[0].receipt_sha256 and "receipt_sent" in events(fr.home)
+    back = run(uk, receipt)
+    [outcome] = back.outcomes
+    assert (outcome.status, outcome.kind, outcome.confirms, outcome.sender) == ("imported", "receipt", sent_id, "FR-IRCGN")
+    entry = Store.open(uk.home).ledger()[0]
+    assert entry.kind == "receipt" and entry.details["receipt"]["bundle_id"] == sent_id
+    assert {f["name"] for f in entry.details["receipt"]["files"]} == {"records/uk-record.json"}
+    received = [e for e in AuditLog(uk.home).entries() if e.type == "receipt_received"]
+    assert received[0].record["details"]["bundle_id"] == sent_id
+    assert [o.status for o in run(uk, receipt).outcomes] == ["duplicate"]
+    assert not Store.open(uk.home).records()  # a receipt imports no records
+
+
+def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Path) -> None:
+    fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
+    run(fr, findings(uk, tmp_path / "out" / "uk.bfx"), receipt_dir=tmp_path / "receipts")
+    [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
+    de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
+    assert run(de, receipt).of("rejected")[0].error == "NotARecipientError"
+
+
+# --- the command: JSON shape and exit codes --------------------------------------------------------
+
+def test_cli_json_lists_every_input_and_exits_with_the_highest_class(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    inbox = tmp_path / "inbox"
+    good = findings(world.uk, inbox / "good.bfx")
+    (inbox / "junk.bfx").write_bytes(b"not a bundle")
+    monkeypatch.setenv("BALLISTICS_HOME", str(fr.home))
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    assert cli.main(["bundle", "import", str(inbox), "--json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"imported", "duplicates", "rejected", "exit_code"} and doc["exit_code"] == 3
+    assert [e["path"] for e in doc["imported"]] == [str(good)] and doc["duplicates"] == []
+    [rejected] = doc["rejected"]
+    assert rejected["path"] == str(inbox / "junk.bfx") and rejected["exit_code"] == 3 and rejected["bundle_id"] is None and rejected["reason"]
+    assert {"path", "bundle_id", "reason", "exit_code"} <= set(doc["imported"][0])
+    assert cli.main(["bundle", "import", str(inbox)]) == 0
+    table = capsys.readouterr().out
+    assert "0 imported, 1 duplicates, 0 rejected" in table and "duplicate" in table
+    assert cli.main(["audit", "verify", "--json"]) == 0
+
+
+# --- crashes and concurrency -----------------------------------------------------------------------
+
+def _subprocess_import(home: Path, inbox: Path) -> subprocess.Popen:
+    env = {**os.environ, "BALLISTICS_HOME": str(home), "BALLISTICS_PASSPHRASE": PASSPHRASE.decode()}
+    return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main(sys.argv[1:]))", "bundle", "import", str(inbox), "--json"],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _batch(world: World, inbox: Path, names: list[tuple[str, str]]) -> dict[Path, set[str]]:
+    """Bundles of two scans each (distinct scans), keyed to the SHA-256 of their scans."""
+    out = {}
+    for index, (a, b) in enumerate(names):
+        bundle = findings(world.uk, inbox / f"b{index}.bfx", scans=(scan(a), scan(b)),
+                          record=a_record(world.uk, scan(a), scan(b), case=f"UK-CASE-{index}"))
+        out[bundle] = {sha256_file(scan(a)), sha256_file(scan(b))}
+    return out
+
+
+def _check_consistent(home: Path, bundles: dict[Path, set[str]]) -> int:
+    """Integrity, rows -> files, and each bundle wholly imported or not at all; returns how many are in."""
+    db = home / "ballistics.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        rows = {sha: file for sha, file in conn.execute("SELECT sha256, file FROM scans")} if _has(conn, "scans") else {}
+        ledger = {row[0] for row in conn.execute("SELECT header_hash FROM bundle_ledger")} if _has(conn, "bundle_ledger") else set()
+        records = {row[0] for row in conn.execute("SELECT case_id FROM match_records")} if _has(conn, "match_records") else set()
+    assert all((home / file).exists() for file in rows.values())  # no row without its file
+    imported = 0
+    for index, (bundle, shas) in enumerate(bundles.items()):
+        present = shas & set(rows)
+        assert present in (set(), shas)  # never half a bundle
+        assert (f"UK-CASE-{index}" in records) == bool(present)
+        imported += bool(present)
+    assert len(ledger) == imported
+    return imported
+
+
+def _has(conn: sqlite3.Connection, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
+
+
+def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: World, tmp_path: Path) -> None:
+    """Each round kills a fresh import at a random moment of its run; the first one is then finished."""
+    inbox = tmp_path / "inbox"
+    bundles = _batch(world, inbox, [("F01-01", "F01-02"), ("F02-01", "F02-02"), ("F03-01", "F03-02"), ("F01-03", "F02-03")])
+    rng = random.Random(6)
+    homes = []
+    for round_ in range(4):
+        home = copy_lab(world.fr, tmp_path / f"fr{round_}").home
+        proc = _subprocess_import(home, inbox)
+        time.sleep(rng.uniform(1.0, 7.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        _check_consistent(home, bundles)
+        homes.append(home)
+    for home in homes[:1]:
+        proc = _subprocess_import(home, inbox)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr.decode()
+        assert _check_consistent(home, bundles) == len(bundles)
+        referenced = {str(home / file) for file, in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
+        assert {str(p) for p in (home / "scans").rglob("*") if p.is_file()} == referenced  # orphans of the killed run swept
+        assert not list((home / "import").iterdir())
+    assert all(b.exists() for b in bundles)
+
+
+def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_path: Path) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    Store.open(fr.home).close()  # both start from a migrated database
+    inbox = tmp_path / "inbox"
+    bundles = _batch(world, inbox, [("F01-01", "F02-01"), ("F03-01", "F01-02")])
+    procs = [_subprocess_import(fr.home, inbox) for _ in range(2)]
+    docs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr.decode()
+        docs.append(json.loads(stdout))
+    imported = [e["path"] for d in docs for e in d["imported"]]
+    duplicates = [e["path"] for d in docs for e in d["duplicates"]]
+    assert sorted(imported) == sorted(map(str, bundles)) and sorted(duplicates) == sorted(map(str, bundles))
+    assert _check_consistent(fr.home, bundles) == len(bundles)
+    assert events(fr.home).count("bundle_import") == len(bundles)
