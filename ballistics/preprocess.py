@@ -274,10 +274,18 @@ def _robust_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_px:
         coef, fit = updated, moved
         if change <= TREND_TOLERANCE * typical:
             break
+    return _trend_surface(coef, heights.shape)
+
+
+def _trend_surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A plane (3 coefficients) or quadratic (6) over the grid, in the trend fit's coordinates
+    (centred on the array, scaled by half its longer side)."""
+    rows, cols = shape
+    scale = max(rows, cols) / 2.0
     uu = (np.arange(cols) - cols / 2.0)[None, :] / scale
     vv = (np.arange(rows) - rows / 2.0)[:, None] / scale
     surface = coef[0] + coef[1] * uu + coef[2] * vv
-    if trend == "quadratic":
+    if len(coef) == 6:
         surface = surface + coef[3] * uu * uu + coef[4] * uu * vv + coef[5] * vv * vv
     return surface
 

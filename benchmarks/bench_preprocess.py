@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ballistics import preprocess, primer  # noqa: E402
-from ballistics.preprocess import prepare  # noqa: E402
+from ballistics.preprocess import _trend_surface, prepare  # noqa: E402
 from ballistics.primer import Circle  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 
@@ -57,12 +57,7 @@ def full_irls_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_p
         residual = np.abs(z - design @ coef)
         sqrt_w = np.maximum(residual, 1e-6 * (np.median(residual) + 1e-12)) ** -0.5
         coef = np.linalg.lstsq(design * sqrt_w[:, None], z * sqrt_w, rcond=None)[0]
-    uu = (np.arange(cols) - cols / 2.0)[None, :] / scale
-    vv = (np.arange(rows) - rows / 2.0)[:, None] / scale
-    surface = coef[0] + coef[1] * uu + coef[2] * vv
-    if trend == "quadratic":
-        surface = surface + coef[3] * uu * uu + coef[4] * uu * vv + coef[5] * vv * vv
-    return surface
+    return _trend_surface(coef, heights.shape)
 
 
 def float64_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float) -> np.ndarray:
