@@ -318,33 +318,115 @@ def sample_generate(
 
 @app.command()
 def demo() -> None:
-    """Walk through the toolkit on simulated cases, saying what each step does."""
+    """The UK-France story on simulated cases: identities, trust, a match, a bundle, a batch import, the cross-border link."""
+    import secrets
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="ballistics-demo-") as tmp:
-        folder = Path(tmp)
-        out.rule("1. Simulate firearms and fire cartridge cases")
-        paths = _write_samples(folder, firearms=3, shots=2, seed=2026)
-        out.print(f"{len(paths)} cases from 3 simulated firearms, with their ground truth in truth.csv:")
-        out.print((folder / "truth.csv").read_text().rstrip())
-        out.rule("2. Describe each scan")
-        info(scans=paths, json_out=False, pixel_um=None)
-        out.rule("3. Compare cases: the same firearm, a family member, another family")
-        _demo_comparisons(paths)
+    saved = {name: os.environ.get(name) for name in (PASSPHRASE_ENV, "BALLISTICS_HOME")}
+    # Each lab's private keys are protected by a passphrase that lives only in this process.
+    os.environ[PASSPHRASE_ENV] = secrets.token_urlsafe(24)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ballistics-demo-") as tmp:
+            _demo_story(Path(tmp))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def _demo_comparisons(paths: list[Path]) -> None:
-    """Three comparisons whose truth the demo knows: F01/F01 same gun, F01/F02 same family, F01/F03 other."""
-    from ballistics.compare import compare as run_compare
+def _demo_run(label: str, home: Path, *args: str) -> int:
+    """Run one command as the lab would type it, showing the command line first."""
+    shown = " ".join(a if not a.startswith("/") else Path(a).name for a in args)
+    out.print(f"[dim]{label}$[/dim] [bold]ballistics {shown}[/bold]")
+    return main(["--home", str(home), *args])
 
-    by_stem = {p.stem: p for p in paths}
-    table = Table("reference", "questioned", "truth", "CMC", "rotation (deg)", "firing pin", "decision", title_justify="left")
-    for questioned, truth in (("F01-02", "same firearm"), ("F02-01", "same family, other firearm"), ("F03-01", "other family")):
-        with err.status(f"comparing F01-01 with {questioned}", spinner="dots"):
-            result = run_compare(load_scan(by_stem["F01-01"]), load_scan(by_stem[questioned]))
-        fp = "n/a" if result.firing_pin is None else f"{result.firing_pin:.2f}"
-        table.add_row("F01-01", questioned, truth, str(result.cmc), f"{result.rotation_deg:.1f}", fp, result.decision)
+
+def _demo_story(root: Path) -> None:
+    from ballistics.search import LocalExecutor, SearchParams
+    from ballistics.search import search as run_search
+    from ballistics.store import Store
+
+    uk, fr, cases, inbox = root / "uk-lab", root / "fr-lab", root / "cases", root / "fr-inbox"
+    out.rule("1. Two laboratories create their identities")
+    _demo_run("UK", uk, "keys", "init", "--lab", "UK-FSL", "--name", "UK Forensic Science Laboratory", "--country", "GB")
+    _demo_run("FR", fr, "keys", "init", "--lab", "FR-IRCGN", "--name", "Institut de recherche criminelle de la Gendarmerie", "--country", "FR")
+
+    out.rule("2. They swap key cards and check the fingerprints over the phone")
+    for label, home, partner, card in (("UK", uk, fr, root / "fr.card"), ("FR", fr, uk, root / "uk.card")):
+        write_atomic(card, load_card(partner).to_bytes(), mode=0o644)
+        spoken = format_fingerprint(load_card(partner).fingerprint)
+        out.print(f"{label} hears the partner read out: {spoken}")
+        _demo_run(label, home, "keys", "trust", str(card), "--fingerprint", spoken)
+
+    out.rule("3. Simulated firearms: F01 is the crime gun, fired in both countries")
+    paths = {p.stem: p for p in _write_samples(cases, firearms=4, shots=3, seed=2026)}
+    out.print("12 cartridge cases from 4 simulated firearms (ground truth in truth.csv)")
+
+    out.rule("4. The French lab files its reference exhibits")
+    for index, stem in enumerate(("F01-03", "F02-01", "F02-02", "F03-01", "F03-02", "F04-01"), 1):
+        main(["--home", str(fr), "db", "add", str(paths[stem]), "--case", f"FR-2025-{400 + index}", "--exhibit", "E1", "--calibre", "9mm Luger"])
+    _demo_run("FR", fr, "db", "list")
+
+    out.rule("5. The UK lab compares a crime-scene case with its own collection and records the match")
+    for stem, case, exhibit in (("F01-02", "UK-2026-0099", "TF1"), ("F02-03", "UK-2025-0311", "K1"), ("F03-03", "UK-2025-0420", "K1"),
+                                ("F01-01", "UK-2026-0117", "CS1")):
+        main(["--home", str(uk), "db", "add", str(paths[stem]), "--case", case, "--exhibit", exhibit, "--calibre", "9mm Luger"])
+    _demo_run("UK", uk, "search", str(paths["F01-01"]), "--shortlist", "2", "--top", "3")
+    _demo_run("UK", uk, "compare", str(paths["F01-02"]), str(paths["F01-01"]), "--record", str(root / "uk-match.json"), "--case", "UK-2026-0117")
+
+    out.rule("6. Earlier deliveries: bundle 1 never arrived (an interceptor kept it), bundle 2 did, and was receipted")
+    _demo_run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "intercepted.bfx"))
+    _demo_run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "delivery-2.bfx"))
+    _demo_run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--receipt-dir", str(root / "fr-outbox"))
+    _demo_run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
+    for entry in Store.open(uk).ledger():
+        receipt = entry.details["receipt"]
+        out.print(f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)")
+
+    out.rule("7. The UK lab sends the case to France: the record and both scans")
+    inbox.mkdir()
+    _demo_run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--record", str(root / "uk-match.json"),
+              "--scan", str(paths["F01-02"]), "--scan", str(paths["F01-01"]), "-o", str(inbox / "uk-case-UK-2026-0117.bfx"))
+    forged = bytearray((inbox / "uk-case-UK-2026-0117.bfx").read_bytes())
+    forged[len(forged) // 2] ^= 0x20
+    (inbox / "uk-case-copy.bfx").write_bytes(bytes(forged))
+    shutil_copy(root / "intercepted.bfx", inbox / "uk-delivery-old.bfx")
+    out.print("the French inbox also holds a copy of the case bundle with one byte changed, and the intercepted bundle 1, replayed")
+
+    out.rule("8. The French lab imports its inbox in one batch")
+    code = _demo_run("FR", fr, "bundle", "import", str(inbox), "--receipt-dir", str(root / "fr-outbox"))
+    out.print(f"exit code {code} (security refusal); the batch went on, and each refused bundle sits in quarantine beside its reason:")
+    for sidecar in sorted((fr / "quarantine").glob("*.reason.json")):
+        reason = json.loads(sidecar.read_text())
+        out.print(f"  {Path(reason['path']).name}: {reason['error']} (exit {reason['exit_code']}): {reason['reason']}")
+
+    out.rule("9. The French lab searches the imported UK crime-scene scan against its own collection")
+    store = Store.open(fr)
+    query = next(e for e in store.exhibits(lab="UK-FSL") if e.exhibit == "CS1")
+    out.print(f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   (UK exhibit {query.case}/{query.exhibit}, received from a partner)")
+    result = run_search(store, load_scan(query.path), SearchParams(top=4, shortlist=3), LocalExecutor(max(1, os.cpu_count() or 1)))
+    table = Table("rank", "lab", "case", "exhibit", "CMC", "decision", title_justify="left")
+    for hit in result.candidates:
+        e = hit.exhibit
+        table.add_row(str(hit.rank), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, str(hit.cmc), hit.decision)
     out.print(table)
+    links = [h for h in result.candidates if not h.exhibit.partner and h.decision == "identification"]
+    for hit in links:
+        out.print(f"[bold green]cross-border link found:[/] UK case {query.case} exhibit {query.exhibit} and French case {hit.exhibit.case} "
+                  f"exhibit {hit.exhibit.exhibit} were fired by the same firearm (CMC {hit.cmc})")
+    if not links:
+        out.print("[bold red]no cross-border link found[/]")
+
+    out.rule("10. Both labs check their audit logs")
+    for label, home in (("FR", fr), ("UK", uk)):
+        code = _demo_run(label, home, "audit", "verify")
+        out.print(f"{label} audit log {'intact' if code == 0 else 'BROKEN'}")
+
+
+def shutil_copy(source: Path, target: Path) -> None:
+    target.write_bytes(source.read_bytes())
 
 
 # --- keys: the lab's identity and its partners (exchange/keys.py, exchange/trust.py) --------------
@@ -591,13 +673,14 @@ def _print_import_report(report: Any) -> None:
     styles = {"imported": "green", "duplicate": "yellow", "rejected": "bold red"}
     table = Table(title=f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, {len(report.of('rejected'))} rejected",
                   title_justify="left")
-    for column in ("bundle", "outcome", "sender / seq", "bundle id", "what happened", "exit class"):
-        table.add_column(column)
+    for column in ("bundle", "outcome", "sender #seq", "id", "exit"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what happened", ratio=1)
     for o in report.outcomes:
         outcome = "receipt" if o.kind == "receipt" and o.status == "imported" else o.status
-        sender = f"{o.sender or '?'} / {o.sequence if o.sequence is not None else '?'}"
-        detail = o.reason + (f"; receipt {Path(o.receipt).name}" if o.receipt else "") + (f"; moved to {o.quarantine}" if o.quarantine else "")
-        table.add_row(o.path.name, f"[{styles[o.status]}]{outcome}[/]", sender, (o.bundle_id or "-")[:16], detail, str(o.exit_code) if o.status == "rejected" else "")
+        sender = f"{o.sender or '?'} #{o.sequence if o.sequence is not None else '?'}"
+        detail = o.reason + (f"; receipt {Path(o.receipt).name}" if o.receipt else "") + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
+        table.add_row(o.path.name, f"[{styles[o.status]}]{outcome}[/]", sender, (o.bundle_id or "-")[:8], str(o.exit_code) if o.status == "rejected" else "", detail)
     out.print(table)
 
 
