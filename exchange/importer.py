@@ -393,6 +393,8 @@ def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
 
 def _journal(batch: _Batch, bundle_id: str, content: _Content) -> None:
     """Name the store files this bundle may create, so a crash before the commit can be swept."""
+    if not content.scans:
+        return
     files = []
     for path, sha, _ in content.scans:
         files.append({"sha256": sha, "scan": str(batch.store.scan_file(sha, sniff_format(path))), "cache": str(batch.store.cache_file(sha))})
