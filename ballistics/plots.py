@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from ballistics.cmc import transform  # noqa: E402
 from ballistics.compare import Comparison  # noqa: E402
-from ballistics.scan import write_atomic  # noqa: E402
+from ballistics.files import write_atomic  # noqa: E402
 from ballistics.validate import Validation  # noqa: E402
 
 CONGRUENT = "#1b9e77"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import Any, Mapping
 from jsonschema import Draft202012Validator
 
 from ballistics.errors import InvalidInputError
+from ballistics.files import write_atomic
 
 SCHEMA_VERSION = 1
 #: Records are small; a larger file is refused before it is parsed.
@@ -85,14 +85,7 @@ def write_record(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Validate, then write atomically (temporary file and rename)."""
     target = Path(path)
     validate_record(doc, target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(record_bytes(doc))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, record_bytes(doc))
     return target
 
 

@@ -16,7 +16,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ import numpy as np
 import x3pio
 
 from ballistics.errors import InvalidInputError
+from ballistics.files import write_atomic
 
 #: Largest accepted side of a scan, in pixels. A full-resolution confocal scan of a 9 mm
 #: primer is about 2,500 px across; anything far beyond is a mistake or a denial of service.
@@ -368,18 +368,3 @@ def _x3p_metadata(scan: Scan) -> x3pio.Metadata:
         instrument=x3pio.Instrument(manufacturer=SOFTWARE_NAME, model=scan.metadata.get("instrument", scan.kind), serial="not available", version=__version__),
         comment=comment,
     )
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

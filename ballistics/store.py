@@ -18,8 +18,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,7 +31,8 @@ from sqlalchemy.engine import Connection, Engine
 from ballistics.errors import InvalidInputError
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
-from ballistics.scan import load_scan, sha256_file, sniff_format, write_atomic
+from ballistics.files import copy_atomic, write_atomic
+from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.signature import SignatureParams, signature, signature_bytes
 
 DB_URL_ENV = "BALLISTICS_DB_URL"
@@ -356,7 +355,7 @@ class Store:
             sig = signature(face, self.signature_params)
             target = self.scan_file(sha, fmt)
             if not target.exists():
-                _copy_atomic(path, target)
+                copy_atomic(path, target)
             save_prepared(face, self.cache_file(sha))
             c.execute(scans.insert().values(sha256=sha, file=str(target.relative_to(self.home)), original_name=path.name[:255],
                                             format=fmt, size=target.stat().st_size, added=_now()))
@@ -594,19 +593,6 @@ def _readable(path: Path) -> Path:
     sniff_format(path)  # one-line ScanError for a missing, empty or foreign file
     return path
 
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_prepared(face: BreechFace, path: Path) -> None:

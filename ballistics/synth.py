@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 import x3pio
 
-from ballistics.scan import Scan, write_atomic
+from ballistics.files import write_atomic
+from ballistics.scan import Scan
 
 #: Pixel spacing of the simulated scans, metres: the working resolution of the comparison.
 PIXEL_M = 6.25e-6

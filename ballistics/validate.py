@@ -231,7 +231,7 @@ def write_pairs(validation: Validation, target: Path) -> Path:
     """Every pair's result as CSV, for reports and for comparison with other software."""
     import io
 
-    from ballistics.scan import write_atomic
+    from ballistics.files import write_atomic
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)

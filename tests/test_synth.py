@@ -216,10 +216,3 @@ def test_progress_is_reported_per_case(tmp_path: Path) -> None:
     assert seen == [(1, 2), (2, 2)]
     assert [p.name for p in paths] == ["F01-01.x3p", "F01-02.x3p"]
     assert [row["file"] for row in truth_rows(tmp_path)] == ["F01-01.x3p", "F01-02.x3p"]
-
-
-def test_demo_runs_the_steps_and_describes_each_scan(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo"]) == 0
-    output = capsys.readouterr().out
-    assert "1. Simulate firearms" in output and "2. Describe each scan" in output
-    assert output.count("6.25 x 6.25") == 6

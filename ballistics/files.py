@@ -1,0 +1,57 @@
+"""Atomic file writes: a reader never sees half a file, and a crash never leaves one.
+
+Every file the toolkit writes (scans, records, figures, keys, bundles, logs) goes through a
+temporary file in the target's folder, is flushed to disk, and is renamed over the target: the
+rename is atomic on POSIX file systems, so the target is either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+
+def _umask_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a temporary file beside ``path``; rename it into place only if the block succeeds.
+
+    ``mode`` defaults to what a plain ``open()`` would create; key material passes 0o600.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    try:
+        os.fchmod(fd, _umask_mode() if mode is None else mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path, mode) as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], mode: int | None = None) -> Path:
+    """Copy a file atomically, streaming it in 1 MiB blocks."""
+    with atomic_output(target, mode) as handle, open(source, "rb") as src:
+        shutil.copyfileobj(src, handle, 1 << 20)
+    return Path(target)
