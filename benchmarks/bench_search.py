@@ -36,7 +36,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,7 +45,8 @@ from ballistics.preprocess import BreechFace, prepare  # noqa: E402
 from ballistics.scan import save_x3p  # noqa: E402
 from ballistics.search import LocalExecutor, SearchParams, prefilter, search  # noqa: E402
 from ballistics.signature import signature, signature_bytes  # noqa: E402
-from ballistics.store import LabInfo, Store, cases, exhibits, save_prepared, scans, signatures  # noqa: E402
+from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
+from ballistics.store import LabInfo, Store, save_prepared  # noqa: E402
 
 LAB = LabInfo("BENCH", "benchmark lab")
 

@@ -35,7 +35,8 @@ from ballistics.errors import BallisticsError, InvalidInputError
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord, load_record
 from ballistics.scan import load_scan, sniff_format
-from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store, StoreError
+from ballistics.schema import StoreError
+from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store
 from exchange.audit import AuditLog
 from exchange.canonical import format_time, now_utc
 from exchange.errors import ExchangeSecurityError, MalformedBundleError

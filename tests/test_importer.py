@@ -23,7 +23,8 @@ from test_records import comparison_dict
 import cli
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
-from ballistics.store import SCHEMA_VERSION, Store, create_engine, current_version, migrate
+from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
+from ballistics.store import Store
 from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
 from exchange.importer import ImportReport, import_bundles

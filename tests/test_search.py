@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ballistics.cmc import transform
-from ballistics.scan import Scan, load_scan, save_x3p
+from ballistics.scan import Scan, load_scan
 from ballistics.search import DaskExecutor, LocalExecutor, SearchError, SearchParams, search
 from ballistics.store import Store
 from cli import main

@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from ballistics.preprocess import prepare
 from ballistics.records import load_record, validate_record
 from ballistics.scan import load_scan
-from ballistics.store import (
-    SCHEMA_VERSION, ClassCharacteristics, LabInfo, Store, StoreError, create_engine, current_version, load_prepared, migrate, save_prepared,
-)
+from ballistics.schema import SCHEMA_VERSION, StoreError, create_engine, current_version, migrate
+from ballistics.store import ClassCharacteristics, LabInfo, Store, load_prepared, save_prepared
 from cli import main
 from conftest import FADUL, SAMPLE_DATA
 
