@@ -167,7 +167,7 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
         heights, valid = _resample(heights, valid, fx, fy)
     surface, (x0, y0) = _trim(np.where(valid, heights, np.nan))
     _require_size(scan, surface, params)
-    primer = fit_circle(fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200))
+    primer = fit_circle(fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200), enclosing=True)
     return BreechFace(
         surface=surface,
         spacing_m=params.working_spacing_um * 1e-6,
@@ -195,7 +195,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     measured = np.isfinite(heights)
     face = bright_face(heights, px(40.0)) if is_image else largest_component(measured)
     filled = fill_holes(face)
-    primer = fit_circle(opening(filled, 3), max(2.0, px(6.0)))
+    primer = fit_circle(opening(filled, 3), max(2.0, px(6.0)), enclosing=True)
     if primer is None or primer.r < px(300.0):
         raise PrimerNotFoundError(scan.source, "no primer boundary found (no circular edge of at least 0.3 mm radius in the valid data)")
     inside = disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))

@@ -35,6 +35,8 @@ APERTURE_MAX_RADIUS = 0.8
 #: when a third of the points lie on the circle.
 RANSAC_POINTS = 1500
 RANSAC_TRIALS = 300
+#: Share of a region an enclosing circle (the primer edge around the breech face) must hold.
+ENCLOSED_FRACTION = 0.95
 #: Smoothing of a photograph (um) before its aperture rings are traced: enough to calm the
 #: breech-face texture, little enough to keep a 30-70 um wide dark ring.
 APERTURE_SMOOTHING_UM = 8.0
@@ -56,20 +58,29 @@ class FiringPinZone(NamedTuple):
     crater: np.ndarray
 
 
-def fit_circle(mask: np.ndarray, threshold_px: float) -> Circle | None:
-    """RANSAC circle through the outline of ``mask`` (points on the array border left out)."""
+def fit_circle(mask: np.ndarray, threshold_px: float, *, enclosing: bool = False) -> Circle | None:
+    """RANSAC circle through the outline of ``mask`` (points on the array border left out).
+
+    ``enclosing`` asks for the circle around the whole region, as the primer edge is around the
+    breech face: only circles holding :data:`ENCLOSED_FRACTION` of the region's points compete.
+    Without it, an inner edge that opens to the outside through a gap in the data (the
+    firing-pin hole of a breech face missing a sector) can collect more inliers than an outer
+    edge that the array border cuts.
+    """
     edge = mask & ~ndi.binary_erosion(mask)
     edge[[0, -1], :] = False
     edge[:, [0, -1]] = False
-    return _ransac_circle(np.argwhere(edge)[:, ::-1].astype(np.float64), threshold_px)
+    region = np.argwhere(mask)[:, ::-1].astype(np.float64) if enclosing else None
+    return _ransac_circle(np.argwhere(edge)[:, ::-1].astype(np.float64), threshold_px, region)
 
 
-def _ransac_circle(points: np.ndarray, threshold_px: float) -> Circle | None:
+def _ransac_circle(points: np.ndarray, threshold_px: float, region: np.ndarray | None = None) -> Circle | None:
     """RANSAC circle through (x, y) points; None unless a quarter of them agree.
 
     :data:`RANSAC_TRIALS` random triples are turned into circles all at once (circumcircles in
     closed form) and scored on a random subset of :data:`RANSAC_POINTS` points; the circle with
-    the most inliers is refitted (least squares) to its inliers.
+    the most inliers is refitted (least squares) to its inliers. With ``region``, circles that
+    leave more than 1 - :data:`ENCLOSED_FRACTION` of those points outside do not compete.
     """
     if len(points) < 10:
         return None
@@ -90,7 +101,13 @@ def _ransac_circle(points: np.ndarray, threshold_px: float) -> Circle | None:
     radius = np.hypot(ax[usable] - ux, ay[usable] - uy)
     residual = np.abs(np.hypot(points[None, :, 0] - ux[:, None], points[None, :, 1] - uy[:, None]) - radius[:, None])
     inliers = residual < threshold_px
-    best = inliers[int(np.argmax(inliers.sum(axis=1)))]
+    score = inliers.sum(axis=1)
+    if region is not None and len(region):
+        sample = region[rng.choice(len(region), min(len(region), RANSAC_POINTS), replace=False)]
+        distance = np.hypot(sample[None, :, 0] - ux[:, None], sample[None, :, 1] - uy[:, None])
+        enclosed = (distance <= radius[:, None] + threshold_px).mean(axis=1)
+        score = np.where(enclosed >= ENCLOSED_FRACTION, score, 0)
+    best = inliers[int(np.argmax(score))]
     if best.mean() < 0.25:
         return None
     model = CircleModel.from_estimate(points[best])

@@ -24,8 +24,10 @@ import numpy as np
 from ballistics.errors import InvalidInputError
 from ballistics.preprocess import BreechFace
 
-#: Bumped whenever the computation changes, so that cached signatures are recomputed.
-SIGNATURE_VERSION = 1
+#: Bumped whenever the computation changes, so that cached signatures (and the cached prepared
+#: surfaces whose primer centre they are sampled around) are recomputed. 2: the primer circle of
+#: a processed scan must enclose the breech face (ballistics.primer.fit_circle).
+SIGNATURE_VERSION = 2
 
 
 class SignatureError(InvalidInputError):

@@ -208,3 +208,19 @@ def test_parameters_are_checked_and_echoed() -> None:
     assert doc["trend"] == "quadratic" and doc["bandpass_um"] == [16.0, 500.0] and doc["working_spacing_um"] == 6.25
     with pytest.raises(PreprocessError):
         PreprocessParams(bandpass_um=(500.0, 16.0))
+
+
+@pytest.mark.parametrize("angle", [0.0, 64.4, 133.3801897588973, 230.37])
+def test_primer_circle_of_a_processed_scan_follows_a_rotation(real_scans: Path, angle: float) -> None:
+    """The fit is the edge around the breech face, not the firing-pin hole opening through a gap.
+
+    Weller TW04-04 turned by 133.38 degrees once fitted the inner edge (radius 200 px instead of
+    286), which moved the search signature's centre and lost the case's mates from the shortlist.
+    """
+    from ballistics.registration import transform
+
+    heights = load_scan(real_scans / "cartridgeCaseScans" / "wellerProcessed" / "TW04-04.x3p").heights
+    side = int(np.ceil(np.hypot(*heights.shape))) + 2
+    turned = transform(heights.astype(np.float32), angle, (0.0, 0.0), (side, side)).astype(np.float64)
+    face = prepare(Scan(turned, 6.25e-6, 6.25e-6), mode="preprocessed")
+    assert face.primer_radius_px is not None and abs(face.primer_radius_px - 286.5) < 3.0
