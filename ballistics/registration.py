@@ -21,6 +21,10 @@ import cv2
 import numpy as np
 import scipy.fft as sfft
 
+#: Angles registered per batch of FFTs in :func:`coarse_scores`.
+ANGLE_BATCH = 60
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A rotation proposed by the coarse registration, with its translation (reference px)."""
@@ -148,11 +152,18 @@ def _coarse_frames(fixed: np.ndarray, moving: np.ndarray, block: int) -> tuple[n
 def coarse_scores(
     fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, *, block: int, min_overlap: float, max_shift_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best masked NCC and translation (fixed-surface px) of ``moving`` at each angle."""
+    """Best masked NCC and translation (fixed-surface px) of ``moving`` at each angle.
+
+    Angles go through the FFTs :data:`ANGLE_BATCH` at a time: batching amortises the Python
+    overhead, and bounding the batch bounds the memory of the eleven spectra it holds.
+    """
     small_fixed, small_moving = _coarse_frames(fixed, moving, block)
     ncc = _MaskedNcc(small_fixed, min_overlap, int(np.ceil(max_shift_px / block)))
-    stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in angles])
-    scores, shifts = ncc.best(stack)
+    scores, shifts = np.empty(len(angles)), np.empty((len(angles), 2))
+    for start in range(0, len(angles), ANGLE_BATCH):
+        batch = angles[start : start + ANGLE_BATCH]
+        stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in batch])
+        scores[start : start + len(batch)], shifts[start : start + len(batch)] = ncc.best(stack)
     return scores, shifts * block
 
 
