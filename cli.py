@@ -111,7 +111,7 @@ def info(
     """Describe scans: format, kind, shape, spacing, valid fraction, heights, metadata, SHA-256."""
     summaries = []
     for path in scans:
-        summaries.append(scan_summary(_load_for_info(path, pixel_um)))
+        summaries.append(scan_summary(_load(path, pixel_um)))
     if json_out:
         emit_json({"scans": summaries})
         return
@@ -129,7 +129,7 @@ def info(
         out.print(table)
 
 
-def _load_for_info(path: Path, pixel_um: float | None) -> Scan:
+def _load(path: Path, pixel_um: float | None) -> Scan:
     """``--pixel-um`` applies to the images in a mixed list and is ignored for x3p files."""
     return load_scan(path, pixel_um=None if sniff_format(path) == "x3p" else pixel_um)
 
@@ -205,7 +205,7 @@ def compare(
 
     cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value)
     mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
-    ref, qst = (_load_for_info(path, pixel_um) for path in (reference, questioned))
+    ref, qst = (_load(path, pixel_um) for path in (reference, questioned))
     with err.status("comparing", spinner="dots"):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
     _audit(("comparison", {"reference": result.reference, "questioned": result.questioned, "decision": result.decision,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import REPO, SAMPLE_DATA
 from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
 from test_records import comparison_dict
 
@@ -30,8 +31,6 @@ from exchange.bundle import export_bundle
 from exchange.importer import ImportReport, import_bundles
 from exchange.keys import revoke_identity
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "sample_data"
 
 
 @dataclass
@@ -55,7 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def scan(name: str) -> Path:
-    path = SAMPLES / f"{name}.x3p"
+    path = SAMPLE_DATA / f"{name}.x3p"
     if not path.exists():
         pytest.skip(f"{path} missing")
     return path
