@@ -12,12 +12,13 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from enum import Enum
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import platformdirs
@@ -26,14 +27,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from ballistics import SOFTWARE_NAME, __version__
+from ballistics import SOFTWARE_NAME, __version__, synth
 from ballistics.errors import EXIT_UNEXPECTED, BallisticsError
 from ballistics.scan import Scan, load_scan, save_x3p, sniff_format
-from ballistics import synth
+from exchange.bundle import ExportOptions, export_bundle
 from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint, read_document
 from exchange.errors import MissingIdentityError
 from exchange.files import write_atomic
-from exchange.bundle import ExportOptions, export_bundle
 from exchange.keys import IdentityParameters, init_identity, load_card, load_identity, revoke_identity, rotate_identity
 from exchange.reader import inspect_bundle, open_bundle
 from exchange.trust import TrustStore, load_trust_document
@@ -70,13 +70,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     home: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(envvar="BALLISTICS_HOME", help="Where the lab's database, keys, logs and quarantine live."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     state.home = home if home is not None else Path(platformdirs.user_data_dir(SOFTWARE_NAME))
     state.debug = debug
@@ -106,7 +104,7 @@ def scan_summary(scan: Scan) -> dict[str, Any]:
 def info(
     scans: Annotated[list[Path], typer.Argument(help="x3p files or images.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    pixel_um: Annotated[Optional[float], typer.Option(help="Pixel size of 2-D images, in micrometres.")] = None,
+    pixel_um: Annotated[float | None, typer.Option(help="Pixel size of 2-D images, in micrometres.")] = None,
 ) -> None:
     """Describe scans: format, kind, shape, spacing, valid fraction, heights, metadata, SHA-256."""
     summaries = []
@@ -138,7 +136,7 @@ def _load(path: Path, pixel_um: float | None) -> Scan:
 def convert(
     source: Annotated[Path, typer.Argument(help="x3p file or image.")],
     target: Annotated[Path, typer.Argument(help="Output .x3p file.")],
-    pixel_um: Annotated[Optional[float], typer.Option(help="Pixel size of a 2-D image, in micrometres.")] = None,
+    pixel_um: Annotated[float | None, typer.Option(help="Pixel size of a 2-D image, in micrometres.")] = None,
 ) -> None:
     """Convert a scan (x3p or image) to an ISO 25178-72 x3p file."""
     scan = load_scan(source, pixel_um=pixel_um)
@@ -152,30 +150,57 @@ CMC_OPTIONS = "Method (defaults: cmcR / Song 2018)"
 
 
 def _method_params(
-    cells: int, translation_um: float, rotation_deg: float, ccf: float, identification_cmc: int, elimination_cmc: int, cmcr_window: bool, rule: str
+    cells: int,
+    translation_um: float,
+    rotation_deg: float,
+    ccf: float,
+    identification_cmc: int,
+    elimination_cmc: int,
+    cmcr_window: bool,
+    rule: str,
 ) -> tuple[Any, Any]:
     from ballistics.cmc import CmcParams
     from ballistics.compare import DecisionParams
 
-    cmc = CmcParams(cells=(cells, cells), translation_um=translation_um, rotation_deg=rotation_deg, ccf_threshold=ccf, full_circle=not cmcr_window)
+    cmc = CmcParams(
+        cells=(cells, cells), translation_um=translation_um, rotation_deg=rotation_deg, ccf_threshold=ccf, full_circle=not cmcr_window
+    )
     return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc, rule=rule)  # type: ignore[arg-type]
 
 
 CellsOpt = Annotated[int, typer.Option(min=2, max=32, help="Grid of N x N cells on the reference.", rich_help_panel=CMC_OPTIONS)]
 TranslationOpt = Annotated[float, typer.Option(min=0.0, help="Translation threshold Tx = Ty, micrometres.", rich_help_panel=CMC_OPTIONS)]
-RotationOpt = Annotated[float, typer.Option("--rotation-threshold-deg", min=0.0, help="Rotation threshold, degrees.", rich_help_panel=CMC_OPTIONS)]
-CcfOpt = Annotated[float, typer.Option("--ccf-threshold", min=-1.0, max=1.0, help="Cell correlation threshold.", rich_help_panel=CMC_OPTIONS)]
+RotationOpt = Annotated[
+    float, typer.Option("--rotation-threshold-deg", min=0.0, help="Rotation threshold, degrees.", rich_help_panel=CMC_OPTIONS)
+]
+CcfOpt = Annotated[
+    float, typer.Option("--ccf-threshold", min=-1.0, max=1.0, help="Cell correlation threshold.", rich_help_panel=CMC_OPTIONS)
+]
 IdOpt = Annotated[int, typer.Option(min=1, help="Identification at CMC >= this.", rich_help_panel=CMC_OPTIONS)]
 ElimOpt = Annotated[int, typer.Option(min=0, help="Elimination at CMC <= this.", rich_help_panel=CMC_OPTIONS)]
+
+
 class Rule(str, Enum):
     original = "original"
     high = "high"
 
 
-RuleOpt = Annotated[Rule, typer.Option(help="Count that decides: original (Song 2013) or high (High CMC, Tong 2015).", rich_help_panel=CMC_OPTIONS)]
-WindowOpt = Annotated[bool, typer.Option("--cmcr-window", help="Search only -30..30 degrees, as cmcR does, instead of the full circle.", rich_help_panel=CMC_OPTIONS)]
+RuleOpt = Annotated[
+    Rule, typer.Option(help="Count that decides: original (Song 2013) or high (High CMC, Tong 2015).", rich_help_panel=CMC_OPTIONS)
+]
+WindowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cmcr-window", help="Search only -30..30 degrees, as cmcR does, instead of the full circle.", rich_help_panel=CMC_OPTIONS
+    ),
+]
 ModeOpt = Annotated[
-    Optional[bool], typer.Option("--preprocessed/--raw", help="Force the scans to be taken as already processed, or as raw (default: decided per scan).", show_default=False)
+    bool | None,
+    typer.Option(
+        "--preprocessed/--raw",
+        help="Force the scans to be taken as already processed, or as raw (default: decided per scan).",
+        show_default=False,
+    ),
 ]
 
 
@@ -184,8 +209,8 @@ def compare(
     reference: Annotated[Path, typer.Argument(help="Reference scan (x3p or image).")],
     questioned: Annotated[Path, typer.Argument(help="Questioned scan (x3p or image).")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write the diagnostic figure (PNG) here.")] = None,
-    pixel_um: Annotated[Optional[float], typer.Option(help="Pixel size of 2-D images, micrometres.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the diagnostic figure (PNG) here.")] = None,
+    pixel_um: Annotated[float | None, typer.Option(help="Pixel size of 2-D images, micrometres.")] = None,
     preprocessed: ModeOpt = None,
     cells: CellsOpt = 8,
     translation_um: TranslationOpt = 125.0,
@@ -195,21 +220,39 @@ def compare(
     elimination_cmc: ElimOpt = 2,
     cmcr_window: WindowOpt = False,
     rule: RuleOpt = Rule.original,
-    record: Annotated[Optional[Path], typer.Option("--record", help="Write the match record (JSON, schema-validated) here and store it in the collection.")] = None,
-    case: Annotated[Optional[str], typer.Option("--case", help="Case id of the record (default: the reference exhibit's case).")] = None,
-    examiner: Annotated[Optional[str], typer.Option("--examiner", help="Examiner named in the record (default: the login name).")] = None,
-    lab: Annotated[Optional[str], typer.Option("--lab", help="Lab of the record (default: this home's identity, else 'local').")] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Write the match record (JSON, schema-validated) here and store it in the collection."),
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Case id of the record (default: the reference exhibit's case).")] = None,
+    examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner named in the record (default: the login name).")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Lab of the record (default: this home's identity, else 'local').")] = None,
 ) -> None:
     """Compare two cartridge cases by Congruent Matching Cells, searching every rotation."""
     from ballistics.compare import compare as run_compare
 
-    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value)
+    cmc, decision = _method_params(
+        cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value
+    )
     mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
     ref, qst = (_load(path, pixel_um) for path in (reference, questioned))
     with err.status("comparing", spinner="dots"):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
-    _audit(("comparison", {"reference": result.reference, "questioned": result.questioned, "decision": result.decision,
-                           "cmc": result.cmc, "cmc_original": result.cmc_original, "cmc_high": result.cmc_high, "rule": rule.value}), examiner=examiner)
+    _audit(
+        (
+            "comparison",
+            {
+                "reference": result.reference,
+                "questioned": result.questioned,
+                "decision": result.decision,
+                "cmc": result.cmc,
+                "cmc_original": result.cmc_original,
+                "cmc_high": result.cmc_high,
+                "rule": rule.value,
+            },
+        ),
+        examiner=examiner,
+    )
     if plot is not None:
         from ballistics.plots import comparison_figure
 
@@ -222,13 +265,19 @@ def compare(
     table = Table(title=f"{reference.name}  vs  {questioned.name}", show_header=False, title_justify="left")
     table.add_row("decision", f"[bold]{result.decision}[/bold]")
     table.add_row(f"CMC ({rule.value} rule, deciding)", f"{result.cmc}  (forward {result.cmc_forward}, backward {result.cmc_backward})")
-    table.add_row("CMC original rule / High CMC", f"{result.cmc_original} / {result.cmc_high} ({'High CMC passed' if result.high_cmc_passed else 'High CMC fell back to the original rule'})")
+    table.add_row(
+        "CMC original rule / High CMC",
+        f"{result.cmc_original} / {result.cmc_high} ({'High CMC passed' if result.high_cmc_passed else 'High CMC fell back to the original rule'})",
+    )
     table.add_row("cells compared", str(result.cells_compared))
     table.add_row("rotation (deg)", f"{result.rotation_deg:.1f}")
     table.add_row("translation (um)", f"{result.translation_um[0]:.1f}, {result.translation_um[1]:.1f}")
     table.add_row("correlation of registered surfaces", "n/a" if result.ccf is None else f"{result.ccf:.3f}")
     table.add_row("firing-pin score", "not available" if result.firing_pin is None else f"{result.firing_pin:.3f}")
-    table.add_row("method", f"{result.method['name']}; Tx {translation_um:g} um, Ttheta {rotation_threshold_deg:g} deg, Tccf {ccf_threshold:g}, {cells}x{cells} cells")
+    table.add_row(
+        "method",
+        f"{result.method['name']}; Tx {translation_um:g} um, Ttheta {rotation_threshold_deg:g} deg, Tccf {ccf_threshold:g}, {cells}x{cells} cells",
+    )
     table.add_row("software", f"{result.software['name']} {result.software['version']}")
     table.add_row("sha256 reference", str(result.reference["sha256"]))
     table.add_row("sha256 questioned", str(result.questioned["sha256"]))
@@ -241,10 +290,12 @@ def compare(
 @app.command()
 def validate(
     folder: Annotated[Path, typer.Argument(help="Folder of labelled scans.")],
-    truth: Annotated[Optional[Path], typer.Option(help="CSV with columns file, firearm. Default: derived from Fadul / Weller file names.")] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="CSV with columns file, firearm. Default: derived from Fadul / Weller file names.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write the histogram (PNG) here.")] = None,
-    pairs_csv: Annotated[Optional[Path], typer.Option(help="Write every pair's result to this CSV.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the histogram (PNG) here.")] = None,
+    pairs_csv: Annotated[Path | None, typer.Option(help="Write every pair's result to this CSV.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes (default: all cores).")] = max(1, os.cpu_count() or 1),
     cells: CellsOpt = 8,
     translation_um: TranslationOpt = 125.0,
@@ -260,12 +311,16 @@ def validate(
 
     from ballistics import validate as v
 
-    cmc, decision = _method_params(cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value)
+    cmc, decision = _method_params(
+        cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule.value
+    )
     labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
     scans = v.labelled_scans(folder, labels)
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(f"comparing {len(scans)} scans pairwise", total=len(scans) * (len(scans) - 1) // 2)
-        result = v.validate(scans, labels, cmc=cmc, decision=decision, workers=workers, progress=lambda done, total: bar.update(task, completed=done))
+        result = v.validate(
+            scans, labels, cmc=cmc, decision=decision, workers=workers, progress=lambda done, total: bar.update(task, completed=done)
+        )
     if pairs_csv is not None:
         v.write_pairs(result, pairs_csv)
     if plot is not None:
@@ -283,9 +338,13 @@ def validate(
     for key, label in (("original_rule", "original rule"), ("high_cmc_rule", "High CMC")):
         for kind in ("known_match", "known_non_match"):
             d = summary[key][kind]
-            table.add_row(f"{kind.replace('_', ' ')}, {label}", str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", "")))
+            table.add_row(
+                f"{kind.replace('_', ' ')}, {label}", str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", ""))
+            )
     out.print(table)
-    out.print(f"deciding rule {rule.value}: AUC {summary['auc']} (original {summary['original_rule']['auc']}, High CMC {summary['high_cmc_rule']['auc']}); at CMC >= {identification_cmc}: {summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications")
+    out.print(
+        f"deciding rule {rule.value}: AUC {summary['auc']} (original {summary['original_rule']['auc']}, High CMC {summary['high_cmc_rule']['auc']}); at CMC >= {identification_cmc}: {summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications"
+    )
 
 
 # --- sample: simulated cases with known truth (ballistics/synth.py), and the demo --------------
@@ -351,7 +410,9 @@ def _demo_story(root: Path) -> None:
     uk, fr, cases, inbox = root / "uk-lab", root / "fr-lab", root / "cases", root / "fr-inbox"
     out.rule("1. Two laboratories create their identities")
     _demo_run("UK", uk, "keys", "init", "--lab", "UK-FSL", "--name", "UK Forensic Science Laboratory", "--country", "GB")
-    _demo_run("FR", fr, "keys", "init", "--lab", "FR-IRCGN", "--name", "Institut de recherche criminelle de la Gendarmerie", "--country", "FR")
+    _demo_run(
+        "FR", fr, "keys", "init", "--lab", "FR-IRCGN", "--name", "Institut de recherche criminelle de la Gendarmerie", "--country", "FR"
+    )
 
     out.rule("2. They swap key cards and check the fingerprints over the phone")
     for label, home, partner, card in (("UK", uk, fr, root / "fr.card"), ("FR", fr, uk, root / "uk.card")):
@@ -366,15 +427,35 @@ def _demo_story(root: Path) -> None:
 
     out.rule("4. The French lab files its reference exhibits")
     for index, stem in enumerate(("F01-03", "F02-01", "F02-02", "F03-01", "F03-02", "F04-01"), 1):
-        main(["--home", str(fr), "db", "add", str(paths[stem]), "--case", f"FR-2025-{400 + index}", "--exhibit", "E1", "--calibre", "9mm Luger"])
+        main(
+            [
+                "--home",
+                str(fr),
+                "db",
+                "add",
+                str(paths[stem]),
+                "--case",
+                f"FR-2025-{400 + index}",
+                "--exhibit",
+                "E1",
+                "--calibre",
+                "9mm Luger",
+            ]
+        )
     _demo_run("FR", fr, "db", "list")
 
     out.rule("5. The UK lab compares a crime-scene case with its own collection and records the match")
-    for stem, case, exhibit in (("F01-02", "UK-2026-0099", "TF1"), ("F02-03", "UK-2025-0311", "K1"), ("F03-03", "UK-2025-0420", "K1"),
-                                ("F01-01", "UK-2026-0117", "CS1")):
+    for stem, case, exhibit in (
+        ("F01-02", "UK-2026-0099", "TF1"),
+        ("F02-03", "UK-2025-0311", "K1"),
+        ("F03-03", "UK-2025-0420", "K1"),
+        ("F01-01", "UK-2026-0117", "CS1"),
+    ):
         main(["--home", str(uk), "db", "add", str(paths[stem]), "--case", case, "--exhibit", exhibit, "--calibre", "9mm Luger"])
     _demo_run("UK", uk, "search", str(paths["F01-01"]), "--shortlist", "2", "--top", "3")
-    _demo_run("UK", uk, "compare", str(paths["F01-02"]), str(paths["F01-01"]), "--record", str(root / "uk-match.json"), "--case", "UK-2026-0117")
+    _demo_run(
+        "UK", uk, "compare", str(paths["F01-02"]), str(paths["F01-01"]), "--record", str(root / "uk-match.json"), "--case", "UK-2026-0117"
+    )
 
     out.rule("6. Earlier deliveries: bundle 1 never arrived (an interceptor kept it), bundle 2 did, and was receipted")
     _demo_run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "intercepted.bfx"))
@@ -383,12 +464,28 @@ def _demo_story(root: Path) -> None:
     _demo_run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
     for entry in Store.open(uk).ledger():
         receipt = entry.details["receipt"]
-        out.print(f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)")
+        out.print(
+            f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)"
+        )
 
     out.rule("7. The UK lab sends the case to France: the record and both scans")
     inbox.mkdir()
-    _demo_run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--record", str(root / "uk-match.json"),
-              "--scan", str(paths["F01-02"]), "--scan", str(paths["F01-01"]), "-o", str(inbox / "uk-case-UK-2026-0117.bfx"))
+    _demo_run(
+        "UK",
+        uk,
+        "bundle",
+        "export",
+        "--to",
+        "FR-IRCGN",
+        "--record",
+        str(root / "uk-match.json"),
+        "--scan",
+        str(paths["F01-02"]),
+        "--scan",
+        str(paths["F01-01"]),
+        "-o",
+        str(inbox / "uk-case-UK-2026-0117.bfx"),
+    )
     forged = bytearray((inbox / "uk-case-UK-2026-0117.bfx").read_bytes())
     forged[len(forged) // 2] ^= 0x20
     (inbox / "uk-case-copy.bfx").write_bytes(bytes(forged))
@@ -405,7 +502,9 @@ def _demo_story(root: Path) -> None:
     out.rule("9. The French lab searches the imported UK crime-scene scan against its own collection")
     store = Store.open(fr)
     query = next(e for e in store.exhibits(lab="UK-FSL") if e.exhibit == "CS1")
-    out.print(f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   (UK exhibit {query.case}/{query.exhibit}, received from a partner)")
+    out.print(
+        f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   (UK exhibit {query.case}/{query.exhibit}, received from a partner)"
+    )
     result = run_search(store, load_scan(query.path), SearchParams(top=4, shortlist=3), LocalExecutor(max(1, os.cpu_count() or 1)))
     table = Table("rank", "lab", "case", "exhibit", "CMC", "decision", title_justify="left")
     for hit in result.candidates:
@@ -414,8 +513,10 @@ def _demo_story(root: Path) -> None:
     out.print(table)
     links = [h for h in result.candidates if not h.exhibit.partner and h.decision == "identification"]
     for hit in links:
-        out.print(f"[bold green]cross-border link found:[/] UK case {query.case} exhibit {query.exhibit} and French case {hit.exhibit.case} "
-                  f"exhibit {hit.exhibit.exhibit} were fired by the same firearm (CMC {hit.cmc})")
+        out.print(
+            f"[bold green]cross-border link found:[/] UK case {query.case} exhibit {query.exhibit} and French case {hit.exhibit.case} "
+            f"exhibit {hit.exhibit.exhibit} were fired by the same firearm (CMC {hit.cmc})"
+        )
     if not links:
         out.print("[bold red]no cross-border link found[/]")
 
@@ -471,7 +572,9 @@ def keys_init(
 ) -> None:
     """Create the lab's identity: Ed25519 + ML-DSA-65 signing keys, ML-KEM-768 + X25519 encryption keys."""
     identity = init_identity(
-        state.home, Lab(lab, name, country), _passphrase(confirm=True),
+        state.home,
+        Lab(lab, name, country),
+        _passphrase(confirm=True),
         parameters=IdentityParameters(validity=timedelta(days=validity_days)),
     )
     _audit(("key_init", {"lab": lab, "key_id": identity.card.key_id}), identity=identity)
@@ -488,7 +591,7 @@ def keys_export(output: Annotated[Path, typer.Option("-o", "--output", help="Whe
 
 
 @keys_app.command("fingerprint")
-def keys_fingerprint(card_file: Annotated[Optional[Path], typer.Argument(help="A key card (default: this lab's).")] = None) -> None:
+def keys_fingerprint(card_file: Annotated[Path | None, typer.Argument(help="A key card (default: this lab's).")] = None) -> None:
     """Print a card's SHA-256 fingerprint in groups of four, for reading over the phone."""
     card = load_card(state.home) if card_file is None else KeyCard.from_json(read_document(card_file), where=str(card_file))
     print(format_fingerprint(card.fingerprint))
@@ -497,7 +600,7 @@ def keys_fingerprint(card_file: Annotated[Optional[Path], typer.Argument(help="A
 @keys_app.command("trust")
 def keys_trust(
     document: Annotated[Path, typer.Argument(help="A partner's key card, successor card or revocation.")],
-    fingerprint: Annotated[Optional[str], typer.Option(help="The card's fingerprint as read out by the partner.")] = None,
+    fingerprint: Annotated[str | None, typer.Option(help="The card's fingerprint as read out by the partner.")] = None,
 ) -> None:
     """Trust a partner's card (needs --fingerprint unless it is a countersigned successor) or import a revocation."""
     item = load_trust_document(document)
@@ -505,13 +608,25 @@ def keys_trust(
     if isinstance(item, Revocation):
         with _audit_refusal("trust_refused", {"document": str(document), "key_id": item.key_id}):
             entry = store.revoke(item, where=str(document))
-        _audit(("trust_revoked", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "revoked_at": item.body["revoked_at"], "reason": item.body["reason"]}))
+        _audit(
+            (
+                "trust_revoked",
+                {
+                    "lab": entry.card.lab.id,
+                    "key_id": entry.card.key_id,
+                    "revoked_at": item.body["revoked_at"],
+                    "reason": item.body["reason"],
+                },
+            )
+        )
         err.print(f"recorded revocation of key {entry.card.key_id[:16]} of lab {entry.card.lab.id}")
         return
     with _audit_refusal("trust_refused", {"document": str(document), "lab": item.lab.id, "key_id": item.key_id}):
         expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
         entry = store.trust(item, expected, where=str(document))
-    _audit(("trust_added", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor}))
+    _audit(
+        ("trust_added", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor})
+    )
     err.print(f"trusted lab {entry.card.lab.id} ({entry.via})")
     _print_rows("trusted card", _card_rows(entry.card))
 
@@ -521,9 +636,15 @@ def keys_list(json_out: Annotated[bool, typer.Option("--json", help="One JSON do
     """Show this lab's identity and every partner key with its status."""
     try:
         card = load_card(state.home)
-        own = {"lab": card.lab.id, "name": card.lab.name, "country": card.lab.country, "key_id": card.key_id,
-               "fingerprint": format_fingerprint(card.fingerprint), "not_after": card.body["not_after"],
-               "revoked": (state.home / "keys" / "revocation.json").exists()}
+        own = {
+            "lab": card.lab.id,
+            "name": card.lab.name,
+            "country": card.lab.country,
+            "key_id": card.key_id,
+            "fingerprint": format_fingerprint(card.fingerprint),
+            "not_after": card.body["not_after"],
+            "revoked": (state.home / "keys" / "revocation.json").exists(),
+        }
     except MissingIdentityError:
         own = None
     partners = [entry.summary() for entry in TrustStore.open(state.home).entries()]
@@ -542,11 +663,14 @@ def keys_list(json_out: Annotated[bool, typer.Option("--json", help="One JSON do
 
 @keys_app.command("rotate")
 def keys_rotate(
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the new card here.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the new card here.")] = None,
 ) -> None:
     """Replace the keys: the new card is countersigned by the old keys, so partners accept it as successor."""
     identity = rotate_identity(state.home, _passphrase())
-    _audit(("key_rotate", {"lab": identity.card.lab.id, "key_id": identity.card.key_id, "predecessor": identity.card.predecessor}), identity=identity)
+    _audit(
+        ("key_rotate", {"lab": identity.card.lab.id, "key_id": identity.card.key_id, "predecessor": identity.card.predecessor}),
+        identity=identity,
+    )
     if output is not None:
         write_atomic(output, identity.card.to_bytes(), mode=0o644)
         err.print(f"wrote {output}; partners import it with: ballistics keys trust {output.name}")
@@ -560,7 +684,10 @@ def keys_revoke(
 ) -> None:
     """Revoke the current key; partners import the file with keys trust and refuse its later bundles."""
     revocation = revoke_identity(state.home, _passphrase(), reason)
-    _audit(("key_revoke", {"lab": revocation.lab_id, "key_id": revocation.key_id, "reason": reason}), retire=f"identity key {revocation.key_id[:16]} revoked")
+    _audit(
+        ("key_revoke", {"lab": revocation.lab_id, "key_id": revocation.key_id, "reason": reason}),
+        retire=f"identity key {revocation.key_id[:16]} revoked",
+    )
     write_atomic(output, revocation.to_bytes(), mode=0o644)
     err.print(f"wrote {output}: key {revocation.key_id[:16]} revoked; partners import it with: ballistics keys trust {output.name}")
 
@@ -573,7 +700,9 @@ app.add_typer(bundle_app, name="bundle")
 
 def _byte_progress(label: str):
     """A rich progress bar on stderr, driven by the core's (done, total) callback."""
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True
+    )
     task = bar.add_task(label, total=None)
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -582,8 +711,8 @@ def _byte_progress(label: str):
 def bundle_export(
     to: Annotated[list[str], typer.Option("--to", help="Recipient lab id (trusted, unrevoked); repeat for several.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.bfx).")],
-    record: Annotated[Optional[list[Path]], typer.Option("--record", help="Match record (JSON); repeat.")] = None,
-    scan: Annotated[Optional[list[Path]], typer.Option("--scan", help="Scan (x3p); repeat.")] = None,
+    record: Annotated[list[Path] | None, typer.Option("--record", help="Match record (JSON); repeat.")] = None,
+    scan: Annotated[list[Path] | None, typer.Option("--scan", help="Scan (x3p); repeat.")] = None,
     lifetime_days: Annotated[int, typer.Option(help="Days before the bundle expires.")] = 30,
 ) -> None:
     """Sign and encrypt records and scans to one or more partner labs."""
@@ -591,13 +720,34 @@ def bundle_export(
     bar, progress = _byte_progress("encrypting")
     with bar:
         result = export_bundle(
-            state.home, identity, TrustStore.open(state.home), output, recipients=to, records=record or [], scans=scan or [],
-            options=ExportOptions(lifetime=timedelta(days=lifetime_days)), progress=progress,
+            state.home,
+            identity,
+            TrustStore.open(state.home),
+            output,
+            recipients=to,
+            records=record or [],
+            scans=scan or [],
+            options=ExportOptions(lifetime=timedelta(days=lifetime_days)),
+            progress=progress,
         )
     doc = result.manifest.doc
-    _audit(("bundle_export", {"bundle_id": doc["bundle_id"], "path": str(result.path), "recipients": doc["recipients"], "sequence": doc["sequence"],
-                              "header_hash": result.header_hash, "files": [f.to_json() for f in result.manifest.files]}), identity=identity)
-    err.print(f"wrote {result.path}: {len(result.manifest.files)} files, {result.size} bytes, sequence {result.manifest.sequence}, to {', '.join(to)}")
+    _audit(
+        (
+            "bundle_export",
+            {
+                "bundle_id": doc["bundle_id"],
+                "path": str(result.path),
+                "recipients": doc["recipients"],
+                "sequence": doc["sequence"],
+                "header_hash": result.header_hash,
+                "files": [f.to_json() for f in result.manifest.files],
+            },
+        ),
+        identity=identity,
+    )
+    err.print(
+        f"wrote {result.path}: {len(result.manifest.files)} files, {result.size} bytes, sequence {result.manifest.sequence}, to {', '.join(to)}"
+    )
 
 
 @bundle_app.command("inspect")
@@ -634,9 +784,13 @@ def bundle_verify(
     if json_out:
         emit_json(summary)
         return
-    rows = [("status", "verified"), ("sender", f"{summary['sender']['lab']} {summary['sender']['key_id'][:16]}"),
-            ("recipients", ", ".join(r["lab"] for r in summary["recipients"])), ("sequence", str(summary["sequence"])),
-            ("created / expires", f"{summary['created']} / {summary['expires']}")]
+    rows = [
+        ("status", "verified"),
+        ("sender", f"{summary['sender']['lab']} {summary['sender']['key_id'][:16]}"),
+        ("recipients", ", ".join(r["lab"] for r in summary["recipients"])),
+        ("sequence", str(summary["sequence"])),
+        ("created / expires", f"{summary['created']} / {summary['expires']}"),
+    ]
     rows += [(f["name"], f"{f['size']} bytes  sha256 {f['sha256'][:16]}") for f in summary["files"]]
     _print_rows(str(bundle), rows)
 
@@ -645,7 +799,9 @@ def bundle_verify(
 def bundle_import(
     paths: Annotated[list[Path], typer.Argument(help="Bundles (.bfx) and folders (every *.bfx inside).")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    receipt_dir: Annotated[Optional[Path], typer.Option("--receipt-dir", help="Write a signed delivery receipt per imported bundle here, for its sender.")] = None,
+    receipt_dir: Annotated[
+        Path | None, typer.Option("--receipt-dir", help="Write a signed delivery receipt per imported bundle here, for its sender.")
+    ] = None,
 ) -> None:
     """Import partner bundles: verify, refuse replays, store records and scans; quarantine the bad ones."""
     from rich.progress import MofNCompleteColumn
@@ -659,8 +815,16 @@ def bundle_import(
         log.certify_key(identity)
         with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), console=err, transient=True) as bar:
             task = bar.add_task("verifying and importing", total=None)
-            report = import_bundles(state.home, store, identity, TrustStore.open(state.home), paths, receipt_dir=receipt_dir, audit=log,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = import_bundles(
+                state.home,
+                store,
+                identity,
+                TrustStore.open(state.home),
+                paths,
+                receipt_dir=receipt_dir,
+                audit=log,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     if json_out:
         emit_json(report.to_json())
     else:
@@ -671,16 +835,29 @@ def bundle_import(
 
 def _print_import_report(report: Any) -> None:
     styles = {"imported": "green", "duplicate": "yellow", "rejected": "bold red"}
-    table = Table(title=f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, {len(report.of('rejected'))} rejected",
-                  title_justify="left")
+    table = Table(
+        title=f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, {len(report.of('rejected'))} rejected",
+        title_justify="left",
+    )
     for column in ("bundle", "outcome", "sender #seq", "id", "exit"):
         table.add_column(column, no_wrap=True)
     table.add_column("what happened", ratio=1)
     for o in report.outcomes:
         outcome = "receipt" if o.kind == "receipt" and o.status == "imported" else o.status
         sender = f"{o.sender or '?'} #{o.sequence if o.sequence is not None else '?'}"
-        detail = o.reason + (f"; receipt {Path(o.receipt).name}" if o.receipt else "") + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
-        table.add_row(o.path.name, f"[{styles[o.status]}]{outcome}[/]", sender, (o.bundle_id or "-")[:8], str(o.exit_code) if o.status == "rejected" else "", detail)
+        detail = (
+            o.reason
+            + (f"; receipt {Path(o.receipt).name}" if o.receipt else "")
+            + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
+        )
+        table.add_row(
+            o.path.name,
+            f"[{styles[o.status]}]{outcome}[/]",
+            sender,
+            (o.bundle_id or "-")[:8],
+            str(o.exit_code) if o.status == "rejected" else "",
+            detail,
+        )
     out.print(table)
 
 
@@ -689,7 +866,12 @@ def _print_import_report(report: Any) -> None:
 db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans, comparisons and match records.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-DbUrlOpt = Annotated[Optional[str], typer.Option("--db-url", envvar="BALLISTICS_DB_URL", help="SQLAlchemy URL of the collection (default: SQLite in the home).", show_default=False)]
+DbUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url", envvar="BALLISTICS_DB_URL", help="SQLAlchemy URL of the collection (default: SQLite in the home).", show_default=False
+    ),
+]
 
 
 class FiringPinShape(str, Enum):
@@ -729,10 +911,10 @@ def db_add(
     scans: Annotated[list[Path], typer.Argument(help="x3p files; several files become exhibits E, E-2, E-3, ...")],
     case: Annotated[str, typer.Option("--case", help="Case id.")],
     exhibit: Annotated[str, typer.Option("--exhibit", help="Exhibit id (of the first file; the next get -2, -3, ...).")],
-    calibre: Annotated[Optional[str], typer.Option(help="Calibre, e.g. 9mm Luger.")] = None,
-    lab: Annotated[Optional[str], typer.Option("--lab", help="Owning lab (default: this home's identity, else 'local').")] = None,
-    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Firing-pin shape (class characteristic).")] = None,
-    ejector: Annotated[Optional[str], typer.Option("--ejector", help="Ejector position, e.g. '3 o'clock'.")] = None,
+    calibre: Annotated[str | None, typer.Option(help="Calibre, e.g. 9mm Luger.")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Owning lab (default: this home's identity, else 'local').")] = None,
+    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Firing-pin shape (class characteristic).")] = None,
+    ejector: Annotated[str | None, typer.Option("--ejector", help="Ejector position, e.g. '3 o'clock'.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
     db_url: DbUrlOpt = None,
 ) -> None:
@@ -761,9 +943,9 @@ def db_add(
 @db_app.command("list")
 def db_list(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    calibre: Annotated[Optional[str], typer.Option(help="Only this calibre.")] = None,
-    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Only this firing-pin shape.")] = None,
-    lab: Annotated[Optional[str], typer.Option("--lab", help="Only exhibits of this lab.")] = None,
+    calibre: Annotated[str | None, typer.Option(help="Only this calibre.")] = None,
+    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only this firing-pin shape.")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Only exhibits of this lab.")] = None,
     db_url: DbUrlOpt = None,
 ) -> None:
     """List the exhibits of the collection."""
@@ -776,8 +958,17 @@ def db_list(
         table.add_column(column)
     for e in found:
         t = e.characteristics
-        table.add_row(str(e.id), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, t.calibre or "", t.firing_pin_shape or "",
-                      t.ejector_position or "", e.sha256[:12], e.original_name)
+        table.add_row(
+            str(e.id),
+            e.lab + (" (partner)" if e.partner else ""),
+            e.case,
+            e.exhibit,
+            t.calibre or "",
+            t.firing_pin_shape or "",
+            t.ejector_position or "",
+            e.sha256[:12],
+            e.original_name,
+        )
     out.print(table)
 
 
@@ -805,7 +996,9 @@ def db_remove(
     err.print(f"removed exhibit {gone.exhibit} of case {gone.case} (#{gone.id}, sha256 {gone.sha256[:12]})")
 
 
-def _record_comparison(result: Any, paths: tuple[Path, Path], target: Path, case: str | None, examiner: str | None, lab: str | None, mode: str) -> None:
+def _record_comparison(
+    result: Any, paths: tuple[Path, Path], target: Path, case: str | None, examiner: str | None, lab: str | None, mode: str
+) -> None:
     """Write the match record of ``compare --record`` and store it with the comparison, in one transaction."""
     import getpass
 
@@ -826,7 +1019,14 @@ def _record_comparison(result: Any, paths: tuple[Path, Path], target: Path, case
     except (KeyError, OSError):
         who = "unknown"
     document = result.to_dict()
-    record = build_record(document, lab=_collection_lab(lab).as_dict(), case_id=case_id, exhibits=exhibits, examiner={"name": who}, class_characteristics=traits or None)
+    record = build_record(
+        document,
+        lab=_collection_lab(lab).as_dict(),
+        case_id=case_id,
+        exhibits=exhibits,
+        examiner={"name": who},
+        class_characteristics=traits or None,
+    )
     with store.transaction() as conn:
         comparison_id = store.add_comparison(document, paths[0], paths[1], faces=result.surfaces if mode == "auto" else None, conn=conn)
         store.add_record(record, comparison_id=comparison_id, conn=conn)
@@ -836,7 +1036,9 @@ def _record_comparison(result: Any, paths: tuple[Path, Path], target: Path, case
 
 # --- audit: the lab's tamper-evident log (exchange/audit.py, exchange/audit_verify.py) ----------
 
-audit_app = typer.Typer(help="The lab's hash-chained, signed log of comparisons, exchanges, key events and trust changes.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The lab's hash-chained, signed log of comparisons, exchanges, key events and trust changes.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 EXAMINER_ENV = "BALLISTICS_EXAMINER"
@@ -880,7 +1082,10 @@ def audit_verify(json_out: Annotated[bool, typer.Option("--json", help="One JSON
         emit_json(report.to_json())
     else:
         doc = report.to_json()
-        _print_rows(doc["path"], [(k, str(doc[k])) for k in ("status", "lines", "events", "heads", "signed_through_line", "unsigned_tail", "last_sha256")])
+        _print_rows(
+            doc["path"],
+            [(k, str(doc[k])) for k in ("status", "lines", "events", "heads", "signed_through_line", "unsigned_tail", "last_sha256")],
+        )
         if report.problems:
             table = Table(title="problems", title_justify="left")
             for column in ("line", "kind", "what is wrong"):
@@ -895,7 +1100,9 @@ def audit_verify(json_out: Annotated[bool, typer.Option("--json", help="One JSON
 
 @audit_app.command("show")
 def audit_show(
-    since: Annotated[Optional[str], typer.Option(help="Only events at or after this UTC date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events at or after this UTC date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """List the logged events (signatures and certificates abbreviated to their key ids)."""
@@ -912,8 +1119,13 @@ def audit_show(
     for entry in entries:
         actor = entry.record["actor"]
         details = json.dumps(entry.summary()["details"], separators=(",", ":"))
-        table.add_row(str(entry.line), entry.record["time"], entry.type, f"{actor.get('lab') or '-'} / {actor.get('examiner') or actor.get('user')}",
-                      details if len(details) <= 120 else details[:119] + "…")
+        table.add_row(
+            str(entry.line),
+            entry.record["time"],
+            entry.type,
+            f"{actor.get('lab') or '-'} / {actor.get('examiner') or actor.get('user')}",
+            details if len(details) <= 120 else details[:119] + "…",
+        )
     out.print(table)
 
 
@@ -925,11 +1137,15 @@ def search(
     questioned: Annotated[Path, typer.Argument(help="Questioned scan (x3p).")],
     top: Annotated[int, typer.Option(min=1, help="Candidates listed.")] = 10,
     shortlist: Annotated[int, typer.Option(min=1, help="Candidates kept by the signature prefilter for the full comparison.")] = 20,
-    calibre: Annotated[Optional[str], typer.Option(help="Only exhibits of this calibre.")] = None,
-    firing_pin_shape: Annotated[Optional[FiringPinShape], typer.Option(help="Only exhibits of this firing-pin shape.")] = None,
+    calibre: Annotated[str | None, typer.Option(help="Only exhibits of this calibre.")] = None,
+    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only exhibits of this firing-pin shape.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    workers: Annotated[int, typer.Option(min=1, help="Local processes for the full comparisons (default: all cores).")] = max(1, os.cpu_count() or 1),
-    dask: Annotated[Optional[str], typer.Option("--dask", help="Run the full comparisons on this Dask scheduler, e.g. tcp://host:8786.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Local processes for the full comparisons (default: all cores).")] = max(
+        1, os.cpu_count() or 1
+    ),
+    dask: Annotated[
+        str | None, typer.Option("--dask", help="Run the full comparisons on this Dask scheduler, e.g. tcp://host:8786.")
+    ] = None,
     db_url: DbUrlOpt = None,
 ) -> None:
     """Rank the collection against a questioned scan: signature shortlist, then full CMC comparison."""
@@ -940,7 +1156,9 @@ def search(
 
     store = _open_store(db_url)
     scan = load_scan(questioned)
-    params = SearchParams(top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None)
+    params = SearchParams(
+        top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None
+    )
     executor = DaskExecutor(dask) if dask else LocalExecutor(workers)
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("comparing the shortlist", total=None)
@@ -948,13 +1166,25 @@ def search(
     if json_out:
         emit_json(result.to_dict())
         return
-    table = Table(title=f"{questioned.name}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s", title_justify="left")
+    table = Table(
+        title=f"{questioned.name}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s",
+        title_justify="left",
+    )
     for column in ("rank", "lab", "case", "exhibit", "CMC", "decision", "score", "prefilter", "sha256"):
         table.add_column(column)
     for hit in result.candidates:
         row = hit.as_dict()
-        table.add_row(str(row["rank"]), row["lab"] + (" (partner)" if row["partner"] else ""), row["case"], row["exhibit"], str(row["cmc"]),
-                      row["decision"], "" if row["score"] is None else f"{row['score']:.3f}", f"{row['prefilter']:.3f}", row["sha256"][:12])
+        table.add_row(
+            str(row["rank"]),
+            row["lab"] + (" (partner)" if row["partner"] else ""),
+            row["case"],
+            row["exhibit"],
+            str(row["cmc"]),
+            row["decision"],
+            "" if row["score"] is None else f"{row['score']:.3f}",
+            f"{row['prefilter']:.3f}",
+            row["sha256"][:12],
+        )
     out.print(table)
 
 
@@ -975,7 +1205,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: -: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, code 1
+    except Exception as exc:
         if state.debug:
             traceback.print_exc()
         print(f"error: -: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -117,7 +117,11 @@ def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float
     """Run CMC both ways between two working surfaces of the same spacing."""
     ref = _as_float32(reference)
     tgt = _as_float32(target)
-    coarse = {"block": params.coarse_block, "min_overlap": params.coarse_min_overlap, "max_shift_px": params.coarse_max_shift_um * 1e-6 / spacing_m}
+    coarse = {
+        "block": params.coarse_block,
+        "min_overlap": params.coarse_min_overlap,
+        "max_shift_px": params.coarse_max_shift_um * 1e-6 / spacing_m,
+    }
     if params.full_circle:
         candidates, shift_at = coarse_candidates(
             ref, tgt, step_deg=params.angle_step_deg, count=params.candidates, separation_deg=params.candidate_separation_deg, **coarse
@@ -248,7 +252,9 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
         dx[i] = bx - half
         dy[i] = by - half
         ccf[i] = np.where(usable, _pairwise_complete(grid.raw, regions, by, bx), np.nan)
-    return DirectionResult(angles=np.asarray(angles, float), cell_index=grid.index, cell_box=grid.box, dx=dx, dy=dy, ccf=ccf, shifts=np.asarray(shifts, float))
+    return DirectionResult(
+        angles=np.asarray(angles, float), cell_index=grid.index, cell_box=grid.box, dx=dx, dy=dy, ccf=ccf, shifts=np.asarray(shifts, float)
+    )
 
 
 def _regions(frame: np.ndarray, grid: _CellGrid, margin: int, half: int) -> np.ndarray:
@@ -328,7 +334,9 @@ def apply_high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams
             continue
         med_x = np.median(result.dx[i][valid[i]])
         med_y = np.median(result.dy[i][valid[i]])
-        high[i] = valid[i] & (np.abs(result.dx[i] - med_x) <= tx_px) & (np.abs(result.dy[i] - med_y) <= tx_px) & (ccf[i] >= params.ccf_threshold)
+        high[i] = (
+            valid[i] & (np.abs(result.dx[i] - med_x) <= tx_px) & (np.abs(result.dy[i] - med_y) <= tx_px) & (ccf[i] >= params.ccf_threshold)
+        )
     result.high = high
     counts = high.sum(axis=1)
     result.theta_max = None
@@ -418,6 +426,7 @@ def _refined_angle(forward: DirectionResult, i: int, cells: np.ndarray, step: fl
     centre = float(forward.angles[i])
     if not cells.any():
         return centre
+
     def mean_ccf(angle: float) -> float | None:
         near = np.abs(wrap_deg(forward.angles - angle)) < 1e-6
         if not near.any():

@@ -185,7 +185,9 @@ def method_description(preprocess: PreprocessParams, cmc: CmcParams, decision: D
     }
 
 
-def registered_correlation(reference: np.ndarray, questioned: np.ndarray, rotation_deg: float, shift_px: tuple[float, float]) -> float | None:
+def registered_correlation(
+    reference: np.ndarray, questioned: np.ndarray, rotation_deg: float, shift_px: tuple[float, float]
+) -> float | None:
     """Pairwise-complete Pearson correlation of the reference and the registered questioned surface."""
     moved = transform(np.asarray(questioned, np.float32), rotation_deg, shift_px, reference.shape)
     return pearson_complete(reference, moved)

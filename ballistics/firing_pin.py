@@ -137,7 +137,7 @@ def extract_firing_pin(
     factor = spacing_m / working_spacing_m
     # Resample about the impression's centre so that the patch centre is the pin centre.
     out_half = int(np.ceil(extent_px * factor))
-    grid = (np.arange(-out_half, out_half + 1) / factor)
+    grid = np.arange(-out_half, out_half + 1) / factor
     yy, xx = np.meshgrid(cy - y0 + grid, cx - x0 + grid, indexing="ij")
     valid = np.isfinite(window)
     coords = np.array([yy, xx])

@@ -12,14 +12,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
 
-from ballistics.cmc import transform  # noqa: E402
-from ballistics.compare import Comparison  # noqa: E402
-from ballistics.files import write_atomic  # noqa: E402
-from ballistics.validate import Validation  # noqa: E402
+from ballistics.cmc import transform
+from ballistics.compare import Comparison
+from ballistics.files import write_atomic
+from ballistics.validate import Validation
 
 CONGRUENT = "#1b9e77"
 OTHER = "#d95f02"
@@ -52,14 +52,20 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
     forward = result.forward
     tol = result.params.rotation_deg
     congruent = forward.high_cells(tol) if result.high_cmc_passed else forward.original
-    aligned = transform(np.asarray(qst.surface, np.float32), comparison.rotation_deg, (result.shift_px[0], result.shift_px[1]), ref.surface.shape)
+    aligned = transform(
+        np.asarray(qst.surface, np.float32), comparison.rotation_deg, (result.shift_px[0], result.shift_px[1]), ref.surface.shape
+    )
     i = int(np.argmax(forward.high.sum(axis=1))) if forward.high.size else 0
     cdx = forward.dx[i] - np.nanmedian(forward.dx[i][congruent]) if congruent.any() else np.zeros(len(congruent))
     cdy = forward.dy[i] - np.nanmedian(forward.dy[i][congruent]) if congruent.any() else np.zeros(len(congruent))
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     _show_surface(axes[0], ref.surface, f"reference\n{Path(str(comparison.reference['path'])).name}")
-    _show_surface(axes[1], aligned, f"questioned, aligned (rotated {comparison.rotation_deg:.1f} deg)\n{Path(str(comparison.questioned['path'])).name}")
+    _show_surface(
+        axes[1],
+        aligned,
+        f"questioned, aligned (rotated {comparison.rotation_deg:.1f} deg)\n{Path(str(comparison.questioned['path'])).name}",
+    )
     for k, (y0, x0, y1, x1) in enumerate(forward.cell_box):
         colour, width = (CONGRUENT, 1.6) if congruent[k] else (OTHER, 0.6)
         axes[0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
@@ -96,10 +102,18 @@ def validation_figure(validation: Validation, path: Path, title: str = "") -> Pa
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.hist(non_matches, bins=bins, color=OTHER, alpha=0.75, label=f"known non-match (n={non_matches.size})")
     ax.hist(matches, bins=bins, color=CONGRUENT, alpha=0.75, label=f"known match (n={matches.size})")
-    ax.axvline(validation.decision.identification_cmc - 0.5, color="black", linestyle="--", label=f"identification at CMC >= {validation.decision.identification_cmc}")
+    ax.axvline(
+        validation.decision.identification_cmc - 0.5,
+        color="black",
+        linestyle="--",
+        label=f"identification at CMC >= {validation.decision.identification_cmc}",
+    )
     ax.set_yscale("symlog", linthresh=5)
     ax.set_xlabel("CMC count")
     ax.set_ylabel("pairs")
-    ax.set_title(f"{title} AUC {validation.auc():.4f}, false identifications {validation.false_identifications}, missed {validation.missed_identifications}".strip(), fontsize=10)
+    ax.set_title(
+        f"{title} AUC {validation.auc():.4f}, false identifications {validation.false_identifications}, missed {validation.missed_identifications}".strip(),
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)

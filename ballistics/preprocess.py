@@ -23,7 +23,17 @@ import numpy as np
 
 from ballistics.errors import InvalidInputError
 from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
-from ballistics.primer import bright_face, disc, fill_holes, fit_circle, largest_component, locate_aperture, locate_firing_pin, opening, star_mask
+from ballistics.primer import (
+    bright_face,
+    disc,
+    fill_holes,
+    fit_circle,
+    largest_component,
+    locate_aperture,
+    locate_firing_pin,
+    opening,
+    star_mask,
+)
 from ballistics.scan import Scan
 
 Mode = Literal["auto", "raw", "preprocessed"]
@@ -90,7 +100,8 @@ class PreprocessParams:
             "working_spacing_um must be positive": self.working_spacing_um > 0,
             "bandpass_um must be (short, long) with 0 <= short < long": 0 <= low < high,
             "trend must be 'plane' or 'quadratic'": self.trend in ("plane", "quadratic"),
-            "offsets and margins must be non-negative": min(self.exterior_offset_um, self.firing_pin_margin_um, self.outlier_dilation_um) >= 0,
+            "offsets and margins must be non-negative": min(self.exterior_offset_um, self.firing_pin_margin_um, self.outlier_dilation_um)
+            >= 0,
             "firing_pin_depth_um and outlier_z must be positive": self.firing_pin_depth_um > 0 and self.outlier_z > 0,
             "firing_pin_max_offset must be in (0, 1]": 0 < self.firing_pin_max_offset <= 1,
             "min_valid_points must be positive": self.min_valid_points > 0,
@@ -222,7 +233,9 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     firing_pin = None
     if pin is not None:
         unit = 1.0 if is_image else 1e-6
-        found = extract_firing_pin(levelled * unit, pin.crater, (pin.centre.x, pin.centre.y), pin.centre.r, spacing, params.working_spacing_um * 1e-6)
+        found = extract_firing_pin(
+            levelled * unit, pin.crater, (pin.centre.x, pin.centre.y), pin.centre.r, spacing, params.working_spacing_um * 1e-6
+        )
         firing_pin = replace(found, center_px=(found.center_px[0] - x0, found.center_px[1] - y0))
     return BreechFace(
         surface=surface,
@@ -385,4 +398,7 @@ def _require_size(scan: Scan, data: np.ndarray, params: PreprocessParams, spacin
     if spacing is not None:
         count *= (spacing * 1e6 / params.working_spacing_um) ** 2
     if count < params.min_valid_points:
-        raise SurfaceTooSmallError(scan.source, f"only {int(count)} valid points left at {params.working_spacing_um} um after cropping; at least {params.min_valid_points} needed")
+        raise SurfaceTooSmallError(
+            scan.source,
+            f"only {int(count)} valid points left at {params.working_spacing_um} um after cropping; at least {params.min_valid_points} needed",
+        )

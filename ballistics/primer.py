@@ -139,7 +139,9 @@ def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
     The same result as :func:`scipy.ndimage.binary_opening` with its defaults, by OpenCV.
     """
     kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, kernel, iterations=iterations, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    opened = cv2.morphologyEx(
+        mask.astype(np.uint8), cv2.MORPH_OPEN, kernel, iterations=iterations, borderType=cv2.BORDER_CONSTANT, borderValue=0
+    )
     return opened.astype(bool)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -130,7 +131,7 @@ def build_record(
         "scores": scores,
         "conclusion": conclusion,
         "examiner": dict(examiner),
-        "created": (created or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": (created or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "scans": {side: _scan_ref(comparison[side]) for side in ("reference", "questioned")},
     }
     if class_characteristics:

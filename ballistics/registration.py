@@ -168,7 +168,15 @@ def coarse_scores(
 
 
 def coarse_candidates(
-    fixed: np.ndarray, moving: np.ndarray, *, step_deg: float, count: int, separation_deg: float, block: int, min_overlap: float, max_shift_px: float
+    fixed: np.ndarray,
+    moving: np.ndarray,
+    *,
+    step_deg: float,
+    count: int,
+    separation_deg: float,
+    block: int,
+    min_overlap: float,
+    max_shift_px: float,
 ) -> tuple[list[Candidate], dict[float, tuple[float, float]]]:
     """The few angles of the whole circle where the surfaces agree best, best first.
 

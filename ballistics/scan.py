@@ -17,11 +17,12 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 from xml.etree import ElementTree
 
 import cv2
@@ -194,7 +195,10 @@ def load_scan(path: str | os.PathLike[str], *, pixel_um: float | None = None) ->
 
 def _check_size(where: object, shape: tuple[int, ...]) -> None:
     if any(side > MAX_SIDE_PX for side in shape) or int(np.prod(shape)) > MAX_POINTS:
-        raise TooLargeError(where, f"surface of {' x '.join(map(str, shape))} points exceeds the limit of {MAX_SIDE_PX} px per side and {MAX_POINTS:,} points")
+        raise TooLargeError(
+            where,
+            f"surface of {' x '.join(map(str, shape))} points exceeds the limit of {MAX_SIDE_PX} px per side and {MAX_POINTS:,} points",
+        )
 
 
 def _load_x3p(path: Path) -> Scan:
@@ -333,7 +337,7 @@ def _tiff_pixel_um(path: Path) -> float | None:
             tags = image.tag_v2  # type: ignore[attr-defined]
             resolution = tags.get(282)
             unit = tags.get(296, 2)
-    except Exception:  # noqa: BLE001 - any failure means "no usable tags"
+    except Exception:
         return None
     if not resolution:
         return None
@@ -365,6 +369,8 @@ def _x3p_metadata(scan: Scan) -> x3pio.Metadata:
     return x3pio.Metadata(
         date=date,
         creator=scan.metadata.get("creator", ""),
-        instrument=x3pio.Instrument(manufacturer=SOFTWARE_NAME, model=scan.metadata.get("instrument", scan.kind), serial="not available", version=__version__),
+        instrument=x3pio.Instrument(
+            manufacturer=SOFTWARE_NAME, model=scan.metadata.get("instrument", scan.kind), serial="not available", version=__version__
+        ),
         comment=comment,
     )

@@ -9,8 +9,9 @@ a database newer than the software is refused rather than misread.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -30,21 +31,24 @@ class StoreError(InvalidInputError):
 metadata = sa.MetaData()
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 labs = sa.Table(
-    "labs", metadata,
+    "labs",
+    metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("country", sa.String(2), nullable=False),
     sa.Column("partner", sa.Boolean, nullable=False, default=False),
 )
 cases = sa.Table(
-    "cases", metadata,
+    "cases",
+    metadata,
     sa.Column("pk", sa.Integer, primary_key=True),
     sa.Column("lab_id", sa.String(64), sa.ForeignKey("labs.id"), nullable=False),
     sa.Column("case_id", sa.String(128), nullable=False),
     sa.UniqueConstraint("lab_id", "case_id"),
 )
 scans = sa.Table(
-    "scans", metadata,
+    "scans",
+    metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("file", sa.String(200), nullable=False),  # relative to the home
     sa.Column("original_name", sa.String(255), nullable=False),
@@ -53,7 +57,8 @@ scans = sa.Table(
     sa.Column("added", sa.String(40), nullable=False),
 )
 exhibits = sa.Table(
-    "exhibits", metadata,
+    "exhibits",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("case_pk", sa.Integer, sa.ForeignKey("cases.pk"), nullable=False),
     sa.Column("exhibit_id", sa.String(128), nullable=False),
@@ -66,7 +71,8 @@ exhibits = sa.Table(
     sa.UniqueConstraint("case_pk", "exhibit_id"),
 )
 comparisons = sa.Table(
-    "comparisons", metadata,
+    "comparisons",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("reference_sha256", sa.String(64), sa.ForeignKey("scans.sha256"), nullable=False),
     sa.Column("questioned_sha256", sa.String(64), sa.ForeignKey("scans.sha256"), nullable=False),
@@ -76,7 +82,8 @@ comparisons = sa.Table(
     sa.Column("created", sa.String(40), nullable=False),
 )
 match_records = sa.Table(
-    "match_records", metadata,
+    "match_records",
+    metadata,
     sa.Column("record_id", sa.String(36), primary_key=True),
     sa.Column("comparison_id", sa.Integer, sa.ForeignKey("comparisons.id")),
     sa.Column("lab_id", sa.String(64), nullable=False),
@@ -85,13 +92,15 @@ match_records = sa.Table(
     sa.Column("created", sa.String(40), nullable=False),
 )
 signatures = sa.Table(
-    "signatures", metadata,
+    "signatures",
+    metadata,
     sa.Column("sha256", sa.String(64), sa.ForeignKey("scans.sha256", ondelete="CASCADE"), primary_key=True),
     sa.Column("key", sa.String(16), primary_key=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 bundle_ledger = sa.Table(
-    "bundle_ledger", metadata,
+    "bundle_ledger",
+    metadata,
     sa.Column("bundle_id", sa.String(32), primary_key=True),  # the unique key that stops a second import
     sa.Column("sender_lab", sa.String(64), nullable=False),
     sa.Column("sender_key_id", sa.String(64), nullable=False),

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,9 +66,18 @@ class Hit:
     def as_dict(self) -> dict[str, Any]:
         e = self.exhibit
         return {
-            "rank": self.rank, "exhibit": e.exhibit, "case": e.case, "lab": e.lab, "partner": e.partner, "path": str(e.path),
-            "sha256": e.sha256, "cmc": self.cmc, "decision": self.decision, "score": None if self.score is None else round(self.score, 4),
-            "prefilter": round(self.prefilter, 4), "rotation_deg": self.comparison["rotation_deg"],
+            "rank": self.rank,
+            "exhibit": e.exhibit,
+            "case": e.case,
+            "lab": e.lab,
+            "partner": e.partner,
+            "path": str(e.path),
+            "sha256": e.sha256,
+            "cmc": self.cmc,
+            "decision": self.decision,
+            "score": None if self.score is None else round(self.score, 4),
+            "prefilter": round(self.prefilter, 4),
+            "rotation_deg": self.comparison["rotation_deg"],
         }
 
 
@@ -82,8 +92,12 @@ class SearchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "query": self.query, "searched": self.searched, "shortlisted": self.shortlisted, "elapsed_s": round(self.elapsed_s, 3),
-            "prefilter_s": round(self.prefilter_s, 4), "candidates": [hit.as_dict() for hit in self.candidates],
+            "query": self.query,
+            "searched": self.searched,
+            "shortlisted": self.shortlisted,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "prefilter_s": round(self.prefilter_s, 4),
+            "candidates": [hit.as_dict() for hit in self.candidates],
         }
 
 
@@ -180,7 +194,11 @@ def search(
 ) -> SearchResult:
     """Rank the collection's exhibits (the questioned scan itself left out) against a scan."""
     started = time.perf_counter()
-    face = store.prepared(questioned.sha256) if questioned.sha256 and store.by_sha256(questioned.sha256) else prepare(questioned, store.preprocess)
+    face = (
+        store.prepared(questioned.sha256)
+        if questioned.sha256 and store.by_sha256(questioned.sha256)
+        else prepare(questioned, store.preprocess)
+    )
     left_out = {questioned.sha256, *params.exclude}
     candidates = [e for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if e.sha256 not in left_out]
     if not candidates:
@@ -191,12 +209,22 @@ def search(
     prefilter_s = time.perf_counter() - filtering
     shortlisted = [candidates[i] for i in keep]
     query_id = scan_identity(questioned)
-    tasks = [(store.prepared(e.sha256), face, {"path": str(e.path), "sha256": e.sha256}, query_id, params.cmc, params.decision) for e in shortlisted]
+    tasks = [
+        (store.prepared(e.sha256), face, {"path": str(e.path), "sha256": e.sha256}, query_id, params.cmc, params.decision)
+        for e in shortlisted
+    ]
     results = (executor or LocalExecutor()).map(tasks, progress)
     order = sorted(range(len(results)), key=lambda i: _rank_key(results[i], shortlisted[i].sha256))
     hits = [
-        Hit(rank=rank, exhibit=shortlisted[i], prefilter=float(scores[keep[i]]), cmc=int(results[i]["cmc"]), decision=str(results[i]["decision"]),
-            score=results[i]["ccf"], comparison=results[i])
+        Hit(
+            rank=rank,
+            exhibit=shortlisted[i],
+            prefilter=float(scores[keep[i]]),
+            cmc=int(results[i]["cmc"]),
+            decision=str(results[i]["decision"]),
+            score=results[i]["ccf"],
+            comparison=results[i],
+        )
         for rank, i in enumerate(order[: params.top], start=1)
     ]
     return SearchResult(query_id, len(candidates), len(shortlisted), time.perf_counter() - started, prefilter_s, hits)

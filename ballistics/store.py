@@ -18,34 +18,35 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
-from ballistics.files import copy_atomic, write_atomic
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
+    IMMEDIATE,
+    StoreError,
     bundle_ledger,
     cases,
     comparisons,
     create_engine,
     database_url,
     exhibits,
-    IMMEDIATE,
     labs,
     match_records,
     migrate,
     scans,
     signatures,
-    StoreError,
 )
 from ballistics.signature import SignatureParams, signature, signature_bytes
 
@@ -53,6 +54,8 @@ from ballistics.signature import SignatureParams, signature, signature_bytes
 DEFAULT_LAB = "local"
 #: ISO 3166 user-assigned code (CLDR's "unknown region"): the country of a lab known by id only.
 UNKNOWN_COUNTRY = "ZZ"
+
+
 @dataclass(frozen=True)
 class LabInfo:
     id: str
@@ -70,7 +73,15 @@ class ClassCharacteristics:
     ejector_position: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("calibre", self.calibre), ("firing_pin_shape", self.firing_pin_shape), ("ejector_position", self.ejector_position)) if v}
+        return {
+            k: v
+            for k, v in (
+                ("calibre", self.calibre),
+                ("firing_pin_shape", self.firing_pin_shape),
+                ("ejector_position", self.ejector_position),
+            )
+            if v
+        }
 
 
 @dataclass(frozen=True)
@@ -90,10 +101,18 @@ class Exhibit:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "lab": self.lab, "partner": self.partner, "case": self.case, "exhibit": self.exhibit,
-            "calibre": self.characteristics.calibre, "firing_pin_shape": self.characteristics.firing_pin_shape,
-            "ejector_position": self.characteristics.ejector_position, "sha256": self.sha256, "path": str(self.path),
-            "original_name": self.original_name, "added": self.added,
+            "id": self.id,
+            "lab": self.lab,
+            "partner": self.partner,
+            "case": self.case,
+            "exhibit": self.exhibit,
+            "calibre": self.characteristics.calibre,
+            "firing_pin_shape": self.characteristics.firing_pin_shape,
+            "ejector_position": self.characteristics.ejector_position,
+            "sha256": self.sha256,
+            "path": str(self.path),
+            "original_name": self.original_name,
+            "added": self.added,
         }
 
 
@@ -108,7 +127,7 @@ class AddResult:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -125,7 +144,7 @@ class Store:
         self._cache_key = self.signature_params.key(self.preprocess.as_dict())
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> "Store":
+    def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> Store:
         home = Path(home)
         home.mkdir(parents=True, exist_ok=True)
         engine = create_engine(database_url(home, url))
@@ -154,7 +173,9 @@ class Store:
             with self.engine.connect().execution_options(**{IMMEDIATE: immediate}) as conn, conn.begin():
                 yield conn
         except sa.exc.IntegrityError as exc:
-            raise StoreError(str(self.engine.url), f"the collection changed meanwhile or an id is taken: {str(exc.orig).splitlines()[0]}") from None
+            raise StoreError(
+                str(self.engine.url), f"the collection changed meanwhile or an id is taken: {str(exc.orig).splitlines()[0]}"
+            ) from None
 
     @contextmanager
     def _joined(self, conn: Connection | None) -> Iterator[Connection]:
@@ -193,7 +214,9 @@ class Store:
             if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
                 c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
 
-    def add_scan_file(self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None) -> str:
+    def add_scan_file(
+        self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None
+    ) -> str:
         """Copy a scan into the content-addressed store (if new) and cache its surface and signature."""
         path = Path(path)
         sha = sha256 or sha256_file(path)
@@ -207,8 +230,16 @@ class Store:
             if not target.exists():
                 copy_atomic(path, target)
             save_prepared(face, self.cache_file(sha))
-            c.execute(scans.insert().values(sha256=sha, file=str(target.relative_to(self.home)), original_name=path.name[:255],
-                                            format=fmt, size=target.stat().st_size, added=_now()))
+            c.execute(
+                scans.insert().values(
+                    sha256=sha,
+                    file=str(target.relative_to(self.home)),
+                    original_name=path.name[:255],
+                    format=fmt,
+                    size=target.stat().st_size,
+                    added=_now(),
+                )
+            )
             c.execute(signatures.insert().values(sha256=sha, key=self.cache_key, data=signature_bytes(sig)))
         return sha
 
@@ -240,13 +271,26 @@ class Store:
                 return _already(existing[0])
             self.ensure_lab(lab, partner=partner, conn=c)
             case_pk = self._case_pk(c, lab.id, case_id)
-            taken = c.execute(sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)).first()
+            taken = c.execute(
+                sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)
+            ).first()
             if taken is not None:
-                raise StoreError(path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id")
+                raise StoreError(
+                    path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
+                )
             self.add_scan_file(path, conn=c, sha256=sha, face=face)
-            c.execute(exhibits.insert().values(case_pk=case_pk, exhibit_id=exhibit_id, scan_sha256=sha, partner=partner, added=_now(),
-                                               calibre=characteristics.calibre, firing_pin_shape=characteristics.firing_pin_shape,
-                                               ejector_position=characteristics.ejector_position))
+            c.execute(
+                exhibits.insert().values(
+                    case_pk=case_pk,
+                    exhibit_id=exhibit_id,
+                    scan_sha256=sha,
+                    partner=partner,
+                    added=_now(),
+                    calibre=characteristics.calibre,
+                    firing_pin_shape=characteristics.firing_pin_shape,
+                    ejector_position=characteristics.ejector_position,
+                )
+            )
             added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
         return AddResult(added, True, f"added as exhibit {exhibit_id} of case {case_id} (lab {lab.id})")
 
@@ -268,8 +312,11 @@ class Store:
             c.execute(exhibits.delete().where(exhibits.c.id == exhibit.id))
             if c.execute(sa.select(exhibits.c.id).where(exhibits.c.case_pk == row.case_pk).limit(1)).first() is None:
                 c.execute(cases.delete().where(cases.c.pk == row.case_pk))
-            cited = c.execute(sa.select(comparisons.c.id).where(
-                (comparisons.c.reference_sha256 == exhibit.sha256) | (comparisons.c.questioned_sha256 == exhibit.sha256)).limit(1)).first()
+            cited = c.execute(
+                sa.select(comparisons.c.id)
+                .where((comparisons.c.reference_sha256 == exhibit.sha256) | (comparisons.c.questioned_sha256 == exhibit.sha256))
+                .limit(1)
+            ).first()
             if cited is None:
                 c.execute(signatures.delete().where(signatures.c.sha256 == exhibit.sha256))
                 c.execute(scans.delete().where(scans.c.sha256 == exhibit.sha256))
@@ -280,8 +327,13 @@ class Store:
         return exhibit
 
     def add_comparison(
-        self, document: dict[str, Any], reference: Path, questioned: Path, *,
-        faces: tuple[BreechFace, BreechFace] | None = None, conn: Connection | None = None,
+        self,
+        document: dict[str, Any],
+        reference: Path,
+        questioned: Path,
+        *,
+        faces: tuple[BreechFace, BreechFace] | None = None,
+        conn: Connection | None = None,
     ) -> int:
         """Store a comparison (``Comparison.to_dict()``), with both scans kept in the store.
 
@@ -291,22 +343,48 @@ class Store:
         with self._joined(conn) as c:
             ref = self.add_scan_file(reference, conn=c, sha256=str(document["reference"]["sha256"]), face=ref_face)
             qst = self.add_scan_file(questioned, conn=c, sha256=str(document["questioned"]["sha256"]), face=qst_face)
-            result = c.execute(comparisons.insert().values(reference_sha256=ref, questioned_sha256=qst, cmc=int(document["cmc"]),
-                                                           decision=str(document["decision"]), document=json.dumps(document, sort_keys=True, default=str), created=_now()))
+            result = c.execute(
+                comparisons.insert().values(
+                    reference_sha256=ref,
+                    questioned_sha256=qst,
+                    cmc=int(document["cmc"]),
+                    decision=str(document["decision"]),
+                    document=json.dumps(document, sort_keys=True, default=str),
+                    created=_now(),
+                )
+            )
             return int(result.inserted_primary_key[0])
 
     def add_record(self, record: dict[str, Any], *, comparison_id: int | None = None, conn: Connection | None = None) -> None:
         """Store a validated match record (the caller validated it with ``records.build_record``)."""
         with self._joined(conn) as c:
-            c.execute(match_records.insert().values(record_id=record["record_id"], comparison_id=comparison_id, lab_id=record["lab"]["id"],
-                                                    case_id=record["case_id"], document=json.dumps(record, sort_keys=True), created=record["created"]))
+            c.execute(
+                match_records.insert().values(
+                    record_id=record["record_id"],
+                    comparison_id=comparison_id,
+                    lab_id=record["lab"]["id"],
+                    case_id=record["case_id"],
+                    document=json.dumps(record, sort_keys=True),
+                    created=record["created"],
+                )
+            )
 
-    def add_ledger_entry(self, entry: "LedgerEntry", *, conn: Connection) -> None:
+    def add_ledger_entry(self, entry: LedgerEntry, *, conn: Connection) -> None:
         """Record an imported bundle, in the transaction that stores its content."""
-        conn.execute(bundle_ledger.insert().values(
-            bundle_id=entry.bundle_id, sender_lab=entry.sender_lab, sender_key_id=entry.sender_key_id, sequence=entry.sequence,
-            header_hash=entry.header_hash, kind=entry.kind, path=entry.path, details=json.dumps(entry.details, sort_keys=True),
-            imported=entry.imported or _now(), receipt_sha256=entry.receipt_sha256))
+        conn.execute(
+            bundle_ledger.insert().values(
+                bundle_id=entry.bundle_id,
+                sender_lab=entry.sender_lab,
+                sender_key_id=entry.sender_key_id,
+                sequence=entry.sequence,
+                header_hash=entry.header_hash,
+                kind=entry.kind,
+                path=entry.path,
+                details=json.dumps(entry.details, sort_keys=True),
+                imported=entry.imported or _now(),
+                receipt_sha256=entry.receipt_sha256,
+            )
+        )
 
     def set_receipt(self, bundle_id: str, receipt_sha256: str) -> None:
         with self.transaction() as c:
@@ -314,7 +392,7 @@ class Store:
 
     # --- reads ---
 
-    def ledger_entry(self, bundle_id: str, *, conn: Connection | None = None) -> "LedgerEntry | None":
+    def ledger_entry(self, bundle_id: str, *, conn: Connection | None = None) -> LedgerEntry | None:
         with self._reading(conn) as c:
             row = c.execute(sa.select(bundle_ledger).where(bundle_ledger.c.bundle_id == bundle_id)).first()
         return None if row is None else _ledger_entry(row)
@@ -322,11 +400,18 @@ class Store:
     def last_sequence(self, sender_lab: str, *, conn: Connection | None = None) -> int:
         """The highest sequence number imported from this lab (0 when none)."""
         with self._reading(conn) as c:
-            return int(c.execute(sa.select(sa.func.max(bundle_ledger.c.sequence)).where(bundle_ledger.c.sender_lab == sender_lab)).scalar() or 0)
+            return int(
+                c.execute(sa.select(sa.func.max(bundle_ledger.c.sequence)).where(bundle_ledger.c.sender_lab == sender_lab)).scalar() or 0
+            )
 
-    def ledger(self) -> list["LedgerEntry"]:
+    def ledger(self) -> list[LedgerEntry]:
         with self.engine.connect() as c:
-            return [_ledger_entry(row) for row in c.execute(sa.select(bundle_ledger).order_by(bundle_ledger.c.imported, bundle_ledger.c.sender_lab, bundle_ledger.c.sequence))]
+            return [
+                _ledger_entry(row)
+                for row in c.execute(
+                    sa.select(bundle_ledger).order_by(bundle_ledger.c.imported, bundle_ledger.c.sender_lab, bundle_ledger.c.sequence)
+                )
+            ]
 
     def record(self, record_id: str, *, conn: Connection | None = None) -> dict[str, Any] | None:
         with self._reading(conn) as c:
@@ -353,7 +438,11 @@ class Store:
             return [json.loads(row.document) for row in c.execute(query)]
 
     def exhibits(self, *, calibre: str | None = None, firing_pin_shape: str | None = None, lab: str | None = None) -> list[Exhibit]:
-        clauses = [col == value for col, value in ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape), (cases.c.lab_id, lab)) if value is not None]
+        clauses = [
+            col == value
+            for col, value in ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape), (cases.c.lab_id, lab))
+            if value is not None
+        ]
         with self.engine.connect() as c:
             return self._exhibit_rows(c, *clauses)
 
@@ -371,8 +460,10 @@ class Store:
         out: dict[str, bytes] = {}
         with self.engine.connect() as c:
             for start in range(0, len(shas), 500):
-                chunk = list(shas[start:start + 500])
-                query = sa.select(signatures.c.sha256, signatures.c.data).where(signatures.c.key == self.cache_key, signatures.c.sha256.in_(chunk))
+                chunk = list(shas[start : start + 500])
+                query = sa.select(signatures.c.sha256, signatures.c.data).where(
+                    signatures.c.key == self.cache_key, signatures.c.sha256.in_(chunk)
+                )
                 out.update({row.sha256: row.data for row in c.execute(query)})
         return out
 
@@ -404,9 +495,18 @@ class Store:
             .order_by(exhibits.c.id)
         )
         return [
-            Exhibit(id=r.id, lab=r.lab_id, partner=bool(r.partner), case=r.case_id, exhibit=r.exhibit_id,
-                    characteristics=ClassCharacteristics(r.calibre, r.firing_pin_shape, r.ejector_position),
-                    sha256=r.scan_sha256, path=self.home / r.file, original_name=r.original_name, added=r.added)
+            Exhibit(
+                id=r.id,
+                lab=r.lab_id,
+                partner=bool(r.partner),
+                case=r.case_id,
+                exhibit=r.exhibit_id,
+                characteristics=ClassCharacteristics(r.calibre, r.firing_pin_shape, r.ejector_position),
+                sha256=r.scan_sha256,
+                path=self.home / r.file,
+                original_name=r.original_name,
+                added=r.added,
+            )
             for r in conn.execute(query)
         ]
 
@@ -428,12 +528,24 @@ class LedgerEntry:
 
 
 def _ledger_entry(row: Any) -> LedgerEntry:
-    return LedgerEntry(row.bundle_id, row.sender_lab, row.sender_key_id, int(row.sequence), row.header_hash, row.kind, row.path,
-                       json.loads(row.details), row.imported, row.receipt_sha256)
+    return LedgerEntry(
+        row.bundle_id,
+        row.sender_lab,
+        row.sender_key_id,
+        int(row.sequence),
+        row.header_hash,
+        row.kind,
+        row.path,
+        json.loads(row.details),
+        row.imported,
+        row.receipt_sha256,
+    )
 
 
 def _already(known: Exhibit) -> AddResult:
-    return AddResult(known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed")
+    return AddResult(
+        known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed"
+    )
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -444,16 +556,27 @@ def _readable(path: Path) -> Path:
     return path
 
 
-
 def save_prepared(face: BreechFace, path: Path) -> None:
     """The working surface as an ``.npz`` of plain arrays and JSON (no pickles), atomically."""
-    meta: dict[str, Any] = {"spacing_m": face.spacing_m, "mode": face.mode, "primer_center_px": face.primer_center_px,
-                            "primer_radius_px": face.primer_radius_px, "firing_pin": None}
+    meta: dict[str, Any] = {
+        "spacing_m": face.spacing_m,
+        "mode": face.mode,
+        "primer_center_px": face.primer_center_px,
+        "primer_radius_px": face.primer_radius_px,
+        "firing_pin": None,
+    }
     arrays: dict[str, np.ndarray] = {"surface": np.asarray(face.surface, np.float32)}
     if face.firing_pin is not None:
         fp = face.firing_pin
-        meta["firing_pin"] = {"center_px": list(fp.center_px), "radius_px": fp.radius_px, "extent_px": fp.extent_px, "shape": fp.shape,
-                              "axis_ratio": fp.axis_ratio, "rectangularity": fp.rectangularity, "spacing_m": fp.spacing_m}
+        meta["firing_pin"] = {
+            "center_px": list(fp.center_px),
+            "radius_px": fp.radius_px,
+            "extent_px": fp.extent_px,
+            "shape": fp.shape,
+            "axis_ratio": fp.axis_ratio,
+            "rectangularity": fp.rectangularity,
+            "spacing_m": fp.spacing_m,
+        }
         arrays["firing_pin_patch"] = np.asarray(fp.patch)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
@@ -466,9 +589,27 @@ def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
         surface = data["surface"].astype(np.float64)
         patch = data["firing_pin_patch"] if "firing_pin_patch" in data.files else None
     fp = meta["firing_pin"]
-    firing_pin = None if fp is None else FiringPinImpression(
-        center_px=tuple(fp["center_px"]), radius_px=fp["radius_px"], extent_px=fp["extent_px"], shape=fp["shape"],
-        axis_ratio=fp["axis_ratio"], rectangularity=fp["rectangularity"], patch=patch, spacing_m=fp["spacing_m"])
+    firing_pin = (
+        None
+        if fp is None
+        else FiringPinImpression(
+            center_px=tuple(fp["center_px"]),
+            radius_px=fp["radius_px"],
+            extent_px=fp["extent_px"],
+            shape=fp["shape"],
+            axis_ratio=fp["axis_ratio"],
+            rectangularity=fp["rectangularity"],
+            patch=patch,
+            spacing_m=fp["spacing_m"],
+        )
+    )
     centre = meta["primer_center_px"]
-    return BreechFace(surface=surface, spacing_m=meta["spacing_m"], mode=meta["mode"], primer_center_px=tuple(centre) if centre else None,
-                      primer_radius_px=meta["primer_radius_px"], firing_pin=firing_pin, params=params)
+    return BreechFace(
+        surface=surface,
+        spacing_m=meta["spacing_m"],
+        mode=meta["mode"],
+        primer_center_px=tuple(centre) if centre else None,
+        primer_radius_px=meta["primer_radius_px"],
+        firing_pin=firing_pin,
+        params=params,
+    )

@@ -27,11 +27,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -199,7 +200,9 @@ def to_firearm_frame(heights: np.ndarray, rotation_deg: float, shift_um: tuple[f
     ).astype(np.float64)
 
 
-def render_image(heights: np.ndarray, spacing_m: float = PIXEL_M, azimuth_deg: float = 135.0, elevation_deg: float = 25.0, exaggeration: float = 12.0) -> np.ndarray:
+def render_image(
+    heights: np.ndarray, spacing_m: float = PIXEL_M, azimuth_deg: float = 135.0, elevation_deg: float = 25.0, exaggeration: float = 12.0
+) -> np.ndarray:
     """An 8-bit image of the surface lit obliquely, as a comparison microscope shows it.
 
     Light comes from ``azimuth_deg`` (counter-clockwise from +x) at ``elevation_deg`` above the
@@ -252,7 +255,17 @@ def write_sample_set(out_dir: str | Path, firearms: list[Firearm], shots: int, s
         for shot in range(1, shots + 1):
             case = fire(firearm, shot, seed)
             paths.append(write_case(case, out_dir))
-            rows.append([paths[-1].name, firearm.id, firearm.family, firearm.firing_pin_shape, f"{case.rotation_deg:.3f}", f"{case.shift_um[0]:.1f}", f"{case.shift_um[1]:.1f}"])
+            rows.append(
+                [
+                    paths[-1].name,
+                    firearm.id,
+                    firearm.family,
+                    firearm.firing_pin_shape,
+                    f"{case.rotation_deg:.3f}",
+                    f"{case.shift_um[0]:.1f}",
+                    f"{case.shift_um[1]:.1f}",
+                ]
+            )
             if progress is not None:
                 progress(len(paths), total)
     text = io.StringIO()
@@ -381,7 +394,9 @@ def _firing_pin(firearm: Firearm, size: int) -> np.ndarray:
     return (_blur((-depth * crater).astype(np.float32), 1.0) + texture + lip).astype(np.float32)
 
 
-def _transferred_marks(firearm: Firearm, rng: np.random.Generator, size: int, primer_r: float, x: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+def _transferred_marks(
+    firearm: Firearm, rng: np.random.Generator, size: int, primer_r: float, x: np.ndarray, y: np.ndarray, r: np.ndarray
+) -> np.ndarray:
     """What one shot leaves on the primer: breech-face marks weighted by uneven contact, plus primer roughness."""
     theta = np.arctan2(y, x)
     contact = 1 - 0.45 * (r / np.float32(primer_r)) ** 4

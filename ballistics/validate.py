@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -84,8 +84,16 @@ class Validation:
             "known_match": describe(self.counts(True)),
             "known_non_match": describe(self.counts(False)),
             "auc": round(self.auc(), 4),
-            "original_rule": {"known_match": describe(self.counts(True, "original")), "known_non_match": describe(self.counts(False, "original")), "auc": round(self.auc("original"), 4)},
-            "high_cmc_rule": {"known_match": describe(self.counts(True, "high")), "known_non_match": describe(self.counts(False, "high")), "auc": round(self.auc("high"), 4)},
+            "original_rule": {
+                "known_match": describe(self.counts(True, "original")),
+                "known_non_match": describe(self.counts(False, "original")),
+                "auc": round(self.auc("original"), 4),
+            },
+            "high_cmc_rule": {
+                "known_match": describe(self.counts(True, "high")),
+                "known_non_match": describe(self.counts(False, "high")),
+                "auc": round(self.auc("high"), 4),
+            },
             "identification_threshold": self.decision.identification_cmc,
             "false_identifications": self.false_identifications,
             "missed_identifications": self.missed_identifications,
@@ -237,6 +245,8 @@ def write_pairs(validation: Validation, target: Path) -> Path:
     writer = csv.writer(buffer)
     writer.writerow(["reference", "questioned", "same_source", "cmc", "cmc_original", "cmc_high", "decision", "rotation_deg"])
     for p in validation.pairs:
-        writer.writerow([p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.cmc_high, p.decision, round(p.rotation_deg, 2)])
+        writer.writerow(
+            [p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.cmc_high, p.decision, round(p.rotation_deg, 2)]
+        )
     write_atomic(Path(target), buffer.getvalue().encode())
     return Path(target)

@@ -16,13 +16,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from exchange_support import make_lab  # noqa: E402
+from exchange_support import make_lab
 
-from exchange.audit import AuditLog  # noqa: E402
-from exchange.audit_verify import verify_log  # noqa: E402
+from exchange.audit import AuditLog
+from exchange.audit_verify import verify_log
 
-DETAILS = {"reference": {"path": "K1.x3p", "sha256": "a" * 64}, "questioned": {"path": "Q1.x3p", "sha256": "b" * 64},
-           "decision": "identification", "cmc": 14, "cmc_original": 14, "cmc_high": 16, "rule": "original"}
+DETAILS = {
+    "reference": {"path": "K1.x3p", "sha256": "a" * 64},
+    "questioned": {"path": "Q1.x3p", "sha256": "b" * 64},
+    "decision": "identification",
+    "cmc": 14,
+    "cmc_original": 14,
+    "cmc_high": 16,
+    "rule": "original",
+}
 
 
 def main(events: int) -> None:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ from exchange.trust import TrustStore  # noqa: E402
 MB = 1_000_000
 PASSPHRASE = b"benchmark passphrase"
 CHEAP = IdentityParameters(protection=KeyProtection(n=2**14))
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def setup(root: Path, size_mb: int) -> None:
@@ -44,13 +44,27 @@ def setup(root: Path, size_mb: int) -> None:
     TrustStore.open(root / "uk").trust(fr.card, fr.card.fingerprint, where="bench")
     TrustStore.open(root / "fr").trust(uk.card, uk.card.fingerprint, where="bench")
     comparison = {
-        "reference": {"path": "K1.x3p", "sha256": "a" * 64}, "questioned": {"path": "Q1.x3p", "sha256": "b" * 64},
-        "cmc": 12, "cmc_forward": 12, "cmc_backward": 13, "cells_compared": 40, "ccf": 0.5, "rotation_deg": 3.0,
-        "translation_um": [6.25, 0.0], "firing_pin": None, "decision": "identification",
-        "method": {"name": "cmc"}, "software": {"name": "ballistics", "version": "bench"},
+        "reference": {"path": "K1.x3p", "sha256": "a" * 64},
+        "questioned": {"path": "Q1.x3p", "sha256": "b" * 64},
+        "cmc": 12,
+        "cmc_forward": 12,
+        "cmc_backward": 13,
+        "cells_compared": 40,
+        "ccf": 0.5,
+        "rotation_deg": 3.0,
+        "translation_um": [6.25, 0.0],
+        "firing_pin": None,
+        "decision": "identification",
+        "method": {"name": "cmc"},
+        "software": {"name": "ballistics", "version": "bench"},
     }
-    record = build_record(comparison, lab={"id": "UK-FSL", "name": "UK lab", "country": "GB"}, case_id="BENCH",
-                          exhibits=("K1", "Q1"), examiner={"name": "Bench"})
+    record = build_record(
+        comparison,
+        lab={"id": "UK-FSL", "name": "UK lab", "country": "GB"},
+        case_id="BENCH",
+        exhibits=("K1", "Q1"),
+        examiner={"name": "Bench"},
+    )
     write_record(record, root / "record.json")
     block = os.urandom(1 << 20)
     with open(root / "scan.x3p", "wb") as handle:
@@ -76,8 +90,16 @@ def child(task: str, root: Path, size_mb: int) -> dict:
             aead.encrypt(nonce(counter, False), chunk, aad)
     elif task == "export":
         uk = load_identity(root / "uk", PASSPHRASE)
-        export_bundle(root / "uk", uk, TrustStore.open(root / "uk"), root / "out.bfx", recipients=["FR-IRCGN"],
-                      records=[root / "record.json"], scans=[root / "scan.x3p"], now=NOW)
+        export_bundle(
+            root / "uk",
+            uk,
+            TrustStore.open(root / "uk"),
+            root / "out.bfx",
+            recipients=["FR-IRCGN"],
+            records=[root / "record.json"],
+            scans=[root / "scan.x3p"],
+            now=NOW,
+        )
     elif task == "verify":
         fr = load_identity(root / "fr", PASSPHRASE)
         open_bundle(root / "out.bfx", fr, TrustStore.open(root / "fr"), now=NOW)
@@ -86,8 +108,7 @@ def child(task: str, root: Path, size_mb: int) -> dict:
 
 
 def measure(task: str, root: Path, size_mb: int) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", task, str(root), str(size_mb)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, __file__, "--child", task, str(root), str(size_mb)], capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["mb_per_s"] = size_mb / result["seconds"]
     return result

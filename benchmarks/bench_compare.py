@@ -89,7 +89,9 @@ def main() -> None:
 
     ours, base = statistics.median(ours_times), statistics.median(base_times)
     print()
-    print(f"ours:     median {ours:.3f} s per comparison over {len(ours_times)} pairs (max {max(ours_times):.3f} s), peak traced memory {max(ours_peaks) / 2**20:.1f} MB")
+    print(
+        f"ours:     median {ours:.3f} s per comparison over {len(ours_times)} pairs (max {max(ours_times):.3f} s), peak traced memory {max(ours_peaks) / 2**20:.1f} MB"
+    )
     print(f"baseline: median {base:.3f} s per comparison over {len(base_times)} pairs, peak traced memory {max(base_peaks) / 2**20:.1f} MB")
     print(f"speed-up: {base / ours:.1f}x")
 

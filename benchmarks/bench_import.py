@@ -49,10 +49,17 @@ def main() -> None:
         lab = {"id": "UK-FSL", "name": "Laboratory UK-FSL", "country": "GB"}
         started = time.perf_counter()
         for index in range(args.bundles):
-            records = [write_record(build_record(comparison_dict(), lab=lab, case_id=f"C-{index}", exhibits=("K1", f"Q{n}"), examiner={"name": "A"}),
-                                    root / f"r{n}.json") for n in range(RECORDS_PER_BUNDLE)]
+            records = [
+                write_record(
+                    build_record(comparison_dict(), lab=lab, case_id=f"C-{index}", exhibits=("K1", f"Q{n}"), examiner={"name": "A"}),
+                    root / f"r{n}.json",
+                )
+                for n in range(RECORDS_PER_BUNDLE)
+            ]
             export_bundle(uk.home, uk.identity, uk.trust, inbox / f"b{index:04d}.bfx", recipients=["FR-IRCGN"], records=records)
-        print(f"prepared {args.bundles} bundles of {RECORDS_PER_BUNDLE} records in {time.perf_counter() - started:.1f} s; peak RSS {peak_mb():.0f} MB")
+        print(
+            f"prepared {args.bundles} bundles of {RECORDS_PER_BUNDLE} records in {time.perf_counter() - started:.1f} s; peak RSS {peak_mb():.0f} MB"
+        )
 
         paths = sorted(inbox.glob("*.bfx"))
         trust = fr.trust

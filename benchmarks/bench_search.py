@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 from ballistics import synth  # noqa: E402
 from ballistics.preprocess import BreechFace, prepare  # noqa: E402
 from ballistics.scan import save_x3p  # noqa: E402
+from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
 from ballistics.search import LocalExecutor, SearchParams, prefilter, search  # noqa: E402
 from ballistics.signature import signature, signature_bytes  # noqa: E402
-from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
 from ballistics.store import LabInfo, Store, save_prepared  # noqa: E402
 
 LAB = LabInfo("BENCH", "benchmark lab")
@@ -83,7 +83,16 @@ def add_fillers(store: Store, bases: list[BreechFace], count: int, rng: np.rando
             link = store.cache_file(sha)
             link.parent.mkdir(parents=True, exist_ok=True)
             os.link(cache, link)
-            rows_scan.append({"sha256": sha, "file": str(link.relative_to(store.home)), "original_name": "filler", "format": "x3p", "size": 0, "added": "-"})
+            rows_scan.append(
+                {
+                    "sha256": sha,
+                    "file": str(link.relative_to(store.home)),
+                    "original_name": "filler",
+                    "format": "x3p",
+                    "size": 0,
+                    "added": "-",
+                }
+            )
             rows_exhibit.append({"case_pk": case_pk, "exhibit_id": f"F{n}", "scan_sha256": sha, "partner": False, "added": "-"})
             rows_sig.append({"sha256": sha, "key": store.cache_key, "data": signature_bytes(derived)})
         conn.execute(scans.insert(), rows_scan)
@@ -132,9 +141,11 @@ def run() -> None:
             rerank_s = result.elapsed_s - result.prefilter_s
             per_comparison = rerank_s * args.workers / max(result.shortlisted, 1)
             baseline = per_comparison * result.searched / args.workers
-            print(f"collection {result.searched:>6}: prefilter {result.prefilter_s:6.2f} s, end to end {result.elapsed_s:6.1f} s "
-                  f"(top-1 {result.candidates[0].exhibit.case}, CMC {result.candidates[0].cmc}); prefilter recall {kept}/{len(queries)} "
-                  f"at shortlist {args.shortlist}; baseline without prefilter ~{baseline:,.0f} s ({baseline / result.elapsed_s:,.0f}x slower)")
+            print(
+                f"collection {result.searched:>6}: prefilter {result.prefilter_s:6.2f} s, end to end {result.elapsed_s:6.1f} s "
+                f"(top-1 {result.candidates[0].exhibit.case}, CMC {result.candidates[0].cmc}); prefilter recall {kept}/{len(queries)} "
+                f"at shortlist {args.shortlist}; baseline without prefilter ~{baseline:,.0f} s ({baseline / result.elapsed_s:,.0f}x slower)"
+            )
         store.close()
 
 

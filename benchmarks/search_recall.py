@@ -17,12 +17,12 @@ questioned scan itself out):
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import contextlib
 import io
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ def build(home: Path, files: list[Path]) -> Store:
 
 def prefilter_recall(store: Store, truth: dict[str, str]) -> dict[int, tuple[float, float]]:
     exhibits = store.exhibits()
-    hits_any = {n: 0 for n in SHORTLISTS}
+    hits_any = dict.fromkeys(SHORTLISTS, 0)
     fractions: dict[int, list[float]] = {n: [] for n in SHORTLISTS}
     for query in exhibits:
         others = [e for e in exhibits if e.sha256 != query.sha256]
@@ -95,7 +95,9 @@ def rerank_all(store: Store, truth: dict[str, str], shortlist: int, rotated_ever
     at_one = sum(r == 1 for r in first_ranks)
     print(f"same-firearm case at rank 1: {at_one}/{len(first_ranks)}; ranks other than 1: {[r for r in first_ranks if r != 1]}")
     if rotation_same:
-        print(f"rotated queries: same top-1 {sum(b for _, b in rotation_same)}/{len(rotation_same)}, same top-3 {sum(a for a, _ in rotation_same)}/{len(rotation_same)}")
+        print(
+            f"rotated queries: same top-1 {sum(b for _, b in rotation_same)}/{len(rotation_same)}, same top-3 {sum(a for a, _ in rotation_same)}/{len(rotation_same)}"
+        )
     print(f"elapsed {time.perf_counter() - started:.0f} s (shortlist {shortlist}, {workers} workers)")
 
 
@@ -115,7 +117,9 @@ def run() -> None:
         with tempfile.TemporaryDirectory(prefix="search-recall-") as tmp:
             started = time.perf_counter()
             store = build(Path(tmp), files)
-            print(f"{name}: {len(files)} cases, {len(set(truth.values()))} firearms; collection built in {time.perf_counter() - started:.1f} s")
+            print(
+                f"{name}: {len(files)} cases, {len(set(truth.values()))} firearms; collection built in {time.perf_counter() - started:.1f} s"
+            )
             print(" N   shortlist holds a same-firearm case   mean fraction of same-firearm cases kept")
             for n, (any_kept, fraction) in prefilter_recall(store, truth).items():
                 print(f"{n:>2}   {any_kept:>6.3f}                               {fraction:.3f}")

@@ -22,11 +22,12 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from ballistics.errors import UsageError
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
@@ -67,7 +68,7 @@ class Actor:
     examiner: str | None = None
 
     @classmethod
-    def current(cls, home: Path, examiner: str | None = None) -> "Actor":
+    def current(cls, home: Path, examiner: str | None = None) -> Actor:
         try:
             lab: str | None = load_card(home).lab.id
         except MissingIdentityError:
@@ -118,7 +119,7 @@ class Entry:
 def parse_since(text: str) -> datetime:
     """``--since``: a UTC date (midnight) or a full RFC 3339 UTC time."""
     try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         pass
     try:
@@ -219,7 +220,9 @@ class AuditLog:
             key = load_audit_key(self.home)
             if key is None:
                 return
-            last = self._write(fd, self._tail(fd, now), AUDIT_KEY_RETIRED, {"key_id": key.certificate.key_id, "reason": reason}, self.actor, now)
+            last = self._write(
+                fd, self._tail(fd, now), AUDIT_KEY_RETIRED, {"key_id": key.certificate.key_id, "reason": reason}, self.actor, now
+            )
             self._write_head(fd, last, key, now)
             audit_key_path(self.home).unlink()
 
@@ -272,8 +275,13 @@ class AuditLog:
 
     def _write(self, fd: int, last: Entry | None, event_type: str, details: dict[str, Any], actor: Actor, now: datetime | None) -> Entry:
         record = {
-            "v": RECORD_VERSION, "seq": 1 if last is None else last.seq + 1, "time": format_time(now or now_utc()),
-            "type": event_type, "actor": actor.to_json(), "details": details, "prev": GENESIS if last is None else last.sha256,
+            "v": RECORD_VERSION,
+            "seq": 1 if last is None else last.seq + 1,
+            "time": format_time(now or now_utc()),
+            "type": event_type,
+            "actor": actor.to_json(),
+            "details": details,
+            "prev": GENESIS if last is None else last.sha256,
         }
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
@@ -282,8 +290,13 @@ class AuditLog:
 
     def _write_head(self, fd: int, last: Entry, key: AuditKey, now: datetime | None) -> Entry:
         unsigned = {
-            "v": RECORD_VERSION, "seq": last.seq + 1, "time": format_time(now or now_utc()), "type": HEAD,
-            "actor": self.actor.to_json(), "details": {"key_id": key.certificate.key_id}, "prev": last.sha256,
+            "v": RECORD_VERSION,
+            "seq": last.seq + 1,
+            "time": format_time(now or now_utc()),
+            "type": HEAD,
+            "actor": self.actor.to_json(),
+            "details": {"key_id": key.certificate.key_id},
+            "prev": last.sha256,
         }
         signature = key.signing.sign(DOMAIN_HEAD, head_message(unsigned))
         record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_json()}}

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
@@ -75,15 +76,17 @@ class AuditCertificate:
         return {"body": self.body, "signature": self.signature.to_json()}
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> "AuditCertificate":
+    def from_json(cls, doc: object, *, where: str) -> AuditCertificate:
         if not isinstance(doc, dict) or set(doc) != {"body", "signature"}:
             raise AuditKeyError(where, "an audit key certificate has exactly the fields body and signature")
         body = doc["body"]
         if not isinstance(body, dict) or set(body) != CERTIFICATE_FIELDS or body["type"] != CERTIFICATE_TYPE or body["version"] != 1:
             raise AuditKeyError(where, f"certificate body must be a version-1 {CERTIFICATE_TYPE} with fields {sorted(CERTIFICATE_FIELDS)}")
         keys = body["keys"]
-        if not isinstance(keys, dict) or set(keys) != set(PUBLIC_KEY_BYTES) or any(
-            len(b64decode(keys[name], where=where, error=AuditKeyError)) != size for name, size in PUBLIC_KEY_BYTES.items()
+        if (
+            not isinstance(keys, dict)
+            or set(keys) != set(PUBLIC_KEY_BYTES)
+            or any(len(b64decode(keys[name], where=where, error=AuditKeyError)) != size for name, size in PUBLIC_KEY_BYTES.items())
         ):
             raise AuditKeyError(where, "certificate keys must be an Ed25519 and an ML-DSA-65 public key")
         return cls(body, HybridSignature.from_json(doc["signature"], where=where, error=AuditKeyError))
@@ -102,9 +105,7 @@ class AuditKey:
 
 
 def _signing_key(seeds: bytes) -> HybridSigningKey:
-    return HybridSigningKey(
-        ed25519.Ed25519PrivateKey.from_private_bytes(seeds[:32]), mldsa.MLDSA65PrivateKey.from_seed_bytes(seeds[32:])
-    )
+    return HybridSigningKey(ed25519.Ed25519PrivateKey.from_private_bytes(seeds[:32]), mldsa.MLDSA65PrivateKey.from_seed_bytes(seeds[32:]))
 
 
 def audit_key_path(home: Path) -> Path:
@@ -116,7 +117,10 @@ def create_audit_key(identity: Identity, now: datetime, rng: Callable[[int], byt
     seeds = rng(SEED_BYTES)
     public = _signing_key(seeds).verify_key()
     body = {
-        "type": CERTIFICATE_TYPE, "version": 1, "lab": identity.card.lab.id, "identity_key_id": identity.card.key_id,
+        "type": CERTIFICATE_TYPE,
+        "version": 1,
+        "lab": identity.card.lab.id,
+        "identity_key_id": identity.card.key_id,
         "keys": {"ed25519": b64encode(public.ed25519.public_bytes_raw()), "ml_dsa_65": b64encode(public.ml_dsa_65.public_bytes_raw())},
         "created": format_time(now),
     }
@@ -140,8 +144,10 @@ def load_audit_key(home: Path) -> AuditKey | None:
         raise AuditKeyError(path, f"unreadable audit signing key: {exc}") from None
     if not isinstance(doc, dict) or doc.get("type") != KEY_FILE_TYPE or doc.get("version") != 1:
         raise AuditKeyError(path, f"not a version-1 {KEY_FILE_TYPE} file")
-    key = AuditKey(AuditCertificate.from_json(doc.get("certificate"), where=str(path)),
-                   b64decode(doc.get("seeds"), where=str(path), error=AuditKeyError))
+    key = AuditKey(
+        AuditCertificate.from_json(doc.get("certificate"), where=str(path)),
+        b64decode(doc.get("seeds"), where=str(path), error=AuditKeyError),
+    )
     if len(key.seeds) != SEED_BYTES or _raw(key.signing.verify_key()) != _raw(key.certificate.verify_key):
         raise AuditKeyError(path, "the audit signing key does not match its certificate")
     return key

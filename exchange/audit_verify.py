@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from exchange.audit import (
-    AUDIT_KEY, HEAD, HEAD_NAME, GENESIS, HEX64, DOMAIN_HEAD, AuditLog, AuditLogError, AuditTamperedError, head_message, line_hash,
+    AUDIT_KEY,
+    DOMAIN_HEAD,
+    GENESIS,
+    HEAD,
+    HEAD_NAME,
+    HEX64,
+    AuditLog,
+    AuditLogError,
+    AuditTamperedError,
+    head_message,
+    line_hash,
     parse_record,
 )
 from exchange.audit_key import AuditCertificate, own_cards
@@ -64,10 +74,17 @@ class AuditReport:
     def to_json(self) -> dict[str, Any]:
         first = self.first_break
         return {
-            "path": self.path, "status": "intact" if self.intact else "broken", "lines": self.lines, "events": self.events,
-            "heads": self.heads, "signed_through_line": self.signed_through, "unsigned_tail": self.unsigned_tail,
-            "last_sha256": self.last_sha256, "signers": list(self.signers),
-            "first_break": first.to_json() if first else None, "problems": [p.to_json() for p in self.problems],
+            "path": self.path,
+            "status": "intact" if self.intact else "broken",
+            "lines": self.lines,
+            "events": self.events,
+            "heads": self.heads,
+            "signed_through_line": self.signed_through,
+            "unsigned_tail": self.unsigned_tail,
+            "last_sha256": self.last_sha256,
+            "signers": list(self.signers),
+            "first_break": first.to_json() if first else None,
+            "problems": [p.to_json() for p in self.problems],
         }
 
     def raise_if_broken(self) -> None:
@@ -95,8 +112,14 @@ def verify_log(home: Path) -> AuditReport:
     if head_problem is not None:
         problems.append(head_problem)
     return AuditReport(
-        str(log.path), len(lines), checker.records - checker.heads, checker.heads, checker.signed_through,
-        line_hash(lines[-1]) if lines else None, tuple(checker.keys), tuple(sorted(problems, key=lambda p: (p.line, p.kind))),
+        str(log.path),
+        len(lines),
+        checker.records - checker.heads,
+        checker.heads,
+        checker.signed_through,
+        line_hash(lines[-1]) if lines else None,
+        tuple(checker.keys),
+        tuple(sorted(problems, key=lambda p: (p.line, p.kind))),
     )
 
 
@@ -121,7 +144,13 @@ class _Chain:
                 self.mismatches.add(number)
             if record["seq"] != self.expected_seq:
                 kind = "sequence_gap" if record["seq"] > self.expected_seq else "sequence_order"
-                self.problems.append(Problem(number, kind, f"sequence number {record['seq']} where {self.expected_seq} was expected: lines are missing or out of order here"))
+                self.problems.append(
+                    Problem(
+                        number,
+                        kind,
+                        f"sequence number {record['seq']} where {self.expected_seq} was expected: lines are missing or out of order here",
+                    )
+                )
             if record["type"] == AUDIT_KEY:
                 self._certificate(number, record["details"])
             elif record["type"] == HEAD:
@@ -136,7 +165,13 @@ class _Chain:
             certificate = AuditCertificate.from_json(details.get("certificate"), where=where)
             card = self.cards.get(certificate.identity_key_id)
             if card is None:
-                self.problems.append(Problem(number, "unknown_signer", f"audit key certified by identity {certificate.identity_key_id[:16]}, which is not one of this lab's keys"))
+                self.problems.append(
+                    Problem(
+                        number,
+                        "unknown_signer",
+                        f"audit key certified by identity {certificate.identity_key_id[:16]}, which is not one of this lab's keys",
+                    )
+                )
                 return
             certificate.verify(card, where=where)
         except BadSignatureError as exc:
@@ -158,7 +193,13 @@ class _Chain:
             return
         key = self.keys.get(key_id)
         if key is None:
-            self.problems.append(Problem(number, "unknown_signer", f"head signed by audit key {key_id[:16]}, which no earlier audit_key record of this lab certifies"))
+            self.problems.append(
+                Problem(
+                    number,
+                    "unknown_signer",
+                    f"head signed by audit key {key_id[:16]}, which no earlier audit_key record of this lab certifies",
+                )
+            )
             return
         try:
             signature = HybridSignature.from_json(details["signature"], where=f"line {number}")
@@ -183,9 +224,17 @@ class _Chain:
         problems = list(self.problems)
         for k in sorted(self.mismatches):
             if k in flagged or k + 1 in self.mismatches:
-                problems.append(Problem(k, "hash_mismatch", f"prev does not match the SHA-256 of line {k - 1}: line {k} was altered or lines before it were removed"))
+                problems.append(
+                    Problem(
+                        k,
+                        "hash_mismatch",
+                        f"prev does not match the SHA-256 of line {k - 1}: line {k} was altered or lines before it were removed",
+                    )
+                )
             else:
-                problems.append(Problem(k - 1, "hash_mismatch", f"line {k} records a different SHA-256 for line {k - 1}: line {k - 1} was altered"))
+                problems.append(
+                    Problem(k - 1, "hash_mismatch", f"line {k} records a different SHA-256 for line {k - 1}: line {k - 1} was altered")
+                )
         return problems
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from ballistics.records import MAX_RECORD_BYTES, parse_record
 from exchange.canonical import format_time, now_utc
@@ -51,9 +51,19 @@ class ExportResult:
 
 
 def export_bundle(
-    home: Path, identity: Identity, trust: TrustStore, output: Path, *, recipients: Sequence[str],
-    records: Sequence[Path] = (), scans: Sequence[Path] = (), receipts: Sequence[Path] = (), now: datetime | None = None,
-    options: ExportOptions = ExportOptions(), rng: Callable[[int], bytes] = os.urandom, progress: Progress | None = None,
+    home: Path,
+    identity: Identity,
+    trust: TrustStore,
+    output: Path,
+    *,
+    recipients: Sequence[str],
+    records: Sequence[Path] = (),
+    scans: Sequence[Path] = (),
+    receipts: Sequence[Path] = (),
+    now: datetime | None = None,
+    options: ExportOptions = ExportOptions(),
+    rng: Callable[[int], bytes] = os.urandom,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
     where = str(output)
@@ -65,7 +75,9 @@ def export_bundle(
         card.check_valid(now, where=where)
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
-    sources = [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans] + [_receipt_source(Path(p)) for p in receipts]
+    sources = (
+        [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans] + [_receipt_source(Path(p)) for p in receipts]
+    )
     if not sources:
         raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
     if len(sources) > MAX_FILES:
@@ -77,11 +89,17 @@ def export_bundle(
     payload_key, mac_key = derive_keys(file_key, bundle_id)
     stanzas = [wrap_file_key(file_key, bundle_id, sender, card.fingerprint, card.encryption_key) for card in cards.values()]
     doc = {
-        "type": MANIFEST_TYPE, "version": VERSION, "suite": SUITE, "bundle_id": bundle_id.hex(), "header_hash": "0" * 64,
+        "type": MANIFEST_TYPE,
+        "version": VERSION,
+        "suite": SUITE,
+        "bundle_id": bundle_id.hex(),
+        "header_hash": "0" * 64,
         "sender": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
         "recipients": sorted(({"lab": lab, "key_id": card.key_id} for lab, card in cards.items()), key=lambda r: r["key_id"]),
-        "sequence": next_sequence(home, identity.card.lab.id), "created": format_time(now),
-        "expires": format_time(now + options.lifetime), "files": [s.entry.to_json() for s in sources],
+        "sequence": next_sequence(home, identity.card.lab.id),
+        "created": format_time(now),
+        "expires": format_time(now + options.lifetime),
+        "files": [s.entry.to_json() for s in sources],
     }
     payload_length = Manifest(doc).payload_length()  # the hash is fixed-width, so known before the header
     header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from exchange.errors import MalformedError
@@ -18,9 +18,7 @@ from exchange.errors import MalformedError
 
 def canonical_json(document: Any) -> bytes:
     """The one byte string that is signed and hashed for ``document``."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
-        "ascii"
-    )
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def b64encode(data: bytes) -> str:
@@ -42,18 +40,18 @@ def b64decode(text: object, *, where: str, error: type[MalformedError] = Malform
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with whole seconds, the only time form that is signed."""
-    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: object, *, where: str, error: type[MalformedError] = MalformedError) -> datetime:
     if not isinstance(text, str):
         raise error(where, "expected an RFC 3339 time string")
     try:
-        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise error(where, f"invalid time {text[:40]!r} (expected YYYY-MM-DDTHH:MM:SSZ)") from None
     return moment
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)

@@ -43,7 +43,7 @@ class Lab:
     name: str
     country: str
 
-    def check(self, where: str) -> "Lab":
+    def check(self, where: str) -> Lab:
         if not LAB_ID.match(self.id):
             raise MalformedCardError(where, f"lab id {self.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
         if not self.name.strip() or len(self.name) > 200 or not self.name.isprintable():
@@ -140,19 +140,22 @@ class KeyCard:
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("ascii") + b"\n"
 
-    def verify_successor_of(self, predecessor: "KeyCard", *, where: str) -> None:
+    def verify_successor_of(self, predecessor: KeyCard, *, where: str) -> None:
         """Check that ``predecessor``'s keys vouch for this card (rotation)."""
         if self.predecessor != predecessor.key_id or self.successor_signature is None:
             raise MalformedCardError(where, f"card does not name {predecessor.key_id[:16]} as its predecessor")
         if self.lab.id != predecessor.lab.id:
             raise MalformedCardError(where, f"successor card is for lab {self.lab.id}, predecessor for {predecessor.lab.id}")
         predecessor.verify_key.verify(
-            DOMAIN_CARD_SUCCESSOR, canonical_json(self.body), self.successor_signature, where=where,
+            DOMAIN_CARD_SUCCESSOR,
+            canonical_json(self.body),
+            self.successor_signature,
+            where=where,
             what="successor card",
         )
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> "KeyCard":
+    def from_json(cls, doc: object, *, where: str) -> KeyCard:
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
             raise MalformedCardError(where, "a key card has exactly the fields body and signatures")
         body, signatures = doc["body"], doc["signatures"]
@@ -252,7 +255,7 @@ class Revocation:
         card.verify_key.verify(DOMAIN_REVOCATION, canonical_json(self.body), self.signature, where=where, what="revocation")
 
     @classmethod
-    def create(cls, card: KeyCard, signer: HybridSigningKey, moment: datetime, reason: str) -> "Revocation":
+    def create(cls, card: KeyCard, signer: HybridSigningKey, moment: datetime, reason: str) -> Revocation:
         body = {
             "type": REVOCATION_TYPE,
             "version": FORMAT_VERSION,
@@ -264,7 +267,7 @@ class Revocation:
         return cls(body, signer.sign(DOMAIN_REVOCATION, canonical_json(body)))
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> "Revocation":
+    def from_json(cls, doc: object, *, where: str) -> Revocation:
         """Parse only; the signature is checked against the trusted card by :meth:`verify`."""
         expected = {"type", "version", "lab", "key_id", "revoked_at", "reason"}
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:

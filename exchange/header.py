@@ -78,6 +78,7 @@ def wrap_info(bundle_id: bytes, sender: bytes, recipient: bytes) -> bytes:
 
 def derive_keys(file_key: bytes, bundle_id: bytes) -> tuple[bytes, bytes]:
     """(payload_key, mac_key) from the file key, salted with the bundle id."""
+
     def hkdf(label: bytes) -> bytes:
         return HKDF(hashes.SHA256(), 32, salt=bundle_id, info=b"ballistics-bundle v1 " + label).derive(file_key)
 

@@ -25,11 +25,12 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ballistics.errors import BallisticsError, InvalidInputError
 from ballistics.preprocess import BreechFace, prepare
@@ -88,9 +89,22 @@ class Outcome:
     quarantine: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "bundle_id": self.bundle_id, "sender": self.sender, "sequence": self.sequence, "kind": self.kind,
-                "reason": self.reason, "error": self.error, "exit_code": self.exit_code, "records": list(self.records), "scans": self.scans,
-                "exhibits": self.exhibits, "confirms": self.confirms, "receipt": self.receipt, "quarantine": self.quarantine}
+        return {
+            "path": str(self.path),
+            "bundle_id": self.bundle_id,
+            "sender": self.sender,
+            "sequence": self.sequence,
+            "kind": self.kind,
+            "reason": self.reason,
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "records": list(self.records),
+            "scans": self.scans,
+            "exhibits": self.exhibits,
+            "confirms": self.confirms,
+            "receipt": self.receipt,
+            "quarantine": self.quarantine,
+        }
 
 
 @dataclass(frozen=True)
@@ -106,8 +120,12 @@ class ImportReport:
         return max((o.exit_code for o in self.of("rejected")), default=0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"imported": [o.to_json() for o in self.of("imported")], "duplicates": [o.to_json() for o in self.of("duplicate")],
-                "rejected": [o.to_json() for o in self.of("rejected")], "exit_code": self.exit_code}
+        return {
+            "imported": [o.to_json() for o in self.of("imported")],
+            "duplicates": [o.to_json() for o in self.of("duplicate")],
+            "rejected": [o.to_json() for o in self.of("rejected")],
+            "exit_code": self.exit_code,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,8 +157,16 @@ def collect_inputs(paths: Sequence[Path]) -> list[Path]:
 
 
 def import_bundles(
-    home: Path, store: Store, identity: Identity, trust: TrustStore, paths: Sequence[Path], *,
-    receipt_dir: Path | None = None, audit: AuditLog | None = None, now: datetime | None = None, progress: Progress | None = None,
+    home: Path,
+    store: Store,
+    identity: Identity,
+    trust: TrustStore,
+    paths: Sequence[Path],
+    *,
+    receipt_dir: Path | None = None,
+    audit: AuditLog | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Import every bundle under ``paths``; a bad bundle is quarantined and the batch goes on.
 
@@ -229,7 +255,9 @@ def _read_content(staged: Path, verified: VerifiedBundle, identity: Identity, st
         if entry.kind == "record":
             record = load_record(path)
             if record["lab"]["id"] != sender["lab"]:
-                raise ForeignContentError(verified.path, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {sender['lab']}")
+                raise ForeignContentError(
+                    verified.path, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {sender['lab']}"
+                )
             records.append(record)
         elif entry.kind == "scan":
             try:
@@ -251,7 +279,9 @@ def _check_receipt(receipt: dict[str, Any], verified: VerifiedBundle, identity: 
     ours = {identity.card.key_id, *(card.key_id for card, _ in identity.retired)}
     signer = verified.manifest.doc["sender"]
     if receipt["sender"]["lab"] != identity.card.lab.id or receipt["sender"]["key_id"] not in ours:
-        raise ForeignContentError(verified.path, f"receipt for bundle {receipt['bundle_id']}, which lab {receipt['sender']['lab']} sent, not this lab")
+        raise ForeignContentError(
+            verified.path, f"receipt for bundle {receipt['bundle_id']}, which lab {receipt['sender']['lab']} sent, not this lab"
+        )
     if receipt["recipient"] != signer:
         raise ForeignContentError(verified.path, f"receipt in the name of {receipt['recipient']['lab']} signed by {signer['lab']}")
 
@@ -265,7 +295,9 @@ def _store_content(store: Store, verified: VerifiedBundle, content: _Content, co
     for path, sha, face in content.scans:
         case_id, exhibit_id, traits = _exhibit_of(sha, path, content.records, bundle_id)
         store.add_scan_file(path, conn=conn, sha256=sha, face=face)
-        result = store.add_exhibit_scan(path, case_id=case_id, exhibit_id=exhibit_id, lab=owner, characteristics=traits, partner=True, conn=conn)
+        result = store.add_exhibit_scan(
+            path, case_id=case_id, exhibit_id=exhibit_id, lab=owner, characteristics=traits, partner=True, conn=conn
+        )
         added += int(result.added)
     for record in content.records:
         stored = store.record(record["record_id"], conn=conn)
@@ -282,17 +314,33 @@ def _exhibit_of(sha: str, path: Path, records: list[MatchRecord], bundle_id: str
         for side in ("reference", "questioned"):
             if record["scans"][side]["sha256"] == sha:
                 traits = record.get("class_characteristics", {})
-                return record["case_id"], record["exhibits"][side], ClassCharacteristics(
-                    traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position"))
+                return (
+                    record["case_id"],
+                    record["exhibits"][side],
+                    ClassCharacteristics(traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position")),
+                )
     return f"bundle-{bundle_id[:12]}", path.stem, ClassCharacteristics()
 
 
 def _ledger_entry(verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> LedgerEntry:
     doc = verified.manifest.doc
-    details: dict[str, Any] = {"files": [f.to_json() for f in verified.files], "records": [r["record_id"] for r in content.records], "exhibits": exhibits}
+    details: dict[str, Any] = {
+        "files": [f.to_json() for f in verified.files],
+        "records": [r["record_id"] for r in content.records],
+        "exhibits": exhibits,
+    }
     if content.receipt is not None:
         details = {"receipt": content.receipt}
-    return LedgerEntry(doc["bundle_id"], doc["sender"]["lab"], doc["sender"]["key_id"], doc["sequence"], doc["header_hash"], kind, str(verified.path), details)
+    return LedgerEntry(
+        doc["bundle_id"],
+        doc["sender"]["lab"],
+        doc["sender"]["key_id"],
+        doc["sequence"],
+        doc["header_hash"],
+        kind,
+        str(verified.path),
+        details,
+    )
 
 
 # --- outcomes ----------------------------------------------------------------------------------
@@ -304,16 +352,50 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
     confirms = content.receipt["bundle_id"] if content.receipt else None
     if batch.audit is not None:
         if content.receipt is not None:
-            batch.audit.append("receipt_received", {"bundle_id": confirms, "partner": doc["sender"]["lab"], "sha256": verified.files[0].sha256,
-                                                    "receipt_bundle_id": doc["bundle_id"], "files": content.receipt["files"]})
+            batch.audit.append(
+                "receipt_received",
+                {
+                    "bundle_id": confirms,
+                    "partner": doc["sender"]["lab"],
+                    "sha256": verified.files[0].sha256,
+                    "receipt_bundle_id": doc["bundle_id"],
+                    "files": content.receipt["files"],
+                },
+            )
         else:
-            batch.audit.append("bundle_import", {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "sequence": doc["sequence"], "path": str(verified.path),
-                                                 "files": [{"name": f.name, "sha256": f.sha256} for f in verified.files], "records": records})
+            batch.audit.append(
+                "bundle_import",
+                {
+                    "bundle_id": doc["bundle_id"],
+                    "sender": doc["sender"],
+                    "sequence": doc["sequence"],
+                    "path": str(verified.path),
+                    "files": [{"name": f.name, "sha256": f.sha256} for f in verified.files],
+                    "records": records,
+                },
+            )
     receipt = _receipt(batch, verified, records) if kind == FINDINGS else None
-    reason = f"delivery of bundle {confirms} confirmed by {doc['sender']['lab']}" if confirms else f"{len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
-    batch.outcomes.append(Outcome(verified.path, "imported", doc["bundle_id"], doc["sender"]["lab"], doc["sequence"], kind, reason,
-                                  records=tuple(records), scans=len(content.scans), exhibits=exhibits, confirms=confirms,
-                                  receipt=str(receipt.path) if receipt else None))
+    reason = (
+        f"delivery of bundle {confirms} confirmed by {doc['sender']['lab']}"
+        if confirms
+        else f"{len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
+    )
+    batch.outcomes.append(
+        Outcome(
+            verified.path,
+            "imported",
+            doc["bundle_id"],
+            doc["sender"]["lab"],
+            doc["sequence"],
+            kind,
+            reason,
+            records=tuple(records),
+            scans=len(content.scans),
+            exhibits=exhibits,
+            confirms=confirms,
+            receipt=str(receipt.path) if receipt else None,
+        )
+    )
 
 
 def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> None:
@@ -323,8 +405,18 @@ def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> No
     receipt = None
     if seen.kind == FINDINGS and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
         receipt = _receipt(batch, verified, list(seen.details.get("records", [])))
-    batch.outcomes.append(Outcome(verified.path, "duplicate", doc["bundle_id"], doc["sender"]["lab"], doc["sequence"], seen.kind,
-                                  f"already imported {seen.imported}; nothing changed", receipt=str(receipt.path) if receipt else None))
+    batch.outcomes.append(
+        Outcome(
+            verified.path,
+            "duplicate",
+            doc["bundle_id"],
+            doc["sender"]["lab"],
+            doc["sequence"],
+            seen.kind,
+            f"already imported {seen.imported}; nothing changed",
+            receipt=str(receipt.path) if receipt else None,
+        )
+    )
 
 
 def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> SentReceipt | None:
@@ -333,23 +425,60 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
     sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
     batch.store.set_receipt(verified.manifest.doc["bundle_id"], sent.sha256)
     if batch.audit is not None:
-        batch.audit.append("receipt_sent", {"bundle_id": sent.document["bundle_id"], "partner": sent.document["sender"]["lab"],
-                                            "sha256": sent.sha256, "path": str(sent.path)})
+        batch.audit.append(
+            "receipt_sent",
+            {
+                "bundle_id": sent.document["bundle_id"],
+                "partner": sent.document["sender"]["lab"],
+                "sha256": sent.sha256,
+                "path": str(sent.path),
+            },
+        )
     return sent
 
 
 def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedBundle | None) -> None:
     bundle_id, sender = _identify(path, verified)
-    quarantined = _quarantine(batch.home, path, {
-        "path": str(path), "bundle_id": bundle_id, "sender": sender, "reason": exc.reason, "error": type(exc).__name__,
-        "exit_code": exc.exit_code, "time": format_time(now_utc()),
-    })
+    quarantined = _quarantine(
+        batch.home,
+        path,
+        {
+            "path": str(path),
+            "bundle_id": bundle_id,
+            "sender": sender,
+            "reason": exc.reason,
+            "error": type(exc).__name__,
+            "exit_code": exc.exit_code,
+            "time": format_time(now_utc()),
+        },
+    )
     if batch.audit is not None:
-        batch.audit.append("bundle_rejected", {"path": str(path), "error": type(exc).__name__, "reason": exc.reason, "exit_code": exc.exit_code,
-                                               "bundle_id": bundle_id, "sender": sender, "quarantine": str(quarantined) if quarantined else None})
-    batch.outcomes.append(Outcome(path, "rejected", bundle_id, sender["lab"] if sender else None,
-                                  verified.manifest.sequence if verified else None, None, exc.reason, type(exc).__name__, exc.exit_code,
-                                  quarantine=str(quarantined) if quarantined else None))
+        batch.audit.append(
+            "bundle_rejected",
+            {
+                "path": str(path),
+                "error": type(exc).__name__,
+                "reason": exc.reason,
+                "exit_code": exc.exit_code,
+                "bundle_id": bundle_id,
+                "sender": sender,
+                "quarantine": str(quarantined) if quarantined else None,
+            },
+        )
+    batch.outcomes.append(
+        Outcome(
+            path,
+            "rejected",
+            bundle_id,
+            sender["lab"] if sender else None,
+            verified.manifest.sequence if verified else None,
+            None,
+            exc.reason,
+            type(exc).__name__,
+            exc.exit_code,
+            quarantine=str(quarantined) if quarantined else None,
+        )
+    )
 
 
 def _identify(path: Path, verified: VerifiedBundle | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -372,7 +501,11 @@ def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = reason["time"].replace("-", "").replace(":", "")
     target = folder / f"{stamp}-{secrets.token_hex(3)}-{path.name}"
-    write_atomic(target.with_name(target.name + ".reason.json"), json.dumps({**reason, "quarantined_as": str(target)}, indent=2).encode() + b"\n", mode=0o644)
+    write_atomic(
+        target.with_name(target.name + ".reason.json"),
+        json.dumps({**reason, "quarantined_as": str(target)}, indent=2).encode() + b"\n",
+        mode=0o644,
+    )
     try:
         os.rename(path, target)
     except FileNotFoundError:
@@ -398,7 +531,9 @@ def _journal(batch: _Batch, bundle_id: str, content: _Content) -> None:
         return
     files = []
     for path, sha, _ in content.scans:
-        files.append({"sha256": sha, "scan": str(batch.store.scan_file(sha, sniff_format(path))), "cache": str(batch.store.cache_file(sha))})
+        files.append(
+            {"sha256": sha, "scan": str(batch.store.scan_file(sha, sniff_format(path))), "cache": str(batch.store.cache_file(sha))}
+        )
     write_atomic(batch.work / f"{bundle_id}.journal.json", json.dumps({"files": files}).encode())
 
 
@@ -447,7 +582,6 @@ def _try_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
-
 
 
 @contextmanager

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -95,7 +96,7 @@ class KeyMaterial:
         }
 
     @classmethod
-    def generate(cls, rng: Callable[[int], bytes] = os.urandom) -> "KeyMaterial":
+    def generate(cls, rng: Callable[[int], bytes] = os.urandom) -> KeyMaterial:
         return cls(rng(SECRET_BYTES))
 
 
@@ -133,14 +134,20 @@ def identity_path(home: Path) -> Path:
 
 
 def make_card(lab: Lab, material: KeyMaterial, created: datetime, validity: timedelta, predecessor: Identity | None = None) -> KeyCard:
-    body = card_body(lab.check("card"), material.public_keys(), created, created + validity,
-                     predecessor.card.key_id if predecessor else None)
+    body = card_body(
+        lab.check("card"), material.public_keys(), created, created + validity, predecessor.card.key_id if predecessor else None
+    )
     return sign_card(body, material.signing, predecessor.signing if predecessor else None, where="card")
 
 
 def init_identity(
-    home: Path, lab: Lab, passphrase: bytes, *, now: datetime | None = None,
-    parameters: IdentityParameters = IdentityParameters(), rng: Callable[[int], bytes] = os.urandom,
+    home: Path,
+    lab: Lab,
+    passphrase: bytes,
+    *,
+    now: datetime | None = None,
+    parameters: IdentityParameters = IdentityParameters(),
+    rng: Callable[[int], bytes] = os.urandom,
 ) -> Identity:
     """Create the lab's identity; refuses to overwrite an existing one."""
     path = identity_path(home)
@@ -179,8 +186,12 @@ def load_identity(home: Path, passphrase: bytes) -> Identity:
 
 
 def rotate_identity(
-    home: Path, passphrase: bytes, *, now: datetime | None = None,
-    parameters: IdentityParameters = IdentityParameters(), rng: Callable[[int], bytes] = os.urandom,
+    home: Path,
+    passphrase: bytes,
+    *,
+    now: datetime | None = None,
+    parameters: IdentityParameters = IdentityParameters(),
+    rng: Callable[[int], bytes] = os.urandom,
 ) -> Identity:
     """Make a successor card countersigned by the current keys; retire the current identity."""
     old = load_identity(home, passphrase)
@@ -212,7 +223,11 @@ def _derive(passphrase: bytes, salt: bytes, kdf: dict[str, Any]) -> bytes:
 
 
 def _write_private(
-    path: Path, card: KeyCard, material: KeyMaterial, passphrase: bytes, protection: KeyProtection,
+    path: Path,
+    card: KeyCard,
+    material: KeyMaterial,
+    passphrase: bytes,
+    protection: KeyProtection,
     rng: Callable[[int], bytes],
 ) -> None:
     salt, nonce = rng(16), rng(12)
@@ -220,8 +235,13 @@ def _write_private(
     key = _derive(passphrase, salt, kdf)
     ciphertext = AESGCM(key).encrypt(nonce, material.seeds, PRIVATE_AAD_PREFIX + card.fingerprint)
     doc = {
-        "type": PRIVATE_TYPE, "version": 1, "card": card.to_json(), "kdf": kdf, "aead": "AES-256-GCM",
-        "nonce": b64encode(nonce), "ciphertext": b64encode(ciphertext),
+        "type": PRIVATE_TYPE,
+        "version": 1,
+        "card": card.to_json(),
+        "kdf": kdf,
+        "aead": "AES-256-GCM",
+        "nonce": b64encode(nonce),
+        "ciphertext": b64encode(ciphertext),
     }
     write_atomic(path, json.dumps(doc, indent=2, sort_keys=True).encode("ascii") + b"\n")
 

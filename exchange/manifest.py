@@ -99,7 +99,9 @@ def check_names(entries: list[FileEntry], where: str) -> None:
         if ".." in entry.name.split("/"):
             raise UnsafeMemberNameError(where, f"member name {entry.name[:80]!r} contains '..'")
         if entry.kind not in KINDS or prefix != KINDS[entry.kind]:
-            raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/")
+            raise UnsafeMemberNameError(
+                where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
+            )
         member_name(entry.kind, base, where)
         folded = entry.name.casefold()
         if folded in seen:
@@ -122,17 +124,33 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     _require(isinstance(doc["bundle_id"], str) and re.fullmatch(r"[0-9a-f]{32}", doc["bundle_id"]), where, "bundle_id")
     _require(isinstance(doc["header_hash"], str) and re.fullmatch(r"[0-9a-f]{64}", doc["header_hash"]), where, "header_hash")
     for party in [doc["sender"], *(doc["recipients"] if isinstance(doc["recipients"], list) else [None])]:
-        _require(isinstance(party, dict) and set(party) == {"lab", "key_id"} and isinstance(party["lab"], str)
-                 and isinstance(party["key_id"], str) and re.fullmatch(r"[0-9a-f]{64}", party["key_id"]), where, "sender/recipients")
+        _require(
+            isinstance(party, dict)
+            and set(party) == {"lab", "key_id"}
+            and isinstance(party["lab"], str)
+            and isinstance(party["key_id"], str)
+            and re.fullmatch(r"[0-9a-f]{64}", party["key_id"]),
+            where,
+            "sender/recipients",
+        )
     _require(type(doc["sequence"]) is int and doc["sequence"] >= 1, where, "sequence")
     created = parse_time(doc["created"], where=where, error=MalformedBundleError)
     _require(parse_time(doc["expires"], where=where, error=MalformedBundleError) > created, where, "expires")
     files = doc["files"]
     _require(isinstance(files, list) and len(files) <= MAX_FILES, where, "files")
     for item in files:
-        _require(isinstance(item, dict) and set(item) == {"name", "kind", "size", "sha256"} and isinstance(item["name"], str)
-                 and isinstance(item["kind"], str) and type(item["size"]) is int and item["size"] >= 0
-                 and isinstance(item["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", item["sha256"]), where, "files entry")
+        _require(
+            isinstance(item, dict)
+            and set(item) == {"name", "kind", "size", "sha256"}
+            and isinstance(item["name"], str)
+            and isinstance(item["kind"], str)
+            and type(item["size"]) is int
+            and item["size"] >= 0
+            and isinstance(item["sha256"], str)
+            and re.fullmatch(r"[0-9a-f]{64}", item["sha256"]),
+            where,
+            "files entry",
+        )
     manifest = Manifest(doc)
     check_names(manifest.files, where)
     return manifest

@@ -14,18 +14,19 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from ballistics.records import MAX_RECORD_BYTES, parse_record
 from exchange.canonical import format_time, now_utc
 from exchange.card import KeyCard
 from exchange.errors import (
     ExpiredBundleError,
-    ManifestMismatchError,
     MalformedBundleError,
+    ManifestMismatchError,
     NotARecipientError,
     TamperedError,
     TruncatedError,
@@ -61,9 +62,16 @@ class VerifiedBundle:
     def summary(self) -> dict:
         doc = self.manifest.doc
         return {
-            "path": str(self.path), "verified": True, "bundle_id": doc["bundle_id"], "header_hash": doc["header_hash"],
-            "sender": doc["sender"], "recipients": doc["recipients"], "sequence": doc["sequence"],
-            "created": doc["created"], "expires": doc["expires"], "files": doc["files"],
+            "path": str(self.path),
+            "verified": True,
+            "bundle_id": doc["bundle_id"],
+            "header_hash": doc["header_hash"],
+            "sender": doc["sender"],
+            "recipients": doc["recipients"],
+            "sequence": doc["sequence"],
+            "created": doc["created"],
+            "expires": doc["expires"],
+            "files": doc["files"],
             "verified_at": format_time(self.verified_at),
         }
 
@@ -104,11 +112,19 @@ def inspect_bundle(path: Path, trust: TrustStore | None = None, own: KeyCard | N
 
     expected = header.length + encrypted_length(header.payload_length)
     return {
-        "path": str(path), "format": "ballistics-bundle", "version": 1, "suite": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM; Ed25519+ML-DSA-65",
-        "bundle_id": header.bundle_id.hex(), "header_bytes": header.length, "header_hash": header.hash.hex(),
-        "sender": party(header.sender), "recipients": [party(k) for k in header.recipients],
-        "payload_bytes": header.payload_length, "chunks": -(-header.payload_length // CHUNK),
-        "file_bytes": size, "length_consistent": size == expected,
+        "path": str(path),
+        "format": "ballistics-bundle",
+        "version": 1,
+        "suite": "MLKEM768-X25519/HKDF-SHA256/AES-256-GCM; Ed25519+ML-DSA-65",
+        "bundle_id": header.bundle_id.hex(),
+        "header_bytes": header.length,
+        "header_hash": header.hash.hex(),
+        "sender": party(header.sender),
+        "recipients": [party(k) for k in header.recipients],
+        "payload_bytes": header.payload_length,
+        "chunks": -(-header.payload_length // CHUNK),
+        "file_bytes": size,
+        "length_consistent": size == expected,
     }
 
 
@@ -142,7 +158,9 @@ class _Plaintext:
 Sink = Callable[[FileEntry], BinaryIO]
 
 
-def _verify(path: Path, identity: Identity, trust: TrustStore, now: datetime, progress: Progress | None, sink: Sink | None) -> VerifiedBundle:
+def _verify(
+    path: Path, identity: Identity, trust: TrustStore, now: datetime, progress: Progress | None, sink: Sink | None
+) -> VerifiedBundle:
     where = str(path)
     with _open_file(path) as handle:
         header = read_header(handle, where)
@@ -220,7 +238,9 @@ def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, where: s
     ]
     wrong = [name for name, ok in mismatches if not ok]
     if wrong:
-        raise ManifestMismatchError(where, f"signed manifest does not match this bundle: {', '.join(wrong)} differ (re-addressed or altered)")
+        raise ManifestMismatchError(
+            where, f"signed manifest does not match this bundle: {', '.join(wrong)} differ (re-addressed or altered)"
+        )
 
 
 def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> None:

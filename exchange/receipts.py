@@ -42,15 +42,27 @@ class SentReceipt:
 def receipt_document(verified: VerifiedBundle, identity: Identity, records: list[str], received: datetime) -> dict[str, Any]:
     doc = verified.manifest.doc
     return {
-        "type": RECEIPT_TYPE, "version": 1, "bundle_id": doc["bundle_id"], "header_hash": doc["header_hash"], "sequence": doc["sequence"],
-        "sender": doc["sender"], "recipient": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
-        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in verified.files], "records": sorted(records),
+        "type": RECEIPT_TYPE,
+        "version": 1,
+        "bundle_id": doc["bundle_id"],
+        "header_hash": doc["header_hash"],
+        "sequence": doc["sequence"],
+        "sender": doc["sender"],
+        "recipient": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
+        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in verified.files],
+        "records": sorted(records),
         "received": format_time(received),
     }
 
 
 def send_receipt(
-    home: Path, identity: Identity, trust: TrustStore, verified: VerifiedBundle, records: list[str], out_dir: Path, now: datetime,
+    home: Path,
+    identity: Identity,
+    trust: TrustStore,
+    verified: VerifiedBundle,
+    records: list[str],
+    out_dir: Path,
+    now: datetime,
 ) -> SentReceipt:
     """Write ``<out_dir>/receipt-<bundle id>-<our lab>.bfx`` to the bundle's sender."""
     document = receipt_document(verified, identity, records, now)
@@ -74,8 +86,10 @@ def parse_receipt(data: bytes, where: str) -> dict[str, Any]:
         raise MalformedBundleError(where, f"receipt is not ASCII JSON: {exc}") from None
     if not isinstance(doc, dict) or set(doc) != RECEIPT_FIELDS or doc["type"] != RECEIPT_TYPE or doc["version"] != 1:
         raise MalformedBundleError(where, f"not a version-1 {RECEIPT_TYPE}")
-    parties_ok = all(isinstance(doc[p], dict) and isinstance(doc[p].get("lab"), str) and HEX64.match(str(doc[p].get("key_id")))
-                     for p in ("sender", "recipient"))
+    parties_ok = all(
+        isinstance(doc[p], dict) and isinstance(doc[p].get("lab"), str) and HEX64.match(str(doc[p].get("key_id")))
+        for p in ("sender", "recipient")
+    )
     files_ok = isinstance(doc["files"], list) and all(isinstance(f, dict) and HEX64.match(str(f.get("sha256"))) for f in doc["files"])
     if not (parties_ok and files_ok and re.fullmatch(r"[0-9a-f]{32}", str(doc["bundle_id"])) and HEX64.match(str(doc["header_hash"]))):
         raise MalformedBundleError(where, "receipt fields bundle_id, header_hash, sender, recipient or files are malformed")

@@ -31,12 +31,10 @@ class HybridSignature:
         return {"ed25519": b64encode(self.ed25519), "ml_dsa_65": b64encode(self.ml_dsa_65)}
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str, error: type[MalformedError] = MalformedError) -> "HybridSignature":
+    def from_json(cls, doc: object, *, where: str, error: type[MalformedError] = MalformedError) -> HybridSignature:
         if not isinstance(doc, dict) or set(doc) != {"ed25519", "ml_dsa_65"}:
             raise error(where, "signature must have exactly the fields ed25519 and ml_dsa_65")
-        signature = cls(
-            b64decode(doc["ed25519"], where=where, error=error), b64decode(doc["ml_dsa_65"], where=where, error=error)
-        )
+        signature = cls(b64decode(doc["ed25519"], where=where, error=error), b64decode(doc["ml_dsa_65"], where=where, error=error))
         signature.check_lengths(where, error)
         return signature
 
@@ -44,7 +42,7 @@ class HybridSignature:
         return self.ed25519 + self.ml_dsa_65
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, where: str, error: type[MalformedError] = MalformedError) -> "HybridSignature":
+    def from_bytes(cls, data: bytes, *, where: str, error: type[MalformedError] = MalformedError) -> HybridSignature:
         if len(data) != ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES:
             raise error(where, f"signature block is {len(data)} bytes, expected {ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES}")
         return cls(data[:ED25519_SIGNATURE_BYTES], data[ED25519_SIGNATURE_BYTES:])

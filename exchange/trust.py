@@ -41,7 +41,10 @@ class TrustEntry:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "card": self.card.to_json(), "status": self.status, "trusted_at": self.trusted_at, "via": self.via,
+            "card": self.card.to_json(),
+            "status": self.status,
+            "trusted_at": self.trusted_at,
+            "via": self.via,
             "superseded_by": self.superseded_by,
             "revocation": self.revocation.to_json() if self.revocation else None,
         }
@@ -49,9 +52,16 @@ class TrustEntry:
     def summary(self) -> dict[str, Any]:
         card = self.card
         return {
-            "lab": card.lab.id, "name": card.lab.name, "country": card.lab.country, "key_id": card.key_id,
-            "fingerprint": format_fingerprint(card.fingerprint), "status": self.status, "via": self.via,
-            "trusted_at": self.trusted_at, "not_after": card.body["not_after"], "superseded_by": self.superseded_by,
+            "lab": card.lab.id,
+            "name": card.lab.name,
+            "country": card.lab.country,
+            "key_id": card.key_id,
+            "fingerprint": format_fingerprint(card.fingerprint),
+            "status": self.status,
+            "via": self.via,
+            "trusted_at": self.trusted_at,
+            "not_after": card.body["not_after"],
+            "superseded_by": self.superseded_by,
             "revoked_at": self.revocation.body["revoked_at"] if self.revocation else None,
         }
 
@@ -64,7 +74,7 @@ class TrustStore:
         self._entries = entries
 
     @classmethod
-    def open(cls, home: Path) -> "TrustStore":
+    def open(cls, home: Path) -> TrustStore:
         path = Path(home) / "trust" / "partners.json"
         if not path.exists():
             return cls(path, {})
@@ -106,7 +116,9 @@ class TrustStore:
             if predecessor is None:
                 raise FingerprintMismatchError(where, "a new partner key needs --fingerprint, read out by the partner")
             if predecessor.status == REVOKED:
-                raise RevokedKeyError(where, f"predecessor key {predecessor.card.key_id[:16]} is revoked; trust the new card by fingerprint")
+                raise RevokedKeyError(
+                    where, f"predecessor key {predecessor.card.key_id[:16]} is revoked; trust the new card by fingerprint"
+                )
         if predecessor is not None and predecessor.status != REVOKED:
             card.verify_successor_of(predecessor.card, where=where)
             self._entries[predecessor.card.key_id] = _replace(predecessor, status=SUPERSEDED, superseded_by=card.key_id)
@@ -131,7 +143,9 @@ class TrustStore:
         current = [e for e in self._entries.values() if e.card.lab.id == lab_id and e.status == TRUSTED]
         if not current:
             known = {e.status for e in self._entries.values() if e.card.lab.id == lab_id}
-            detail = f"its keys are {', '.join(sorted(known))}" if known else "it is not in the trust store (keys trust CARD --fingerprint FP)"
+            detail = (
+                f"its keys are {', '.join(sorted(known))}" if known else "it is not in the trust store (keys trust CARD --fingerprint FP)"
+            )
             raise UntrustedRecipientError(where, f"cannot send to lab {lab_id}: {detail}")
         return max(current, key=lambda e: e.card.body["created"]).card
 
@@ -142,8 +156,10 @@ class TrustStore:
             raise UntrustedSenderError(where, f"sender key {key_id[:16]} is not in the trust store")
         if entry.status == REVOKED:
             raise RevokedKeyError(
-                where, f"sender key {key_id[:16]} of lab {entry.card.lab.id} was revoked at {entry.revocation.body['revoked_at']}"
-                if entry.revocation else f"sender key {key_id[:16]} was revoked",
+                where,
+                f"sender key {key_id[:16]} of lab {entry.card.lab.id} was revoked at {entry.revocation.body['revoked_at']}"
+                if entry.revocation
+                else f"sender key {key_id[:16]} was revoked",
             )
         return entry.card
 

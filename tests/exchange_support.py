@@ -7,7 +7,7 @@ loading use the same cost, exactly as it would with the production default.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from exchange.card import Lab
@@ -16,7 +16,7 @@ from exchange.trust import TrustStore
 
 PASSPHRASE = b"correct horse battery staple"
 FAST = IdentityParameters(protection=KeyProtection(n=2**10, r=8, p=1))
-T0 = datetime(2026, 1, 15, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
 
 @dataclass

@@ -46,8 +46,16 @@ def copy_lab(lab: LabHome, target: Path) -> Path:
 def small_log(home: Path) -> Path:
     """audit_key (from the fixture), two events, a signed head: four lines."""
     with audit_session(home) as log:
-        log.append("comparison", {"reference": {"path": "K1.x3p", "sha256": A}, "questioned": {"path": "Q1.x3p", "sha256": B},
-                                  "decision": "identification", "cmc": 14}, now=T0)
+        log.append(
+            "comparison",
+            {
+                "reference": {"path": "K1.x3p", "sha256": A},
+                "questioned": {"path": "Q1.x3p", "sha256": B},
+                "decision": "identification",
+                "cmc": 14,
+            },
+            now=T0,
+        )
         log.append("trust_added", {"lab": "FR-IRCGN", "key_id": B, "via": "fingerprint"}, now=T0)
     return home / "audit" / "audit.jsonl"
 
@@ -93,7 +101,9 @@ def test_the_documented_script_checks_the_chain(labs: dict[str, LabHome], tmp_pa
     (tmp_path / "check.py").write_text(script)
     home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
     path = small_log(home)
-    run = lambda: subprocess.run([sys.executable, str(tmp_path / "check.py"), str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    run = lambda: subprocess.run(
+        [sys.executable, str(tmp_path / "check.py"), str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert run() == f"chain intact: 4 lines, head {verify_log(home).last_sha256}"
     lines = lines_of(path)
     path.write_bytes(b"\n".join([lines[0], lines[1].replace(b"identification", b"elimination"), *lines[2:]]) + b"\n")
@@ -132,7 +142,9 @@ def test_every_single_byte_change_is_named_at_its_line(labs: dict[str, LabHome],
     assert verify_log(home).intact
 
 
-def test_with_the_cli_a_tampered_log_exits_4_naming_the_line(labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_with_the_cli_a_tampered_log_exits_4_naming_the_line(
+    labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
     path = small_log(home)
     assert cli.main(["--home", str(home), "audit", "verify", "--json"]) == 0
@@ -186,10 +198,17 @@ def test_a_torn_last_line_is_reported_then_repaired_on_record(labs: dict[str, La
     with pytest.raises(AuditTamperedError, match="line 5: torn"):
         report.raise_if_broken()
     with audit_session(home) as log:
-        log.append("comparison", {"reference": {"path": None, "sha256": A}, "questioned": {"path": None, "sha256": B}, "decision": "elimination", "cmc": 0})
+        log.append(
+            "comparison",
+            {"reference": {"path": None, "sha256": A}, "questioned": {"path": None, "sha256": B}, "decision": "elimination", "cmc": 0},
+        )
     entries = AuditLog(home).entries()
     assert [e.type for e in entries] == ["audit_key", "comparison", "trust_added", "head", "repair", "comparison", "head"]
-    assert entries[4].record["details"] == {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest(), "offset": len(b"".join(lines_of(path)[:4])) + 4}
+    assert entries[4].record["details"] == {
+        "torn_bytes": len(torn),
+        "torn_sha256": hashlib.sha256(torn).hexdigest(),
+        "offset": len(b"".join(lines_of(path)[:4])) + 4,
+    }
     assert verify_log(home).intact
 
 
@@ -217,12 +236,31 @@ def test_a_head_by_a_self_certified_key_is_an_unknown_signer(labs: dict[str, Lab
     path = home / "audit" / "audit.jsonl"
     impostor = create_audit_key(labs["FR-IRCGN"].identity, T0)
     actor = {"lab": "UK-FSL", "user": "mallory", "host": "h", "examiner": None}
-    certificate = {"key_id": impostor.certificate.key_id, "identity_key_id": impostor.certificate.identity_key_id,
-                   "certificate": impostor.certificate.to_json()}
-    introduce = canonical_json({"v": 1, "seq": 3, "time": "2026-01-15T09:31:00Z", "type": "audit_key", "actor": actor,
-                                "details": certificate, "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest()})
-    head = {"v": 1, "seq": 4, "time": "2026-01-15T09:31:00Z", "type": "head", "actor": actor,
-            "details": {"key_id": impostor.certificate.key_id}, "prev": hashlib.sha256(introduce).hexdigest()}
+    certificate = {
+        "key_id": impostor.certificate.key_id,
+        "identity_key_id": impostor.certificate.identity_key_id,
+        "certificate": impostor.certificate.to_json(),
+    }
+    introduce = canonical_json(
+        {
+            "v": 1,
+            "seq": 3,
+            "time": "2026-01-15T09:31:00Z",
+            "type": "audit_key",
+            "actor": actor,
+            "details": certificate,
+            "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest(),
+        }
+    )
+    head = {
+        "v": 1,
+        "seq": 4,
+        "time": "2026-01-15T09:31:00Z",
+        "type": "head",
+        "actor": actor,
+        "details": {"key_id": impostor.certificate.key_id},
+        "prev": hashlib.sha256(introduce).hexdigest(),
+    }
     head["details"]["signature"] = impostor.signing.sign(DOMAIN_HEAD, head_message(head)).to_json()
     with path.open("ab") as handle:
         handle.write(introduce + b"\n" + canonical_json(head) + b"\n")
@@ -325,7 +363,9 @@ def test_unreadable_logs_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "not an audit log" in capsys.readouterr().err
 
 
-def test_cli_commands_write_their_events(labs: dict[str, LabHome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_commands_write_their_events(
+    labs: dict[str, LabHome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """keys init, a refused and an accepted keys trust, compare: each leaves its event, each command a signed head."""
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
     home = str(tmp_path / "uk")
@@ -344,7 +384,17 @@ def test_cli_commands_write_their_events(labs: dict[str, LabHome], tmp_path: Pat
     assert report["status"] == "intact" and report["unsigned_tail"] == 0 and report["heads"] == 4
     assert cli.main(["--home", home, "audit", "show", "--json"]) == 0
     events = json.loads(capsys.readouterr().out)["events"]
-    assert [e["type"] for e in events] == ["key_init", "audit_key", "head", "trust_refused", "head", "trust_added", "head", "comparison", "head"]
+    assert [e["type"] for e in events] == [
+        "key_init",
+        "audit_key",
+        "head",
+        "trust_refused",
+        "head",
+        "trust_added",
+        "head",
+        "comparison",
+        "head",
+    ]
     own = load_identity(Path(home), PASSPHRASE).card
     assert events[0]["details"] == {"lab": "UK-FSL", "key_id": own.key_id}
     assert events[1]["details"]["identity_key_id"] == own.key_id and "certificate" not in events[1]["details"]
@@ -382,6 +432,8 @@ def test_bundle_export_and_a_rejected_bundle_are_logged(labs: dict[str, LabHome]
     entries = AuditLog(uk).entries()
     assert [e.type for e in entries][1:] == ["bundle_export", "head", "bundle_rejected", "head"]
     exported, rejected = entries[1].record["details"], entries[3].record["details"]
-    assert exported["files"] == [{"name": "scans/F02-01.x3p", "kind": "scan", "size": scan.stat().st_size, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest()}]
+    assert exported["files"] == [
+        {"name": "scans/F02-01.x3p", "kind": "scan", "size": scan.stat().st_size, "sha256": hashlib.sha256(scan.read_bytes()).hexdigest()}
+    ]
     assert [r["lab"] for r in exported["recipients"]] == ["FR-IRCGN"] and len(exported["bundle_id"]) == 32
     assert (rejected["path"], rejected["error"], rejected["exit_code"]) == (str(bundle), "NotARecipientError", 4)

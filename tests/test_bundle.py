@@ -46,7 +46,18 @@ from exchange.errors import (
     UntrustedRecipientError,
     UntrustedSenderError,
 )
-from exchange.header import FIXED, MAC_BYTES, STANZA_BYTES, derive_keys, encode_header, parse_header, read_header, unwrap_file_key, wrap_file_key, wrap_info
+from exchange.header import (
+    FIXED,
+    MAC_BYTES,
+    STANZA_BYTES,
+    derive_keys,
+    encode_header,
+    parse_header,
+    read_header,
+    unwrap_file_key,
+    wrap_file_key,
+    wrap_info,
+)
 from exchange.keys import Identity, KeyMaterial, revoke_identity, rotate_identity
 from exchange.reader import inspect_bundle, open_bundle
 from exchange.stream import CHUNK, TAG, StreamWriter, decrypt_chunks
@@ -79,8 +90,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def export(world: World, out: Path, to=("FR-IRCGN",), scans=True, now: datetime = T0, sender: LabHome | None = None) -> Path:
     sender = sender or world.uk
-    export_bundle(sender.home, sender.identity, sender.trust, out, recipients=list(to), records=[world.record],
-                  scans=[world.scan] if scans else [], now=now)
+    export_bundle(
+        sender.home,
+        sender.identity,
+        sender.trust,
+        out,
+        recipients=list(to),
+        records=[world.record],
+        scans=[world.scan] if scans else [],
+        now=now,
+    )
     return out
 
 
@@ -100,6 +119,7 @@ def big_bundle(world: World, tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 # --- round trips ------------------------------------------------------------------------------
+
 
 def test_round_trip_one_recipient_extracts_identical_files(world: World, tmp_path: Path) -> None:
     path = export(world, tmp_path / "b.bfx")
@@ -140,6 +160,7 @@ def test_rotation_keeps_bundles_in_flight_readable(tmp_path: Path) -> None:
 
 # --- HPKE interoperability with an independent implementation ---------------------------------
 
+
 def test_hpke_wrap_interoperates_with_pyhpke_both_ways() -> None:
     info = wrap_info(b"\x01" * 16, b"\x02" * 32, b"\x03" * 32)
     file_key = bytes(range(32))
@@ -161,6 +182,7 @@ def test_hpke_wrap_interoperates_with_pyhpke_both_ways() -> None:
 
 
 # --- fixed vectors ----------------------------------------------------------------------------
+
 
 def vector_identity(doc: dict, role: str) -> Identity:
     lab = doc["labs"][role]
@@ -197,16 +219,17 @@ def test_vector_bundle_decrypts_and_is_reproduced_byte_for_byte(tmp_path: Path) 
     payload_key, mac_key = derive_keys(file_key, header.bundle_id)
     assert encode_header(header.payload_length, header.bundle_id, header.sender, list(header.stanzas), mac_key).raw == header.raw
     # payload: the plaintext re-encrypted under the derived key equals the committed chunks
-    plaintext = b"".join(decrypt_chunks(io.BytesIO(data[header.length:]), payload_key, header.hash, "vector"))
+    plaintext = b"".join(decrypt_chunks(io.BytesIO(data[header.length :]), payload_key, header.hash, "vector"))
     sink = io.BytesIO()
     writer = StreamWriter(sink, payload_key, header.hash, len(plaintext))
     writer.write(plaintext)
     writer.close()
-    assert sink.getvalue() == data[header.length:]
+    assert sink.getvalue() == data[header.length :]
     assert len(data) == header.length + len(plaintext) + TAG * 2
 
 
 # --- tampering --------------------------------------------------------------------------------
+
 
 def region_of(offset: int, header_length: int) -> tuple[type[Exception], ...]:
     """The refusal expected when the byte at ``offset`` of a one-recipient bundle changes."""
@@ -409,6 +432,7 @@ def test_a_forged_manifest_signature_is_refused(world: World, small_bundle: byte
 
 # --- fuzzing the header parser -----------------------------------------------------------------
 
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_header_parser_raises_only_documented_errors(small_bundle: bytes, data: st.DataObject) -> None:
@@ -432,6 +456,7 @@ def test_header_parser_raises_only_documented_errors(small_bundle: bytes, data: 
 
 
 # --- export refusals ---------------------------------------------------------------------------
+
 
 def test_export_refusals_write_nothing(world: World, tmp_path: Path) -> None:
     out = tmp_path / "out.bfx"
@@ -480,11 +505,16 @@ def test_extraction_of_a_bundle_changed_after_verification_leaves_nothing(world:
 
 # --- command line ------------------------------------------------------------------------------
 
-def test_cli_export_inspect_verify_and_refusals(world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_cli_export_inspect_verify_and_refusals(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
     out = tmp_path / "cli.bfx"
     uk, fr = str(world.uk.home), str(world.fr.home)
-    code = cli.main(["--home", uk, "bundle", "export", "--to", "FR-IRCGN", "--record", str(world.record), "--scan", str(world.scan), "-o", str(out)])
+    code = cli.main(
+        ["--home", uk, "bundle", "export", "--to", "FR-IRCGN", "--record", str(world.record), "--scan", str(world.scan), "-o", str(out)]
+    )
     assert code == 0 and out.exists()
     capsys.readouterr()
     assert cli.main(["--home", fr, "bundle", "inspect", str(out), "--json"]) == 0
@@ -504,7 +534,9 @@ def test_cli_export_inspect_verify_and_refusals(world: World, tmp_path: Path, ca
     assert not refused.exists()
 
 
-def test_cli_keys_trust_flow_and_fingerprint_refusal(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_keys_trust_flow_and_fingerprint_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", "a long enough passphrase")
     uk, fr = str(tmp_path / "uk"), str(tmp_path / "fr")
     assert cli.main(["--home", uk, "keys", "init", "--lab", "UK-FSL", "--name", "UK lab", "--country", "GB"]) == 0

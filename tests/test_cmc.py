@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
+from conftest import FADUL, require_real_scans
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,18 +21,17 @@ from ballistics.cmc import (
     wrap_deg,
 )
 from ballistics.scan import load_scan
-from conftest import FADUL, require_real_scans
 
 SPACING = 6.25e-6
 
 
-@lru_cache(maxsize=None)
+@cache
 def fadul(name: str) -> np.ndarray:
     require_real_scans()
     return load_scan(FADUL / f"Fadul {name}.x3p").heights
 
 
-@lru_cache(maxsize=None)
+@cache
 def fadul_1_1_vs_1_2():
     return compare_surfaces(fadul("1-1"), fadul("1-2"), SPACING)
 

@@ -32,7 +32,6 @@ from exchange.importer import ImportReport, import_bundles
 from exchange.keys import revoke_identity
 
 
-
 @dataclass
 class World:
     root: Path
@@ -45,8 +44,9 @@ class World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("import-labs")
-    uk, fr, de, stranger = (make_lab(root, lab, country) for lab, country in
-                            (("UK-FSL", "GB"), ("FR-IRCGN", "FR"), ("DE-BKA", "DE"), ("XX-LAB", "GB")))
+    uk, fr, de, stranger = (
+        make_lab(root, lab, country) for lab, country in (("UK-FSL", "GB"), ("FR-IRCGN", "FR"), ("DE-BKA", "DE"), ("XX-LAB", "GB"))
+    )
     introduce(uk, fr)
     introduce(uk, de)
     stranger.trust.trust(fr.identity.card, fr.identity.card.fingerprint, where="test")
@@ -72,11 +72,19 @@ def a_record(lab: LabHome, reference: Path | None, questioned: Path | None, case
         if path is not None:
             comparison[side] = {"path": str(path), "sha256": sha256_file(path)}
     card = lab.identity.card.lab
-    return build_record(comparison, lab={"id": card.id, "name": card.name, "country": card.country}, case_id=case, exhibits=("K1", "Q1"),
-                        examiner={"name": "A. Examiner"}, class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "rectangular"})
+    return build_record(
+        comparison,
+        lab={"id": card.id, "name": card.name, "country": card.country},
+        case_id=case,
+        exhibits=("K1", "Q1"),
+        examiner={"name": "A. Examiner"},
+        class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "rectangular"},
+    )
 
 
-def findings(sender: LabHome, out: Path, *, scans: tuple[Path, ...] = (), to: tuple[str, ...] = ("FR-IRCGN",), record: dict | None = None, **kw) -> Path:
+def findings(
+    sender: LabHome, out: Path, *, scans: tuple[Path, ...] = (), to: tuple[str, ...] = ("FR-IRCGN",), record: dict | None = None, **kw
+) -> Path:
     """A bundle of one record (citing the first two scans) and the scans, written by ``sender``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     record = record or a_record(sender, scans[0] if scans else None, scans[1] if len(scans) > 1 else None)
@@ -101,6 +109,7 @@ def events(home: Path) -> list[str]:
 
 # --- the store's migration ------------------------------------------------------------------------
 
+
 def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
     migrate(engine, target=2)
@@ -114,6 +123,7 @@ def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
 
 # --- imported, duplicate ------------------------------------------------------------------------------
 
+
 def test_import_stores_records_and_partner_exhibits_then_reports_a_duplicate(world: World, tmp_path: Path) -> None:
     fr = copy_lab(world.fr, tmp_path / "fr")
     k1, q1 = scan("F01-01"), scan("F01-02")
@@ -124,7 +134,9 @@ def test_import_stores_records_and_partner_exhibits_then_reports_a_duplicate(wor
     exhibits = {e.sha256: e for e in store.exhibits()}
     assert set(exhibits) == {sha256_file(k1), sha256_file(q1)}
     assert {(e.lab, e.partner, e.case, e.exhibit, e.characteristics.calibre) for e in exhibits.values()} == {
-        ("UK-FSL", True, "UK-2026-0117", "K1", "9mm Luger"), ("UK-FSL", True, "UK-2026-0117", "Q1", "9mm Luger")}
+        ("UK-FSL", True, "UK-2026-0117", "K1", "9mm Luger"),
+        ("UK-FSL", True, "UK-2026-0117", "Q1", "9mm Luger"),
+    }
     assert all(e.path.read_bytes() == src.read_bytes() for e, src in ((exhibits[sha256_file(k1)], k1), (exhibits[sha256_file(q1)], q1)))
     assert store.cache_file(sha256_file(k1)).exists() and store.signatures([sha256_file(k1)])  # searchable like our own
     [record] = store.records()
@@ -147,6 +159,7 @@ def test_several_bundles_of_one_sender_import_in_sequence_order_whatever_their_n
 
 
 # --- refusals ----------------------------------------------------------------------------------------
+
 
 def _untrusted(w: World, tmp: Path, fr: LabHome) -> Path:
     return findings(w.stranger, tmp / "in.bfx")
@@ -230,7 +243,9 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(case: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
+    case: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make, error, exit_code, words = REFUSALS[case]
     fr = copy_lab(world.fr, tmp_path / "fr")
     inbox = tmp_path / "inbox"
@@ -248,7 +263,12 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(case:
     moved = Path(rejected.quarantine)
     assert moved.parent == fr.home / "quarantine" and moved.exists()
     sidecar = json.loads(moved.with_name(moved.name + ".reason.json").read_text())
-    assert sidecar["path"] == str(bad) and sidecar["error"] == error and sidecar["exit_code"] == exit_code and sidecar["reason"] == rejected.reason
+    assert (
+        sidecar["path"] == str(bad)
+        and sidecar["error"] == error
+        and sidecar["exit_code"] == exit_code
+        and sidecar["reason"] == rejected.reason
+    )
     assert "time" in sidecar and "bundle_id" in sidecar
     assert len(Store.open(fr.home).ledger()) == before + 1
     last_rejection = [e for e in AuditLog(fr.home).entries() if e.type == "bundle_rejected"][-1].record["details"]
@@ -256,6 +276,7 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(case:
 
 
 # --- receipts ----------------------------------------------------------------------------------------
+
 
 def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_path: Path) -> None:
     fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
@@ -285,8 +306,10 @@ def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Pa
 
 # --- the command: JSON shape and exit codes --------------------------------------------------------
 
-def test_cli_json_lists_every_input_and_exits_with_the_highest_class(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     fr = copy_lab(world.fr, tmp_path / "fr")
     inbox = tmp_path / "inbox"
     good = findings(world.uk, inbox / "good.bfx")
@@ -298,7 +321,9 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(world: Worl
     assert set(doc) == {"imported", "duplicates", "rejected", "exit_code"} and doc["exit_code"] == 3
     assert [e["path"] for e in doc["imported"]] == [str(good)] and doc["duplicates"] == []
     [rejected] = doc["rejected"]
-    assert rejected["path"] == str(inbox / "junk.bfx") and rejected["exit_code"] == 3 and rejected["bundle_id"] is None and rejected["reason"]
+    assert (
+        rejected["path"] == str(inbox / "junk.bfx") and rejected["exit_code"] == 3 and rejected["bundle_id"] is None and rejected["reason"]
+    )
     assert {"path", "bundle_id", "reason", "exit_code"} <= set(doc["imported"][0])
     assert cli.main(["bundle", "import", str(inbox)]) == 0
     table = capsys.readouterr().out
@@ -308,18 +333,28 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(world: Worl
 
 # --- crashes and concurrency -----------------------------------------------------------------------
 
+
 def _subprocess_import(home: Path, inbox: Path) -> subprocess.Popen:
     env = {**os.environ, "BALLISTICS_HOME": str(home), "BALLISTICS_PASSPHRASE": PASSPHRASE.decode()}
-    return subprocess.Popen([sys.executable, "-c", "import sys, cli; sys.exit(cli.main(sys.argv[1:]))", "bundle", "import", str(inbox), "--json"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys, cli; sys.exit(cli.main(sys.argv[1:]))", "bundle", "import", str(inbox), "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _batch(world: World, inbox: Path, names: list[tuple[str, str]]) -> dict[Path, set[str]]:
     """Bundles of two scans each (distinct scans), keyed to the SHA-256 of their scans."""
     out = {}
     for index, (a, b) in enumerate(names):
-        bundle = findings(world.uk, inbox / f"b{index}.bfx", scans=(scan(a), scan(b)),
-                          record=a_record(world.uk, scan(a), scan(b), case=f"UK-CASE-{index}"))
+        bundle = findings(
+            world.uk,
+            inbox / f"b{index}.bfx",
+            scans=(scan(a), scan(b)),
+            record=a_record(world.uk, scan(a), scan(b), case=f"UK-CASE-{index}"),
+        )
         out[bundle] = {sha256_file(scan(a)), sha256_file(scan(b))}
     return out
 
@@ -369,7 +404,7 @@ def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: Wo
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr.decode()
         assert _check_consistent(home, bundles) == len(bundles)
-        referenced = {str(home / file) for file, in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
+        referenced = {str(home / file) for (file,) in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
         assert {str(p) for p in (home / "scans").rglob("*") if p.is_file()} == referenced  # orphans of the killed run swept
         assert not list((home / "import").iterdir())
     assert all(b.exists() for b in bundles)

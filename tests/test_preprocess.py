@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FADUL, RAW_FADUL, REAL_SCANS, require_real_scans
 from scipy.signal import fftconvolve
 
 from ballistics.preprocess import (
@@ -20,7 +21,6 @@ from ballistics.preprocess import (
     prepare,
 )
 from ballistics.scan import Scan, load_scan
-from conftest import FADUL, RAW_FADUL, REAL_SCANS, require_real_scans
 
 PAIRS = {"fadul1.1_raw": "Fadul 1-1", "fadul1.2_raw": "Fadul 1-2", "fadul2.1_raw": "Fadul 2-1"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,24 +21,41 @@ def comparison_dict() -> dict:
     return {
         "reference": {"path": "/cases/K1.x3p", "sha256": "a" * 64},
         "questioned": {"path": "/cases/Q1.x3p", "sha256": "b" * 64},
-        "cmc": 17, "cmc_original": 12, "cmc_high": 17, "cmc_forward": 18, "cmc_backward": 17, "high_cmc_passed": True,
-        "cells_compared": 41, "rotation_deg": -12.0, "translation_um": [31.25, -6.25], "ccf": 0.61, "firing_pin": None,
+        "cmc": 17,
+        "cmc_original": 12,
+        "cmc_high": 17,
+        "cmc_forward": 18,
+        "cmc_backward": 17,
+        "high_cmc_passed": True,
+        "cells_compared": 41,
+        "rotation_deg": -12.0,
+        "translation_um": [31.25, -6.25],
+        "ccf": 0.61,
+        "firing_pin": None,
         "decision": "identification",
         "method": {"name": "congruent-matching-cells/high-cmc", "cmc": {"cell_grid": 8}, "decision": {"identification_cmc": 6}},
-        "software": {"name": "ballistics", "version": "0.1.0"}, "elapsed_s": 1.5,
+        "software": {"name": "ballistics", "version": "0.1.0"},
+        "elapsed_s": 1.5,
     }
 
 
 def a_record() -> dict:
     return build_record(
-        comparison_dict(), lab=LAB, case_id="CASE-2026-0042", exhibits=("K1", "Q1"),
-        examiner={"name": "A. Examiner", "id": "E17"}, class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "hemispherical"},
-        afte_category="identification", created=datetime(2026, 1, 15, 9, 30, tzinfo=timezone.utc),
+        comparison_dict(),
+        lab=LAB,
+        case_id="CASE-2026-0042",
+        exhibits=("K1", "Q1"),
+        examiner={"name": "A. Examiner", "id": "E17"},
+        class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "hemispherical"},
+        afte_category="identification",
+        created=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
     )
 
 
 def test_published_schema_is_the_packaged_schema() -> None:
-    assert (REPO / "docs" / "match-record.schema.json").read_bytes() == (REPO / "ballistics" / "schemas" / "match-record.schema.json").read_bytes()
+    assert (REPO / "docs" / "match-record.schema.json").read_bytes() == (
+        REPO / "ballistics" / "schemas" / "match-record.schema.json"
+    ).read_bytes()
     assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import x3pio
+from conftest import FADUL, RAW_FADUL, REAL_SCANS, SAMPLE_DATA, WELLER
 from PIL import Image
 
 import cli
@@ -31,7 +32,6 @@ from ballistics.scan import (
     load_scan,
     save_x3p,
 )
-from conftest import FADUL, RAW_FADUL, REAL_SCANS, SAMPLE_DATA, WELLER
 
 SPACING = 6.25e-6
 
@@ -131,7 +131,9 @@ def broken_no_main_xml(tmp: Path) -> Path:
 
 
 def broken_malformed_main_xml(tmp: Path) -> Path:
-    return rezip(write_x3p(tmp / "whole.x3p"), tmp / "bad-xml.x3p", replace={"main.xml": b"<?xml version='1.0'?><p:ISO5436_2 xmlns:p='x'><Record1>"})
+    return rezip(
+        write_x3p(tmp / "whole.x3p"), tmp / "bad-xml.x3p", replace={"main.xml": b"<?xml version='1.0'?><p:ISO5436_2 xmlns:p='x'><Record1>"}
+    )
 
 
 def broken_main_xml_without_record3(tmp: Path) -> Path:
@@ -250,7 +252,9 @@ def test_scan_refuses_arrays_that_are_not_surfaces() -> None:
         Scan(heights=np.full((3, 3), np.nan), spacing_x=SPACING, spacing_y=SPACING)
 
 
-def test_dimensions_beyond_the_limit_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+def test_dimensions_beyond_the_limit_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     x3p = write_x3p(tmp_path / "wide.x3p", surface(20, 64))
     png = tmp_path / "wide.png"
     cv2.imwrite(str(png), np.zeros((20, 64), np.uint8))
@@ -277,7 +281,7 @@ def test_x3ptools_mask_turns_painted_points_into_nan(tmp_path: Path) -> None:
     xml = member(plain, "main.xml").replace(
         b"</DataLink>",
         b"</DataLink>\n    <Mask>\n      <Size>3</Size>\n      <Background>#cd7f32</Background>\n"
-        b"      <Annotations>\n        <Annotation color=\"#ff0000\">firing pin drag</Annotation>\n      </Annotations>\n    </Mask>",
+        b'      <Annotations>\n        <Annotation color="#ff0000">firing pin drag</Annotation>\n      </Annotations>\n    </Mask>',
     )
     masked = rezip(plain, tmp_path / "masked.x3p", replace={"main.xml": xml, "bindata/mask.png": png.tobytes()})
     loaded = load_scan(masked).heights

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FADUL, SAMPLE_DATA, require_real_scans
 
 from ballistics.cmc import transform
 from ballistics.scan import Scan, load_scan
 from ballistics.search import DaskExecutor, LocalExecutor, SearchError, SearchParams, search
 from ballistics.store import Store
 from cli import main
-from conftest import FADUL, SAMPLE_DATA, require_real_scans
 
 REAL = ["1-1", "1-2", "2-1", "2-2", "3-1", "4-1"]
 GENERATED = ["F01-01", "F01-02", "F02-01"]
@@ -84,7 +84,9 @@ def test_filters_restrict_the_collection(collection: Path) -> None:
 
 
 def test_search_json_shape(collection: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--home", str(collection), "search", str(FADUL / "Fadul 2-1.x3p"), "--json", "--shortlist", "2", "--top", "2", "--workers", "1"])
+    code = main(
+        ["--home", str(collection), "search", str(FADUL / "Fadul 2-1.x3p"), "--json", "--shortlist", "2", "--top", "2", "--workers", "1"]
+    )
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) >= {"query", "searched", "shortlisted", "elapsed_s", "candidates"}

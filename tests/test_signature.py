@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import FADUL, WELLER, require_real_scans
 
 from ballistics.cmc import transform
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import load_scan
 from ballistics.signature import SignatureError, SignatureParams, signature, signature_bytes, signature_from_bytes, similarity
-from conftest import FADUL, WELLER, require_real_scans
 
 
 def face(name: str) -> BreechFace:

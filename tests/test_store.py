@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import FADUL, SAMPLE_DATA
 
 from ballistics.preprocess import prepare
 from ballistics.records import load_record, validate_record
@@ -16,7 +17,6 @@ from ballistics.scan import load_scan
 from ballistics.schema import SCHEMA_VERSION, StoreError, create_engine, current_version, migrate
 from ballistics.store import ClassCharacteristics, LabInfo, Store, load_prepared, save_prepared
 from cli import main
-from conftest import FADUL, SAMPLE_DATA
 
 LAB = LabInfo("UK-FSL", "UK Forensic Science Laboratory", "GB")
 PARTNER = LabInfo("FR-IRCGN", "IRCGN", "FR")
@@ -69,12 +69,28 @@ def test_an_exhibit_id_holds_one_scan(tmp_path: Path, real_scans: Path) -> None:
 
 def test_filters_and_partner_exhibits_in_a_caller_transaction(tmp_path: Path, real_scans: Path) -> None:
     store = Store.open(tmp_path)
-    store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB, characteristics=ClassCharacteristics("9mm Luger", "hemispherical"))
+    store.add_exhibit_scan(
+        fadul("1-1"), case_id="C1", exhibit_id="K1", lab=LAB, characteristics=ClassCharacteristics("9mm Luger", "hemispherical")
+    )
     with store.transaction() as conn:
-        store.add_exhibit_scan(fadul("2-1"), case_id="FR-7", exhibit_id="E1", lab=PARTNER, partner=True,
-                               characteristics=ClassCharacteristics("9mm Luger", "elliptical", "3 o'clock"), conn=conn)
-        store.add_exhibit_scan(fadul("3-1"), case_id="FR-7", exhibit_id="E2", lab=PARTNER, partner=True,
-                               characteristics=ClassCharacteristics(".40 S&W"), conn=conn)
+        store.add_exhibit_scan(
+            fadul("2-1"),
+            case_id="FR-7",
+            exhibit_id="E1",
+            lab=PARTNER,
+            partner=True,
+            characteristics=ClassCharacteristics("9mm Luger", "elliptical", "3 o'clock"),
+            conn=conn,
+        )
+        store.add_exhibit_scan(
+            fadul("3-1"),
+            case_id="FR-7",
+            exhibit_id="E2",
+            lab=PARTNER,
+            partner=True,
+            characteristics=ClassCharacteristics(".40 S&W"),
+            conn=conn,
+        )
     assert [e.exhibit for e in store.exhibits(calibre="9mm Luger")] == ["K1", "E1"]
     assert [e.exhibit for e in store.exhibits(firing_pin_shape="elliptical")] == ["E1"]
     partner = store.exhibits(lab="FR-IRCGN")
@@ -84,10 +100,9 @@ def test_filters_and_partner_exhibits_in_a_caller_transaction(tmp_path: Path, re
 
 def test_a_failed_transaction_leaves_no_row_and_no_dangling_reference(tmp_path: Path, real_scans: Path) -> None:
     store = Store.open(tmp_path)
-    with pytest.raises(RuntimeError):
-        with store.transaction() as conn:
-            store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=PARTNER, partner=True, conn=conn)
-            raise RuntimeError("bundle rejected half-way")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        store.add_exhibit_scan(fadul("1-1"), case_id="C1", exhibit_id="K1", lab=PARTNER, partner=True, conn=conn)
+        raise RuntimeError("bundle rejected half-way")
     assert store.exhibits() == []
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM scans").scalar() == 0
@@ -119,7 +134,11 @@ def test_an_old_database_is_migrated(tmp_path: Path, real_scans: Path) -> None:
         conn.exec_driver_sql("INSERT INTO labs (id, name, country, partner) VALUES ('UK-FSL', 'UK FSL', 'GB', 0)")
         conn.exec_driver_sql("INSERT INTO cases (pk, lab_id, case_id) VALUES (1, 'UK-FSL', 'OLD-1')")
         conn.exec_driver_sql("INSERT INTO scans VALUES ('" + "a" * 64 + "', 'scans/aa/x.x3p', 'x.x3p', 'x3p', 10, '2025-01-01T00:00:00Z')")
-        conn.exec_driver_sql("INSERT INTO exhibits (case_pk, exhibit_id, scan_sha256, partner, added) VALUES (1, 'K1', '" + "a" * 64 + "', 0, '2025-01-01T00:00:00Z')")
+        conn.exec_driver_sql(
+            "INSERT INTO exhibits (case_pk, exhibit_id, scan_sha256, partner, added) VALUES (1, 'K1', '"
+            + "a" * 64
+            + "', 0, '2025-01-01T00:00:00Z')"
+        )
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
@@ -180,7 +199,24 @@ def test_db_errors_are_one_line_with_exit_codes(home: Path, tmp_path: Path, caps
 
 
 def test_compare_record_is_valid_and_stored(home: Path, tmp_path: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["db", "add", str(fadul("1-1")), "--case", "C-2026-1", "--exhibit", "K1", "--calibre", "9mm Luger", "--firing-pin-shape", "hemispherical"]) == 0
+    assert (
+        main(
+            [
+                "db",
+                "add",
+                str(fadul("1-1")),
+                "--case",
+                "C-2026-1",
+                "--exhibit",
+                "K1",
+                "--calibre",
+                "9mm Luger",
+                "--firing-pin-shape",
+                "hemispherical",
+            ]
+        )
+        == 0
+    )
     target = tmp_path / "record.json"
     code = main(["compare", str(fadul("1-1")), str(fadul("1-2")), "--json", "--record", str(target), "--examiner", "A. Examiner"])
     assert code == 0
@@ -202,7 +238,9 @@ def test_compare_record_is_valid_and_stored(home: Path, tmp_path: Path, real_sca
     assert (home / "scans" / row[0][:2] / f"{row[0]}.x3p").exists()
 
 
-def test_compare_record_needs_a_case_for_unknown_scans(home: Path, tmp_path: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_record_needs_a_case_for_unknown_scans(
+    home: Path, tmp_path: Path, real_scans: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "record.json"
     assert main(["compare", str(fadul("1-1")), str(fadul("2-1")), "--record", str(target)]) == 2
     assert "give --case" in capsys.readouterr().err and not target.exists()

@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import SAMPLE_DATA
 
 import cli
 from ballistics import synth
 from ballistics.scan import Scan, load_scan
-from conftest import SAMPLE_DATA
 
 SAMPLE_ARGS = ["--firearms", "3", "--shots", "3", "--seed", "2026"]
 
@@ -131,7 +131,7 @@ def test_nan_outside_the_measured_disc_and_in_the_primer_gap() -> None:
     assert heights.shape == (size, size)
     primer, inner, outer = synth.GEOMETRY.radii_px()
     axis = np.arange(size) - (size - 1) / 2
-    dx, dy = (np.asarray(case.shift_um) / 6.25)
+    dx, dy = np.asarray(case.shift_um) / 6.25
     r = np.hypot(axis[None, :] - dx, axis[:, None] - dy)
     assert np.isnan(heights[r > outer + 1.5]).all()
     assert np.isnan(heights[(r > primer + 1.5) & (r < inner - 1.5)]).all()

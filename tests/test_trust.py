@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from exchange_support import FAST, PASSPHRASE, T0, make_lab
 
+from exchange.card import sign_card
 from exchange.errors import (
     BadSignatureError,
     FingerprintMismatchError,
@@ -16,7 +17,6 @@ from exchange.errors import (
     UntrustedRecipientError,
     UntrustedSenderError,
 )
-from exchange.card import sign_card
 from exchange.keys import revoke_identity, rotate_identity
 from exchange.trust import REVOKED, SUPERSEDED, TRUSTED, TrustStore
 
