@@ -118,9 +118,12 @@ class Exhibit:
 
 @dataclass(frozen=True)
 class AddResult:
+    """What ``add_exhibit_scan`` did: ``added``, or not, with ``conflict`` when the filing asked for was refused."""
+
     exhibit: Exhibit
     added: bool
     message: str
+    conflict: bool = False
 
 
 # --- the store -----------------------------------------------------------------------------------
@@ -215,7 +218,13 @@ class Store:
                 c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
 
     def add_scan_file(
-        self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None
+        self,
+        path: Path,
+        *,
+        conn: Connection | None = None,
+        face: BreechFace | None = None,
+        sha256: str | None = None,
+        pixel_um: float | None = None,
     ) -> str:
         """Copy a scan into the content-addressed store (if new) and cache its surface and signature."""
         path = Path(path)
@@ -224,7 +233,7 @@ class Store:
             if c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha)).first() is not None:
                 return sha
             fmt = sniff_format(path)
-            face = face if face is not None else prepare(load_scan(path), self.preprocess)
+            face = face if face is not None else prepare(load_scan(path, pixel_um=pixel_um), self.preprocess)
             sig = signature(face, self.signature_params)
             target = self.scan_file(sha, fmt)
             if not target.exists():
@@ -252,9 +261,14 @@ class Store:
         lab: LabInfo,
         characteristics: ClassCharacteristics = ClassCharacteristics(),
         partner: bool = False,
+        pixel_um: float | None = None,
         conn: Connection | None = None,
     ) -> AddResult:
         """Add one scan as an exhibit of a case of ``lab``; the same file twice changes nothing.
+
+        ``pixel_um`` is the pixel size of a 2-D image (micrometres); x3p files carry their own.
+        A scan already filed elsewhere is not filed again: one scan is one exhibit, and the
+        result says where it is (``conflict``).
 
         Importers of partner bundles call this with ``partner=True`` inside their own
         ``with store.transaction() as conn:`` so that a bundle lands whole or not at all.
@@ -262,13 +276,13 @@ class Store:
         path = Path(path)
         sha = sha256_file(_readable(path))
         if conn is None and (known := self.by_sha256(sha)) is not None:
-            return _already(known)
+            return _already(known, lab.id, case_id, exhibit_id)
         # Prepared before the transaction, so the write lock is not held while it runs.
-        face = None if conn is not None or self._has_scan(sha) else prepare(load_scan(path), self.preprocess)
+        face = None if conn is not None or self._has_scan(sha) else prepare(load_scan(path, pixel_um=pixel_um), self.preprocess)
         with self._joined(conn) as c:
             existing = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)
             if existing:
-                return _already(existing[0])
+                return _already(existing[0], lab.id, case_id, exhibit_id)
             self.ensure_lab(lab, partner=partner, conn=c)
             case_pk = self._case_pk(c, lab.id, case_id)
             taken = c.execute(
@@ -278,7 +292,7 @@ class Store:
                 raise StoreError(
                     path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
                 )
-            self.add_scan_file(path, conn=c, sha256=sha, face=face)
+            self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um)
             c.execute(
                 exhibits.insert().values(
                     case_pk=case_pk,
@@ -292,7 +306,7 @@ class Store:
                 )
             )
             added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
-        return AddResult(added, True, f"added as exhibit {exhibit_id} of case {case_id} (lab {lab.id})")
+        return AddResult(added, True, f"added as exhibit #{added.id} {case_id}/{exhibit_id} (lab {lab.id})")
 
     def _has_scan(self, sha256: str) -> bool:
         with self.engine.connect() as c:
@@ -447,6 +461,7 @@ class Store:
             return self._exhibit_rows(c, *clauses)
 
     def exhibit(self, ident: str) -> Exhibit:
+        """The exhibit named ``CASE/EXHIBIT``, by its number, or by a SHA-256 prefix (6+ hex digits)."""
         with self.engine.connect() as c:
             return self._find(c, ident)
 
@@ -473,17 +488,22 @@ class Store:
             c.execute(signatures.insert().values(sha256=sha256, key=self.cache_key, data=signature_bytes(sig)))
 
     def _find(self, conn: Connection, ident: str) -> Exhibit:
-        text = ident.strip().lower()
-        if text.isdigit():
+        text = ident.strip()
+        if "/" in text:
+            case_id, exhibit_id = text.rsplit("/", 1)
+            rows = self._exhibit_rows(conn, cases.c.case_id == case_id, exhibits.c.exhibit_id == exhibit_id)
+            if len(rows) > 1:
+                raise StoreError(ident, f"{len(rows)} labs file this case and exhibit ({', '.join(r.lab for r in rows)}); give the exhibit number")
+        elif text.isdigit():
             rows = self._exhibit_rows(conn, exhibits.c.id == int(text))
-        elif len(text) >= 6 and all(ch in "0123456789abcdef" for ch in text):
-            rows = self._exhibit_rows(conn, exhibits.c.scan_sha256.startswith(text))
+        elif len(text) >= 6 and all(ch in "0123456789abcdef" for ch in text.lower()):
+            rows = self._exhibit_rows(conn, exhibits.c.scan_sha256.startswith(text.lower()))
+            if len(rows) > 1:
+                raise StoreError(ident, f"SHA-256 prefix matches {len(rows)} exhibits; give more digits")
         else:
-            raise StoreError(ident, "an exhibit is named by its number (db list) or a SHA-256 prefix of at least 6 hex digits")
+            raise StoreError(ident, "name an exhibit as CASE/EXHIBIT, by its number (db list) or by a SHA-256 prefix of at least 6 hex digits")
         if not rows:
             raise StoreError(ident, "no such exhibit in the collection")
-        if len(rows) > 1:
-            raise StoreError(ident, f"SHA-256 prefix matches {len(rows)} exhibits; give more digits")
         return rows[0]
 
     def _exhibit_rows(self, conn: Connection, *where: Any) -> list[Exhibit]:
@@ -542,9 +562,16 @@ def _ledger_entry(row: Any) -> LedgerEntry:
     )
 
 
-def _already(known: Exhibit) -> AddResult:
+def _already(known: Exhibit, lab_id: str, case_id: str, exhibit_id: str) -> AddResult:
+    """The answer for a scan the collection holds: the same filing changes nothing; another is refused, with why."""
+    if (known.lab, known.case, known.exhibit) == (lab_id, case_id, exhibit_id):
+        return AddResult(known, False, f"already exhibit #{known.id} {known.case}/{known.exhibit} (lab {known.lab}); nothing changed")
     return AddResult(
-        known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed"
+        known,
+        False,
+        f"not filed as {case_id}/{exhibit_id}: this scan is already exhibit #{known.id} {known.case}/{known.exhibit} (lab {known.lab}), "
+        "and one scan is one exhibit; refer to it by that name",
+        conflict=True,
     )
 
 

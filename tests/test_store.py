@@ -47,11 +47,13 @@ def test_add_is_content_addressed_and_idempotent(tmp_path: Path, real_scans: Pat
     assert first.exhibit.path == tmp_path / "home" / "scans" / sha[:2] / f"{sha}.x3p"
     assert first.exhibit.path.read_bytes() == fadul("1-1").read_bytes()
     before = files_under(tmp_path / "home")
-    # the same bytes under another name, case and exhibit id: nothing changes, and it says so
+    # the same bytes under another name, case and exhibit id: not filed again, and it says where the scan is
     copy = tmp_path / "renamed.x3p"
     shutil.copy(fadul("1-1"), copy)
     again = store.add_exhibit_scan(copy, case_id="C2", exhibit_id="Q9", lab=LAB)
-    assert not again.added and "already in the collection as exhibit K1 of case C1" in again.message
+    assert not again.added and again.conflict and "not filed as C2/Q9: this scan is already exhibit #1 C1/K1" in again.message
+    same = store.add_exhibit_scan(copy, case_id="C1", exhibit_id="K1", lab=LAB)
+    assert not same.added and not same.conflict and same.message.endswith("nothing changed")
     assert files_under(tmp_path / "home") == before
     assert [e.exhibit for e in store.exhibits()] == ["K1"]
     # the cached surface is the prepared one and a signature is stored
@@ -173,8 +175,10 @@ def test_db_commands_end_to_end(home: Path, real_scans: Path, capsys: pytest.Cap
     added = json.loads(capsys.readouterr().out)["results"]
     assert [r["exhibit"]["exhibit"] for r in added] == ["K1", "K1-2"] and all(r["added"] for r in added)
     assert all(r["exhibit"]["lab"] == "local" for r in added)
-    assert main(["db", "add", str(fadul("1-1")), "--case", "C1", "--exhibit", "K7"]) == 0
-    assert "already in the collection as exhibit K1 of case C1; nothing changed" in capsys.readouterr().err.replace(" (lab local)", "")
+    assert main(["db", "add", str(fadul("1-1")), "--case", "C1", "--exhibit", "K1"]) == 0
+    assert f"{fadul('1-1')}: already exhibit #1 C1/K1 (lab local); nothing changed" in capsys.readouterr().err
+    assert main(["db", "add", str(fadul("1-1")), "--case", "C2", "--exhibit", "K7"]) == 2  # one scan is one exhibit
+    assert "not filed as C2/K7: this scan is already exhibit #1 C1/K1" in capsys.readouterr().err
     assert main(["db", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["exhibits"]
     assert [e["exhibit"] for e in listed] == ["K1", "K1-2"]

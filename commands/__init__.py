@@ -1,0 +1,1 @@
+"""The command groups of ``ballistics``, one module each; :mod:`cli` assembles them."""

@@ -1,0 +1,73 @@
+"""``audit``: the lab's tamper-evident log (exchange/audit.py, exchange/audit_verify.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from commands.common import JsonOpt, emit_json, note, print_rows, print_table, state, table
+
+audit_app = typer.Typer(
+    help="The lab's hash-chained, signed log of comparisons, exchanges, key events and trust changes.", no_args_is_help=True
+)
+
+
+@audit_app.command("verify")
+def audit_verify(json_out: JsonOpt = False) -> None:
+    """Check the whole chain (links, sequence numbers, key certificates, head signatures); exit 4 where it breaks."""
+    from exchange.audit_verify import verify_log
+
+    report = verify_log(state.home)
+    doc = report.to_json()
+    if json_out:
+        emit_json(doc)
+    else:
+        keys = ("status", "lines", "events", "heads", "signed_through_line", "unsigned_tail", "last_sha256")
+        print_rows(doc["path"], [(k, str(doc[k])) for k in keys])
+        if report.problems:
+            problems = table("problems", ("line", "kind", "what is wrong"), keep=("line", "kind"), fold=("what is wrong",))
+            for problem in report.problems:
+                problems.add_row(str(problem.line), problem.kind, problem.message)
+            print_table(problems)
+    if report.unsigned_tail and report.intact:
+        note(f"note: the last {report.unsigned_tail} lines are chained but not covered by a head signature")
+    report.raise_if_broken()
+
+
+@audit_app.command("show")
+def audit_show(
+    since: Annotated[
+        str | None, typer.Option(help="Only events at or after this UTC date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the logged events (signatures and certificates abbreviated to their key ids)."""
+    from rich.text import Text
+
+    from exchange.audit import AuditLog, parse_since
+
+    cutoff = parse_since(since) if since is not None else None
+    entries = [e for e in AuditLog(state.home).entries() if cutoff is None or e.time >= cutoff]
+    if json_out:
+        emit_json({"events": [e.summary() for e in entries]})
+        return
+    listing = table(
+        f"audit log of {state.home}", ("line", "time", "type", "lab / user", "details"), keep=("line", "time", "type"), fold=("details",)
+    )
+    for entry in entries:
+        actor = entry.record["actor"]
+        details = json.dumps(entry.summary()["details"], separators=(",", ":"))
+        listing.add_row(
+            str(entry.line),
+            entry.record["time"],
+            entry.type,
+            Text(f"{actor.get('lab') or '-'} / {actor.get('examiner') or actor.get('user')}"),
+            Text(details if len(details) <= 240 else details[:239] + "…"),
+        )
+    print_table(listing)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")

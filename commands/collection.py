@@ -1,0 +1,285 @@
+"""``db`` and ``search``: the lab's reference collection (ballistics/store.py, ballistics/search.py)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ballistics.errors import EXIT_USAGE
+from commands.common import (
+    DbUrlOpt,
+    JsonOpt,
+    PixelOpt,
+    WorkersOpt,
+    audit,
+    emit_json,
+    note,
+    open_store,
+    print_rows,
+    print_table,
+    progress,
+    state,
+    table,
+    worker_count,
+)
+from commands.scans import image_pixel_um
+
+if TYPE_CHECKING:
+    from ballistics.store import Exhibit, LabInfo
+
+db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans, comparisons and match records.", no_args_is_help=True)
+
+#: Scan files ``db add FOLDER`` takes from a folder (by suffix, case-insensitive).
+SCAN_SUFFIXES = (".x3p", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+class FiringPinShape(StrEnum):
+    hemispherical = "hemispherical"
+    elliptical = "elliptical"
+    rectangular = "rectangular"
+    circular = "circular"
+    other = "other"
+    unknown = "unknown"
+
+
+ExhibitArg = Annotated[
+    str, typer.Argument(metavar="EXHIBIT", help="CASE/EXHIBIT (e.g. UK-2026-0117/CS1), the exhibit's number, or a SHA-256 prefix.")
+]
+ShapeOpt = Annotated[FiringPinShape | None, typer.Option(help="Firing-pin shape (class characteristic).")]
+
+
+NO_IDENTITY_NOTE = (
+    "note: this home has no lab identity yet (keys init), so this is filed under lab 'local'; "
+    "after keys init, 'ballistics db reattribute' files it under the lab's own id (bundle export refuses 'local')"
+)
+
+
+def collection_lab(lab_id: str | None) -> LabInfo:
+    """The lab things are filed under: this home's identity (keys init), else ``--lab``, else ``local``.
+
+    ``local`` is what a home without an identity files under; ``db reattribute`` moves it to the
+    lab's own id once ``keys init`` has run, and bundle export refuses it until then.
+    """
+    from ballistics.store import DEFAULT_LAB, LabInfo
+    from exchange.errors import MissingIdentityError
+    from exchange.keys import load_card
+
+    try:
+        card_lab = load_card(state.home).lab
+    except MissingIdentityError:
+        card_lab = None
+    if card_lab is not None and lab_id in (None, card_lab.id):
+        return LabInfo(card_lab.id, card_lab.name, card_lab.country)
+    return LabInfo(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
+
+
+def scan_files(paths: list[Path]) -> list[Path]:
+    """The files named, with each folder replaced by the scans directly inside it (sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SCAN_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def exhibit_label(exhibit: Exhibit) -> str:
+    return f"{exhibit.case}/{exhibit.exhibit}"
+
+
+@db_app.command("add")
+def db_add(
+    scans: Annotated[list[Path], typer.Argument(help="Scan files or folders (the scans inside); several become exhibits E, E-2, E-3, ...")],
+    case: Annotated[str, typer.Option("--case", help="Case id.")],
+    exhibit: Annotated[str, typer.Option("--exhibit", help="Exhibit id of the first scan (the next get -2, -3, ...).")],
+    calibre: Annotated[str | None, typer.Option(help="Calibre, e.g. 9mm Luger.")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Owning lab [default: this home's identity].")] = None,
+    firing_pin_shape: ShapeOpt = None,
+    ejector: Annotated[str | None, typer.Option("--ejector", help="Ejector position, e.g. '3 o'clock'.")] = None,
+    pixel_um: PixelOpt = None,
+    json_out: JsonOpt = False,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Add scans to the collection as exhibits of a case; a file already filed there changes nothing."""
+    from ballistics.store import DEFAULT_LAB, ClassCharacteristics
+
+    files = scan_files(scans)
+    if not files:
+        from ballistics.errors import UsageError
+
+        raise UsageError(scans[0], "no scan files (x3p or images) in this folder")
+    store = open_store(db_url)
+    owner = collection_lab(lab)
+    traits = ClassCharacteristics(calibre, firing_pin_shape.value if firing_pin_shape else None, ejector)
+    results: list[dict[str, Any]] = []
+    with progress("adding scans", quiet=json_out or len(files) < 2, total=len(files)) as update:
+        for index, path in enumerate(files):
+            exhibit_id = exhibit if index == 0 else f"{exhibit}-{index + 1}"
+            result = store.add_exhibit_scan(
+                path, case_id=case, exhibit_id=exhibit_id, lab=owner, characteristics=traits, pixel_um=image_pixel_um(path, pixel_um)
+            )
+            results.append(
+                {
+                    "file": str(path),
+                    "added": result.added,
+                    "conflict": result.conflict,
+                    "message": result.message,
+                    "exhibit": result.exhibit.as_dict(),
+                }
+            )
+            if not json_out:
+                note(f"{path}: {result.message}")
+            update(index + 1, len(files))
+    added = [r for r in results if r["added"]]
+    if added and owner.id == DEFAULT_LAB and lab is None:
+        note(NO_IDENTITY_NOTE)
+    if added:
+        audit(
+            (
+                "db_add",
+                {"lab": owner.id, "case": case, "exhibits": [{k: r["exhibit"][k] for k in ("id", "exhibit", "sha256")} for r in added]},
+            )
+        )
+    if json_out:
+        emit_json({"results": results})
+    if any(r["conflict"] for r in results):
+        raise typer.Exit(EXIT_USAGE)
+
+
+@db_app.command("list")
+def db_list(
+    json_out: JsonOpt = False,
+    calibre: Annotated[str | None, typer.Option(help="Only this calibre.")] = None,
+    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only this firing-pin shape.")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Only exhibits of this lab.")] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Only exhibits of this case.")] = None,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """List the exhibits of the collection."""
+    found = open_store(db_url).exhibits(calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None, lab=lab)
+    found = [e for e in found if case is None or e.case == case]
+    if json_out:
+        emit_json({"exhibits": [e.as_dict() for e in found]})
+        return
+    listing = table(
+        f"{len(found)} exhibits",
+        ("#", "case/exhibit", "lab", "calibre", "firing pin", "sha256", "file"),
+        keep=("#", "case/exhibit", "lab", "sha256"),
+        fold=("file",),
+    )
+    for e in found:
+        t = e.characteristics
+        listing.add_row(
+            str(e.id),
+            exhibit_label(e),
+            e.lab + (" (partner)" if e.partner else ""),
+            t.calibre or "",
+            t.firing_pin_shape or "",
+            e.sha256[:12],
+            e.original_name,
+        )
+    print_table(listing)
+
+
+@db_app.command("show")
+def db_show(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
+    """Show one exhibit, with the full SHA-256 of its scan."""
+    found = open_store(db_url).exhibit(ident)
+    if json_out:
+        emit_json(found.as_dict())
+        return
+    print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in found.as_dict().items()])
+
+
+@db_app.command("remove")
+def db_remove(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
+    """Remove an exhibit (its scan file too, unless a stored comparison cites it)."""
+    gone = open_store(db_url).remove_exhibit(ident)
+    audit(("db_remove", {"id": gone.id, "lab": gone.lab, "case": gone.case, "exhibit": gone.exhibit, "sha256": gone.sha256}))
+    if json_out:
+        emit_json({"removed": gone.as_dict()})
+        return
+    note(f"removed exhibit #{gone.id} {exhibit_label(gone)} (sha256 {gone.sha256})")
+
+
+def search(
+    questioned: Annotated[
+        str, typer.Argument(help="Questioned scan file (x3p or image), or a stored exhibit: CASE/EXHIBIT or its number.")
+    ],
+    top: Annotated[int, typer.Option(min=1, help="Candidates listed.")] = 10,
+    shortlist: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Candidates kept by the prefilter for the full CMC comparison. The prefilter compares rotation-free "
+            "signatures of the breech faces (0..1, higher is more alike) across the whole collection in one pass.",
+        ),
+    ] = 20,
+    calibre: Annotated[str | None, typer.Option(help="Only exhibits of this calibre.")] = None,
+    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only exhibits of this firing-pin shape.")] = None,
+    pixel_um: PixelOpt = None,
+    json_out: JsonOpt = False,
+    workers: WorkersOpt = None,
+    dask: Annotated[
+        str | None, typer.Option("--dask", help="Run the full comparisons on this Dask scheduler, e.g. tcp://host:8786.")
+    ] = None,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Rank the collection against a questioned scan: signature shortlist, then the full CMC comparison.
+
+    Candidates are ranked by their CMC count, then by their score: the correlation (-1..1) of
+    the questioned breech face with the candidate's, registered at the rotation and shift found.
+    """
+    from ballistics.search import DaskExecutor, LocalExecutor, SearchParams
+    from ballistics.search import search as run_search
+    from commands.comparison import resolve_scan
+
+    store = open_store(db_url)
+    scan, path = resolve_scan(questioned, pixel_um, db_url)
+    params = SearchParams(
+        top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None
+    )
+    executor = DaskExecutor(dask) if dask else LocalExecutor(worker_count(workers))
+    with progress("comparing the shortlist", quiet=json_out) as update:
+        result = run_search(store, scan, params, executor, progress=update)
+    audit(
+        (
+            "search",
+            {
+                "query": result.query,
+                "searched": result.searched,
+                "shortlisted": result.shortlisted,
+                "candidates": [{"sha256": h.exhibit.sha256, "cmc": h.cmc, "decision": h.decision} for h in result.candidates],
+            },
+        )
+    )
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    ranking = table(
+        f"{path.name}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s",
+        ("rank", "case/exhibit", "lab", "CMC", "decision", "score", "prefilter", "sha256"),
+        keep=("rank", "case/exhibit", "lab", "CMC", "decision", "sha256"),
+    )
+    for hit in result.candidates:
+        row = hit.as_dict()
+        ranking.add_row(
+            str(row["rank"]),
+            exhibit_label(hit.exhibit),
+            row["lab"] + (" (partner)" if row["partner"] else ""),
+            str(row["cmc"]),
+            row["decision"],
+            "" if row["score"] is None else f"{row['score']:.3f}",
+            f"{row['prefilter']:.3f}",
+            row["sha256"][:12],
+        )
+    print_table(ranking)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.command()(search)

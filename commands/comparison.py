@@ -1,0 +1,309 @@
+"""``compare`` and ``validate``: the comparison engine (ballistics/compare.py, cmc.py, validate.py)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ballistics.cmc import CmcParams
+from ballistics.compare import DecisionParams
+from commands.collection import NO_IDENTITY_NOTE, SCAN_SUFFIXES, collection_lab
+from commands.common import (
+    DbUrlOpt,
+    JsonOpt,
+    PixelOpt,
+    WorkersOpt,
+    audit,
+    emit_json,
+    note,
+    open_store,
+    out,
+    print_rows,
+    print_table,
+    progress,
+    table,
+    worker_count,
+)
+from commands.scans import load_file
+
+if TYPE_CHECKING:
+    from ballistics.scan import Scan
+
+METHOD_PANEL = "Method (defaults: cmcR / Song 2018)"
+_CMC = CmcParams()
+_DECISION = DecisionParams()
+
+
+class Rule(StrEnum):
+    original = "original"
+    high = "high"
+
+
+CellsOpt = Annotated[
+    int,
+    typer.Option(
+        min=2, max=32, help="The reference is cut into a grid of N x N cells, each registered on its own.", rich_help_panel=METHOD_PANEL
+    ),
+]
+TranslationOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Tx = Ty: how far (µm) a cell's best position may lie from the consensus of all cells and still count as congruent.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+RotationOpt = Annotated[
+    float,
+    typer.Option(
+        "--rotation-threshold-deg",
+        min=0.0,
+        help="Ttheta: how far (degrees) a cell's best rotation may lie from the consensus and still count as congruent.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+CcfOpt = Annotated[
+    float,
+    typer.Option(
+        "--ccf-threshold",
+        min=-1.0,
+        max=1.0,
+        help="Tccf: the least correlation (-1..1) between a cell and the questioned surface at its best position for the cell to count.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+IdOpt = Annotated[
+    int, typer.Option(min=1, help="Identification when the deciding CMC count is at least this.", rich_help_panel=METHOD_PANEL)
+]
+ElimOpt = Annotated[int, typer.Option(min=0, help="Elimination when the deciding CMC count is at most this.", rich_help_panel=METHOD_PANEL)]
+RuleOpt = Annotated[
+    Rule,
+    typer.Option(
+        help=(
+            "Which count decides. original (Song 2013): each cell at its own best rotation must agree with the others. "
+            "high (High CMC, Tong 2015): cells are counted at the rotations where most cells agree, "
+            "which gives higher counts to same-source and to some different-source pairs."
+        ),
+        rich_help_panel=METHOD_PANEL,
+    ),
+]
+WindowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cmcr-window", help="Search only -30..30 degrees, as cmcR does, instead of the full circle.", rich_help_panel=METHOD_PANEL
+    ),
+]
+ModeOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--preprocessed/--raw",
+        help="Take the scans as already processed (cropped, levelled, filtered), or as raw [default: decided per scan].",
+        show_default=False,
+    ),
+]
+ScanArg = Annotated[
+    str, typer.Argument(help="A scan file (x3p or image), or a stored exhibit: CASE/EXHIBIT, its number, or a SHA-256 prefix.")
+]
+
+
+def method_params(
+    cells: int,
+    translation_um: float,
+    rotation_deg: float,
+    ccf: float,
+    identification_cmc: int,
+    elimination_cmc: int,
+    cmcr_window: bool,
+    rule: Rule,
+) -> tuple[CmcParams, DecisionParams]:
+    cmc = CmcParams(
+        cells=(cells, cells), translation_um=translation_um, rotation_deg=rotation_deg, ccf_threshold=ccf, full_circle=not cmcr_window
+    )
+    return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc, rule=rule.value)
+
+
+def resolve_scan(argument: str, pixel_um: float | None, db_url: str | None) -> tuple[Scan, Path]:
+    """A scan named by its file, or by a stored exhibit (CASE/EXHIBIT, number, SHA-256 prefix)."""
+    from ballistics.errors import InvalidInputError
+    from ballistics.store import StoreError
+
+    path = Path(argument)
+    if path.exists() or path.suffix.lower() in SCAN_SUFFIXES:
+        return load_file(path, pixel_um), path
+    try:
+        exhibit = open_store(db_url).exhibit(argument)
+    except StoreError as exc:
+        raise InvalidInputError(argument, f"neither a scan file nor a stored exhibit: {exc.reason}") from None
+    return load_file(exhibit.path, pixel_um), exhibit.path
+
+
+def compare(
+    reference: ScanArg,
+    questioned: ScanArg,
+    json_out: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the diagnostic figure (PNG) here.")] = None,
+    pixel_um: PixelOpt = None,
+    preprocessed: ModeOpt = None,
+    cells: CellsOpt = _CMC.cells[0],
+    translation_um: TranslationOpt = _CMC.translation_um,
+    rotation_threshold_deg: RotationOpt = _CMC.rotation_deg,
+    ccf_threshold: CcfOpt = _CMC.ccf_threshold,
+    identification_cmc: IdOpt = _DECISION.identification_cmc,
+    elimination_cmc: ElimOpt = _DECISION.elimination_cmc,
+    cmcr_window: WindowOpt = not _CMC.full_circle,
+    rule: RuleOpt = Rule(_DECISION.rule),
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Write the match record (JSON, schema-validated) here and store it in the collection.")
+    ] = None,
+    case: Annotated[
+        str | None, typer.Option("--case", help="Case id of the record [default: the case of a stored exhibit compared].")
+    ] = None,
+    examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner named in the record [default: the login name].")] = None,
+    lab: Annotated[str | None, typer.Option("--lab", help="Lab of the record [default: this home's identity].")] = None,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """Compare two cartridge cases by Congruent Matching Cells (CMC), searching every rotation.
+
+    A CMC is a cell of the reference breech face that finds a well-correlated place on the
+    questioned one at the same rotation and shift as the other cells; the count of such cells
+    decides identification, inconclusive or elimination.
+    """
+    from ballistics.compare import compare as run_compare
+
+    cmc, decision = method_params(
+        cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
+    )
+    mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
+    (ref, ref_path), (qst, qst_path) = (resolve_scan(arg, pixel_um, db_url) for arg in (reference, questioned))
+    with progress("preparing and comparing (every rotation, both directions)", quiet=json_out):
+        result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
+    audit(
+        (
+            "comparison",
+            {
+                "reference": result.reference,
+                "questioned": result.questioned,
+                "decision": result.decision,
+                "cmc": result.cmc,
+                "cmc_original": result.cmc_original,
+                "cmc_high": result.cmc_high,
+                "rule": rule.value,
+            },
+        ),
+        examiner=examiner,
+    )
+    if plot is not None:
+        from ballistics.plots import comparison_figure
+
+        comparison_figure(result, plot)
+    if record is not None:
+        from ballistics.recording import record_comparison
+        from ballistics.store import DEFAULT_LAB
+
+        document = record_comparison(
+            open_store(db_url),
+            result,
+            (ref_path, qst_path),
+            record,
+            lab=collection_lab(lab),
+            case=case,
+            examiner=examiner,
+            store_faces=mode == "auto",
+        )
+        note(f"wrote {record} (record {document['record_id']}) and stored it in the collection")
+        if document["lab"]["id"] == DEFAULT_LAB:
+            note(NO_IDENTITY_NOTE)
+    if json_out:
+        emit_json(result.to_dict())
+        return
+    rows = [
+        ("decision", result.decision),
+        (f"CMC ({rule.value} rule, deciding)", f"{result.cmc}  (forward {result.cmc_forward}, backward {result.cmc_backward})"),
+        (
+            "CMC original rule / High CMC",
+            f"{result.cmc_original} / {result.cmc_high} "
+            f"({'High CMC passed' if result.high_cmc_passed else 'High CMC fell back to the original rule'})",
+        ),
+        ("cells compared", str(result.cells_compared)),
+        ("rotation (degrees)", f"{result.rotation_deg:.1f}"),
+        ("translation (µm)", f"{result.translation_um[0]:.1f}, {result.translation_um[1]:.1f}"),
+        ("correlation of registered surfaces", "n/a" if result.ccf is None else f"{result.ccf:.3f}"),
+        ("firing-pin score", "not available" if result.firing_pin is None else f"{result.firing_pin:.3f}"),
+        (
+            "method",
+            f"{result.method['name']}; Tx {translation_um:g} µm, Ttheta {rotation_threshold_deg:g} degrees, "
+            f"Tccf {ccf_threshold:g}, {cells} x {cells} cells",
+        ),
+        ("software", f"{result.software['name']} {result.software['version']}"),
+        ("sha256 reference", str(result.reference["sha256"])),
+        ("sha256 questioned", str(result.questioned["sha256"])),
+        ("elapsed (s)", f"{result.elapsed_s:.2f}"),
+    ]
+    print_rows(f"{ref_path.name}  vs  {qst_path.name}", rows)
+    if plot is not None:
+        note(f"wrote {plot}")
+
+
+def validate(
+    folder: Annotated[Path, typer.Argument(help="Folder of labelled scans.")],
+    truth: Annotated[
+        Path | None, typer.Option(help="CSV with columns file, firearm [default: derived from Fadul / Weller file names].")
+    ] = None,
+    json_out: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the histogram (PNG) here.")] = None,
+    pairs_csv: Annotated[Path | None, typer.Option(help="Write every pair's result to this CSV.")] = None,
+    workers: WorkersOpt = None,
+    cells: CellsOpt = _CMC.cells[0],
+    translation_um: TranslationOpt = _CMC.translation_um,
+    rotation_threshold_deg: RotationOpt = _CMC.rotation_deg,
+    ccf_threshold: CcfOpt = _CMC.ccf_threshold,
+    identification_cmc: IdOpt = _DECISION.identification_cmc,
+    elimination_cmc: ElimOpt = _DECISION.elimination_cmc,
+    cmcr_window: WindowOpt = not _CMC.full_circle,
+    rule: RuleOpt = Rule(_DECISION.rule),
+) -> None:
+    """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications."""
+    from ballistics import validate as v
+
+    cmc, decision = method_params(
+        cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
+    )
+    labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
+    scans = v.labelled_scans(folder, labels)
+    total = len(scans) * (len(scans) - 1) // 2
+    with progress(f"comparing {len(scans)} scans pairwise", quiet=json_out, total=total) as update:
+        result = v.validate(scans, labels, cmc=cmc, decision=decision, workers=worker_count(workers), progress=update)
+    if pairs_csv is not None:
+        v.write_pairs(result, pairs_csv)
+    if plot is not None:
+        from ballistics.plots import validation_figure
+
+        validation_figure(result, plot, title=folder.name)
+    summary = result.summary()
+    summary["method"] = {"cmc": cmc.as_dict(), "decision": asdict(decision)}
+    if json_out:
+        emit_json(summary)
+        return
+    result_table = table(f"validation on {folder} ({summary['pairs']} pairs)", ("", "n", "min", "mean", "max"), keep=("",))
+    for key, label in (("original_rule", "original rule"), ("high_cmc_rule", "High CMC")):
+        for kind in ("known_match", "known_non_match"):
+            d = summary[key][kind]  # type: ignore[index]
+            result_table.add_row(
+                f"{kind.replace('_', ' ')}, {label}", str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", ""))
+            )
+    print_table(result_table)
+    out().print(
+        f"deciding rule {rule.value}: AUC {summary['auc']} (original {summary['original_rule']['auc']}, "  # type: ignore[index]
+        f"High CMC {summary['high_cmc_rule']['auc']}); at CMC >= {identification_cmc}: "  # type: ignore[index]
+        f"{summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(compare)
+    app.command()(validate)

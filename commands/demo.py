@@ -1,0 +1,188 @@
+"""``sample`` and ``demo``: simulated cases with known truth (ballistics/synth.py), and the UK-France story."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commands.common import PASSPHRASE_ENV, note, out, progress
+
+sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)
+
+
+def write_samples(out_dir: Path, firearms: int, shots: int, seed: int) -> list[Path]:
+    """Generate a sample set with a progress bar on stderr."""
+    from ballistics import synth
+
+    guns = synth.generate_firearms(firearms, seed)
+    with progress("firing and scanning", total=firearms * shots) as update:
+        return synth.write_sample_set(out_dir, guns, shots, seed, progress=update)
+
+
+@sample_app.command("generate")
+def sample_generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the x3p files, images and truth.csv.")],
+    firearms: Annotated[int, typer.Option(min=1, help="Number of simulated firearms.")] = 4,
+    shots: Annotated[int, typer.Option(min=1, help="Cases fired from each firearm.")] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed gives byte-identical files.")] = 2026,
+) -> None:
+    """Simulate firearms, fire and scan cases: x3p + PNG per case and truth.csv."""
+    paths = write_samples(out_dir, firearms, shots, seed)
+    note(f"wrote {len(paths)} cases and truth.csv to {out_dir}")
+
+
+def demo() -> None:
+    """The UK-France story on simulated cases: identities, trust, a match, a bundle, a batch import, the cross-border link."""
+    import secrets
+    import tempfile
+
+    saved = {name: os.environ.get(name) for name in (PASSPHRASE_ENV, "BALLISTICS_HOME")}
+    # Each lab's private keys are protected by a passphrase that lives only in this process.
+    os.environ[PASSPHRASE_ENV] = secrets.token_urlsafe(24)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ballistics-demo-") as tmp:
+            story(Path(tmp))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run(label: str, home: Path, *args: str) -> int:
+    """Run one command as the lab would type it, showing the command line first."""
+    from cli import main
+
+    shown = " ".join(a if not a.startswith("/") else Path(a).name for a in args)
+    out().print(f"[dim]{label}$[/dim] [bold]ballistics {shown}[/bold]")
+    return main(["--home", str(home), *args])
+
+
+def quietly(home: Path, *args: str) -> int:
+    """Run one command without showing it (the story's bookkeeping)."""
+    from cli import main
+
+    return main(["--home", str(home), *args])
+
+
+def story(root: Path) -> None:
+    from rich.table import Table
+
+    from ballistics.scan import load_scan
+    from ballistics.search import LocalExecutor, SearchParams
+    from ballistics.search import search as run_search
+    from ballistics.store import Store
+    from exchange.card import format_fingerprint
+    from exchange.files import write_atomic
+    from exchange.keys import load_card
+
+    uk, fr, cases, inbox = root / "uk-lab", root / "fr-lab", root / "cases", root / "fr-inbox"
+    out().rule("1. Two laboratories create their identities")
+    run("UK", uk, "keys", "init", "--lab", "UK-FSL", "--name", "UK Forensic Science Laboratory", "--country", "GB")
+    run("FR", fr, "keys", "init", "--lab", "FR-IRCGN", "--name", "Institut de recherche criminelle de la Gendarmerie", "--country", "FR")
+
+    out().rule("2. They swap key cards and check the fingerprints over the phone")
+    for label, home, partner, card in (("UK", uk, fr, root / "fr.card"), ("FR", fr, uk, root / "uk.card")):
+        write_atomic(card, load_card(partner).to_bytes(), mode=0o644)
+        spoken = format_fingerprint(load_card(partner).fingerprint)
+        out().print(f"{label} hears the partner read out: {spoken}")
+        run(label, home, "keys", "trust", str(card), "--fingerprint", spoken)
+
+    out().rule("3. Simulated firearms: F01 is the crime gun, fired in both countries")
+    paths = {p.stem: p for p in write_samples(cases, firearms=4, shots=3, seed=2026)}
+    out().print("12 cartridge cases from 4 simulated firearms (ground truth in truth.csv)")
+
+    out().rule("4. The French lab files its reference exhibits")
+    for index, stem in enumerate(("F01-03", "F02-01", "F02-02", "F03-01", "F03-02", "F04-01"), 1):
+        quietly(fr, "db", "add", str(paths[stem]), "--case", f"FR-2025-{400 + index}", "--exhibit", "E1", "--calibre", "9mm Luger")
+    run("FR", fr, "db", "list")
+
+    out().rule("5. The UK lab compares a crime-scene case with its own collection and records the match")
+    for stem, case, exhibit in (
+        ("F01-02", "UK-2026-0099", "TF1"),
+        ("F02-03", "UK-2025-0311", "K1"),
+        ("F03-03", "UK-2025-0420", "K1"),
+        ("F01-01", "UK-2026-0117", "CS1"),
+    ):
+        quietly(uk, "db", "add", str(paths[stem]), "--case", case, "--exhibit", exhibit, "--calibre", "9mm Luger")
+    run("UK", uk, "search", str(paths["F01-01"]), "--shortlist", "2", "--top", "3")
+    run("UK", uk, "compare", str(paths["F01-02"]), str(paths["F01-01"]), "--record", str(root / "uk-match.json"), "--case", "UK-2026-0117")
+
+    out().rule("6. Earlier deliveries: bundle 1 never arrived (an interceptor kept it), bundle 2 did, and was receipted")
+    run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "intercepted.bfx"))
+    run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "delivery-2.bfx"))
+    run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--receipt-dir", str(root / "fr-outbox"))
+    run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
+    for entry in Store.open(uk).ledger():
+        receipt = entry.details["receipt"]
+        out().print(
+            f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)"
+        )
+
+    out().rule("7. The UK lab sends the case to France: the record and both scans")
+    inbox.mkdir()
+    run(
+        "UK",
+        uk,
+        "bundle",
+        "export",
+        "--to",
+        "FR-IRCGN",
+        "--record",
+        str(root / "uk-match.json"),
+        "--scan",
+        str(paths["F01-02"]),
+        "--scan",
+        str(paths["F01-01"]),
+        "-o",
+        str(inbox / "uk-case-UK-2026-0117.bfx"),
+    )
+    forged = bytearray((inbox / "uk-case-UK-2026-0117.bfx").read_bytes())
+    forged[len(forged) // 2] ^= 0x20
+    (inbox / "uk-case-copy.bfx").write_bytes(bytes(forged))
+    shutil.copyfile(root / "intercepted.bfx", inbox / "uk-delivery-old.bfx")
+    out().print("the French inbox also holds a copy of the case bundle with one byte changed, and the intercepted bundle 1, replayed")
+
+    out().rule("8. The French lab imports its inbox in one batch")
+    code = run("FR", fr, "bundle", "import", str(inbox), "--receipt-dir", str(root / "fr-outbox"))
+    out().print(f"exit code {code} (security refusal); the batch went on, and each refused bundle sits in quarantine beside its reason:")
+    for sidecar in sorted((fr / "quarantine").glob("*.reason.json")):
+        reason = json.loads(sidecar.read_text())
+        out().print(f"  {Path(reason['path']).name}: {reason['error']} (exit {reason['exit_code']}): {reason['reason']}", markup=False)
+
+    out().rule("9. The French lab searches the imported UK crime-scene scan against its own collection")
+    store = Store.open(fr)
+    query = next(e for e in store.exhibits(lab="UK-FSL") if e.exhibit == "CS1")
+    out().print(
+        f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   (UK exhibit {query.case}/{query.exhibit}, received from a partner)"
+    )
+    result = run_search(store, load_scan(query.path), SearchParams(top=4, shortlist=3), LocalExecutor(max(1, os.cpu_count() or 1)))
+    table = Table("rank", "lab", "case", "exhibit", "CMC", "decision", title_justify="left")
+    for hit in result.candidates:
+        e = hit.exhibit
+        table.add_row(str(hit.rank), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, str(hit.cmc), hit.decision)
+    out().print(table)
+    links = [h for h in result.candidates if not h.exhibit.partner and h.decision == "identification"]
+    for hit in links:
+        out().print(
+            f"[bold green]cross-border link found:[/] UK case {query.case} exhibit {query.exhibit} and French case {hit.exhibit.case} "
+            f"exhibit {hit.exhibit.exhibit} were fired by the same firearm (CMC {hit.cmc})"
+        )
+    if not links:
+        out().print("[bold red]no cross-border link found[/]")
+
+    out().rule("10. Both labs check their audit logs")
+    for label, home in (("FR", fr), ("UK", uk)):
+        code = run(label, home, "audit", "verify")
+        out().print(f"{label} audit log {'intact' if code == 0 else 'BROKEN'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sample_app, name="sample")
+    app.command()(demo)
