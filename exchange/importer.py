@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ballistics.errors import BallisticsError, InvalidInputError
+from ballistics.files import copy_atomic, temporaries_of
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord, load_record
 from ballistics.scan import load_scan, sniff_format
@@ -512,12 +513,7 @@ def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
         target.with_name(target.name + ".reason.json").unlink(missing_ok=True)
         return None
     except OSError:  # another file system: copy, sync, rename, then remove the original
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False) as tmp:
-            with open(path, "rb") as source:
-                shutil.copyfileobj(source, tmp, 1 << 20)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, target)
+        copy_atomic(path, target, mode=0o600)
         path.unlink()
     return target
 
@@ -564,7 +560,7 @@ def recover(home: Path, store: Store) -> list[Path]:
 def _remove_orphans(*paths: Path) -> list[Path]:
     gone = []
     for path in paths:
-        for candidate in (path, *path.parent.glob(f".{path.name}.*.tmp")):
+        for candidate in (path, *temporaries_of(path)):
             if candidate.exists():
                 candidate.unlink()
                 gone.append(candidate)

@@ -19,16 +19,18 @@ import pytest
 import sqlalchemy as sa
 from conftest import REPO, SAMPLE_DATA
 from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
+from test_files import kill_writer_mid_write
 from test_records import comparison_dict
 
 import cli
+from ballistics.files import temporaries_of
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
 from ballistics.store import Store
 from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
-from exchange.importer import ImportReport, import_bundles
+from exchange.importer import ImportReport, import_bundles, recover
 from exchange.keys import revoke_identity
 
 
@@ -367,12 +369,12 @@ def _check_consistent(home: Path, bundles: dict[Path, set[str]]) -> int:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        rows = {sha: file for sha, file in conn.execute("SELECT sha256, file FROM scans")} if _has(conn, "scans") else {}
+        rows = dict(conn.execute("SELECT sha256, file FROM scans").fetchall()) if _has(conn, "scans") else {}
         ledger = {row[0] for row in conn.execute("SELECT header_hash FROM bundle_ledger")} if _has(conn, "bundle_ledger") else set()
         records = {row[0] for row in conn.execute("SELECT case_id FROM match_records")} if _has(conn, "match_records") else set()
     assert all((home / file).exists() for file in rows.values())  # no row without its file
     imported = 0
-    for index, (bundle, shas) in enumerate(bundles.items()):
+    for index, shas in enumerate(bundles.values()):
         present = shas & set(rows)
         assert present in (set(), shas)  # never half a bundle
         assert (f"UK-CASE-{index}" in records) == bool(present)
@@ -401,13 +403,38 @@ def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: Wo
         homes.append(home)
     for home in homes[:1]:
         proc = _subprocess_import(home, inbox)
-        stdout, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr.decode()
         assert _check_consistent(home, bundles) == len(bundles)
         referenced = {str(home / file) for (file,) in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
         assert {str(p) for p in (home / "scans").rglob("*") if p.is_file()} == referenced  # orphans of the killed run swept
         assert not list((home / "import").iterdir())
     assert all(b.exists() for b in bundles)
+
+
+def test_recovery_removes_the_temporary_of_a_copy_killed_mid_write(tmp_path: Path) -> None:
+    """A scan copy killed inside ``atomic_output`` leaves its temporary; the next import's recovery sweeps it."""
+    home = tmp_path / "fr"
+    store = Store.open(home)
+    sha = "ab" * 32
+    scan_file, cache_file = store.scan_file(sha, "x3p"), store.cache_file(sha)
+    scan_file.parent.mkdir(parents=True)
+    kill_writer_mid_write(scan_file)
+    leftovers = temporaries_of(scan_file)
+    assert len(leftovers) == 1 and not scan_file.exists()
+    work = home / "import" / "work-1-dead"  # the work directory of the killed import: its lock is free
+    work.mkdir(parents=True)
+    (work / "lock").touch()
+    (work / f"{'cd' * 16}.journal.json").write_text(
+        json.dumps({"files": [{"sha256": sha, "scan": str(scan_file), "cache": str(cache_file)}]})
+    )
+    try:
+        removed = recover(home, store)
+    finally:
+        store.close()
+    assert removed == leftovers
+    assert not leftovers[0].exists() and not work.exists()
+    assert list(scan_file.parent.iterdir()) == []
 
 
 def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_path: Path) -> None:
