@@ -106,8 +106,9 @@ class TrustStore:
         if existing is not None and existing.status == REVOKED:
             raise RevokedKeyError(where, f"key {card.key_id[:16]} of lab {card.lab.id} was revoked; it cannot be trusted again")
         if fingerprint is not None and fingerprint != card.fingerprint:
+            # Never name the card's own fingerprint: the partner must read it out, not the tool.
             raise FingerprintMismatchError(
-                where, f"card fingerprint is {format_fingerprint(card.fingerprint)}, not {format_fingerprint(fingerprint)}"
+                where, f"the fingerprint given does not match this card of lab {card.lab.id}; check it with the partner by phone"
             )
         if existing is not None:
             return existing

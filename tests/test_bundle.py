@@ -548,7 +548,8 @@ def test_cli_keys_trust_flow_and_fingerprint_refusal(
     fingerprint = capsys.readouterr().out.strip()
     wrong = fingerprint[:-1] + ("0" if fingerprint[-1] != "0" else "1")
     assert cli.main(["--home", uk, "keys", "trust", str(card), "--fingerprint", wrong]) == 4
-    assert "card fingerprint is" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    assert "does not match" in refusal and fingerprint not in refusal and fingerprint[:9] not in refusal
     assert cli.main(["--home", uk, "keys", "trust", str(card), "--fingerprint", fingerprint]) == 0
     successor = tmp_path / "fr2.card"
     assert cli.main(["--home", fr, "keys", "rotate", "-o", str(successor)]) == 0
