@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from ballistics.errors import UsageError
 from exchange.canonical import b64decode, b64encode, now_utc
 from exchange.card import KeyCard, Lab, Revocation, card_body, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
@@ -39,6 +40,7 @@ PRIVATE_TYPE = "ballistics-private-keys"
 SEED_BYTES = {"ed25519": 32, "ml_dsa_65": 32, "x25519": 32, "ml_kem_768": 64}
 SECRET_BYTES = sum(SEED_BYTES.values())
 PRIVATE_AAD_PREFIX = b"ballistics private keys v1\x00"
+MIN_PASSPHRASE_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,8 @@ def revoke_identity(home: Path, passphrase: bytes, reason: str, *, now: datetime
 
 
 def _check_passphrase(passphrase: bytes) -> None:
-    if len(passphrase) < 8:
-        raise BadPassphraseError("passphrase", "a passphrase must be at least 8 bytes long")
+    if len(passphrase) < MIN_PASSPHRASE_BYTES:
+        raise UsageError("passphrase", f"a passphrase must be at least {MIN_PASSPHRASE_BYTES} bytes long")
 
 
 def _derive(passphrase: bytes, salt: bytes, kdf: dict[str, Any]) -> bytes:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from exchange_support import FAST, PASSPHRASE, T0, make_lab
 
+import cli
+from ballistics.errors import UsageError
 from exchange.canonical import canonical_json
 from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint
 from exchange.errors import (
@@ -40,6 +42,15 @@ def test_wrong_passphrase_is_a_security_refusal(tmp_path: Path) -> None:
     with pytest.raises(BadPassphraseError, match="wrong passphrase") as caught:
         load_identity(lab.home, b"not the passphrase")
     assert caught.value.exit_code == 4
+
+
+def test_a_too_short_passphrase_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError, match="at least 8 bytes") as caught:
+        init_identity(tmp_path / "uk", Lab("UK-FSL", "UK lab", "GB"), b"short", parameters=FAST)
+    assert caught.value.exit_code == 2 and not (tmp_path / "uk" / "keys" / "identity.json").exists()
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", "short")
+    home = str(tmp_path / "fr")
+    assert cli.main(["--home", home, "keys", "init", "--lab", "FR-IRCGN", "--name", "IRCGN", "--country", "FR"]) == 2
 
 
 def test_private_blob_cannot_be_moved_under_another_card(tmp_path: Path) -> None:
