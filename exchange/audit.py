@@ -32,7 +32,7 @@ from typing import Any
 from ballistics.errors import UsageError
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
 from exchange.canonical import canonical_json, format_time, now_utc, parse_time
-from exchange.errors import ExchangeSecurityError, MalformedError, MissingIdentityError
+from exchange.errors import AuditLogError, AuditTamperedError, MalformedError, MissingIdentityError
 from exchange.files import ensure_private_dir, write_atomic
 from exchange.keys import Identity, load_card
 
@@ -48,14 +48,6 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR = "head", "audit_key", "audit_key_retired", "repair"
 RESERVED_TYPES = {HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR}
 BULKY_DETAILS = {"signature", "certificate"}
-
-
-class AuditLogError(MalformedError):
-    """The audit log cannot be read as a log at all, or an event cannot be encoded (exit 3)."""
-
-
-class AuditTamperedError(ExchangeSecurityError):
-    """The audit chain is broken: a line was altered, removed, reordered, cut or forged (exit 4)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from exchange.canonical import b64decode, b64encode, canonical_json, format_time
 from exchange.card import KeyCard
-from exchange.errors import MalformedError, MissingIdentityError
+from exchange.errors import AuditKeyError, MissingIdentityError
 from exchange.files import write_atomic
 from exchange.keys import Identity, keys_dir, load_card
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
@@ -39,10 +39,6 @@ DOMAIN_CERTIFICATE = b"ballistics audit key certificate v1"
 SEED_BYTES = 64
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952}
 CERTIFICATE_FIELDS = {"type", "version", "lab", "identity_key_id", "keys", "created"}
-
-
-class AuditKeyError(MalformedError):
-    """The audit-signing key file or a certificate is not what it claims to be (exit 3)."""
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,13 @@ from exchange.audit import (
     HEAD_NAME,
     HEX64,
     AuditLog,
-    AuditLogError,
-    AuditTamperedError,
     head_message,
     line_hash,
     parse_record,
 )
 from exchange.audit_key import AuditCertificate, own_cards
 from exchange.card import KeyCard
-from exchange.errors import BadSignatureError, MalformedError
+from exchange.errors import AuditLogError, AuditTamperedError, BadSignatureError, MalformedError
 from exchange.signing import HybridSignature, HybridVerifyKey
 
 

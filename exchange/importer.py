@@ -41,7 +41,7 @@ from ballistics.schema import StoreError
 from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store
 from exchange.audit import AuditLog
 from exchange.canonical import format_time, now_utc
-from exchange.errors import ExchangeSecurityError, MalformedBundleError
+from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
 from exchange.files import write_atomic
 from exchange.keys import Identity
 from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
@@ -51,22 +51,6 @@ from exchange.trust import TrustStore
 Progress = Callable[[int, int], None]
 BUNDLE_SUFFIX = ".bfx"
 FINDINGS, RECEIPT = "findings", "receipt"
-
-
-class ReplayedBundleError(ExchangeSecurityError):
-    """A bundle id already imported, carrying other bytes than the bundle imported under it."""
-
-
-class StaleBundleError(ExchangeSecurityError):
-    """A sequence number not newer than the last one imported from the same sender."""
-
-
-class ForeignContentError(ExchangeSecurityError):
-    """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
-
-
-class ConflictingRecordError(ExchangeSecurityError):
-    """A record id already stored with a different document."""
 
 
 @dataclass(frozen=True)
