@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ballistics.errors import UsageError
+from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
 from exchange.canonical import canonical_json, format_time, now_utc, parse_time
 from exchange.errors import AuditLogError, AuditTamperedError, MalformedError, MissingIdentityError
@@ -44,9 +45,6 @@ DOMAIN_HEAD = b"ballistics audit head v1"
 RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-#: Records written by the log itself rather than by a caller's event.
-HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR = "head", "audit_key", "audit_key_retired", "repair"
-RESERVED_TYPES = {HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR}
 BULKY_DETAILS = {"signature", "certificate"}
 
 
@@ -170,7 +168,7 @@ class AuditLog:
 
     def append(self, event_type: str, details: Mapping[str, Any], *, actor: Actor | None = None, now: datetime | None = None) -> Entry:
         """Chain one event after the current last line (under the lock) and return it."""
-        if not EVENT_TYPE.match(event_type) or event_type in RESERVED_TYPES:
+        if not EVENT_TYPE.match(event_type) or event_type in LOG_TYPES:
             raise AuditLogError(event_type, "event types are 1-40 of a-z 0-9 _ (starting with a letter), other than the log's own")
         with self._locked() as fd:
             last = self._tail(fd, now)

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from exchange.audit import (
-    AUDIT_KEY,
     DOMAIN_HEAD,
     GENESIS,
-    HEAD,
     HEAD_NAME,
     HEX64,
     AuditLog,
@@ -27,6 +25,7 @@ from exchange.audit import (
     line_hash,
     parse_record,
 )
+from exchange.audit_events import AUDIT_KEY, HEAD
 from exchange.audit_key import AuditCertificate, own_cards
 from exchange.card import KeyCard
 from exchange.errors import AuditLogError, AuditTamperedError, BadSignatureError, MalformedError

@@ -39,6 +39,7 @@ from ballistics.records import MatchRecord, load_record
 from ballistics.scan import load_scan, sniff_format
 from ballistics.schema import StoreError
 from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store
+from exchange import audit_events as events
 from exchange.audit import AuditLog
 from exchange.canonical import format_time, now_utc
 from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
@@ -338,7 +339,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
     if batch.audit is not None:
         if content.receipt is not None:
             batch.audit.append(
-                "receipt_received",
+                events.RECEIPT_RECEIVED,
                 {
                     "bundle_id": confirms,
                     "partner": doc["sender"]["lab"],
@@ -349,7 +350,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
             )
         else:
             batch.audit.append(
-                "bundle_import",
+                events.BUNDLE_IMPORT,
                 {
                     "bundle_id": doc["bundle_id"],
                     "sender": doc["sender"],
@@ -386,7 +387,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
 def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> None:
     doc = verified.manifest.doc
     if batch.audit is not None:
-        batch.audit.append("bundle_duplicate", {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "path": str(verified.path)})
+        batch.audit.append(events.BUNDLE_DUPLICATE, {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "path": str(verified.path)})
     receipt = None
     if seen.kind == FINDINGS and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
         receipt = _receipt(batch, verified, list(seen.details.get("records", [])))
@@ -411,7 +412,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
     batch.store.set_receipt(verified.manifest.doc["bundle_id"], sent.sha256)
     if batch.audit is not None:
         batch.audit.append(
-            "receipt_sent",
+            events.RECEIPT_SENT,
             {
                 "bundle_id": sent.document["bundle_id"],
                 "partner": sent.document["sender"]["lab"],
@@ -439,7 +440,7 @@ def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedB
     )
     if batch.audit is not None:
         batch.audit.append(
-            "bundle_rejected",
+            events.BUNDLE_REJECTED,
             {
                 "path": str(path),
                 "error": type(exc).__name__,
