@@ -31,7 +31,8 @@ from ballistics import SOFTWARE_NAME, __version__, synth
 from ballistics.errors import EXIT_UNEXPECTED, BallisticsError
 from ballistics.scan import Scan, load_scan, save_x3p, sniff_format
 from exchange.bundle import ExportOptions, export_bundle
-from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint, read_document
+from ballistics.labs import Lab
+from exchange.card import KeyCard, Revocation, format_fingerprint, parse_fingerprint, read_document
 from exchange.errors import MissingIdentityError
 from exchange.files import write_atomic
 from exchange.keys import IdentityParameters, init_identity, load_card, load_identity, revoke_identity, rotate_identity
@@ -891,15 +892,15 @@ def _open_store(db_url: str | None = None) -> Any:
 
 def _collection_lab(lab_id: str | None) -> Any:
     """The lab of the home's identity (keys init), else ``--lab``, else ``local``."""
-    from ballistics.store import DEFAULT_LAB, LabInfo
+    from ballistics.labs import DEFAULT_LAB
 
     try:
         card_lab = load_card(state.home).lab
     except MissingIdentityError:
         card_lab = None
     if card_lab is not None and lab_id in (None, card_lab.id):
-        return LabInfo(card_lab.id, card_lab.name, card_lab.country)
-    return LabInfo(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
+        return card_lab
+    return Lab(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
 
 
 def _exhibit_rows(exhibit: Any) -> list[tuple[str, str]]:
@@ -1021,7 +1022,7 @@ def _record_comparison(
     document = result.to_dict()
     record = build_record(
         document,
-        lab=_collection_lab(lab).as_dict(),
+        lab=_collection_lab(lab),
         case_id=case_id,
         exhibits=exhibits,
         examiner={"name": who},

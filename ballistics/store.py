@@ -21,16 +21,17 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics.clock import format_time
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
+from ballistics.labs import Lab
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
@@ -49,21 +50,6 @@ from ballistics.schema import (
     signatures,
 )
 from ballistics.signature import SignatureParams, signature, signature_bytes
-
-#: Lab id of a home without a lab identity (``keys init``) and without ``--lab``.
-DEFAULT_LAB = "local"
-#: ISO 3166 user-assigned code (CLDR's "unknown region"): the country of a lab known by id only.
-UNKNOWN_COUNTRY = "ZZ"
-
-
-@dataclass(frozen=True)
-class LabInfo:
-    id: str
-    name: str
-    country: str = UNKNOWN_COUNTRY
-
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "country": self.country}
 
 
 @dataclass(frozen=True)
@@ -124,10 +110,6 @@ class AddResult:
 
 
 # --- the store -----------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -209,7 +191,7 @@ class Store:
 
     # --- writes ---
 
-    def ensure_lab(self, lab: LabInfo, *, partner: bool = False, conn: Connection | None = None) -> None:
+    def ensure_lab(self, lab: Lab, *, partner: bool = False, conn: Connection | None = None) -> None:
         with self._joined(conn) as c:
             if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
                 c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
@@ -237,7 +219,7 @@ class Store:
                     original_name=path.name[:255],
                     format=fmt,
                     size=target.stat().st_size,
-                    added=_now(),
+                    added=format_time(),
                 )
             )
             c.execute(signatures.insert().values(sha256=sha, key=self.cache_key, data=signature_bytes(sig)))
@@ -249,7 +231,7 @@ class Store:
         *,
         case_id: str,
         exhibit_id: str,
-        lab: LabInfo,
+        lab: Lab,
         characteristics: ClassCharacteristics = ClassCharacteristics(),
         partner: bool = False,
         conn: Connection | None = None,
@@ -285,7 +267,7 @@ class Store:
                     exhibit_id=exhibit_id,
                     scan_sha256=sha,
                     partner=partner,
-                    added=_now(),
+                    added=format_time(),
                     calibre=characteristics.calibre,
                     firing_pin_shape=characteristics.firing_pin_shape,
                     ejector_position=characteristics.ejector_position,
@@ -302,7 +284,7 @@ class Store:
         row = conn.execute(sa.select(cases.c.pk).where(cases.c.lab_id == lab_id, cases.c.case_id == case_id)).first()
         if row is not None:
             return int(row.pk)
-        return int(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)).inserted_primary_key[0])
+        return _inserted_pk(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)))
 
     def remove_exhibit(self, ident: str) -> Exhibit:
         """Remove an exhibit; its scan and caches go too unless a comparison cites the scan."""
@@ -350,10 +332,10 @@ class Store:
                     cmc=int(document["cmc"]),
                     decision=str(document["decision"]),
                     document=json.dumps(document, sort_keys=True, default=str),
-                    created=_now(),
+                    created=format_time(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return _inserted_pk(result)
 
     def add_record(self, record: dict[str, Any], *, comparison_id: int | None = None, conn: Connection | None = None) -> None:
         """Store a validated match record (the caller validated it with ``records.build_record``)."""
@@ -381,7 +363,7 @@ class Store:
                 kind=entry.kind,
                 path=entry.path,
                 details=json.dumps(entry.details, sort_keys=True),
-                imported=entry.imported or _now(),
+                imported=entry.imported or format_time(),
                 receipt_sha256=entry.receipt_sha256,
             )
         )
@@ -542,6 +524,13 @@ def _ledger_entry(row: Any) -> LedgerEntry:
     )
 
 
+def _inserted_pk(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("database", "the database did not return the new row's key")
+    return int(key[0])
+
+
 def _already(known: Exhibit) -> AddResult:
     return AddResult(
         known, False, f"already in the collection as exhibit {known.exhibit} of case {known.case} (lab {known.lab}); nothing changed"
@@ -579,7 +568,8 @@ def save_prepared(face: BreechFace, path: Path) -> None:
         }
         arrays["firing_pin_patch"] = np.asarray(fp.patch)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez_compressed(buffer, **cast(dict[str, Any], arrays))
     write_atomic(path, buffer.getvalue())
 
 
@@ -589,9 +579,11 @@ def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
         surface = data["surface"].astype(np.float64)
         patch = data["firing_pin_patch"] if "firing_pin_patch" in data.files else None
     fp = meta["firing_pin"]
+    if fp is not None and patch is None:
+        raise StoreError(path, "cached surface names a firing pin but holds no patch; delete the cache file")
     firing_pin = (
         None
-        if fp is None
+        if fp is None or patch is None
         else FiringPinImpression(
             center_px=tuple(fp["center_px"]),
             radius_px=fp["radius_px"],

@@ -46,7 +46,7 @@ def main() -> None:
         introduce(uk, fr)
         inbox = root / "inbox"
         inbox.mkdir()
-        lab = {"id": "UK-FSL", "name": "Laboratory UK-FSL", "country": "GB"}
+        lab = uk.identity.card.lab
         started = time.perf_counter()
         for index in range(args.bundles):
             records = [

@@ -29,10 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ballistics.clock import format_time, now_utc
 from ballistics.errors import UsageError
 from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
-from exchange.canonical import canonical_json, format_time, now_utc, parse_time
+from exchange.canonical import canonical_json, parse_time
 from exchange.errors import AuditLogError, AuditTamperedError, MalformedError, MissingIdentityError
 from exchange.files import ensure_private_dir, write_atomic
 from exchange.keys import Identity, load_card
@@ -264,9 +265,10 @@ class AuditLog:
         return last
 
     def _write(self, fd: int, last: Entry | None, event_type: str, details: dict[str, Any], actor: Actor, now: datetime | None) -> Entry:
-        record = {
+        seq = 1 if last is None else last.seq + 1
+        record: dict[str, Any] = {
             "v": RECORD_VERSION,
-            "seq": 1 if last is None else last.seq + 1,
+            "seq": seq,
             "time": format_time(now or now_utc()),
             "type": event_type,
             "actor": actor.to_json(),
@@ -276,10 +278,10 @@ class AuditLog:
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
-        return Entry(record["seq"], raw, record)
+        return Entry(seq, raw, record)
 
     def _write_head(self, fd: int, last: Entry, key: AuditKey, now: datetime | None) -> Entry:
-        unsigned = {
+        unsigned: dict[str, Any] = {
             "v": RECORD_VERSION,
             "seq": last.seq + 1,
             "time": format_time(now or now_utc()),
@@ -293,7 +295,7 @@ class AuditLog:
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
-        entry = Entry(record["seq"], raw, record)
+        entry = Entry(last.seq + 1, raw, record)
         write_atomic(self.head_path, json.dumps({"seq": entry.seq, "sha256": entry.sha256}, sort_keys=True).encode("ascii") + b"\n")
         return entry
 

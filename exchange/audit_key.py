@@ -25,7 +25,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
-from exchange.canonical import b64decode, b64encode, canonical_json, format_time
+from ballistics.clock import format_time
+from exchange.canonical import b64decode, b64encode, canonical_json
 from exchange.card import KeyCard
 from exchange.errors import AuditKeyError, MissingIdentityError
 from exchange.files import write_atomic

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ballistics.clock import format_time, now_utc
 from ballistics.records import MAX_RECORD_BYTES, parse_record
-from exchange.canonical import format_time, now_utc
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import SUITE, VERSION, derive_keys, encode_header, wrap_file_key

@@ -20,7 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
 
-from exchange.canonical import b64decode, b64encode, canonical_json, format_time, parse_time
+from ballistics.clock import format_time
+from ballistics.labs import Lab
+from exchange.canonical import b64decode, b64encode, canonical_json, parse_time
 from exchange.errors import FingerprintMismatchError, KeyValidityError, MalformedCardError
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
 
@@ -37,23 +39,15 @@ COUNTRY = re.compile(r"^[A-Z]{2}$")
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952, "x25519": 32, "ml_kem_768": 1184}
 
 
-@dataclass(frozen=True)
-class Lab:
-    id: str
-    name: str
-    country: str
-
-    def check(self, where: str) -> Lab:
-        if not LAB_ID.match(self.id):
-            raise MalformedCardError(where, f"lab id {self.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
-        if not self.name.strip() or len(self.name) > 200 or not self.name.isprintable():
-            raise MalformedCardError(where, "lab name must be 1-200 printable characters")
-        if not COUNTRY.match(self.country):
-            raise MalformedCardError(where, f"country {self.country[:10]!r} must be an ISO 3166 alpha-2 code such as GB or FR")
-        return self
-
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "country": self.country}
+def check_lab(lab: Lab, where: str) -> Lab:
+    """The lab as a card may name it: a safe id, a printable name, an ISO 3166 alpha-2 country."""
+    if not LAB_ID.match(lab.id):
+        raise MalformedCardError(where, f"lab id {lab.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
+    if not lab.name.strip() or len(lab.name) > 200 or not lab.name.isprintable():
+        raise MalformedCardError(where, "lab name must be 1-200 printable characters")
+    if not COUNTRY.match(lab.country):
+        raise MalformedCardError(where, f"country {lab.country[:10]!r} must be an ISO 3166 alpha-2 code such as GB or FR")
+    return lab
 
 
 def format_fingerprint(fingerprint: bytes) -> str:
@@ -88,7 +82,7 @@ class KeyCard:
 
     @property
     def lab(self) -> Lab:
-        return Lab(**self.body["lab"])
+        return Lab.from_dict(self.body["lab"])
 
     @property
     def created(self) -> datetime:
@@ -195,7 +189,7 @@ def card_body(lab: Lab, public: dict[str, bytes], created: datetime, not_after: 
     return {
         "type": CARD_TYPE,
         "version": FORMAT_VERSION,
-        "lab": lab.to_json(),
+        "lab": lab.to_dict(),
         "keys": {name: b64encode(public[name]) for name in PUBLIC_KEY_BYTES},
         "created": format_time(created),
         "not_before": format_time(created),
@@ -213,7 +207,7 @@ def _check_card_body(body: object, where: str) -> None:
     lab = body["lab"]
     if not isinstance(lab, dict) or set(lab) != {"id", "name", "country"} or not all(isinstance(v, str) for v in lab.values()):
         raise MalformedCardError(where, "card lab must have string fields id, name and country")
-    Lab(**lab).check(where)
+    check_lab(Lab.from_dict(lab), where)
     keys = body["keys"]
     if not isinstance(keys, dict) or set(keys) != set(PUBLIC_KEY_BYTES):
         raise MalformedCardError(where, f"card keys must be exactly {', '.join(PUBLIC_KEY_BYTES)}")

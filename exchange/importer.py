@@ -32,16 +32,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ballistics.clock import format_time, now_utc
 from ballistics.errors import BallisticsError, InvalidInputError
 from ballistics.files import copy_atomic, temporaries_of
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord, load_record
 from ballistics.scan import load_scan, sniff_format
 from ballistics.schema import StoreError
-from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store
+from ballistics.store import ClassCharacteristics, LedgerEntry, Store
 from exchange import audit_events as events
 from exchange.audit import AuditLog
-from exchange.canonical import format_time, now_utc
 from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
 from exchange.files import write_atomic
 from exchange.keys import Identity
@@ -274,8 +274,7 @@ def _check_receipt(receipt: dict[str, Any], verified: VerifiedBundle, identity: 
 
 def _store_content(store: Store, verified: VerifiedBundle, content: _Content, conn: Any) -> int:
     """Scans as exhibits of the partner lab, then records; returns the number of new exhibits."""
-    lab = verified.sender.lab
-    owner = LabInfo(lab.id, lab.name, lab.country)
+    owner = verified.sender.lab
     bundle_id = verified.manifest.doc["bundle_id"]
     added = 0
     for path, sha, face in content.scans:

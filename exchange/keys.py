@@ -28,9 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from ballistics.clock import now_utc
 from ballistics.errors import UsageError
-from exchange.canonical import b64decode, b64encode, now_utc
-from exchange.card import KeyCard, Lab, Revocation, card_body, sign_card
+from ballistics.labs import Lab
+from exchange.canonical import b64decode, b64encode
+from exchange.card import KeyCard, Revocation, card_body, check_lab, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
 from exchange.files import ensure_private_dir, write_atomic
 from exchange.signing import HybridSigningKey
@@ -137,7 +139,7 @@ def identity_path(home: Path) -> Path:
 
 def make_card(lab: Lab, material: KeyMaterial, created: datetime, validity: timedelta, predecessor: Identity | None = None) -> KeyCard:
     body = card_body(
-        lab.check("card"), material.public_keys(), created, created + validity, predecessor.card.key_id if predecessor else None
+        check_lab(lab, "card"), material.public_keys(), created, created + validity, predecessor.card.key_id if predecessor else None
     )
     return sign_card(body, material.signing, predecessor.signing if predecessor else None, where="card")
 

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from ballistics.clock import format_time, now_utc
 from ballistics.records import MAX_RECORD_BYTES, parse_record
-from exchange.canonical import format_time, now_utc
 from exchange.card import KeyCard
 from exchange.errors import (
     ExpiredBundleError,

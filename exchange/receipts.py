@@ -19,8 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ballistics.clock import format_time
 from exchange.bundle import export_bundle
-from exchange.canonical import canonical_json, format_time
+from exchange.canonical import canonical_json
 from exchange.errors import MalformedBundleError
 from exchange.keys import Identity
 from exchange.manifest import MAX_RECEIPT_BYTES

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exchange.canonical import format_time, now_utc
+from ballistics.clock import format_time, now_utc
 from exchange.card import CARD_TYPE, REVOCATION_TYPE, KeyCard, Revocation, document_type, format_fingerprint, read_document
 from exchange.errors import (
     FingerprintMismatchError,

@@ -73,10 +73,9 @@ def a_record(lab: LabHome, reference: Path | None, questioned: Path | None, case
     for side, path in (("reference", reference), ("questioned", questioned)):
         if path is not None:
             comparison[side] = {"path": str(path), "sha256": sha256_file(path)}
-    card = lab.identity.card.lab
     return build_record(
         comparison,
-        lab={"id": card.id, "name": card.name, "country": card.country},
+        lab=lab.identity.card.lab,
         case_id=case,
         exhibits=("K1", "Q1"),
         examiner={"name": "A. Examiner"},

@@ -11,8 +11,9 @@ from exchange_support import FAST, PASSPHRASE, T0, make_lab
 
 import cli
 from ballistics.errors import UsageError
+from ballistics.labs import Lab
 from exchange.canonical import canonical_json
-from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint
+from exchange.card import KeyCard, Revocation, format_fingerprint, parse_fingerprint
 from exchange.errors import (
     BadPassphraseError,
     BadSignatureError,

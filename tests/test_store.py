@@ -11,15 +11,16 @@ import pytest
 import sqlalchemy as sa
 from conftest import FADUL, SAMPLE_DATA
 
+from ballistics.labs import Lab
 from ballistics.preprocess import prepare
 from ballistics.records import load_record, validate_record
 from ballistics.scan import load_scan
 from ballistics.schema import SCHEMA_VERSION, StoreError, create_engine, current_version, migrate
-from ballistics.store import ClassCharacteristics, LabInfo, Store, load_prepared, save_prepared
+from ballistics.store import ClassCharacteristics, Store, load_prepared, save_prepared
 from cli import main
 
-LAB = LabInfo("UK-FSL", "UK Forensic Science Laboratory", "GB")
-PARTNER = LabInfo("FR-IRCGN", "IRCGN", "FR")
+LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
+PARTNER = Lab("FR-IRCGN", "IRCGN", "FR")
 
 
 def fadul(name: str) -> Path:

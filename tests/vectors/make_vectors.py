@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from exchange.card import Lab  # noqa: E402
+from ballistics.labs import Lab  # noqa: E402
 from exchange.keys import Identity, KeyMaterial, make_card  # noqa: E402
 from exchange.trust import TrustStore  # noqa: E402
 
