@@ -29,9 +29,9 @@ from rich.table import Table
 
 from ballistics import SOFTWARE_NAME, __version__, synth
 from ballistics.errors import EXIT_UNEXPECTED, BallisticsError
+from ballistics.labs import Lab
 from ballistics.scan import Scan, load_scan, save_x3p, sniff_format
 from exchange.bundle import ExportOptions, export_bundle
-from ballistics.labs import Lab
 from exchange.card import KeyCard, Revocation, format_fingerprint, parse_fingerprint, read_document
 from exchange.errors import MissingIdentityError
 from exchange.files import write_atomic
@@ -464,7 +464,7 @@ def _demo_story(root: Path) -> None:
     _demo_run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--receipt-dir", str(root / "fr-outbox"))
     _demo_run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
     for entry in Store.open(uk).ledger():
-        receipt = entry.details["receipt"]
+        receipt = entry.details.to_dict()["receipt"]
         out.print(
             f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)"
         )
@@ -594,7 +594,7 @@ def keys_export(output: Annotated[Path, typer.Option("-o", "--output", help="Whe
 @keys_app.command("fingerprint")
 def keys_fingerprint(card_file: Annotated[Path | None, typer.Argument(help="A key card (default: this lab's).")] = None) -> None:
     """Print a card's SHA-256 fingerprint in groups of four, for reading over the phone."""
-    card = load_card(state.home) if card_file is None else KeyCard.from_json(read_document(card_file), where=str(card_file))
+    card = load_card(state.home) if card_file is None else KeyCard.from_dict(read_document(card_file), where=str(card_file))
     print(format_fingerprint(card.fingerprint))
 
 
@@ -648,7 +648,7 @@ def keys_list(json_out: Annotated[bool, typer.Option("--json", help="One JSON do
         }
     except MissingIdentityError:
         own = None
-    partners = [entry.summary() for entry in TrustStore.open(state.home).entries()]
+    partners = [entry.to_dict() for entry in TrustStore.open(state.home).entries()]
     if json_out:
         emit_json({"identity": own, "partners": partners})
         return
@@ -731,7 +731,7 @@ def bundle_export(
             options=ExportOptions(lifetime=timedelta(days=lifetime_days)),
             progress=progress,
         )
-    doc = result.manifest.doc
+    doc = result.manifest.to_dict()
     _audit(
         (
             "bundle_export",
@@ -741,7 +741,7 @@ def bundle_export(
                 "recipients": doc["recipients"],
                 "sequence": doc["sequence"],
                 "header_hash": result.header_hash,
-                "files": [f.to_json() for f in result.manifest.files],
+                "files": [f.to_dict() for f in result.manifest.files],
             },
         ),
         identity=identity,
@@ -780,8 +780,8 @@ def bundle_verify(
     identity = load_identity(state.home, _passphrase())
     bar, progress = _byte_progress("verifying")
     with bar, _audit_refusal("bundle_rejected", {"path": str(bundle)}):
-        verified = open_bundle(bundle, identity, TrustStore.open(state.home), progress=progress)
-    summary = verified.summary()
+        verified = open_bundle(bundle, identity, TrustStore.open(state.home), ledger=_open_store(), progress=progress)
+    summary = verified.to_dict()
     if json_out:
         emit_json(summary)
         return
@@ -827,7 +827,7 @@ def bundle_import(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     if json_out:
-        emit_json(report.to_json())
+        emit_json(report.to_dict())
     else:
         _print_import_report(report)
     if report.exit_code:
@@ -1080,9 +1080,9 @@ def audit_verify(json_out: Annotated[bool, typer.Option("--json", help="One JSON
 
     report = verify_log(state.home)
     if json_out:
-        emit_json(report.to_json())
+        emit_json(report.to_dict())
     else:
-        doc = report.to_json()
+        doc = report.to_dict()
         _print_rows(
             doc["path"],
             [(k, str(doc[k])) for k in ("status", "lines", "events", "heads", "signed_through_line", "unsigned_tail", "last_sha256")],
@@ -1112,14 +1112,14 @@ def audit_show(
     cutoff = parse_since(since) if since is not None else None
     entries = [e for e in AuditLog(state.home).entries() if cutoff is None or e.time >= cutoff]
     if json_out:
-        emit_json({"events": [e.summary() for e in entries]})
+        emit_json({"events": [e.to_dict() for e in entries]})
         return
     table = Table(title=f"audit log of {state.home}", title_justify="left")
     for column in ("line", "time", "type", "lab / user", "details"):
         table.add_column(column)
     for entry in entries:
         actor = entry.record["actor"]
-        details = json.dumps(entry.summary()["details"], separators=(",", ":"))
+        details = json.dumps(entry.to_dict()["details"], separators=(",", ":"))
         table.add_row(
             str(entry.line),
             entry.record["time"],

@@ -29,3 +29,18 @@ class Lab:
     @classmethod
     def from_dict(cls, doc: Mapping[str, str]) -> Lab:
         return cls(str(doc["id"]), str(doc["name"]), str(doc["country"]))
+
+
+@dataclass(frozen=True)
+class LabKey:
+    """One key of a lab, as bundles, receipts and the ledger name a sender or recipient."""
+
+    lab: str
+    key_id: str  # lower-case hex SHA-256 of the lab's key card body
+
+    def to_dict(self) -> dict[str, str]:
+        return {"lab": self.lab, "key_id": self.key_id}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, str]) -> LabKey:
+        return cls(str(doc["lab"]), str(doc["key_id"]))

@@ -32,6 +32,7 @@ from ballistics.clock import format_time
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.labs import Lab
+from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
@@ -362,7 +363,7 @@ class Store:
                 header_hash=entry.header_hash,
                 kind=entry.kind,
                 path=entry.path,
-                details=json.dumps(entry.details, sort_keys=True),
+                details=json.dumps(entry.details.to_dict(), sort_keys=True),
                 imported=entry.imported or format_time(),
                 receipt_sha256=entry.receipt_sha256,
             )
@@ -493,22 +494,6 @@ class Store:
         ]
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One partner bundle the lab has taken in: who sent it, which number, what it held."""
-
-    bundle_id: str
-    sender_lab: str
-    sender_key_id: str
-    sequence: int
-    header_hash: str
-    kind: str
-    path: str
-    details: dict[str, Any]
-    imported: str | None = None
-    receipt_sha256: str | None = None
-
-
 def _ledger_entry(row: Any) -> LedgerEntry:
     return LedgerEntry(
         row.bundle_id,
@@ -518,7 +503,7 @@ def _ledger_entry(row: Any) -> LedgerEntry:
         row.header_hash,
         row.kind,
         row.path,
-        json.loads(row.details),
+        details_from_dict(row.kind, json.loads(row.details)),
         row.imported,
         row.receipt_sha256,
     )

@@ -66,7 +66,7 @@ class Actor:
             lab = None
         return cls(lab, _os_user(), socket.gethostname(), examiner)
 
-    def to_json(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, str | None]:
         return {"lab": self.lab, "user": self.user, "host": self.host, "examiner": self.examiner}
 
 
@@ -101,7 +101,7 @@ class Entry:
     def time(self) -> datetime:
         return parse_time(self.record["time"], where=f"line {self.line}")
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The record for display: signatures and certificates left out (their key ids stay)."""
         details = {k: v for k, v in self.record["details"].items() if k not in BULKY_DETAILS}
         return {"line": self.line, **{k: v for k, v in self.record.items() if k != "details"}, "details": details, "sha256": self.sha256}
@@ -200,7 +200,7 @@ class AuditLog:
             key = create_audit_key(identity, now or now_utc())
             save_audit_key(self.home, key)
             certificate = key.certificate
-            details = {"key_id": certificate.key_id, "identity_key_id": certificate.identity_key_id, "certificate": certificate.to_json()}
+            details = {"key_id": certificate.key_id, "identity_key_id": certificate.identity_key_id, "certificate": certificate.to_dict()}
             self._write(fd, last, AUDIT_KEY, details, self.actor, now)
             self.appended += 1
             return key
@@ -271,7 +271,7 @@ class AuditLog:
             "seq": seq,
             "time": format_time(now or now_utc()),
             "type": event_type,
-            "actor": actor.to_json(),
+            "actor": actor.to_dict(),
             "details": details,
             "prev": GENESIS if last is None else last.sha256,
         }
@@ -286,12 +286,12 @@ class AuditLog:
             "seq": last.seq + 1,
             "time": format_time(now or now_utc()),
             "type": HEAD,
-            "actor": self.actor.to_json(),
+            "actor": self.actor.to_dict(),
             "details": {"key_id": key.certificate.key_id},
             "prev": last.sha256,
         }
         signature = key.signing.sign(DOMAIN_HEAD, head_message(unsigned))
-        record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_json()}}
+        record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_dict()}}
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)

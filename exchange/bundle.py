@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ballistics.clock import format_time, now_utc
+from ballistics.clock import now_utc
+from ballistics.labs import LabKey
 from ballistics.records import MAX_RECORD_BYTES, parse_record
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
-from exchange.header import SUITE, VERSION, derive_keys, encode_header, wrap_file_key
+from exchange.header import derive_keys, encode_header, wrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MANIFEST_TYPE, MAX_FILES, MAX_RECEIPT_BYTES, FileEntry, Manifest, check_names, member_name
+from exchange.manifest import DOMAIN_MANIFEST, MAX_FILES, MAX_RECEIPT_BYTES, FileEntry, Manifest, check_names, member_name
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -67,7 +68,7 @@ def export_bundle(
 ) -> ExportResult:
     """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
     where = str(output)
-    now = now or now_utc()
+    now = (now or now_utc()).replace(microsecond=0)
     identity.require_usable(where)
     identity.card.check_valid(now, where=where)
     cards = {lab: trust.recipient(lab, where=where) for lab in dict.fromkeys(recipients)}
@@ -88,23 +89,20 @@ def export_bundle(
     sender = identity.card.fingerprint
     payload_key, mac_key = derive_keys(file_key, bundle_id)
     stanzas = [wrap_file_key(file_key, bundle_id, sender, card.fingerprint, card.encryption_key) for card in cards.values()]
-    doc = {
-        "type": MANIFEST_TYPE,
-        "version": VERSION,
-        "suite": SUITE,
-        "bundle_id": bundle_id.hex(),
-        "header_hash": "0" * 64,
-        "sender": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
-        "recipients": sorted(({"lab": lab, "key_id": card.key_id} for lab, card in cards.items()), key=lambda r: r["key_id"]),
-        "sequence": next_sequence(home, identity.card.lab.id),
-        "created": format_time(now),
-        "expires": format_time(now + options.lifetime),
-        "files": [s.entry.to_json() for s in sources],
-    }
-    payload_length = Manifest(doc).payload_length()  # the hash is fixed-width, so known before the header
+    unbound = Manifest(
+        bundle_id=bundle_id.hex(),
+        header_hash="0" * 64,
+        sender=LabKey(identity.card.lab.id, identity.card.key_id),
+        recipients=tuple(sorted((LabKey(lab, card.key_id) for lab, card in cards.items()), key=lambda r: r.key_id)),
+        sequence=next_sequence(home, identity.card.lab.id),
+        created=now,
+        expires=now + options.lifetime,
+        files=tuple(s.entry for s in sources),
+    )
+    payload_length = unbound.payload_length()  # the hash is fixed-width, so known before the header
     header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)
-    manifest = Manifest({**doc, "header_hash": header.hash.hex()})
-    signature = identity.signing.sign(DOMAIN_MANIFEST, manifest.encoded())
+    manifest = unbound.with_header_hash(header.hash.hex())
+    signature = identity.signing.sign(DOMAIN_MANIFEST, manifest.encoded)
 
     done, total = 0, payload_length
     with atomic_output(Path(output), mode=0o644) as sink:

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ballistics.clock import TIME_FORMAT
+from ballistics.clock import TIME_FORMAT, format_time
 from exchange.errors import MalformedError
 
 
@@ -46,4 +46,6 @@ def parse_time(text: object, *, where: str, error: type[MalformedError] = Malfor
         moment = datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise error(where, f"invalid time {text[:40]!r} (expected YYYY-MM-DDTHH:MM:SSZ)") from None
+    if format_time(moment) != text:  # strptime also takes unpadded fields; one time, one spelling
+        raise error(where, f"time {text[:40]!r} is not in the form YYYY-MM-DDTHH:MM:SSZ")
     return moment

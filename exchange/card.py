@@ -125,14 +125,14 @@ class KeyCard:
                 f"to {self.body['not_after']}, not at {format_time(moment)}",
             )
 
-    def to_json(self) -> dict[str, Any]:
-        signatures: dict[str, Any] = {"self": self.signature.to_json()}
+    def to_dict(self) -> dict[str, Any]:
+        signatures: dict[str, Any] = {"self": self.signature.to_dict()}
         if self.successor_signature is not None:
-            signatures["predecessor"] = self.successor_signature.to_json()
+            signatures["predecessor"] = self.successor_signature.to_dict()
         return {"body": self.body, "signatures": signatures}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("ascii") + b"\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode("ascii") + b"\n"
 
     def verify_successor_of(self, predecessor: KeyCard, *, where: str) -> None:
         """Check that ``predecessor``'s keys vouch for this card (rotation)."""
@@ -149,7 +149,7 @@ class KeyCard:
         )
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> KeyCard:
+    def from_dict(cls, doc: object, *, where: str) -> KeyCard:
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
             raise MalformedCardError(where, "a key card has exactly the fields body and signatures")
         body, signatures = doc["body"], doc["signatures"]
@@ -160,8 +160,8 @@ class KeyCard:
             raise MalformedCardError(where, "a predecessor signature goes with a predecessor link and only then")
         card = cls(
             body,
-            HybridSignature.from_json(signatures["self"], where=where, error=MalformedCardError),
-            HybridSignature.from_json(signatures["predecessor"], where=where, error=MalformedCardError)
+            HybridSignature.from_dict(signatures["self"], where=where, error=MalformedCardError),
+            HybridSignature.from_dict(signatures["predecessor"], where=where, error=MalformedCardError)
             if "predecessor" in signatures
             else None,
         )
@@ -237,11 +237,11 @@ class Revocation:
     def lab_id(self) -> str:
         return self.body["lab"]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"body": self.body, "signatures": {"self": self.signature.to_json()}}
+    def to_dict(self) -> dict[str, Any]:
+        return {"body": self.body, "signatures": {"self": self.signature.to_dict()}}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("ascii") + b"\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode("ascii") + b"\n"
 
     def verify(self, card: KeyCard, *, where: str) -> None:
         if card.key_id != self.key_id or card.lab.id != self.lab_id:
@@ -261,7 +261,7 @@ class Revocation:
         return cls(body, signer.sign(DOMAIN_REVOCATION, canonical_json(body)))
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> Revocation:
+    def from_dict(cls, doc: object, *, where: str) -> Revocation:
         """Parse only; the signature is checked against the trusted card by :meth:`verify`."""
         expected = {"type", "version", "lab", "key_id", "revoked_at", "reason"}
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
@@ -276,7 +276,7 @@ class Revocation:
         parse_time(body["revoked_at"], where=where, error=MalformedCardError)
         if not isinstance(signatures, dict) or set(signatures) != {"self"}:
             raise MalformedCardError(where, "revocation signatures must be exactly self")
-        return cls(body, HybridSignature.from_json(signatures["self"], where=where, error=MalformedCardError))
+        return cls(body, HybridSignature.from_dict(signatures["self"], where=where, error=MalformedCardError))
 
 
 def read_document(path: Path) -> dict[str, Any]:

@@ -167,24 +167,24 @@ def init_identity(
 
 def load_card(home: Path) -> KeyCard:
     """The current public card, without the passphrase."""
-    return KeyCard.from_json(_read_private_file(identity_path(home))["card"], where=str(identity_path(home)))
+    return KeyCard.from_dict(_read_private_file(identity_path(home))["card"], where=str(identity_path(home)))
 
 
 def load_identity(home: Path, passphrase: bytes) -> Identity:
     path = identity_path(home)
     doc = _read_private_file(path)
-    card = KeyCard.from_json(doc["card"], where=str(path))
+    card = KeyCard.from_dict(doc["card"], where=str(path))
     material = _open_private(doc, card, passphrase, str(path))
     retired = []
     retired_dir = keys_dir(home) / "retired"
     for old in sorted(retired_dir.glob("*.json")) if retired_dir.is_dir() else ():
         old_doc = _read_private_file(old)
-        old_card = KeyCard.from_json(old_doc["card"], where=str(old))
+        old_card = KeyCard.from_dict(old_doc["card"], where=str(old))
         retired.append((old_card, _open_private(old_doc, old_card, passphrase, str(old))))
     revocation_file = keys_dir(home) / "revocation.json"
     revocation = None
     if revocation_file.exists():
-        revocation = Revocation.from_json(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
+        revocation = Revocation.from_dict(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
         revocation.verify(card, where=str(revocation_file))
     return Identity(card, material, tuple(retired), revocation)
 
@@ -241,7 +241,7 @@ def _write_private(
     doc = {
         "type": PRIVATE_TYPE,
         "version": 1,
-        "card": card.to_json(),
+        "card": card.to_dict(),
         "kdf": kdf,
         "aead": "AES-256-GCM",
         "nonce": b64encode(nonce),

@@ -225,7 +225,7 @@ def test_a_forged_head_signature_is_refused(labs: dict[str, LabHome], tmp_path: 
     head = json.loads(lines[3])
     head["prev"] = hashlib.sha256(lines[2]).hexdigest()
     forger = KeyMaterial.generate().signing
-    head["details"]["signature"] = forger.sign(DOMAIN_HEAD, head_message(head)).to_json()
+    head["details"]["signature"] = forger.sign(DOMAIN_HEAD, head_message(head)).to_dict()
     path.write_bytes(b"\n".join([lines[0], edited, lines[2], canonical_json(head)]) + b"\n")
     report = verify_log(home)
     assert report.first_break.line == 2  # the edited event breaks the link to line 3
@@ -243,7 +243,7 @@ def test_a_head_by_a_self_certified_key_is_an_unknown_signer(labs: dict[str, Lab
     certificate = {
         "key_id": impostor.certificate.key_id,
         "identity_key_id": impostor.certificate.identity_key_id,
-        "certificate": impostor.certificate.to_json(),
+        "certificate": impostor.certificate.to_dict(),
     }
     introduce = canonical_json(
         {
@@ -265,7 +265,7 @@ def test_a_head_by_a_self_certified_key_is_an_unknown_signer(labs: dict[str, Lab
         "details": {"key_id": impostor.certificate.key_id},
         "prev": hashlib.sha256(introduce).hexdigest(),
     }
-    head["details"]["signature"] = impostor.signing.sign(DOMAIN_HEAD, head_message(head)).to_json()
+    head["details"]["signature"] = impostor.signing.sign(DOMAIN_HEAD, head_message(head)).to_dict()
     with path.open("ab") as handle:
         handle.write(introduce + b"\n" + canonical_json(head) + b"\n")
     report = verify_log(home)
@@ -310,7 +310,7 @@ def test_rotation_and_revocation_keep_old_heads_verifiable(labs: dict[str, LabHo
         log.append("comparison", {"decision": "elimination", "cmc": 1})
     report = verify_log(home)
     assert report.intact, report.problems
-    assert len(report.signers) == 2 and AuditCertificate.from_json(old_key, where="t").key_id == report.signers[0]
+    assert len(report.signers) == 2 and AuditCertificate.from_dict(old_key, where="t").key_id == report.signers[0]
     types = [e.type for e in AuditLog(home).entries()]
     assert types[4:] == ["key_rotate", "audit_key", "head", "audit_key_retired", "head", "comparison"]
     assert report.unsigned_tail == 1  # no audit key after the retirement

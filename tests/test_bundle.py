@@ -125,7 +125,7 @@ def test_round_trip_one_recipient_extracts_identical_files(world: World, tmp_pat
     path = export(world, tmp_path / "b.bfx")
     verified = verify(world, path)
     assert [f.name for f in verified.files] == ["records/CASE-42.json", "scans/K1.x3p"]
-    assert verified.sender.lab.id == "UK-FSL" and verified.manifest.doc["recipients"][0]["lab"] == "FR-IRCGN"
+    assert verified.sender.lab.id == "UK-FSL" and verified.manifest.recipients[0].lab == "FR-IRCGN"
     assert list(tmp_path.iterdir()) == [path]  # verification writes nothing
     out = verified.extract_to(tmp_path / "in")
     assert (out / "records" / "CASE-42.json").read_bytes() == world.record.read_bytes()
@@ -186,7 +186,7 @@ def test_hpke_wrap_interoperates_with_pyhpke_both_ways() -> None:
 
 def vector_identity(doc: dict, role: str) -> Identity:
     lab = doc["labs"][role]
-    card = KeyCard.from_json(lab["card"], where="vector card")
+    card = KeyCard.from_dict(lab["card"], where="vector card")
     material = KeyMaterial(bytes.fromhex(lab["seeds"]))
     assert material.public_keys() == {k: base64.b64decode(v) for k, v in card.body["keys"].items()}
     return Identity(card, material)

@@ -24,6 +24,7 @@ from test_records import comparison_dict
 
 import cli
 from ballistics.files import temporaries_of
+from ballistics.ledger import ReceiptDetails
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
@@ -282,15 +283,15 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
 def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_path: Path) -> None:
     fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
     bundle = findings(uk, tmp_path / "out" / "uk.bfx")
-    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_json()))["imported"][0]["bundle_id"]
+    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_dict()))["imported"][0]["bundle_id"]
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     assert Store.open(fr.home).ledger()[0].receipt_sha256 and "receipt_sent" in events(fr.home)
     back = run(uk, receipt)
     [outcome] = back.outcomes
     assert (outcome.status, outcome.kind, outcome.confirms, outcome.sender) == ("imported", "receipt", sent_id, "FR-IRCGN")
     entry = Store.open(uk.home).ledger()[0]
-    assert entry.kind == "receipt" and entry.details["receipt"]["bundle_id"] == sent_id
-    assert {f["name"] for f in entry.details["receipt"]["files"]} == {"records/uk-record.json"}
+    assert entry.kind == "receipt" and isinstance(entry.details, ReceiptDetails) and entry.details.receipt.bundle_id == sent_id
+    assert {f.name for f in entry.details.receipt.files} == {"records/uk-record.json"}
     received = [e for e in AuditLog(uk.home).entries() if e.type == "receipt_received"]
     assert received[0].record["details"]["bundle_id"] == sent_id
     assert [o.status for o in run(uk, receipt).outcomes] == ["duplicate"]
