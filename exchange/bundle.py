@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ballistics.clock import now_utc
-from ballistics.labs import LabKey
-from ballistics.records import MAX_RECORD_BYTES, parse_record
+from ballistics.errors import UsageError
+from ballistics.labs import DEFAULT_LAB, Lab, LabKey
+from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record, record_lab
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import derive_keys, encode_header, wrap_file_key
@@ -77,7 +78,9 @@ def export_bundle(
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
     sources = (
-        [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans] + [_receipt_source(Path(p)) for p in receipts]
+        [_record_source(Path(p), identity.card.lab) for p in records]
+        + [_scan_source(Path(p)) for p in scans]
+        + [_receipt_source(Path(p)) for p in receipts]
     )
     if not sources:
         raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
@@ -132,15 +135,31 @@ def next_sequence(home: Path, lab_id: str) -> int:
     return counters[lab_id]
 
 
-def _record_source(path: Path) -> _Source:
+def _record_source(path: Path, ours: Lab) -> _Source:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_RECORD_BYTES + 1)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
-    parse_record(data, path)
+    check_own_record(parse_record(data, path), ours, path)
     entry = FileEntry(member_name("record", path.name, str(path)), "record", len(data), hashlib.sha256(data).hexdigest())
     return _Source(path, entry, data)
+
+
+def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:
+    """A lab sends only its own records: the partner's import refuses any other (ForeignContentError).
+
+    Refused here as a usage error (exit 2), naming the record file, before anything is written.
+    """
+    lab = record_lab(record)
+    if lab.id == ours.id:
+        return
+    hint = (
+        f"it was made before keys init; re-attribute the records of lab {DEFAULT_LAB} to {ours.id} first"
+        if lab.id == DEFAULT_LAB
+        else "a bundle carries only this lab's records"
+    )
+    raise UsageError(path, f"record {record['record_id']} is of lab {lab.id}, not of this lab ({ours.id}): {hint}")
 
 
 def _receipt_source(path: Path) -> _Source:

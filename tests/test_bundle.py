@@ -24,6 +24,8 @@ from test_records import a_record
 from vectors.make_vectors import identity as vector_lab_identity
 
 import cli
+from ballistics.errors import UsageError
+from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.records import RecordError, record_bytes, write_record
 from exchange.bundle import export_bundle
 from exchange.canonical import parse_time
@@ -33,6 +35,7 @@ from exchange.errors import (
     BundleContentError,
     ExchangeSecurityError,
     ExpiredBundleError,
+    ForeignContentError,
     HeaderLimitError,
     KeyValidityError,
     MalformedBundleError,
@@ -268,7 +271,7 @@ def test_truncation_at_every_chunk_boundary_and_inside_chunks(world: World, big_
     boundaries = list(range(header_length, len(big_bundle), CHUNK + TAG))
     cuts = boundaries + [b + 1 for b in boundaries] + [b + CHUNK // 2 for b in boundaries] + [len(big_bundle) - 1]
     path = tmp_path / "t.bfx"
-    for cut in sorted(set(c for c in cuts if c < len(big_bundle))):
+    for cut in sorted({c for c in cuts if c < len(big_bundle)}):
         path.write_bytes(big_bundle[:cut])
         with pytest.raises(TruncatedError, match="truncated"):
             verify(world, path)
@@ -563,3 +566,40 @@ def test_cli_keys_trust_flow_and_fingerprint_refusal(
     assert sorted(statuses) == ["revoked", "superseded"]
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", "the wrong passphrase")
     assert cli.main(["--home", fr, "keys", "rotate"]) == 4
+
+
+# --- records belong to the exporting lab ---------------------------------------------------------
+
+
+def test_export_refuses_a_record_of_another_lab_naming_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uk = world.uk
+    sequence = uk.home / "exchange" / "sequence.json"
+    before = sequence.read_bytes() if sequence.exists() else None
+    out = tmp_path / "out.bfx"
+    for lab, words in ((Lab(DEFAULT_LAB, DEFAULT_LAB), "made before keys init"), (world.de.identity.card.lab, "only this lab's records")):
+        record = write_record({**a_record(), "lab": lab.to_dict()}, tmp_path / f"{lab.id}.json")
+        with pytest.raises(UsageError, match=words) as caught:
+            export_bundle(uk.home, uk.identity, uk.trust, out, recipients=["FR-IRCGN"], records=[world.record, record], now=T0)
+        assert (
+            caught.value.exit_code == 2
+            and caught.value.path == str(record)
+            and f"of lab {lab.id}, not of this lab (UK-FSL)" in caught.value.reason
+        )
+    assert not out.exists() and (sequence.read_bytes() if sequence.exists() else None) == before
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    local = tmp_path / f"{DEFAULT_LAB}.json"
+    assert cli.main(["--home", str(uk.home), "bundle", "export", "--to", "FR-IRCGN", "--record", str(local), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {local}: record ")
+    assert not out.exists()
+
+
+def test_verify_refuses_a_record_of_another_lab_as_the_import_would(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("exchange.bundle.check_own_record", lambda record, ours, path: None)  # a sender that skips the check
+    foreign = write_record({**a_record(), "lab": world.de.identity.card.lab.to_dict()}, tmp_path / "de.json")
+    path = tmp_path / "b.bfx"
+    uk = world.uk
+    export_bundle(uk.home, uk.identity, uk.trust, path, recipients=["FR-IRCGN"], records=[foreign], now=T0)
+    with pytest.raises(ForeignContentError, match="record of lab DE-BKA in a bundle signed by UK-FSL"):
+        verify(world, path)

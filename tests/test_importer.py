@@ -23,6 +23,7 @@ from test_files import kill_writer_mid_write
 from test_records import comparison_dict
 
 import cli
+from ballistics.errors import BallisticsError
 from ballistics.files import temporaries_of
 from ballistics.ledger import ReceiptDetails
 from ballistics.records import build_record, record_bytes
@@ -33,6 +34,7 @@ from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
 from exchange.importer import ImportReport, import_bundles, recover
 from exchange.keys import revoke_identity
+from exchange.reader import open_bundle
 
 
 @dataclass
@@ -209,7 +211,7 @@ def _stale(w: World, tmp: Path, fr: LabHome) -> Path:
 def _bad_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.MonkeyPatch) -> Path:
     record = a_record(w.uk, None, None)
     del record["examiner"]
-    monkeypatch.setattr("exchange.bundle.parse_record", lambda data, path: None)  # a sender that skips validation
+    monkeypatch.setattr("exchange.bundle.parse_record", lambda data, path: json.loads(data))  # a sender that skips validation
     return findings(w.uk, tmp / "in.bfx", record=record)
 
 
@@ -225,7 +227,8 @@ def _bad_scan(w: World, tmp: Path, fr: LabHome) -> Path:
     return findings(w.uk, tmp / "in.bfx", scans=(fake,))
 
 
-def _foreign_record(w: World, tmp: Path, fr: LabHome) -> Path:
+def _foreign_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr("exchange.bundle.check_own_record", lambda record, ours, path: None)  # a sender that skips the check
     return findings(w.uk, tmp / "in.bfx", record=a_record(w.de, None, None))
 
 
@@ -252,7 +255,7 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
     fr = copy_lab(world.fr, tmp_path / "fr")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    args = (world, inbox, fr, monkeypatch) if make is _bad_record else (world, inbox, fr)
+    args = (world, inbox, fr, monkeypatch) if make in (_bad_record, _foreign_record) else (world, inbox, fr)
     bad = make(*args)
     monkeypatch.undo()
     good = findings(world.uk, inbox / "zz-good.bfx")
@@ -304,6 +307,44 @@ def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Pa
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
     assert run(de, receipt).of("rejected")[0].error == "NotARecipientError"
+
+
+# --- bundle verify agrees with import ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["stale sequence", "replayed id", "record of another lab"])
+def test_verify_against_the_ledger_refuses_what_import_refuses(
+    case: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, error, _, words = REFUSALS[case]
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    args = (world, tmp_path, fr, monkeypatch) if make is _foreign_record else (world, tmp_path, fr)
+    bad = make(*args)
+    monkeypatch.undo()
+    store = Store.open(fr.home)
+    try:
+        with pytest.raises(BallisticsError, match=words) as caught:
+            open_bundle(bad, fr.identity, fr.trust, ledger=store)
+    finally:
+        store.close()
+    assert type(caught.value).__name__ == error
+    assert run(fr, bad).of("rejected")[0].error == error  # and the import says the same
+
+
+def test_cli_verify_reads_the_ledger_and_reports_a_duplicate(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    older, newer = findings(world.uk, tmp_path / "older.bfx"), findings(world.uk, tmp_path / "newer.bfx")
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(older), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_imported"] is None
+    assert [o.path for o in run(fr, newer).of("imported")] == [newer]
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(newer), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_imported"]
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(older)]) == 4  # said "verified" before; import refuses it
+    assert "not newer than" in capsys.readouterr().err
+    assert older.exists()  # verify moves nothing
 
 
 # --- the command: JSON shape and exit codes --------------------------------------------------------
