@@ -147,6 +147,16 @@ def record_lab(record: Mapping[str, Any]) -> Lab:
     return Lab.from_dict(record["lab"])
 
 
+def reattribute_record(record: Mapping[str, Any], to: Lab) -> MatchRecord:
+    """The same record stated in the name of ``to`` (e.g. one made before ``keys init``), validated.
+
+    Only the ``lab`` object changes; record id, scores, examiner and times stay as they were.
+    """
+    changed: MatchRecord = {**record, "lab": to.to_dict()}
+    validate_record(changed, f"record {record.get('record_id')}")
+    return changed
+
+
 def _scan_ref(scan: Mapping[str, Any]) -> dict[str, str]:
     ref = {"sha256": scan.get("sha256") or ""}
     if scan.get("path"):

@@ -29,11 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ballistics.clock import format_time
+from ballistics.errors import UsageError
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.labs import Lab
 from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.records import reattribute_record
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
     IMMEDIATE,
@@ -100,6 +102,31 @@ class Exhibit:
             "path": str(self.path),
             "original_name": self.original_name,
             "added": self.added,
+        }
+
+
+@dataclass(frozen=True)
+class Reattribution:
+    """What :meth:`Store.reattribute` moved from one lab id to a lab identity."""
+
+    from_lab: str
+    to: Lab
+    records: tuple[str, ...]  # ids of the records rewritten
+    cases: int
+    exhibits: int
+
+    @property
+    def count(self) -> int:
+        """Records and exhibits re-attributed."""
+        return len(self.records) + self.exhibits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from_lab": self.from_lab,
+            "to": self.to.to_dict(),
+            "records": list(self.records),
+            "cases": self.cases,
+            "exhibits": self.exhibits,
         }
 
 
@@ -196,6 +223,60 @@ class Store:
         with self._joined(conn) as c:
             if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
                 c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
+
+    def reattribute(self, from_lab: str, to: Lab) -> Reattribution:
+        """Give the cases, exhibits and match records of lab ``from_lab`` to the lab ``to``, in one transaction.
+
+        For what a home recorded before ``keys init`` (lab ``local``, country ``ZZ``): afterwards
+        they are the identity's, so ``bundle export`` accepts the records and partners' imports
+        take them. Each stored record is rewritten (its ``lab`` object) and validated again; a
+        case id that ``to`` already has is merged, refusing an exhibit id held in both. A lab
+        whose data came from partners (a partner lab, or a sender in the ledger) is never
+        re-attributed, nor re-attributed to. Running it again changes nothing.
+        """
+        if from_lab == to.id:
+            raise UsageError(from_lab, f"records of lab {from_lab} are already of lab {to.id}")
+        with self.transaction() as c:
+            for lab_id in (from_lab, to.id):
+                row = c.execute(sa.select(labs.c.partner).where(labs.c.id == lab_id)).first()
+                sent = c.execute(sa.select(bundle_ledger.c.bundle_id).where(bundle_ledger.c.sender_lab == lab_id).limit(1)).first()
+                if (row is not None and row.partner) or sent is not None:
+                    raise UsageError(lab_id, f"lab {lab_id} is a partner lab: its records are not this lab's to re-attribute")
+            if c.execute(sa.select(labs.c.id).where(labs.c.id == to.id)).first() is None:
+                c.execute(labs.insert().values(id=to.id, name=to.name, country=to.country, partner=False))
+            else:
+                c.execute(labs.update().where(labs.c.id == to.id).values(name=to.name, country=to.country))
+            moved_cases = moved_exhibits = 0
+            for case in c.execute(sa.select(cases.c.pk, cases.c.case_id).where(cases.c.lab_id == from_lab)).all():
+                held = [r.exhibit_id for r in c.execute(sa.select(exhibits.c.exhibit_id).where(exhibits.c.case_pk == case.pk))]
+                target = c.execute(sa.select(cases.c.pk).where(cases.c.lab_id == to.id, cases.c.case_id == case.case_id)).first()
+                if target is None:
+                    c.execute(cases.update().where(cases.c.pk == case.pk).values(lab_id=to.id))
+                else:
+                    clash = c.execute(
+                        sa.select(exhibits.c.exhibit_id).where(exhibits.c.case_pk == target.pk, exhibits.c.exhibit_id.in_(held))
+                    ).first()
+                    if clash is not None:
+                        raise StoreError(
+                            case.case_id, f"exhibit {clash.exhibit_id} of case {case.case_id} exists for both {from_lab} and {to.id}"
+                        )
+                    c.execute(exhibits.update().where(exhibits.c.case_pk == case.pk).values(case_pk=target.pk))
+                    c.execute(cases.delete().where(cases.c.pk == case.pk))
+                moved_cases += 1
+                moved_exhibits += len(held)
+            rewritten = []
+            for row in c.execute(
+                sa.select(match_records.c.record_id, match_records.c.document).where(match_records.c.lab_id == from_lab)
+            ).all():
+                record = reattribute_record(json.loads(row.document), to)
+                c.execute(
+                    match_records.update()
+                    .where(match_records.c.record_id == row.record_id)
+                    .values(lab_id=to.id, document=json.dumps(record, sort_keys=True))
+                )
+                rewritten.append(row.record_id)
+            c.execute(labs.delete().where(labs.c.id == from_lab))
+        return Reattribution(from_lab, to, tuple(rewritten), moved_cases, moved_exhibits)
 
     def add_scan_file(
         self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None
