@@ -279,9 +279,19 @@ class Store:
         return Reattribution(from_lab, to, tuple(rewritten), moved_cases, moved_exhibits)
 
     def add_scan_file(
-        self, path: Path, *, conn: Connection | None = None, face: BreechFace | None = None, sha256: str | None = None
+        self,
+        path: Path,
+        *,
+        conn: Connection | None = None,
+        face: BreechFace | None = None,
+        sha256: str | None = None,
+        original_name: str | None = None,
     ) -> str:
-        """Copy a scan into the content-addressed store (if new) and cache its surface and signature."""
+        """Copy a scan into the content-addressed store (if new) and cache its surface and signature.
+
+        ``original_name`` (default: the file's name) is kept as a label only; the stored file is
+        named by its SHA-256, so a name received from a partner never becomes a path.
+        """
         path = Path(path)
         sha = sha256 or sha256_file(path)
         with self._joined(conn) as c:
@@ -298,7 +308,7 @@ class Store:
                 scans.insert().values(
                     sha256=sha,
                     file=str(target.relative_to(self.home)),
-                    original_name=path.name[:255],
+                    original_name=(original_name if original_name is not None else path.name)[:255],
                     format=fmt,
                     size=target.stat().st_size,
                     added=format_time(),
@@ -317,6 +327,7 @@ class Store:
         characteristics: ClassCharacteristics = ClassCharacteristics(),
         partner: bool = False,
         conn: Connection | None = None,
+        original_name: str | None = None,
     ) -> AddResult:
         """Add one scan as an exhibit of a case of ``lab``; the same file twice changes nothing.
 
@@ -342,7 +353,7 @@ class Store:
                 raise StoreError(
                     path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
                 )
-            self.add_scan_file(path, conn=c, sha256=sha, face=face)
+            self.add_scan_file(path, conn=c, sha256=sha, face=face, original_name=original_name)
             c.execute(
                 exhibits.insert().values(
                     case_pk=case_pk,

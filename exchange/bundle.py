@@ -22,7 +22,17 @@ from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import derive_keys, encode_header, wrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MAX_FILES, MAX_RECEIPT_BYTES, FileEntry, Manifest, check_names, member_name
+from exchange.manifest import (
+    DOMAIN_MANIFEST,
+    MAX_FILES,
+    MAX_RECEIPT_BYTES,
+    FileEntry,
+    Manifest,
+    check_names,
+    check_original_name,
+    is_safe_base,
+    member_name,
+)
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -187,7 +197,12 @@ def _scan_source(path: Path) -> _Source:
                 size += len(piece)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read scan: {exc.strerror}") from None
-    return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, digest.hexdigest()), None)
+    sha = digest.hexdigest()
+    if is_safe_base(path.name):
+        return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, sha), None)
+    # A name with spaces or non-ASCII letters travels as data; the member is named by the content.
+    original = check_original_name(path.name, str(path))
+    return _Source(path, FileEntry(member_name("scan", f"{sha}.x3p", str(path)), "scan", size, sha, original), None)
 
 
 def _pieces(source: _Source) -> Iterator[bytes]:

@@ -117,9 +117,9 @@ class ImportReport:
 
 @dataclass(frozen=True)
 class _StagedScan:
-    path: Path  # the staged file
+    path: Path  # the staged file (named by the member name, which is safe)
     sha256: str
-    member: str  # its name in the bundle
+    name: str  # the sender's file name (data, never a path)
     face: BreechFace  # the prepared surface
 
 
@@ -241,7 +241,7 @@ def _read_content(staged: Path, verified: VerifiedBundle, store: Store) -> _Cont
                 face = prepare(load_scan(path), store.preprocess)
             except InvalidInputError as exc:
                 raise MalformedBundleError(verified.path, f"{entry.name}: {exc.reason}") from None
-            scans.append(_StagedScan(path, entry.sha256, entry.name, face))
+            scans.append(_StagedScan(path, entry.sha256, entry.display_name, face))
     return _Content(list(verified.records), scans, verified.receipt)
 
 
@@ -251,9 +251,16 @@ def _store_content(store: Store, verified: VerifiedBundle, content: _Content, co
     added = 0
     for scan in content.scans:
         case_id, exhibit_id, traits = _exhibit_of(scan, content.records, verified.manifest.bundle_id)
-        store.add_scan_file(scan.path, conn=conn, sha256=scan.sha256, face=scan.face)
+        store.add_scan_file(scan.path, conn=conn, sha256=scan.sha256, face=scan.face, original_name=scan.name)
         result = store.add_exhibit_scan(
-            scan.path, case_id=case_id, exhibit_id=exhibit_id, lab=owner, characteristics=traits, partner=True, conn=conn
+            scan.path,
+            case_id=case_id,
+            exhibit_id=exhibit_id,
+            lab=owner,
+            characteristics=traits,
+            partner=True,
+            conn=conn,
+            original_name=scan.name,
         )
         added += int(result.added)
     for record in content.records:
@@ -273,7 +280,7 @@ def _exhibit_of(scan: _StagedScan, records: list[MatchRecord], bundle_id: str) -
                     record["exhibits"][side],
                     ClassCharacteristics(traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position")),
                 )
-    return f"bundle-{bundle_id[:12]}", PurePosixPath(scan.member).stem, ClassCharacteristics()
+    return f"bundle-{bundle_id[:12]}", (PurePosixPath(scan.name).stem or scan.name)[:128], ClassCharacteristics()
 
 
 def _ledger_entry(verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> LedgerEntry:

@@ -32,6 +32,8 @@ KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
 #: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
 MAX_RECEIPT_BYTES = 64 * 1024
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+MAX_ORIGINAL_NAME = 255
+FILE_FIELDS = {"name", "kind", "size", "sha256"}
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
 
 
@@ -41,9 +43,20 @@ class FileEntry:
     kind: str
     size: int
     sha256: str
+    #: The sender's file name when it could not be the member name (spaces, non-ASCII, ...).
+    #: Data only: a reader stores it as a label and never builds a path from it.
+    original_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+        doc: dict[str, Any] = {"name": self.name, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+        if self.original_name is not None:
+            doc["original_name"] = self.original_name
+        return doc
+
+    @property
+    def display_name(self) -> str:
+        """The sender's file name: ``original_name`` if given, else the member name's last part."""
+        return self.original_name if self.original_name is not None else self.name.rpartition("/")[2]
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,28 @@ def member_name(kind: str, base: str, where: str) -> str:
     return f"{KINDS[kind]}/{base}"
 
 
+def is_safe_base(base: str) -> bool:
+    """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``; no ``..``)."""
+    return BASE_NAME.match(base) is not None and ".." not in base.split(".")
+
+
+def check_original_name(name: str, where: str) -> str:
+    """An original file name carried as data: 1-255 characters, printable, no path separator.
+
+    It is only ever a label, but a label shown to examiners, so no control or format characters
+    (which could hide or reorder text) and nothing that reads as a path.
+    """
+    if not 1 <= len(name) <= MAX_ORIGINAL_NAME:
+        raise UnsafeMemberNameError(where, f"original file name must be 1-{MAX_ORIGINAL_NAME} characters")
+    if not name.isprintable():  # false for every control, format, unassigned and separator character but the space
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} has control or invisible characters")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} contains a path separator")
+    if is_safe_base(name):
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} is a safe name: it must be the member name itself")
+    return name
+
+
 def check_names(entries: Sequence[FileEntry], where: str) -> None:
     seen: set[str] = set()
     for entry in entries:
@@ -127,6 +162,8 @@ def check_names(entries: Sequence[FileEntry], where: str) -> None:
                 where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
             )
         member_name(entry.kind, base, where)
+        if entry.original_name is not None:
+            check_original_name(entry.original_name, where)
         folded = entry.name.casefold()
         if folded in seen:
             raise UnsafeMemberNameError(where, f"duplicate member name {entry.name!r} (names are compared case-insensitively)")
@@ -165,7 +202,8 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     for item in files:
         _require(
             isinstance(item, dict)
-            and set(item) == {"name", "kind", "size", "sha256"}
+            and set(item) in (FILE_FIELDS, FILE_FIELDS | {"original_name"})
+            and isinstance(item.get("original_name", ""), str)
             and isinstance(item["name"], str)
             and isinstance(item["kind"], str)
             and type(item["size"]) is int
@@ -175,7 +213,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             where,
             "files entry",
         )
-    entries = [FileEntry(f["name"], f["kind"], f["size"], f["sha256"]) for f in files]
+    entries = [FileEntry(f["name"], f["kind"], f["size"], f["sha256"], f.get("original_name")) for f in files]
     check_names(entries, where)
     try:
         return _manifest_of(doc, entries, data)

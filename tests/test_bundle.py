@@ -24,6 +24,7 @@ from test_records import a_record
 from vectors.make_vectors import identity as vector_lab_identity
 
 import cli
+from ballistics.clock import now_utc
 from ballistics.errors import UsageError
 from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.records import RecordError, record_bytes, write_record
@@ -603,3 +604,53 @@ def test_verify_refuses_a_record_of_another_lab_as_the_import_would(world: World
     export_bundle(uk.home, uk.identity, uk.trust, path, recipients=["FR-IRCGN"], records=[foreign], now=T0)
     with pytest.raises(ForeignContentError, match="record of lab DE-BKA in a bundle signed by UK-FSL"):
         verify(world, path)
+
+
+# --- file names that cannot be member names ------------------------------------------------------
+
+
+def test_a_scan_named_with_spaces_travels_under_its_hash_with_its_name_signed(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spaced = tmp_path / "Fadul 3-1.x3p"
+    spaced.write_bytes(world.scan.read_bytes())
+    accented = tmp_path / "Éprouvé ①.x3p"
+    accented.write_bytes(world.scan.read_bytes() + b"other bytes")
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    out = tmp_path / "b.bfx"
+    argv = [
+        "--home",
+        str(world.uk.home),
+        "bundle",
+        "export",
+        "--to",
+        "FR-IRCGN",
+        "--scan",
+        str(spaced),
+        "--scan",
+        str(accented),
+        "-o",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    verified = verify(world, out, now=now_utc())
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (spaced, accented)}
+    assert [(f.name, f.original_name) for f in verified.files] == [
+        (f"scans/{sha[spaced]}.x3p", "Fadul 3-1.x3p"),
+        (f"scans/{sha[accented]}.x3p", "Éprouvé ①.x3p"),
+    ]
+    assert b"\\u00c9prouv\\u00e9 \\u2460.x3p" in verified.manifest.encoded  # canonical JSON: ASCII with escapes, signed
+    extracted = verified.extract_to(tmp_path / "in")
+    assert sorted(p.name for p in (extracted / "scans").iterdir()) == sorted(f"{h}.x3p" for h in sha.values())
+    # a name that is safe travels as it is, without original_name (the vectors are unchanged)
+    plain = export(world, tmp_path / "plain.bfx")
+    assert [f.original_name for f in verify(world, plain).files] == [None, None]
+
+
+def test_export_refuses_a_name_with_control_characters(world: World, tmp_path: Path) -> None:
+    sneaky = tmp_path / "K1\u202egnp.x3p"  # a right-to-left override hides the real extension
+    sneaky.write_bytes(world.scan.read_bytes())
+    uk = world.uk
+    with pytest.raises(UnsafeMemberNameError, match="control or invisible"):
+        export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "o.bfx", recipients=["FR-IRCGN"], scans=[sneaky], now=T0)
+    assert not (tmp_path / "o.bfx").exists()

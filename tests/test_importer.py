@@ -25,7 +25,7 @@ from test_records import comparison_dict
 import cli
 from ballistics.errors import BallisticsError
 from ballistics.files import temporaries_of
-from ballistics.ledger import ReceiptDetails
+from ballistics.ledger import FindingsDetails, ReceiptDetails
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
@@ -151,6 +151,26 @@ def test_import_stores_records_and_partner_exhibits_then_reports_a_duplicate(wor
     assert len(store.exhibits()) == 2 and len(store.records()) == 1 and len(store.ledger()) == 1
     assert events(fr.home).count("bundle_import") == 1 and events(fr.home).count("bundle_duplicate") == 1
     assert not list((fr.home / "import").iterdir())  # work directories removed
+
+
+def test_scans_with_spaces_and_non_ascii_names_import_under_their_original_names(world: World, tmp_path: Path) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    spaced, accented = tmp_path / "Fadul 3-1.x3p", tmp_path / "Épreuve n°2.x3p"
+    shutil.copy(scan("F01-01"), spaced)
+    shutil.copy(scan("F02-01"), accented)
+    bundle = findings(world.uk, tmp_path / "inbox" / "uk.bfx", scans=(spaced, accented), record=a_record(world.uk, None, None))
+    report = run(fr, bundle)
+    assert [o.status for o in report.outcomes] == ["imported"], report.to_dict()
+    store = Store.open(fr.home)
+    found = {e.original_name: e for e in store.exhibits()}
+    assert set(found) == {"Fadul 3-1.x3p", "Épreuve n°2.x3p"}
+    assert {e.exhibit for e in found.values()} == {"Fadul 3-1", "Épreuve n°2"}  # no record cites them: named after the file
+    for name, source in (("Fadul 3-1.x3p", spaced), ("Épreuve n°2.x3p", accented)):
+        exhibit = found[name]
+        assert exhibit.path == store.scan_file(sha256_file(source), "x3p") and exhibit.path.read_bytes() == source.read_bytes()
+    details = store.ledger()[0].details
+    assert isinstance(details, FindingsDetails)
+    assert {f.name for f in details.files} == {f"scans/{sha256_file(p)}.x3p" for p in (spaced, accented)} | {"records/uk-record.json"}
 
 
 def test_several_bundles_of_one_sender_import_in_sequence_order_whatever_their_names(world: World, tmp_path: Path) -> None:
