@@ -62,7 +62,7 @@ def add_fillers(store: Store, bases: list[BreechFace], count: int, rng: np.rando
     """``count`` filler exhibits derived from mirrored base surfaces (see the module docstring)."""
     params = store.signature_params
     sources = []
-    for i, face in enumerate(bases):
+    for face in bases:
         flipped = mirrored(face)
         sha = uuid.uuid4().hex * 2
         cache = store.cache_file(sha)
