@@ -8,12 +8,48 @@ rename is atomic on POSIX file systems, so the target is either the old file or 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+#: What ends the name of an atomic write's temporary file (``.<target name>.<random>.partial``).
+TEMPORARY_SUFFIX = ".partial"
+#: The random part :func:`tempfile.mkstemp` puts between prefix and suffix.
+_RANDOM_PART = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def temporary_affixes(target: str | os.PathLike[str]) -> tuple[str, str]:
+    """(prefix, suffix) of the temporary files an atomic write to ``target`` creates beside it.
+
+    The one place that names them: :func:`atomic_output` creates them, and crash recovery
+    (:func:`is_temporary_of`, :func:`temporaries_of`) finds what a killed writer left behind.
+    """
+    return f".{Path(target).name}.", TEMPORARY_SUFFIX
+
+
+def is_temporary_of(candidate: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:
+    """Whether ``candidate`` is a temporary file of an atomic write to ``target`` (same folder)."""
+    candidate, target = Path(candidate), Path(target)
+    prefix, suffix = temporary_affixes(target)
+    name = candidate.name
+    return (
+        candidate.parent == target.parent
+        and name.startswith(prefix)
+        and name.endswith(suffix)
+        and _RANDOM_PART.fullmatch(name[len(prefix) : len(name) - len(suffix)]) is not None
+    )
+
+
+def temporaries_of(target: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of atomic writes to ``target`` that exist now (e.g. left by a crash)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    return sorted(p for p in target.parent.iterdir() if is_temporary_of(p, target))
 
 
 def _umask_mode() -> int:
@@ -31,7 +67,8 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    prefix, suffix = temporary_affixes(target)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     try:
         os.fchmod(fd, _umask_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:

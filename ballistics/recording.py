@@ -18,7 +18,8 @@ from ballistics.records import MatchRecord, build_record, write_record
 
 if TYPE_CHECKING:
     from ballistics.compare import Comparison
-    from ballistics.store import LabInfo, Store
+    from ballistics.labs import Lab
+    from ballistics.store import Store
 
 
 def login_name() -> str:
@@ -35,7 +36,7 @@ def record_comparison(
     paths: tuple[Path, Path],
     target: Path,
     *,
-    lab: LabInfo,
+    lab: Lab,
     case: str | None = None,
     examiner: str | None = None,
     store_faces: bool = True,
@@ -58,7 +59,7 @@ def record_comparison(
     document = comparison.to_dict()
     record = build_record(
         document,
-        lab=lab.as_dict(),
+        lab=lab,
         case_id=case_id,
         exhibits=(reference_exhibit, questioned_exhibit),
         examiner={"name": examiner or login_name()},

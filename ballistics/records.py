@@ -12,7 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from ballistics.clock import format_time
 from ballistics.errors import InvalidInputError
 from ballistics.files import write_atomic
+from ballistics.labs import Lab
 
 SCHEMA_VERSION = 1
 #: Records are small; a larger file is refused before it is parsed.
@@ -93,7 +95,7 @@ def write_record(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
 def build_record(
     comparison: Mapping[str, Any],
     *,
-    lab: Mapping[str, str],
+    lab: Lab,
     case_id: str,
     exhibits: tuple[str, str],
     examiner: Mapping[str, str],
@@ -121,7 +123,7 @@ def build_record(
     record: MatchRecord = {
         "schema_version": SCHEMA_VERSION,
         "record_id": record_id or str(uuid.uuid4()),
-        "lab": dict(lab),
+        "lab": lab.to_dict(),
         "case_id": case_id,
         "exhibits": {"reference": exhibits[0], "questioned": exhibits[1]},
         "comparison": {
@@ -131,13 +133,28 @@ def build_record(
         "scores": scores,
         "conclusion": conclusion,
         "examiner": dict(examiner),
-        "created": (created or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": format_time(created),
         "scans": {side: _scan_ref(comparison[side]) for side in ("reference", "questioned")},
     }
     if class_characteristics:
         record["class_characteristics"] = dict(class_characteristics)
     validate_record(record, f"record {record['record_id']}")
     return record
+
+
+def record_lab(record: Mapping[str, Any]) -> Lab:
+    """The lab that made a (validated) record."""
+    return Lab.from_dict(record["lab"])
+
+
+def reattribute_record(record: Mapping[str, Any], to: Lab) -> MatchRecord:
+    """The same record stated in the name of ``to`` (e.g. one made before ``keys init``), validated.
+
+    Only the ``lab`` object changes; record id, scores, examiner and times stay as they were.
+    """
+    changed: MatchRecord = {**record, "lab": to.to_dict()}
+    validate_record(changed, f"record {record.get('record_id')}")
+    return changed
 
 
 def _scan_ref(scan: Mapping[str, Any]) -> dict[str, str]:

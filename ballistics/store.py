@@ -21,17 +21,21 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics.clock import format_time
+from ballistics.errors import UsageError
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
+from ballistics.labs import Lab
+from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.records import reattribute_record
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
     IMMEDIATE,
@@ -49,21 +53,6 @@ from ballistics.schema import (
     signatures,
 )
 from ballistics.signature import SignatureParams, signature, signature_bytes
-
-#: Lab id of a home without a lab identity (``keys init``) and without ``--lab``.
-DEFAULT_LAB = "local"
-#: ISO 3166 user-assigned code (CLDR's "unknown region"): the country of a lab known by id only.
-UNKNOWN_COUNTRY = "ZZ"
-
-
-@dataclass(frozen=True)
-class LabInfo:
-    id: str
-    name: str
-    country: str = UNKNOWN_COUNTRY
-
-    def as_dict(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "country": self.country}
 
 
 @dataclass(frozen=True)
@@ -117,6 +106,31 @@ class Exhibit:
 
 
 @dataclass(frozen=True)
+class Reattribution:
+    """What :meth:`Store.reattribute` moved from one lab id to a lab identity."""
+
+    from_lab: str
+    to: Lab
+    records: tuple[str, ...]  # ids of the records rewritten
+    cases: int
+    exhibits: int
+
+    @property
+    def count(self) -> int:
+        """Records and exhibits re-attributed."""
+        return len(self.records) + self.exhibits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from_lab": self.from_lab,
+            "to": self.to.to_dict(),
+            "records": list(self.records),
+            "cases": self.cases,
+            "exhibits": self.exhibits,
+        }
+
+
+@dataclass(frozen=True)
 class AddResult:
     """What ``add_exhibit_scan`` did: ``added``, or not, with ``conflict`` when the filing asked for was refused."""
 
@@ -127,10 +141,6 @@ class AddResult:
 
 
 # --- the store -----------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -212,10 +222,64 @@ class Store:
 
     # --- writes ---
 
-    def ensure_lab(self, lab: LabInfo, *, partner: bool = False, conn: Connection | None = None) -> None:
+    def ensure_lab(self, lab: Lab, *, partner: bool = False, conn: Connection | None = None) -> None:
         with self._joined(conn) as c:
             if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
                 c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
+
+    def reattribute(self, from_lab: str, to: Lab) -> Reattribution:
+        """Give the cases, exhibits and match records of lab ``from_lab`` to the lab ``to``, in one transaction.
+
+        For what a home recorded before ``keys init`` (lab ``local``, country ``ZZ``): afterwards
+        they are the identity's, so ``bundle export`` accepts the records and partners' imports
+        take them. Each stored record is rewritten (its ``lab`` object) and validated again; a
+        case id that ``to`` already has is merged, refusing an exhibit id held in both. A lab
+        whose data came from partners (a partner lab, or a sender in the ledger) is never
+        re-attributed, nor re-attributed to. Running it again changes nothing.
+        """
+        if from_lab == to.id:
+            raise UsageError(from_lab, f"records of lab {from_lab} are already of lab {to.id}")
+        with self.transaction() as c:
+            for lab_id in (from_lab, to.id):
+                row = c.execute(sa.select(labs.c.partner).where(labs.c.id == lab_id)).first()
+                sent = c.execute(sa.select(bundle_ledger.c.bundle_id).where(bundle_ledger.c.sender_lab == lab_id).limit(1)).first()
+                if (row is not None and row.partner) or sent is not None:
+                    raise UsageError(lab_id, f"lab {lab_id} is a partner lab: its records are not this lab's to re-attribute")
+            if c.execute(sa.select(labs.c.id).where(labs.c.id == to.id)).first() is None:
+                c.execute(labs.insert().values(id=to.id, name=to.name, country=to.country, partner=False))
+            else:
+                c.execute(labs.update().where(labs.c.id == to.id).values(name=to.name, country=to.country))
+            moved_cases = moved_exhibits = 0
+            for case in c.execute(sa.select(cases.c.pk, cases.c.case_id).where(cases.c.lab_id == from_lab)).all():
+                held = [r.exhibit_id for r in c.execute(sa.select(exhibits.c.exhibit_id).where(exhibits.c.case_pk == case.pk))]
+                target = c.execute(sa.select(cases.c.pk).where(cases.c.lab_id == to.id, cases.c.case_id == case.case_id)).first()
+                if target is None:
+                    c.execute(cases.update().where(cases.c.pk == case.pk).values(lab_id=to.id))
+                else:
+                    clash = c.execute(
+                        sa.select(exhibits.c.exhibit_id).where(exhibits.c.case_pk == target.pk, exhibits.c.exhibit_id.in_(held))
+                    ).first()
+                    if clash is not None:
+                        raise StoreError(
+                            case.case_id, f"exhibit {clash.exhibit_id} of case {case.case_id} exists for both {from_lab} and {to.id}"
+                        )
+                    c.execute(exhibits.update().where(exhibits.c.case_pk == case.pk).values(case_pk=target.pk))
+                    c.execute(cases.delete().where(cases.c.pk == case.pk))
+                moved_cases += 1
+                moved_exhibits += len(held)
+            rewritten = []
+            for row in c.execute(
+                sa.select(match_records.c.record_id, match_records.c.document).where(match_records.c.lab_id == from_lab)
+            ).all():
+                record = reattribute_record(json.loads(row.document), to)
+                c.execute(
+                    match_records.update()
+                    .where(match_records.c.record_id == row.record_id)
+                    .values(lab_id=to.id, document=json.dumps(record, sort_keys=True))
+                )
+                rewritten.append(row.record_id)
+            c.execute(labs.delete().where(labs.c.id == from_lab))
+        return Reattribution(from_lab, to, tuple(rewritten), moved_cases, moved_exhibits)
 
     def add_scan_file(
         self,
@@ -225,8 +289,13 @@ class Store:
         face: BreechFace | None = None,
         sha256: str | None = None,
         pixel_um: float | None = None,
+        original_name: str | None = None,
     ) -> str:
-        """Copy a scan into the content-addressed store (if new) and cache its surface and signature."""
+        """Copy a scan into the content-addressed store (if new) and cache its surface and signature.
+
+        ``original_name`` (default: the file's name) is kept as a label only; the stored file is
+        named by its SHA-256, so a name received from a partner never becomes a path.
+        """
         path = Path(path)
         sha = sha256 or sha256_file(path)
         with self._joined(conn) as c:
@@ -243,10 +312,10 @@ class Store:
                 scans.insert().values(
                     sha256=sha,
                     file=str(target.relative_to(self.home)),
-                    original_name=path.name[:255],
+                    original_name=(original_name if original_name is not None else path.name)[:255],
                     format=fmt,
                     size=target.stat().st_size,
-                    added=_now(),
+                    added=format_time(),
                 )
             )
             c.execute(signatures.insert().values(sha256=sha, key=self.cache_key, data=signature_bytes(sig)))
@@ -258,11 +327,12 @@ class Store:
         *,
         case_id: str,
         exhibit_id: str,
-        lab: LabInfo,
+        lab: Lab,
         characteristics: ClassCharacteristics = ClassCharacteristics(),
         partner: bool = False,
         pixel_um: float | None = None,
         conn: Connection | None = None,
+        original_name: str | None = None,
     ) -> AddResult:
         """Add one scan as an exhibit of a case of ``lab``; the same file twice changes nothing.
 
@@ -292,14 +362,14 @@ class Store:
                 raise StoreError(
                     path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
                 )
-            self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um)
+            self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um, original_name=original_name)
             c.execute(
                 exhibits.insert().values(
                     case_pk=case_pk,
                     exhibit_id=exhibit_id,
                     scan_sha256=sha,
                     partner=partner,
-                    added=_now(),
+                    added=format_time(),
                     calibre=characteristics.calibre,
                     firing_pin_shape=characteristics.firing_pin_shape,
                     ejector_position=characteristics.ejector_position,
@@ -316,7 +386,7 @@ class Store:
         row = conn.execute(sa.select(cases.c.pk).where(cases.c.lab_id == lab_id, cases.c.case_id == case_id)).first()
         if row is not None:
             return int(row.pk)
-        return int(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)).inserted_primary_key[0])
+        return _inserted_pk(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)))
 
     def remove_exhibit(self, ident: str) -> Exhibit:
         """Remove an exhibit; its scan and caches go too unless a comparison cites the scan."""
@@ -364,10 +434,10 @@ class Store:
                     cmc=int(document["cmc"]),
                     decision=str(document["decision"]),
                     document=json.dumps(document, sort_keys=True, default=str),
-                    created=_now(),
+                    created=format_time(),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return _inserted_pk(result)
 
     def add_record(self, record: dict[str, Any], *, comparison_id: int | None = None, conn: Connection | None = None) -> None:
         """Store a validated match record (the caller validated it with ``records.build_record``)."""
@@ -394,8 +464,8 @@ class Store:
                 header_hash=entry.header_hash,
                 kind=entry.kind,
                 path=entry.path,
-                details=json.dumps(entry.details, sort_keys=True),
-                imported=entry.imported or _now(),
+                details=json.dumps(entry.details.to_dict(), sort_keys=True),
+                imported=entry.imported or format_time(),
                 receipt_sha256=entry.receipt_sha256,
             )
         )
@@ -531,22 +601,6 @@ class Store:
         ]
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One partner bundle the lab has taken in: who sent it, which number, what it held."""
-
-    bundle_id: str
-    sender_lab: str
-    sender_key_id: str
-    sequence: int
-    header_hash: str
-    kind: str
-    path: str
-    details: dict[str, Any]
-    imported: str | None = None
-    receipt_sha256: str | None = None
-
-
 def _ledger_entry(row: Any) -> LedgerEntry:
     return LedgerEntry(
         row.bundle_id,
@@ -556,10 +610,17 @@ def _ledger_entry(row: Any) -> LedgerEntry:
         row.header_hash,
         row.kind,
         row.path,
-        json.loads(row.details),
+        details_from_dict(row.kind, json.loads(row.details)),
         row.imported,
         row.receipt_sha256,
     )
+
+
+def _inserted_pk(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("database", "the database did not return the new row's key")
+    return int(key[0])
 
 
 def _already(known: Exhibit, lab_id: str, case_id: str, exhibit_id: str) -> AddResult:
@@ -606,7 +667,8 @@ def save_prepared(face: BreechFace, path: Path) -> None:
         }
         arrays["firing_pin_patch"] = np.asarray(fp.patch)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.array(json.dumps(meta)), **arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez_compressed(buffer, **cast(dict[str, Any], arrays))
     write_atomic(path, buffer.getvalue())
 
 
@@ -616,9 +678,11 @@ def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
         surface = data["surface"].astype(np.float64)
         patch = data["firing_pin_patch"] if "firing_pin_patch" in data.files else None
     fp = meta["firing_pin"]
+    if fp is not None and patch is None:
+        raise StoreError(path, "cached surface names a firing pin but holds no patch; delete the cache file")
     firing_pin = (
         None
-        if fp is None
+        if fp is None or patch is None
         else FiringPinImpression(
             center_px=tuple(fp["center_px"]),
             radius_px=fp["radius_px"],

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exchange.card import Lab  # noqa: E402
+from ballistics.labs import Lab  # noqa: E402
 from exchange.keys import IdentityParameters, KeyProtection, init_identity, load_identity  # noqa: E402
 from exchange.trust import TrustStore  # noqa: E402
 
@@ -60,7 +60,7 @@ def setup(root: Path, size_mb: int) -> None:
     }
     record = build_record(
         comparison,
-        lab={"id": "UK-FSL", "name": "UK lab", "country": "GB"},
+        lab=Lab("UK-FSL", "UK lab", "GB"),
         case_id="BENCH",
         exhibits=("K1", "Q1"),
         examiner={"name": "Bench"},

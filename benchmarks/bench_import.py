@@ -46,7 +46,7 @@ def main() -> None:
         introduce(uk, fr)
         inbox = root / "inbox"
         inbox.mkdir()
-        lab = {"id": "UK-FSL", "name": "Laboratory UK-FSL", "country": "GB"}
+        lab = uk.identity.card.lab
         started = time.perf_counter()
         for index in range(args.bundles):
             records = [
@@ -73,7 +73,7 @@ def main() -> None:
         started = time.perf_counter()
         report = import_bundles(fr.home, store, fr.identity, trust, [inbox])
         import_s = time.perf_counter() - started
-        assert len(report.of("imported")) == args.bundles, report.to_json()
+        assert len(report.of("imported")) == args.bundles, report.to_dict()
         records = args.bundles * RECORDS_PER_BUNDLE
 
         started = time.perf_counter()

@@ -41,14 +41,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ballistics import synth  # noqa: E402
+from ballistics.labs import Lab  # noqa: E402
 from ballistics.preprocess import BreechFace, prepare  # noqa: E402
 from ballistics.scan import save_x3p  # noqa: E402
 from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
 from ballistics.search import LocalExecutor, SearchParams, prefilter, search  # noqa: E402
 from ballistics.signature import signature, signature_bytes  # noqa: E402
-from ballistics.store import LabInfo, Store, save_prepared  # noqa: E402
+from ballistics.store import Store, save_prepared  # noqa: E402
 
-LAB = LabInfo("BENCH", "benchmark lab")
+LAB = Lab("BENCH", "benchmark lab")
 
 
 def mirrored(face: BreechFace) -> BreechFace:
@@ -61,7 +62,7 @@ def add_fillers(store: Store, bases: list[BreechFace], count: int, rng: np.rando
     """``count`` filler exhibits derived from mirrored base surfaces (see the module docstring)."""
     params = store.signature_params
     sources = []
-    for i, face in enumerate(bases):
+    for face in bases:
         flipped = mirrored(face)
         sha = uuid.uuid4().hex * 2
         cache = store.cache_file(sha)

@@ -20,7 +20,7 @@ def audit_verify(json_out: JsonOpt = False) -> None:
     from exchange.audit_verify import verify_log
 
     report = verify_log(state.home)
-    doc = report.to_json()
+    doc = report.to_dict()
     if json_out:
         emit_json(doc)
     else:
@@ -51,14 +51,14 @@ def audit_show(
     cutoff = parse_since(since) if since is not None else None
     entries = [e for e in AuditLog(state.home).entries() if cutoff is None or e.time >= cutoff]
     if json_out:
-        emit_json({"events": [e.summary() for e in entries]})
+        emit_json({"events": [e.to_dict() for e in entries]})
         return
     listing = table(
         f"audit log of {state.home}", ("line", "time", "type", "lab / user", "details"), keep=("line", "time", "type"), fold=("details",)
     )
     for entry in entries:
         actor = entry.record["actor"]
-        details = json.dumps(entry.summary()["details"], separators=(",", ":"))
+        details = json.dumps(entry.to_dict()["details"], separators=(",", ":"))
         listing.add_row(
             str(entry.line),
             entry.record["time"],

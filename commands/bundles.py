@@ -24,6 +24,7 @@ from commands.common import (
     state,
     table,
 )
+from exchange import audit_events as events
 
 if TYPE_CHECKING:
     from exchange.importer import ImportReport
@@ -57,17 +58,17 @@ def bundle_export(
             options=ExportOptions(lifetime=timedelta(days=lifetime_days)),
             progress=update,
         )
-    doc = result.manifest.doc
+    doc = result.manifest.to_dict()
     audit(
         (
-            "bundle_export",
+            events.BUNDLE_EXPORT,
             {
                 "bundle_id": doc["bundle_id"],
                 "path": str(result.path),
                 "recipients": doc["recipients"],
                 "sequence": doc["sequence"],
                 "header_hash": result.header_hash,
-                "files": [f.to_json() for f in result.manifest.files],
+                "files": [f.to_dict() for f in result.manifest.files],
             },
         ),
         identity=identity,
@@ -107,9 +108,9 @@ def bundle_verify(bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx)."
     from exchange.trust import TrustStore
 
     identity = load_identity(state.home, passphrase())
-    with progress("verifying", quiet=json_out, unit="bytes") as update, audit_refusal("bundle_rejected", {"path": str(bundle)}):
-        verified = open_bundle(bundle, identity, TrustStore.open(state.home), progress=update)
-    summary = verified.summary()
+    with progress("verifying", quiet=json_out, unit="bytes") as update, audit_refusal(events.BUNDLE_REJECTED, {"path": str(bundle)}):
+        verified = open_bundle(bundle, identity, TrustStore.open(state.home), ledger=open_store(), progress=update)
+    summary = verified.to_dict()
     if json_out:
         emit_json(summary)
         return
@@ -147,7 +148,7 @@ def bundle_import(
                 state.home, store, identity, TrustStore.open(state.home), paths, receipt_dir=receipt_dir, audit=log, progress=update
             )
     if json_out:
-        emit_json(report.to_json())
+        emit_json(report.to_dict())
     else:
         print_import_report(report)
     if report.exit_code:

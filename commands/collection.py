@@ -26,9 +26,11 @@ from commands.common import (
     worker_count,
 )
 from commands.scans import image_pixel_um
+from exchange import audit_events as events
 
 if TYPE_CHECKING:
-    from ballistics.store import Exhibit, LabInfo
+    from ballistics.labs import Lab
+    from ballistics.store import Exhibit
 
 db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans, comparisons and match records.", no_args_is_help=True)
 
@@ -48,7 +50,9 @@ class FiringPinShape(StrEnum):
 ExhibitArg = Annotated[
     str, typer.Argument(metavar="EXHIBIT", help="CASE/EXHIBIT (e.g. UK-2026-0117/CS1), the exhibit's number, or a SHA-256 prefix.")
 ]
-ShapeOpt = Annotated[FiringPinShape | None, typer.Option(help="Firing-pin shape (class characteristic).")]
+SHAPES = ", ".join(shape.value for shape in FiringPinShape)
+ShapeOpt = Annotated[FiringPinShape | None, typer.Option(metavar="SHAPE", help=f"Firing-pin shape (class characteristic): {SHAPES}.")]
+ShapeFilterOpt = Annotated[FiringPinShape | None, typer.Option(metavar="SHAPE", help=f"Only exhibits of this firing-pin shape: {SHAPES}.")]
 
 
 NO_IDENTITY_NOTE = (
@@ -57,13 +61,13 @@ NO_IDENTITY_NOTE = (
 )
 
 
-def collection_lab(lab_id: str | None) -> LabInfo:
+def collection_lab(lab_id: str | None) -> Lab:
     """The lab things are filed under: this home's identity (keys init), else ``--lab``, else ``local``.
 
     ``local`` is what a home without an identity files under; ``db reattribute`` moves it to the
     lab's own id once ``keys init`` has run, and bundle export refuses it until then.
     """
-    from ballistics.store import DEFAULT_LAB, LabInfo
+    from ballistics.labs import DEFAULT_LAB, Lab
     from exchange.errors import MissingIdentityError
     from exchange.keys import load_card
 
@@ -72,8 +76,8 @@ def collection_lab(lab_id: str | None) -> LabInfo:
     except MissingIdentityError:
         card_lab = None
     if card_lab is not None and lab_id in (None, card_lab.id):
-        return LabInfo(card_lab.id, card_lab.name, card_lab.country)
-    return LabInfo(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
+        return card_lab
+    return Lab(lab_id or DEFAULT_LAB, lab_id or DEFAULT_LAB)
 
 
 def scan_files(paths: list[Path]) -> list[Path]:
@@ -105,7 +109,8 @@ def db_add(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Add scans to the collection as exhibits of a case; a file already filed there changes nothing."""
-    from ballistics.store import DEFAULT_LAB, ClassCharacteristics
+    from ballistics.labs import DEFAULT_LAB
+    from ballistics.store import ClassCharacteristics
 
     files = scan_files(scans)
     if not files:
@@ -140,7 +145,7 @@ def db_add(
     if added:
         audit(
             (
-                "db_add",
+                events.DB_ADD,
                 {"lab": owner.id, "case": case, "exhibits": [{k: r["exhibit"][k] for k in ("id", "exhibit", "sha256")} for r in added]},
             )
         )
@@ -154,7 +159,7 @@ def db_add(
 def db_list(
     json_out: JsonOpt = False,
     calibre: Annotated[str | None, typer.Option(help="Only this calibre.")] = None,
-    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only this firing-pin shape.")] = None,
+    firing_pin_shape: ShapeFilterOpt = None,
     lab: Annotated[str | None, typer.Option("--lab", help="Only exhibits of this lab.")] = None,
     case: Annotated[str | None, typer.Option("--case", help="Only exhibits of this case.")] = None,
     db_url: DbUrlOpt = None,
@@ -199,11 +204,45 @@ def db_show(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = Non
 def db_remove(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
     """Remove an exhibit (its scan file too, unless a stored comparison cites it)."""
     gone = open_store(db_url).remove_exhibit(ident)
-    audit(("db_remove", {"id": gone.id, "lab": gone.lab, "case": gone.case, "exhibit": gone.exhibit, "sha256": gone.sha256}))
+    audit((events.DB_REMOVE, {"id": gone.id, "lab": gone.lab, "case": gone.case, "exhibit": gone.exhibit, "sha256": gone.sha256}))
     if json_out:
         emit_json({"removed": gone.as_dict()})
         return
     note(f"removed exhibit #{gone.id} {exhibit_label(gone)} (sha256 {gone.sha256})")
+
+
+@db_app.command("reattribute")
+def db_reattribute(
+    record_files: Annotated[
+        list[Path] | None, typer.Argument(help="Match-record files written before keys init, to rewrite in the lab's name too.")
+    ] = None,
+    from_lab: Annotated[str, typer.Option("--from", help="The lab id things were filed under.")] = "local",
+    json_out: JsonOpt = False,
+    db_url: DbUrlOpt = None,
+) -> None:
+    """File the cases, exhibits and match records made before keys init under this lab's identity.
+
+    Records, exhibits and cases made in a home without an identity belong to lab 'local',
+    which partners refuse; this gives them to the lab explicitly, in one transaction, and
+    rewrites the record files named (atomically) so that bundle export accepts them.
+    """
+    from ballistics.records import load_record, reattribute_record, write_record
+    from exchange.keys import load_card
+
+    lab = load_card(state.home).lab
+    rewritten = list(record_files or [])
+    documents = [load_record(path) for path in rewritten]  # all read and checked before anything changes
+    moved = open_store(db_url).reattribute(from_lab, lab)
+    for path, document in zip(rewritten, documents, strict=True):
+        if document["lab"]["id"] == from_lab:
+            write_record(reattribute_record(document, lab), path)
+    audit((events.RECORDS_REATTRIBUTED, {**moved.to_dict(), "files": [str(p) for p in rewritten]}))
+    if json_out:
+        emit_json({**moved.to_dict(), "files": [str(p) for p in rewritten]})
+        return
+    note(f"filed under lab {lab.id}: {moved.exhibits} exhibits of {moved.cases} cases and {len(moved.records)} stored records from lab {from_lab}")
+    for path in rewritten:
+        note(f"rewrote {path} in the name of lab {lab.id}")
 
 
 def search(
@@ -220,7 +259,7 @@ def search(
         ),
     ] = 20,
     calibre: Annotated[str | None, typer.Option(help="Only exhibits of this calibre.")] = None,
-    firing_pin_shape: Annotated[FiringPinShape | None, typer.Option(help="Only exhibits of this firing-pin shape.")] = None,
+    firing_pin_shape: ShapeFilterOpt = None,
     pixel_um: PixelOpt = None,
     json_out: JsonOpt = False,
     workers: WorkersOpt = None,
@@ -248,7 +287,7 @@ def search(
         result = run_search(store, scan, params, executor, progress=update)
     audit(
         (
-            "search",
+            events.SEARCH,
             {
                 "query": result.query,
                 "searched": result.searched,

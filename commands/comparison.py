@@ -29,6 +29,7 @@ from commands.common import (
     worker_count,
 )
 from commands.scans import load_file
+from exchange import audit_events as events
 
 if TYPE_CHECKING:
     from ballistics.scan import Scan
@@ -183,7 +184,7 @@ def compare(
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
     audit(
         (
-            "comparison",
+            events.COMPARISON,
             {
                 "reference": result.reference,
                 "questioned": result.questioned,
@@ -201,8 +202,8 @@ def compare(
 
         comparison_figure(result, plot)
     if record is not None:
+        from ballistics.labs import DEFAULT_LAB
         from ballistics.recording import record_comparison
-        from ballistics.store import DEFAULT_LAB
 
         document = record_comparison(
             open_store(db_url),
@@ -213,6 +214,19 @@ def compare(
             case=case,
             examiner=examiner,
             store_faces=mode == "auto",
+        )
+        audit(
+            (
+                events.RECORD_ADD,
+                {
+                    "record_id": document["record_id"],
+                    "case_id": document["case_id"],
+                    "lab": document["lab"]["id"],
+                    "path": str(record),
+                    "scans": [document["scans"][side]["sha256"] for side in ("reference", "questioned")],
+                },
+            ),
+            examiner=examiner,
         )
         note(f"wrote {record} (record {document['record_id']}) and stored it in the collection")
         if document["lab"]["id"] == DEFAULT_LAB:

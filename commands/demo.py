@@ -120,7 +120,7 @@ def story(root: Path) -> None:
     run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--receipt-dir", str(root / "fr-outbox"))
     run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
     for entry in Store.open(uk).ledger():
-        receipt = entry.details["receipt"]
+        receipt = entry.details.to_dict()["receipt"]
         out().print(
             f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)"
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from commands.common import JsonOpt, audit, audit_refusal, emit_json, note, passphrase, print_rows, print_table, state, table
+from exchange import audit_events as events
 
 if TYPE_CHECKING:
     from exchange.card import KeyCard
@@ -36,13 +37,13 @@ def keys_init(
     validity_days: Annotated[int, typer.Option(min=1, help="Card validity in days.")] = 730,
 ) -> None:
     """Create the lab's identity: Ed25519 + ML-DSA-65 signing keys, ML-KEM-768 + X25519 encryption keys."""
-    from exchange.card import Lab
+    from ballistics.labs import Lab
     from exchange.keys import IdentityParameters, init_identity
 
     identity = init_identity(
         state.home, Lab(lab, name, country), passphrase(confirm=True), parameters=IdentityParameters(validity=timedelta(days=validity_days))
     )
-    audit(("key_init", {"lab": lab, "key_id": identity.card.key_id}), identity=identity)
+    audit((events.KEY_INIT, {"lab": lab, "key_id": identity.card.key_id}), identity=identity)
     print_rows("new identity", card_rows(identity.card))
 
 
@@ -64,7 +65,7 @@ def keys_fingerprint(card_file: Annotated[Path | None, typer.Argument(help="A ke
     from exchange.card import KeyCard, format_fingerprint, read_document
     from exchange.keys import load_card
 
-    card = load_card(state.home) if card_file is None else KeyCard.from_json(read_document(card_file), where=str(card_file))
+    card = load_card(state.home) if card_file is None else KeyCard.from_dict(read_document(card_file), where=str(card_file))
     print(format_fingerprint(card.fingerprint))
 
 
@@ -80,11 +81,11 @@ def keys_trust(
     item = load_trust_document(document)
     store = TrustStore.open(state.home)
     if isinstance(item, Revocation):
-        with audit_refusal("trust_refused", {"document": str(document), "key_id": item.key_id}):
+        with audit_refusal(events.TRUST_REFUSED, {"document": str(document), "key_id": item.key_id}):
             entry = store.revoke(item, where=str(document))
         audit(
             (
-                "trust_revoked",
+                events.TRUST_REVOKED,
                 {
                     "lab": entry.card.lab.id,
                     "key_id": entry.card.key_id,
@@ -95,10 +96,15 @@ def keys_trust(
         )
         note(f"recorded revocation of key {entry.card.key_id} of lab {entry.card.lab.id}")
         return
-    with audit_refusal("trust_refused", {"document": str(document), "lab": item.lab.id, "key_id": item.key_id}):
+    with audit_refusal(events.TRUST_REFUSED, {"document": str(document), "lab": item.lab.id, "key_id": item.key_id}):
         expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
         entry = store.trust(item, expected, where=str(document))
-    audit(("trust_added", {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor}))
+    audit(
+        (
+            events.TRUST_ADDED,
+            {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor},
+        )
+    )
     note(f"trusted lab {entry.card.lab.id} ({entry.via})")
     print_rows("trusted card", card_rows(entry.card))
 
@@ -124,7 +130,7 @@ def keys_list(json_out: JsonOpt = False) -> None:
         }
     except MissingIdentityError:
         own = None
-    partners = [entry.summary() for entry in TrustStore.open(state.home).entries()]
+    partners = [entry.to_dict() for entry in TrustStore.open(state.home).entries()]
     if json_out:
         emit_json({"identity": own, "partners": partners})
         return
@@ -149,7 +155,7 @@ def keys_rotate(output: Annotated[Path | None, typer.Option("-o", "--output", he
 
     identity = rotate_identity(state.home, passphrase())
     audit(
-        ("key_rotate", {"lab": identity.card.lab.id, "key_id": identity.card.key_id, "predecessor": identity.card.predecessor}),
+        (events.KEY_ROTATE, {"lab": identity.card.lab.id, "key_id": identity.card.key_id, "predecessor": identity.card.predecessor}),
         identity=identity,
     )
     if output is not None:
@@ -169,7 +175,7 @@ def keys_revoke(
 
     revocation = revoke_identity(state.home, passphrase(), reason)
     audit(
-        ("key_revoke", {"lab": revocation.lab_id, "key_id": revocation.key_id, "reason": reason}),
+        (events.KEY_REVOKE, {"lab": revocation.lab_id, "key_id": revocation.key_id, "reason": reason}),
         retire=f"identity key {revocation.key_id[:16]} revoked",
     )
     write_atomic(output, revocation.to_bytes(), mode=0o644)

@@ -29,10 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ballistics.clock import format_time, now_utc
 from ballistics.errors import UsageError
+from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
-from exchange.canonical import canonical_json, format_time, now_utc, parse_time
-from exchange.errors import ExchangeSecurityError, MalformedError, MissingIdentityError
+from exchange.canonical import canonical_json, parse_time
+from exchange.errors import AuditLogError, AuditTamperedError, MalformedError, MissingIdentityError
 from exchange.files import ensure_private_dir, write_atomic
 from exchange.keys import Identity, load_card
 
@@ -44,18 +46,7 @@ DOMAIN_HEAD = b"ballistics audit head v1"
 RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-#: Records written by the log itself rather than by a caller's event.
-HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR = "head", "audit_key", "audit_key_retired", "repair"
-RESERVED_TYPES = {HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR}
 BULKY_DETAILS = {"signature", "certificate"}
-
-
-class AuditLogError(MalformedError):
-    """The audit log cannot be read as a log at all, or an event cannot be encoded (exit 3)."""
-
-
-class AuditTamperedError(ExchangeSecurityError):
-    """The audit chain is broken: a line was altered, removed, reordered, cut or forged (exit 4)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ class Actor:
             lab = None
         return cls(lab, _os_user(), socket.gethostname(), examiner)
 
-    def to_json(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, str | None]:
         return {"lab": self.lab, "user": self.user, "host": self.host, "examiner": self.examiner}
 
 
@@ -110,7 +101,7 @@ class Entry:
     def time(self) -> datetime:
         return parse_time(self.record["time"], where=f"line {self.line}")
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The record for display: signatures and certificates left out (their key ids stay)."""
         details = {k: v for k, v in self.record["details"].items() if k not in BULKY_DETAILS}
         return {"line": self.line, **{k: v for k, v in self.record.items() if k != "details"}, "details": details, "sha256": self.sha256}
@@ -178,7 +169,7 @@ class AuditLog:
 
     def append(self, event_type: str, details: Mapping[str, Any], *, actor: Actor | None = None, now: datetime | None = None) -> Entry:
         """Chain one event after the current last line (under the lock) and return it."""
-        if not EVENT_TYPE.match(event_type) or event_type in RESERVED_TYPES:
+        if not EVENT_TYPE.match(event_type) or event_type in LOG_TYPES:
             raise AuditLogError(event_type, "event types are 1-40 of a-z 0-9 _ (starting with a letter), other than the log's own")
         with self._locked() as fd:
             last = self._tail(fd, now)
@@ -209,7 +200,7 @@ class AuditLog:
             key = create_audit_key(identity, now or now_utc())
             save_audit_key(self.home, key)
             certificate = key.certificate
-            details = {"key_id": certificate.key_id, "identity_key_id": certificate.identity_key_id, "certificate": certificate.to_json()}
+            details = {"key_id": certificate.key_id, "identity_key_id": certificate.identity_key_id, "certificate": certificate.to_dict()}
             self._write(fd, last, AUDIT_KEY, details, self.actor, now)
             self.appended += 1
             return key
@@ -274,36 +265,37 @@ class AuditLog:
         return last
 
     def _write(self, fd: int, last: Entry | None, event_type: str, details: dict[str, Any], actor: Actor, now: datetime | None) -> Entry:
-        record = {
+        seq = 1 if last is None else last.seq + 1
+        record: dict[str, Any] = {
             "v": RECORD_VERSION,
-            "seq": 1 if last is None else last.seq + 1,
+            "seq": seq,
             "time": format_time(now or now_utc()),
             "type": event_type,
-            "actor": actor.to_json(),
+            "actor": actor.to_dict(),
             "details": details,
             "prev": GENESIS if last is None else last.sha256,
         }
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
-        return Entry(record["seq"], raw, record)
+        return Entry(seq, raw, record)
 
     def _write_head(self, fd: int, last: Entry, key: AuditKey, now: datetime | None) -> Entry:
-        unsigned = {
+        unsigned: dict[str, Any] = {
             "v": RECORD_VERSION,
             "seq": last.seq + 1,
             "time": format_time(now or now_utc()),
             "type": HEAD,
-            "actor": self.actor.to_json(),
+            "actor": self.actor.to_dict(),
             "details": {"key_id": key.certificate.key_id},
             "prev": last.sha256,
         }
         signature = key.signing.sign(DOMAIN_HEAD, head_message(unsigned))
-        record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_json()}}
+        record = {**unsigned, "details": {**unsigned["details"], "signature": signature.to_dict()}}
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
-        entry = Entry(record["seq"], raw, record)
+        entry = Entry(last.seq + 1, raw, record)
         write_atomic(self.head_path, json.dumps({"seq": entry.seq, "sha256": entry.sha256}, sort_keys=True).encode("ascii") + b"\n")
         return entry
 

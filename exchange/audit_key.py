@@ -25,9 +25,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
-from exchange.canonical import b64decode, b64encode, canonical_json, format_time
+from ballistics.clock import format_time
+from exchange.canonical import b64decode, b64encode, canonical_json
 from exchange.card import KeyCard
-from exchange.errors import MalformedError, MissingIdentityError
+from exchange.errors import AuditKeyError, MissingIdentityError
 from exchange.files import write_atomic
 from exchange.keys import Identity, keys_dir, load_card
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
@@ -39,10 +40,6 @@ DOMAIN_CERTIFICATE = b"ballistics audit key certificate v1"
 SEED_BYTES = 64
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952}
 CERTIFICATE_FIELDS = {"type", "version", "lab", "identity_key_id", "keys", "created"}
-
-
-class AuditKeyError(MalformedError):
-    """The audit-signing key file or a certificate is not what it claims to be (exit 3)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +69,11 @@ class AuditCertificate:
         """Raise :class:`BadSignatureError` unless ``card``'s identity key signed this certificate."""
         card.verify_key.verify(DOMAIN_CERTIFICATE, canonical_json(self.body), self.signature, where=where, what="audit key certificate")
 
-    def to_json(self) -> dict[str, Any]:
-        return {"body": self.body, "signature": self.signature.to_json()}
+    def to_dict(self) -> dict[str, Any]:
+        return {"body": self.body, "signature": self.signature.to_dict()}
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> AuditCertificate:
+    def from_dict(cls, doc: object, *, where: str) -> AuditCertificate:
         if not isinstance(doc, dict) or set(doc) != {"body", "signature"}:
             raise AuditKeyError(where, "an audit key certificate has exactly the fields body and signature")
         body = doc["body"]
@@ -89,7 +86,7 @@ class AuditCertificate:
             or any(len(b64decode(keys[name], where=where, error=AuditKeyError)) != size for name, size in PUBLIC_KEY_BYTES.items())
         ):
             raise AuditKeyError(where, "certificate keys must be an Ed25519 and an ML-DSA-65 public key")
-        return cls(body, HybridSignature.from_json(doc["signature"], where=where, error=AuditKeyError))
+        return cls(body, HybridSignature.from_dict(doc["signature"], where=where, error=AuditKeyError))
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ def create_audit_key(identity: Identity, now: datetime, rng: Callable[[int], byt
 
 def save_audit_key(home: Path, key: AuditKey) -> Path:
     """Owner-only and unencrypted, by design (see the module docstring)."""
-    doc = {"type": KEY_FILE_TYPE, "version": 1, "certificate": key.certificate.to_json(), "seeds": b64encode(key.seeds)}
+    doc = {"type": KEY_FILE_TYPE, "version": 1, "certificate": key.certificate.to_dict(), "seeds": b64encode(key.seeds)}
     return write_atomic(audit_key_path(home), json.dumps(doc, indent=2, sort_keys=True).encode("ascii") + b"\n")
 
 
@@ -145,7 +142,7 @@ def load_audit_key(home: Path) -> AuditKey | None:
     if not isinstance(doc, dict) or doc.get("type") != KEY_FILE_TYPE or doc.get("version") != 1:
         raise AuditKeyError(path, f"not a version-1 {KEY_FILE_TYPE} file")
     key = AuditKey(
-        AuditCertificate.from_json(doc.get("certificate"), where=str(path)),
+        AuditCertificate.from_dict(doc.get("certificate"), where=str(path)),
         b64decode(doc.get("seeds"), where=str(path), error=AuditKeyError),
     )
     if len(key.seeds) != SEED_BYTES or _raw(key.signing.verify_key()) != _raw(key.certificate.verify_key):
@@ -166,7 +163,7 @@ def own_cards(home: Path) -> dict[str, KeyCard]:
     retired = keys_dir(home) / "retired"
     for path in sorted(retired.glob("*.json")) if retired.is_dir() else ():
         try:
-            cards.append(KeyCard.from_json(json.loads(path.read_bytes())["card"], where=str(path)))
+            cards.append(KeyCard.from_dict(json.loads(path.read_bytes())["card"], where=str(path)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditKeyError(path, f"unreadable retired identity: {exc}") from None
     return {card.key_id: card for card in cards}

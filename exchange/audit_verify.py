@@ -16,22 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from exchange.audit import (
-    AUDIT_KEY,
     DOMAIN_HEAD,
     GENESIS,
-    HEAD,
     HEAD_NAME,
     HEX64,
     AuditLog,
-    AuditLogError,
-    AuditTamperedError,
     head_message,
     line_hash,
     parse_record,
 )
+from exchange.audit_events import AUDIT_KEY, HEAD
 from exchange.audit_key import AuditCertificate, own_cards
 from exchange.card import KeyCard
-from exchange.errors import BadSignatureError, MalformedError
+from exchange.errors import AuditLogError, AuditTamperedError, BadSignatureError, MalformedError
 from exchange.signing import HybridSignature, HybridVerifyKey
 
 
@@ -43,7 +40,7 @@ class Problem:
     kind: str  # torn, malformed_line, hash_mismatch, sequence_gap, sequence_order, bad_signature, unknown_signer, truncated
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "kind": self.kind, "message": self.message}
 
 
@@ -71,7 +68,7 @@ class AuditReport:
     def first_break(self) -> Problem | None:
         return min(self.problems, key=lambda p: p.line) if self.problems else None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         first = self.first_break
         return {
             "path": self.path,
@@ -83,8 +80,8 @@ class AuditReport:
             "unsigned_tail": self.unsigned_tail,
             "last_sha256": self.last_sha256,
             "signers": list(self.signers),
-            "first_break": first.to_json() if first else None,
-            "problems": [p.to_json() for p in self.problems],
+            "first_break": first.to_dict() if first else None,
+            "problems": [p.to_dict() for p in self.problems],
         }
 
     def raise_if_broken(self) -> None:
@@ -162,7 +159,7 @@ class _Chain:
     def _certificate(self, number: int, details: dict[str, Any]) -> None:
         where = f"line {number}"
         try:
-            certificate = AuditCertificate.from_json(details.get("certificate"), where=where)
+            certificate = AuditCertificate.from_dict(details.get("certificate"), where=where)
             card = self.cards.get(certificate.identity_key_id)
             if card is None:
                 self.problems.append(
@@ -202,7 +199,7 @@ class _Chain:
             )
             return
         try:
-            signature = HybridSignature.from_json(details["signature"], where=f"line {number}")
+            signature = HybridSignature.from_dict(details["signature"], where=f"line {number}")
             key.verify(DOMAIN_HEAD, head_message(record), signature, where=f"line {number}", what="head signature")
         except BadSignatureError as exc:
             self.problems.append(Problem(number, "bad_signature", exc.reason))

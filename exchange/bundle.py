@@ -14,13 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ballistics.records import MAX_RECORD_BYTES, parse_record
-from exchange.canonical import format_time, now_utc
+from ballistics.clock import now_utc
+from ballistics.errors import UsageError
+from ballistics.labs import DEFAULT_LAB, Lab, LabKey
+from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record, record_lab
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
-from exchange.header import SUITE, VERSION, derive_keys, encode_header, wrap_file_key
+from exchange.header import derive_keys, encode_header, wrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MANIFEST_TYPE, MAX_FILES, MAX_RECEIPT_BYTES, FileEntry, Manifest, check_names, member_name
+from exchange.manifest import (
+    DOMAIN_MANIFEST,
+    MAX_FILES,
+    MAX_RECEIPT_BYTES,
+    FileEntry,
+    Manifest,
+    check_names,
+    check_original_name,
+    is_safe_base,
+    member_name,
+)
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -67,7 +79,7 @@ def export_bundle(
 ) -> ExportResult:
     """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
     where = str(output)
-    now = now or now_utc()
+    now = (now or now_utc()).replace(microsecond=0)
     identity.require_usable(where)
     identity.card.check_valid(now, where=where)
     cards = {lab: trust.recipient(lab, where=where) for lab in dict.fromkeys(recipients)}
@@ -76,7 +88,9 @@ def export_bundle(
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
     sources = (
-        [_record_source(Path(p)) for p in records] + [_scan_source(Path(p)) for p in scans] + [_receipt_source(Path(p)) for p in receipts]
+        [_record_source(Path(p), identity.card.lab) for p in records]
+        + [_scan_source(Path(p)) for p in scans]
+        + [_receipt_source(Path(p)) for p in receipts]
     )
     if not sources:
         raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
@@ -88,23 +102,20 @@ def export_bundle(
     sender = identity.card.fingerprint
     payload_key, mac_key = derive_keys(file_key, bundle_id)
     stanzas = [wrap_file_key(file_key, bundle_id, sender, card.fingerprint, card.encryption_key) for card in cards.values()]
-    doc = {
-        "type": MANIFEST_TYPE,
-        "version": VERSION,
-        "suite": SUITE,
-        "bundle_id": bundle_id.hex(),
-        "header_hash": "0" * 64,
-        "sender": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
-        "recipients": sorted(({"lab": lab, "key_id": card.key_id} for lab, card in cards.items()), key=lambda r: r["key_id"]),
-        "sequence": next_sequence(home, identity.card.lab.id),
-        "created": format_time(now),
-        "expires": format_time(now + options.lifetime),
-        "files": [s.entry.to_json() for s in sources],
-    }
-    payload_length = Manifest(doc).payload_length()  # the hash is fixed-width, so known before the header
+    unbound = Manifest(
+        bundle_id=bundle_id.hex(),
+        header_hash="0" * 64,
+        sender=LabKey(identity.card.lab.id, identity.card.key_id),
+        recipients=tuple(sorted((LabKey(lab, card.key_id) for lab, card in cards.items()), key=lambda r: r.key_id)),
+        sequence=next_sequence(home, identity.card.lab.id),
+        created=now,
+        expires=now + options.lifetime,
+        files=tuple(s.entry for s in sources),
+    )
+    payload_length = unbound.payload_length()  # the hash is fixed-width, so known before the header
     header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)
-    manifest = Manifest({**doc, "header_hash": header.hash.hex()})
-    signature = identity.signing.sign(DOMAIN_MANIFEST, manifest.encoded())
+    manifest = unbound.with_header_hash(header.hash.hex())
+    signature = identity.signing.sign(DOMAIN_MANIFEST, manifest.encoded)
 
     done, total = 0, payload_length
     with atomic_output(Path(output), mode=0o644) as sink:
@@ -134,15 +145,31 @@ def next_sequence(home: Path, lab_id: str) -> int:
     return counters[lab_id]
 
 
-def _record_source(path: Path) -> _Source:
+def _record_source(path: Path, ours: Lab) -> _Source:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_RECORD_BYTES + 1)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
-    parse_record(data, path)
+    check_own_record(parse_record(data, path), ours, path)
     entry = FileEntry(member_name("record", path.name, str(path)), "record", len(data), hashlib.sha256(data).hexdigest())
     return _Source(path, entry, data)
+
+
+def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:
+    """A lab sends only its own records: the partner's import refuses any other (ForeignContentError).
+
+    Refused here as a usage error (exit 2), naming the record file, before anything is written.
+    """
+    lab = record_lab(record)
+    if lab.id == ours.id:
+        return
+    hint = (
+        f"it was made before keys init; re-attribute the records of lab {DEFAULT_LAB} to {ours.id} first"
+        if lab.id == DEFAULT_LAB
+        else "a bundle carries only this lab's records"
+    )
+    raise UsageError(path, f"record {record['record_id']} is of lab {lab.id}, not of this lab ({ours.id}): {hint}")
 
 
 def _receipt_source(path: Path) -> _Source:
@@ -170,7 +197,12 @@ def _scan_source(path: Path) -> _Source:
                 size += len(piece)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read scan: {exc.strerror}") from None
-    return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, digest.hexdigest()), None)
+    sha = digest.hexdigest()
+    if is_safe_base(path.name):
+        return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, sha), None)
+    # A name with spaces or non-ASCII letters travels as data; the member is named by the content.
+    original = check_original_name(path.name, str(path))
+    return _Source(path, FileEntry(member_name("scan", f"{sha}.x3p", str(path)), "scan", size, sha, original), None)
 
 
 def _pieces(source: _Source) -> Iterator[bytes]:

@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from ballistics.clock import TIME_FORMAT, format_time
 from exchange.errors import MalformedError
 
 
@@ -38,20 +39,13 @@ def b64decode(text: object, *, where: str, error: type[MalformedError] = Malform
     return data
 
 
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with whole seconds, the only time form that is signed."""
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(text: object, *, where: str, error: type[MalformedError] = MalformedError) -> datetime:
     if not isinstance(text, str):
         raise error(where, "expected an RFC 3339 time string")
     try:
-        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        moment = datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise error(where, f"invalid time {text[:40]!r} (expected YYYY-MM-DDTHH:MM:SSZ)") from None
+    if format_time(moment) != text:  # strptime also takes unpadded fields; one time, one spelling
+        raise error(where, f"time {text[:40]!r} is not in the form YYYY-MM-DDTHH:MM:SSZ")
     return moment
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)

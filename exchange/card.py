@@ -20,7 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
 
-from exchange.canonical import b64decode, b64encode, canonical_json, format_time, parse_time
+from ballistics.clock import format_time
+from ballistics.labs import Lab
+from exchange.canonical import b64decode, b64encode, canonical_json, parse_time
 from exchange.errors import FingerprintMismatchError, KeyValidityError, MalformedCardError
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
 
@@ -37,23 +39,15 @@ COUNTRY = re.compile(r"^[A-Z]{2}$")
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952, "x25519": 32, "ml_kem_768": 1184}
 
 
-@dataclass(frozen=True)
-class Lab:
-    id: str
-    name: str
-    country: str
-
-    def check(self, where: str) -> Lab:
-        if not LAB_ID.match(self.id):
-            raise MalformedCardError(where, f"lab id {self.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
-        if not self.name.strip() or len(self.name) > 200 or not self.name.isprintable():
-            raise MalformedCardError(where, "lab name must be 1-200 printable characters")
-        if not COUNTRY.match(self.country):
-            raise MalformedCardError(where, f"country {self.country[:10]!r} must be an ISO 3166 alpha-2 code such as GB or FR")
-        return self
-
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "country": self.country}
+def check_lab(lab: Lab, where: str) -> Lab:
+    """The lab as a card may name it: a safe id, a printable name, an ISO 3166 alpha-2 country."""
+    if not LAB_ID.match(lab.id):
+        raise MalformedCardError(where, f"lab id {lab.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
+    if not lab.name.strip() or len(lab.name) > 200 or not lab.name.isprintable():
+        raise MalformedCardError(where, "lab name must be 1-200 printable characters")
+    if not COUNTRY.match(lab.country):
+        raise MalformedCardError(where, f"country {lab.country[:10]!r} must be an ISO 3166 alpha-2 code such as GB or FR")
+    return lab
 
 
 def format_fingerprint(fingerprint: bytes) -> str:
@@ -88,7 +82,7 @@ class KeyCard:
 
     @property
     def lab(self) -> Lab:
-        return Lab(**self.body["lab"])
+        return Lab.from_dict(self.body["lab"])
 
     @property
     def created(self) -> datetime:
@@ -131,14 +125,14 @@ class KeyCard:
                 f"to {self.body['not_after']}, not at {format_time(moment)}",
             )
 
-    def to_json(self) -> dict[str, Any]:
-        signatures: dict[str, Any] = {"self": self.signature.to_json()}
+    def to_dict(self) -> dict[str, Any]:
+        signatures: dict[str, Any] = {"self": self.signature.to_dict()}
         if self.successor_signature is not None:
-            signatures["predecessor"] = self.successor_signature.to_json()
+            signatures["predecessor"] = self.successor_signature.to_dict()
         return {"body": self.body, "signatures": signatures}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("ascii") + b"\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode("ascii") + b"\n"
 
     def verify_successor_of(self, predecessor: KeyCard, *, where: str) -> None:
         """Check that ``predecessor``'s keys vouch for this card (rotation)."""
@@ -155,7 +149,7 @@ class KeyCard:
         )
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> KeyCard:
+    def from_dict(cls, doc: object, *, where: str) -> KeyCard:
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
             raise MalformedCardError(where, "a key card has exactly the fields body and signatures")
         body, signatures = doc["body"], doc["signatures"]
@@ -166,8 +160,8 @@ class KeyCard:
             raise MalformedCardError(where, "a predecessor signature goes with a predecessor link and only then")
         card = cls(
             body,
-            HybridSignature.from_json(signatures["self"], where=where, error=MalformedCardError),
-            HybridSignature.from_json(signatures["predecessor"], where=where, error=MalformedCardError)
+            HybridSignature.from_dict(signatures["self"], where=where, error=MalformedCardError),
+            HybridSignature.from_dict(signatures["predecessor"], where=where, error=MalformedCardError)
             if "predecessor" in signatures
             else None,
         )
@@ -195,7 +189,7 @@ def card_body(lab: Lab, public: dict[str, bytes], created: datetime, not_after: 
     return {
         "type": CARD_TYPE,
         "version": FORMAT_VERSION,
-        "lab": lab.to_json(),
+        "lab": lab.to_dict(),
         "keys": {name: b64encode(public[name]) for name in PUBLIC_KEY_BYTES},
         "created": format_time(created),
         "not_before": format_time(created),
@@ -213,7 +207,7 @@ def _check_card_body(body: object, where: str) -> None:
     lab = body["lab"]
     if not isinstance(lab, dict) or set(lab) != {"id", "name", "country"} or not all(isinstance(v, str) for v in lab.values()):
         raise MalformedCardError(where, "card lab must have string fields id, name and country")
-    Lab(**lab).check(where)
+    check_lab(Lab.from_dict(lab), where)
     keys = body["keys"]
     if not isinstance(keys, dict) or set(keys) != set(PUBLIC_KEY_BYTES):
         raise MalformedCardError(where, f"card keys must be exactly {', '.join(PUBLIC_KEY_BYTES)}")
@@ -243,11 +237,11 @@ class Revocation:
     def lab_id(self) -> str:
         return self.body["lab"]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"body": self.body, "signatures": {"self": self.signature.to_json()}}
+    def to_dict(self) -> dict[str, Any]:
+        return {"body": self.body, "signatures": {"self": self.signature.to_dict()}}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("ascii") + b"\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True).encode("ascii") + b"\n"
 
     def verify(self, card: KeyCard, *, where: str) -> None:
         if card.key_id != self.key_id or card.lab.id != self.lab_id:
@@ -267,7 +261,7 @@ class Revocation:
         return cls(body, signer.sign(DOMAIN_REVOCATION, canonical_json(body)))
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str) -> Revocation:
+    def from_dict(cls, doc: object, *, where: str) -> Revocation:
         """Parse only; the signature is checked against the trusted card by :meth:`verify`."""
         expected = {"type", "version", "lab", "key_id", "revoked_at", "reason"}
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
@@ -282,7 +276,7 @@ class Revocation:
         parse_time(body["revoked_at"], where=where, error=MalformedCardError)
         if not isinstance(signatures, dict) or set(signatures) != {"self"}:
             raise MalformedCardError(where, "revocation signatures must be exactly self")
-        return cls(body, HybridSignature.from_json(signatures["self"], where=where, error=MalformedCardError))
+        return cls(body, HybridSignature.from_dict(signatures["self"], where=where, error=MalformedCardError))
 
 
 def read_document(path: Path) -> dict[str, Any]:

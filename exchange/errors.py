@@ -63,6 +63,26 @@ class ExpiredBundleError(ExchangeSecurityError):
     """The manifest's expiry time has passed, or its creation time lies in the future."""
 
 
+class ReplayedBundleError(ExchangeSecurityError):
+    """A bundle id already imported, carrying other bytes than the bundle imported under it."""
+
+
+class StaleBundleError(ExchangeSecurityError):
+    """A sequence number not newer than the last one imported from the same sender."""
+
+
+class ForeignContentError(ExchangeSecurityError):
+    """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
+
+
+class ConflictingRecordError(ExchangeSecurityError):
+    """A record id already stored with a different document."""
+
+
+class AuditTamperedError(ExchangeSecurityError):
+    """The audit chain is broken: a line was altered, removed, reordered, cut or forged (exit 4)."""
+
+
 class MalformedError(InvalidInputError):
     """Base of every exchange input that cannot be parsed (exit 3)."""
 
@@ -93,3 +113,11 @@ class UnsafeMemberNameError(MalformedBundleError):
 
 class BundleContentError(MalformedError):
     """What would go into a bundle is unusable: missing file, duplicate name, bad record."""
+
+
+class AuditLogError(MalformedError):
+    """The audit log cannot be read as a log at all, or an event cannot be encoded (exit 3)."""
+
+
+class AuditKeyError(MalformedError):
+    """The audit-signing key file or a certificate is not what it claims to be (exit 3)."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, ContextManager
+from typing import BinaryIO
 
 from ballistics import files
 
@@ -19,7 +20,7 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_output(path: Path, mode: int = PRIVATE_FILE_MODE) -> ContextManager[BinaryIO]:
+def atomic_output(path: Path, mode: int = PRIVATE_FILE_MODE) -> AbstractContextManager[BinaryIO]:
     """:func:`ballistics.files.atomic_output`, owner-only unless told otherwise."""
     return files.atomic_output(path, mode)
 

@@ -29,48 +29,35 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ballistics.clock import format_time, now_utc
 from ballistics.errors import BallisticsError, InvalidInputError
+from ballistics.files import copy_atomic, temporaries_of
+from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetails, LedgerDetails, LedgerEntry, ReceiptDetails, ReceivedFile
 from ballistics.preprocess import BreechFace, prepare
-from ballistics.records import MatchRecord, load_record
+from ballistics.records import MatchRecord
 from ballistics.scan import load_scan, sniff_format
 from ballistics.schema import StoreError
-from ballistics.store import ClassCharacteristics, LabInfo, LedgerEntry, Store
+from ballistics.store import ClassCharacteristics, Store
+from exchange import audit_events as events
+from exchange.acceptance import check_against_store
 from exchange.audit import AuditLog
-from exchange.canonical import format_time, now_utc
-from exchange.errors import ExchangeSecurityError, MalformedBundleError
+from exchange.errors import MalformedBundleError
 from exchange.files import write_atomic
 from exchange.keys import Identity
 from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
-from exchange.receipts import SentReceipt, parse_receipt, send_receipt
+from exchange.receipts import SentReceipt, send_receipt
 from exchange.trust import TrustStore
 
 Progress = Callable[[int, int], None]
 BUNDLE_SUFFIX = ".bfx"
-FINDINGS, RECEIPT = "findings", "receipt"
-
-
-class ReplayedBundleError(ExchangeSecurityError):
-    """A bundle id already imported, carrying other bytes than the bundle imported under it."""
-
-
-class StaleBundleError(ExchangeSecurityError):
-    """A sequence number not newer than the last one imported from the same sender."""
-
-
-class ForeignContentError(ExchangeSecurityError):
-    """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
-
-
-class ConflictingRecordError(ExchangeSecurityError):
-    """A record id already stored with a different document."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one input; ``to_json`` is its entry in the summary."""
+    """What happened to one input; ``to_dict`` is its entry in the summary."""
 
     path: Path
     status: str  # imported, duplicate, rejected
@@ -88,7 +75,7 @@ class Outcome:
     receipt: str | None = None
     quarantine: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "bundle_id": self.bundle_id,
@@ -119,20 +106,28 @@ class ImportReport:
         """0 when nothing was rejected, else the highest class among the rejections (3 or 4)."""
         return max((o.exit_code for o in self.of("rejected")), default=0)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
-            "imported": [o.to_json() for o in self.of("imported")],
-            "duplicates": [o.to_json() for o in self.of("duplicate")],
-            "rejected": [o.to_json() for o in self.of("rejected")],
+            "imported": [o.to_dict() for o in self.of("imported")],
+            "duplicates": [o.to_dict() for o in self.of("duplicate")],
+            "rejected": [o.to_dict() for o in self.of("rejected")],
             "exit_code": self.exit_code,
         }
 
 
 @dataclass(frozen=True)
+class _StagedScan:
+    path: Path  # the staged file (named by the member name, which is safe)
+    sha256: str
+    name: str  # the sender's file name (data, never a path)
+    face: BreechFace  # the prepared surface
+
+
+@dataclass(frozen=True)
 class _Content:
     records: list[MatchRecord]
-    scans: list[tuple[Path, str, BreechFace]]  # staged file, sha256, prepared surface
-    receipt: dict[str, Any] | None
+    scans: list[_StagedScan]
+    receipt: DeliveryReceipt | None
 
 
 @dataclass
@@ -186,7 +181,7 @@ def import_bundles(
                 _reject(batch, path, exc, None)
             if progress:
                 progress(done, 2 * len(inputs))
-        verified.sort(key=lambda v: (v.manifest.doc["sender"]["lab"], v.manifest.sequence, str(v.path)))
+        verified.sort(key=lambda v: (v.manifest.sender.lab, v.manifest.sequence, str(v.path)))
         for done, bundle in enumerate(verified, 1):
             try:
                 _take_in(batch, bundle)
@@ -202,141 +197,109 @@ def import_bundles(
 
 
 def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
-    doc = verified.manifest.doc
-    if (seen := _replay_check(batch.store, doc, verified.path)) is not None:
+    manifest = verified.manifest
+    if (seen := check_against_store(manifest, verified.records, batch.store, verified.path)) is not None:
         _duplicate(batch, verified, seen)
         return
-    staged = batch.work / doc["bundle_id"]
+    staged = batch.work / manifest.bundle_id
     shutil.rmtree(staged, ignore_errors=True)
     verified.extract_to(staged)
-    content = _read_content(staged, verified, batch.identity, batch.store)
+    content = _read_content(staged, verified, batch.store)
     kind = RECEIPT if content.receipt is not None else FINDINGS
-    _journal(batch, doc["bundle_id"], content)
+    _journal(batch, manifest.bundle_id, content)
+    exhibits = 0
     try:
         with batch.store.transaction(immediate=True) as conn:
-            if (seen := _replay_check(batch.store, doc, verified.path, conn)) is None:
+            if (seen := check_against_store(manifest, content.records, batch.store, verified.path, conn=conn)) is None:
                 exhibits = _store_content(batch.store, verified, content, conn)
                 batch.store.add_ledger_entry(_ledger_entry(verified, kind, content, exhibits), conn=conn)
     except StoreError:
         # Another database than SQLite (no IMMEDIATE lock): the ledger's primary key stopped a
         # concurrent second import; anything else is a genuine refusal.
-        seen = batch.store.ledger_entry(doc["bundle_id"])
-        if seen is None or seen.header_hash != doc["header_hash"]:
+        seen = batch.store.ledger_entry(manifest.bundle_id)
+        if seen is None or seen.header_hash != manifest.header_hash:
             raise
     shutil.rmtree(staged, ignore_errors=True)
-    (batch.work / f"{doc['bundle_id']}.journal.json").unlink(missing_ok=True)
+    (batch.work / f"{manifest.bundle_id}.journal.json").unlink(missing_ok=True)
     if seen is not None:
         _duplicate(batch, verified, seen)
         return
     _imported(batch, verified, kind, content, exhibits)
 
 
-def _replay_check(store: Store, doc: dict[str, Any], path: Path, conn: Any = None) -> LedgerEntry | None:
-    """The ledger entry of this very bundle (a duplicate), None for a new one; raise for a replay."""
-    seen = store.ledger_entry(doc["bundle_id"], conn=conn)
-    if seen is not None:
-        if seen.header_hash == doc["header_hash"]:
-            return seen
-        raise ReplayedBundleError(path, f"bundle id {doc['bundle_id']} was already imported ({seen.imported}) with other content")
-    sender = doc["sender"]["lab"]
-    last = store.last_sequence(sender, conn=conn)
-    if doc["sequence"] <= last:
-        raise StaleBundleError(path, f"replay: sequence {doc['sequence']} is not newer than {last}, the last imported from {sender}")
-    return None
+def _read_content(staged: Path, verified: VerifiedBundle, store: Store) -> _Content:
+    """Prepare every staged scan, before any lock is taken.
 
-
-def _read_content(staged: Path, verified: VerifiedBundle, identity: Identity, store: Store) -> _Content:
-    """Parse the staged files and prepare every scan, before any lock is taken."""
-    sender = verified.manifest.doc["sender"]
-    records, scans, receipts = [], [], []
+    Records and the receipt were parsed and checked (:mod:`exchange.acceptance`) while verifying,
+    and checked again while staging; the staged bytes are those verified (same SHA-256).
+    """
+    scans = []
     for entry in verified.files:
-        path = staged / entry.name
-        where = f"{verified.path}:{entry.name}"
-        if entry.kind == "record":
-            record = load_record(path)
-            if record["lab"]["id"] != sender["lab"]:
-                raise ForeignContentError(
-                    verified.path, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {sender['lab']}"
-                )
-            records.append(record)
-        elif entry.kind == "scan":
+        if entry.kind == "scan":
+            path = staged / entry.name
             try:
                 face = prepare(load_scan(path), store.preprocess)
             except InvalidInputError as exc:
                 raise MalformedBundleError(verified.path, f"{entry.name}: {exc.reason}") from None
-            scans.append((path, entry.sha256, face))
-        else:
-            receipts.append(parse_receipt(path.read_bytes(), where))
-    if receipts:
-        if len(verified.files) != 1:
-            raise MalformedBundleError(verified.path, "a receipt bundle holds its receipt and nothing else")
-        _check_receipt(receipts[0], verified, identity)
-    return _Content(records, scans, receipts[0] if receipts else None)
-
-
-def _check_receipt(receipt: dict[str, Any], verified: VerifiedBundle, identity: Identity) -> None:
-    """A receipt must be for a bundle this lab sent, and come from the lab that received it."""
-    ours = {identity.card.key_id, *(card.key_id for card, _ in identity.retired)}
-    signer = verified.manifest.doc["sender"]
-    if receipt["sender"]["lab"] != identity.card.lab.id or receipt["sender"]["key_id"] not in ours:
-        raise ForeignContentError(
-            verified.path, f"receipt for bundle {receipt['bundle_id']}, which lab {receipt['sender']['lab']} sent, not this lab"
-        )
-    if receipt["recipient"] != signer:
-        raise ForeignContentError(verified.path, f"receipt in the name of {receipt['recipient']['lab']} signed by {signer['lab']}")
+            scans.append(_StagedScan(path, entry.sha256, entry.display_name, face))
+    return _Content(list(verified.records), scans, verified.receipt)
 
 
 def _store_content(store: Store, verified: VerifiedBundle, content: _Content, conn: Any) -> int:
     """Scans as exhibits of the partner lab, then records; returns the number of new exhibits."""
-    lab = verified.sender.lab
-    owner = LabInfo(lab.id, lab.name, lab.country)
-    bundle_id = verified.manifest.doc["bundle_id"]
+    owner = verified.sender.lab
     added = 0
-    for path, sha, face in content.scans:
-        case_id, exhibit_id, traits = _exhibit_of(sha, path, content.records, bundle_id)
-        store.add_scan_file(path, conn=conn, sha256=sha, face=face)
+    for scan in content.scans:
+        case_id, exhibit_id, traits = _exhibit_of(scan, content.records, verified.manifest.bundle_id)
+        store.add_scan_file(scan.path, conn=conn, sha256=scan.sha256, face=scan.face, original_name=scan.name)
         result = store.add_exhibit_scan(
-            path, case_id=case_id, exhibit_id=exhibit_id, lab=owner, characteristics=traits, partner=True, conn=conn
+            scan.path,
+            case_id=case_id,
+            exhibit_id=exhibit_id,
+            lab=owner,
+            characteristics=traits,
+            partner=True,
+            conn=conn,
+            original_name=scan.name,
         )
         added += int(result.added)
     for record in content.records:
-        stored = store.record(record["record_id"], conn=conn)
-        if stored is None:
+        if store.record(record["record_id"], conn=conn) is None:  # an identical stored record is kept once
             store.add_record(record, conn=conn)
-        elif stored != record:
-            raise ConflictingRecordError(verified.path, f"record {record['record_id']} is already stored with different content")
     return added
 
 
-def _exhibit_of(sha: str, path: Path, records: list[MatchRecord], bundle_id: str) -> tuple[str, str, ClassCharacteristics]:
+def _exhibit_of(scan: _StagedScan, records: list[MatchRecord], bundle_id: str) -> tuple[str, str, ClassCharacteristics]:
     """Case and exhibit ids from the record citing the scan; else the file's stem in a case named after the bundle."""
     for record in records:
         for side in ("reference", "questioned"):
-            if record["scans"][side]["sha256"] == sha:
+            if record["scans"][side]["sha256"] == scan.sha256:
                 traits = record.get("class_characteristics", {})
                 return (
                     record["case_id"],
                     record["exhibits"][side],
                     ClassCharacteristics(traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position")),
                 )
-    return f"bundle-{bundle_id[:12]}", path.stem, ClassCharacteristics()
+    return f"bundle-{bundle_id[:12]}", (PurePosixPath(scan.name).stem or scan.name)[:128], ClassCharacteristics()
 
 
 def _ledger_entry(verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> LedgerEntry:
-    doc = verified.manifest.doc
-    details: dict[str, Any] = {
-        "files": [f.to_json() for f in verified.files],
-        "records": [r["record_id"] for r in content.records],
-        "exhibits": exhibits,
-    }
-    if content.receipt is not None:
-        details = {"receipt": content.receipt}
+    manifest = verified.manifest
+    details: LedgerDetails = (
+        ReceiptDetails(content.receipt)
+        if content.receipt is not None
+        else FindingsDetails(
+            tuple(ReceivedFile(f.name, f.kind, f.size, f.sha256) for f in manifest.files),
+            tuple(r["record_id"] for r in content.records),
+            exhibits,
+        )
+    )
     return LedgerEntry(
-        doc["bundle_id"],
-        doc["sender"]["lab"],
-        doc["sender"]["key_id"],
-        doc["sequence"],
-        doc["header_hash"],
+        manifest.bundle_id,
+        manifest.sender.lab,
+        manifest.sender.key_id,
+        manifest.sequence,
+        manifest.header_hash,
         kind,
         str(verified.path),
         details,
@@ -347,28 +310,28 @@ def _ledger_entry(verified: VerifiedBundle, kind: str, content: _Content, exhibi
 
 
 def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Content, exhibits: int) -> None:
-    doc = verified.manifest.doc
+    manifest = verified.manifest
     records = [r["record_id"] for r in content.records]
-    confirms = content.receipt["bundle_id"] if content.receipt else None
+    confirms = content.receipt.bundle_id if content.receipt else None
     if batch.audit is not None:
         if content.receipt is not None:
             batch.audit.append(
-                "receipt_received",
+                events.RECEIPT_RECEIVED,
                 {
                     "bundle_id": confirms,
-                    "partner": doc["sender"]["lab"],
+                    "partner": manifest.sender.lab,
                     "sha256": verified.files[0].sha256,
-                    "receipt_bundle_id": doc["bundle_id"],
-                    "files": content.receipt["files"],
+                    "receipt_bundle_id": manifest.bundle_id,
+                    "files": [f.to_dict() for f in content.receipt.files],
                 },
             )
         else:
             batch.audit.append(
-                "bundle_import",
+                events.BUNDLE_IMPORT,
                 {
-                    "bundle_id": doc["bundle_id"],
-                    "sender": doc["sender"],
-                    "sequence": doc["sequence"],
+                    "bundle_id": manifest.bundle_id,
+                    "sender": manifest.sender.to_dict(),
+                    "sequence": manifest.sequence,
                     "path": str(verified.path),
                     "files": [{"name": f.name, "sha256": f.sha256} for f in verified.files],
                     "records": records,
@@ -376,7 +339,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
             )
     receipt = _receipt(batch, verified, records) if kind == FINDINGS else None
     reason = (
-        f"delivery of bundle {confirms} confirmed by {doc['sender']['lab']}"
+        f"delivery of bundle {confirms} confirmed by {manifest.sender.lab}"
         if confirms
         else f"{len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
     )
@@ -384,9 +347,9 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
         Outcome(
             verified.path,
             "imported",
-            doc["bundle_id"],
-            doc["sender"]["lab"],
-            doc["sequence"],
+            manifest.bundle_id,
+            manifest.sender.lab,
+            manifest.sequence,
             kind,
             reason,
             records=tuple(records),
@@ -399,19 +362,21 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
 
 
 def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> None:
-    doc = verified.manifest.doc
+    manifest = verified.manifest
     if batch.audit is not None:
-        batch.audit.append("bundle_duplicate", {"bundle_id": doc["bundle_id"], "sender": doc["sender"], "path": str(verified.path)})
+        batch.audit.append(
+            events.BUNDLE_DUPLICATE, {"bundle_id": manifest.bundle_id, "sender": manifest.sender.to_dict(), "path": str(verified.path)}
+        )
     receipt = None
-    if seen.kind == FINDINGS and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
-        receipt = _receipt(batch, verified, list(seen.details.get("records", [])))
+    if isinstance(seen.details, FindingsDetails) and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
+        receipt = _receipt(batch, verified, list(seen.details.records))
     batch.outcomes.append(
         Outcome(
             verified.path,
             "duplicate",
-            doc["bundle_id"],
-            doc["sender"]["lab"],
-            doc["sequence"],
+            manifest.bundle_id,
+            manifest.sender.lab,
+            manifest.sequence,
             seen.kind,
             f"already imported {seen.imported}; nothing changed",
             receipt=str(receipt.path) if receipt else None,
@@ -423,13 +388,13 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
     if batch.receipt_dir is None:
         return None
     sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
-    batch.store.set_receipt(verified.manifest.doc["bundle_id"], sent.sha256)
+    batch.store.set_receipt(verified.manifest.bundle_id, sent.sha256)
     if batch.audit is not None:
         batch.audit.append(
-            "receipt_sent",
+            events.RECEIPT_SENT,
             {
-                "bundle_id": sent.document["bundle_id"],
-                "partner": sent.document["sender"]["lab"],
+                "bundle_id": sent.receipt.bundle_id,
+                "partner": sent.receipt.sender.lab,
                 "sha256": sent.sha256,
                 "path": str(sent.path),
             },
@@ -454,7 +419,7 @@ def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedB
     )
     if batch.audit is not None:
         batch.audit.append(
-            "bundle_rejected",
+            events.BUNDLE_REJECTED,
             {
                 "path": str(path),
                 "error": type(exc).__name__,
@@ -484,7 +449,7 @@ def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedB
 def _identify(path: Path, verified: VerifiedBundle | None) -> tuple[str | None, dict[str, Any] | None]:
     """Bundle id and sender: authenticated when verified, else as the header claims (if it parses)."""
     if verified is not None:
-        return verified.manifest.doc["bundle_id"], verified.manifest.doc["sender"]
+        return verified.manifest.bundle_id, verified.manifest.sender.to_dict()
     try:
         header = inspect_bundle(path)
     except BallisticsError:
@@ -512,12 +477,7 @@ def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
         target.with_name(target.name + ".reason.json").unlink(missing_ok=True)
         return None
     except OSError:  # another file system: copy, sync, rename, then remove the original
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".incoming-", delete=False) as tmp:
-            with open(path, "rb") as source:
-                shutil.copyfileobj(source, tmp, 1 << 20)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, target)
+        copy_atomic(path, target, mode=0o600)
         path.unlink()
     return target
 
@@ -529,11 +489,14 @@ def _journal(batch: _Batch, bundle_id: str, content: _Content) -> None:
     """Name the store files this bundle may create, so a crash before the commit can be swept."""
     if not content.scans:
         return
-    files = []
-    for path, sha, _ in content.scans:
-        files.append(
-            {"sha256": sha, "scan": str(batch.store.scan_file(sha, sniff_format(path))), "cache": str(batch.store.cache_file(sha))}
-        )
+    files = [
+        {
+            "sha256": scan.sha256,
+            "scan": str(batch.store.scan_file(scan.sha256, sniff_format(scan.path))),
+            "cache": str(batch.store.cache_file(scan.sha256)),
+        }
+        for scan in content.scans
+    ]
     write_atomic(batch.work / f"{bundle_id}.journal.json", json.dumps({"files": files}).encode())
 
 
@@ -564,7 +527,7 @@ def recover(home: Path, store: Store) -> list[Path]:
 def _remove_orphans(*paths: Path) -> list[Path]:
     gone = []
     for path in paths:
-        for candidate in (path, *path.parent.glob(f".{path.name}.*.tmp")):
+        for candidate in (path, *temporaries_of(path)):
             if candidate.exists():
                 candidate.unlink()
                 gone.append(candidate)

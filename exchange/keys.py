@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from exchange.canonical import b64decode, b64encode, now_utc
-from exchange.card import KeyCard, Lab, Revocation, card_body, sign_card
+from ballistics.clock import now_utc
+from ballistics.errors import UsageError
+from ballistics.labs import Lab
+from exchange.canonical import b64decode, b64encode
+from exchange.card import KeyCard, Revocation, card_body, check_lab, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
 from exchange.files import ensure_private_dir, write_atomic
 from exchange.signing import HybridSigningKey
@@ -39,6 +42,7 @@ PRIVATE_TYPE = "ballistics-private-keys"
 SEED_BYTES = {"ed25519": 32, "ml_dsa_65": 32, "x25519": 32, "ml_kem_768": 64}
 SECRET_BYTES = sum(SEED_BYTES.values())
 PRIVATE_AAD_PREFIX = b"ballistics private keys v1\x00"
+MIN_PASSPHRASE_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def identity_path(home: Path) -> Path:
 
 def make_card(lab: Lab, material: KeyMaterial, created: datetime, validity: timedelta, predecessor: Identity | None = None) -> KeyCard:
     body = card_body(
-        lab.check("card"), material.public_keys(), created, created + validity, predecessor.card.key_id if predecessor else None
+        check_lab(lab, "card"), material.public_keys(), created, created + validity, predecessor.card.key_id if predecessor else None
     )
     return sign_card(body, material.signing, predecessor.signing if predecessor else None, where="card")
 
@@ -163,24 +167,24 @@ def init_identity(
 
 def load_card(home: Path) -> KeyCard:
     """The current public card, without the passphrase."""
-    return KeyCard.from_json(_read_private_file(identity_path(home))["card"], where=str(identity_path(home)))
+    return KeyCard.from_dict(_read_private_file(identity_path(home))["card"], where=str(identity_path(home)))
 
 
 def load_identity(home: Path, passphrase: bytes) -> Identity:
     path = identity_path(home)
     doc = _read_private_file(path)
-    card = KeyCard.from_json(doc["card"], where=str(path))
+    card = KeyCard.from_dict(doc["card"], where=str(path))
     material = _open_private(doc, card, passphrase, str(path))
     retired = []
     retired_dir = keys_dir(home) / "retired"
     for old in sorted(retired_dir.glob("*.json")) if retired_dir.is_dir() else ():
         old_doc = _read_private_file(old)
-        old_card = KeyCard.from_json(old_doc["card"], where=str(old))
+        old_card = KeyCard.from_dict(old_doc["card"], where=str(old))
         retired.append((old_card, _open_private(old_doc, old_card, passphrase, str(old))))
     revocation_file = keys_dir(home) / "revocation.json"
     revocation = None
     if revocation_file.exists():
-        revocation = Revocation.from_json(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
+        revocation = Revocation.from_dict(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
         revocation.verify(card, where=str(revocation_file))
     return Identity(card, material, tuple(retired), revocation)
 
@@ -214,8 +218,8 @@ def revoke_identity(home: Path, passphrase: bytes, reason: str, *, now: datetime
 
 
 def _check_passphrase(passphrase: bytes) -> None:
-    if len(passphrase) < 8:
-        raise BadPassphraseError("passphrase", "a passphrase must be at least 8 bytes long")
+    if len(passphrase) < MIN_PASSPHRASE_BYTES:
+        raise UsageError("passphrase", f"a passphrase must be at least {MIN_PASSPHRASE_BYTES} bytes long")
 
 
 def _derive(passphrase: bytes, salt: bytes, kdf: dict[str, Any]) -> bytes:
@@ -237,7 +241,7 @@ def _write_private(
     doc = {
         "type": PRIVATE_TYPE,
         "version": 1,
-        "card": card.to_json(),
+        "card": card.to_dict(),
         "kdf": kdf,
         "aead": "AES-256-GCM",
         "nonce": b64encode(nonce),

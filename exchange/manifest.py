@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ballistics.clock import format_time
+from ballistics.labs import LabKey
 from exchange.canonical import canonical_json, parse_time
 from exchange.errors import MalformedBundleError, UnsafeMemberNameError
 from exchange.header import SUITE, VERSION
@@ -29,6 +32,8 @@ KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
 #: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
 MAX_RECEIPT_BYTES = 64 * 1024
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+MAX_ORIGINAL_NAME = 255
+FILE_FIELDS = {"name", "kind", "size", "sha256"}
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
 
 
@@ -38,45 +43,77 @@ class FileEntry:
     kind: str
     size: int
     sha256: str
+    #: The sender's file name when it could not be the member name (spaces, non-ASCII, ...).
+    #: Data only: a reader stores it as a label and never builds a path from it.
+    original_name: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "kind": self.kind, "size": self.size, "sha256": self.sha256}
+        if self.original_name is not None:
+            doc["original_name"] = self.original_name
+        return doc
+
+    @property
+    def display_name(self) -> str:
+        """The sender's file name: ``original_name`` if given, else the member name's last part."""
+        return self.original_name if self.original_name is not None else self.name.rpartition("/")[2]
 
 
 @dataclass(frozen=True)
 class Manifest:
-    doc: dict[str, Any]
+    """The signed manifest as a typed value that keeps its canonical bytes.
 
-    @property
-    def files(self) -> list[FileEntry]:
-        return [FileEntry(**f) for f in self.doc["files"]]
+    ``encoded`` is exactly what is signed and carried: the bytes a reader received (parsed once,
+    by :func:`parse_manifest`) or the canonical encoding of a manifest being written. The fields
+    and the bytes always agree: constructing a manifest with bytes that are not the canonical
+    encoding of its fields raises ``ValueError``.
+    """
 
-    @property
-    def sequence(self) -> int:
-        return self.doc["sequence"]
+    bundle_id: str
+    header_hash: str
+    sender: LabKey
+    recipients: tuple[LabKey, ...]
+    sequence: int
+    created: datetime
+    expires: datetime
+    files: tuple[FileEntry, ...]
+    encoded: bytes = field(default=b"", repr=False, compare=False)
 
-    @property
-    def created(self) -> datetime:
-        return parse_time(self.doc["created"], where="manifest")
+    def __post_init__(self) -> None:
+        canonical = canonical_json(self.to_dict())
+        if self.encoded and self.encoded != canonical:
+            raise ValueError("manifest bytes are not the canonical encoding of its fields")
+        object.__setattr__(self, "encoded", canonical)
 
-    @property
-    def expires(self) -> datetime:
-        return parse_time(self.doc["expires"], where="manifest")
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": MANIFEST_TYPE,
+            "version": VERSION,
+            "suite": SUITE,
+            "bundle_id": self.bundle_id,
+            "header_hash": self.header_hash,
+            "sender": self.sender.to_dict(),
+            "recipients": [r.to_dict() for r in self.recipients],
+            "sequence": self.sequence,
+            "created": format_time(self.created),
+            "expires": format_time(self.expires),
+            "files": [f.to_dict() for f in self.files],
+        }
 
     @property
     def recipient_ids(self) -> list[str]:
-        return [r["key_id"] for r in self.doc["recipients"]]
+        return [r.key_id for r in self.recipients]
 
-    def encoded(self) -> bytes:
-        return canonical_json(self.doc)
+    def with_header_hash(self, header_hash: str) -> Manifest:
+        """The same manifest bound to the header actually written (the hash is fixed-width)."""
+        return replace(self, header_hash=header_hash, encoded=b"")
 
     def plaintext_prefix(self, signature: HybridSignature) -> bytes:
         """``u32 M || manifest || u16 S || signature``: the first bytes of the payload plaintext."""
-        body = self.encoded()
-        return struct.pack(">I", len(body)) + body + struct.pack(">H", SIGNATURE_BYTES) + signature.to_bytes()
+        return struct.pack(">I", len(self.encoded)) + self.encoded + struct.pack(">H", SIGNATURE_BYTES) + signature.to_bytes()
 
     def payload_length(self) -> int:
-        return 4 + len(self.encoded()) + 2 + SIGNATURE_BYTES + sum(f.size for f in self.files)
+        return 4 + len(self.encoded) + 2 + SIGNATURE_BYTES + sum(f.size for f in self.files)
 
 
 def member_name(kind: str, base: str, where: str) -> str:
@@ -90,7 +127,29 @@ def member_name(kind: str, base: str, where: str) -> str:
     return f"{KINDS[kind]}/{base}"
 
 
-def check_names(entries: list[FileEntry], where: str) -> None:
+def is_safe_base(base: str) -> bool:
+    """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``; no ``..``)."""
+    return BASE_NAME.match(base) is not None and ".." not in base.split(".")
+
+
+def check_original_name(name: str, where: str) -> str:
+    """An original file name carried as data: 1-255 characters, printable, no path separator.
+
+    It is only ever a label, but a label shown to examiners, so no control or format characters
+    (which could hide or reorder text) and nothing that reads as a path.
+    """
+    if not 1 <= len(name) <= MAX_ORIGINAL_NAME:
+        raise UnsafeMemberNameError(where, f"original file name must be 1-{MAX_ORIGINAL_NAME} characters")
+    if not name.isprintable():  # false for every control, format, unassigned and separator character but the space
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} has control or invisible characters")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} contains a path separator")
+    if is_safe_base(name):
+        raise UnsafeMemberNameError(where, f"original file name {name[:80]!r} is a safe name: it must be the member name itself")
+    return name
+
+
+def check_names(entries: Sequence[FileEntry], where: str) -> None:
     seen: set[str] = set()
     for entry in entries:
         prefix, _, base = entry.name.partition("/")
@@ -103,6 +162,8 @@ def check_names(entries: list[FileEntry], where: str) -> None:
                 where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
             )
         member_name(entry.kind, base, where)
+        if entry.original_name is not None:
+            check_original_name(entry.original_name, where)
         folded = entry.name.casefold()
         if folded in seen:
             raise UnsafeMemberNameError(where, f"duplicate member name {entry.name!r} (names are compared case-insensitively)")
@@ -141,7 +202,8 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     for item in files:
         _require(
             isinstance(item, dict)
-            and set(item) == {"name", "kind", "size", "sha256"}
+            and set(item) in (FILE_FIELDS, FILE_FIELDS | {"original_name"})
+            and isinstance(item.get("original_name", ""), str)
             and isinstance(item["name"], str)
             and isinstance(item["kind"], str)
             and type(item["size"]) is int
@@ -151,11 +213,29 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             where,
             "files entry",
         )
-    manifest = Manifest(doc)
-    check_names(manifest.files, where)
-    return manifest
+    entries = [FileEntry(f["name"], f["kind"], f["size"], f["sha256"], f.get("original_name")) for f in files]
+    check_names(entries, where)
+    try:
+        return _manifest_of(doc, entries, data)
+    except ValueError:  # e.g. a time the lenient parser read but that is not in its canonical form
+        raise MalformedBundleError(where, "manifest is not in canonical form") from None
 
 
-def _require(condition: object, where: str, field: str) -> None:
+def _manifest_of(doc: dict[str, Any], entries: list[FileEntry], data: bytes) -> Manifest:
+    where = "manifest"
+    return Manifest(
+        bundle_id=doc["bundle_id"],
+        header_hash=doc["header_hash"],
+        sender=LabKey(doc["sender"]["lab"], doc["sender"]["key_id"]),
+        recipients=tuple(LabKey(r["lab"], r["key_id"]) for r in doc["recipients"]),
+        sequence=doc["sequence"],
+        created=parse_time(doc["created"], where=where, error=MalformedBundleError),
+        expires=parse_time(doc["expires"], where=where, error=MalformedBundleError),
+        files=tuple(entries),
+        encoded=data,
+    )
+
+
+def _require(condition: object, where: str, name: str) -> None:
     if not condition:
-        raise MalformedBundleError(where, f"manifest field {field} is missing or malformed")
+        raise MalformedBundleError(where, f"manifest field {name} is missing or malformed")

@@ -15,13 +15,15 @@ import shutil
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ballistics.records import MAX_RECORD_BYTES, parse_record
-from exchange.canonical import format_time, now_utc
+from ballistics.clock import format_time, now_utc
+from ballistics.ledger import DeliveryReceipt, LedgerEntry
+from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record
+from exchange.acceptance import check_against_store, check_content
 from exchange.card import KeyCard
 from exchange.errors import (
     ExpiredBundleError,
@@ -33,10 +35,14 @@ from exchange.errors import (
 )
 from exchange.header import Header, derive_keys, read_header, unwrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MAX_MANIFEST_BYTES, SIGNATURE_BYTES, FileEntry, Manifest, parse_manifest
+from exchange.manifest import DOMAIN_MANIFEST, MAX_MANIFEST_BYTES, MAX_RECEIPT_BYTES, SIGNATURE_BYTES, FileEntry, Manifest, parse_manifest
+from exchange.receipts import parse_receipt
 from exchange.signing import HybridSignature
 from exchange.stream import CHUNK, decrypt_chunks, encrypted_length
 from exchange.trust import TrustStore
+
+if TYPE_CHECKING:
+    from ballistics.store import Store
 
 Progress = Callable[[int, int], None]
 #: Tolerated clock difference between labs for a bundle's creation time.
@@ -54,25 +60,34 @@ class VerifiedBundle:
     identity: Identity
     trust: TrustStore
     verified_at: datetime
+    #: The records, parsed and validated (small: at most 4 MiB each), in manifest order.
+    records: tuple[MatchRecord, ...] = ()
+    #: The delivery receipt of a receipt bundle.
+    receipt: DeliveryReceipt | None = None
+    #: When checked against a store (``open_bundle(..., ledger=store)``): the ledger row of this
+    #: very bundle if it was imported before (a duplicate, which import leaves alone).
+    already_imported: LedgerEntry | None = None
 
     @property
-    def files(self) -> list[FileEntry]:
+    def files(self) -> tuple[FileEntry, ...]:
         return self.manifest.files
 
-    def summary(self) -> dict:
-        doc = self.manifest.doc
+    @property
+    def bundle_id(self) -> str:
+        return self.manifest.bundle_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``bundle verify --json`` shows: the signed manifest, where, and when it was verified."""
+        manifest = self.manifest.to_dict()
         return {
             "path": str(self.path),
             "verified": True,
-            "bundle_id": doc["bundle_id"],
-            "header_hash": doc["header_hash"],
-            "sender": doc["sender"],
-            "recipients": doc["recipients"],
-            "sequence": doc["sequence"],
-            "created": doc["created"],
-            "expires": doc["expires"],
-            "files": doc["files"],
+            **{
+                key: manifest[key]
+                for key in ("bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files")
+            },
             "verified_at": format_time(self.verified_at),
+            "already_imported": self.already_imported.imported if self.already_imported else None,
         }
 
     def extract_to(self, destination: Path, progress: Progress | None = None) -> Path:
@@ -93,20 +108,36 @@ class VerifiedBundle:
 
 
 def open_bundle(
-    path: Path, identity: Identity, trust: TrustStore, *, now: datetime | None = None, progress: Progress | None = None
+    path: Path,
+    identity: Identity,
+    trust: TrustStore,
+    *,
+    ledger: Store | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
 ) -> VerifiedBundle:
-    """Decrypt and check the whole bundle, writing nothing; raise the first refusal."""
-    return _verify(Path(path), identity, trust, now or now_utc(), progress, None)
+    """Decrypt and check the whole bundle, writing nothing; raise the first refusal.
+
+    Every check of docs/bundle-format.md section 5, then the content rules of
+    :func:`exchange.acceptance.check_content`. With ``ledger`` (the lab's store, read only), also
+    :func:`exchange.acceptance.check_against_store`, so that the bundle verifies exactly when an
+    import would take it (or find it already imported: ``already_imported``).
+    """
+    verified = _verify(Path(path), identity, trust, now or now_utc(), progress, None)
+    if ledger is None:
+        return verified
+    seen = check_against_store(verified.manifest, verified.records, ledger, verified.path)
+    return replace(verified, already_imported=seen)
 
 
-def inspect_bundle(path: Path, trust: TrustStore | None = None, own: KeyCard | None = None) -> dict:
+def inspect_bundle(path: Path, trust: TrustStore | None = None, own: KeyCard | None = None) -> dict[str, Any]:
     """What the header reveals without any private key (lab names only for keys known locally)."""
     path = Path(path)
     with _open_file(path) as handle:
         header = read_header(handle, str(path))
         size = os.fstat(handle.fileno()).st_size
 
-    def party(key_id: bytes) -> dict:
+    def party(key_id: bytes) -> dict[str, Any]:
         lab = own.lab.id if own is not None and own.fingerprint == key_id else None
         return {"key_id": key_id.hex(), "lab": lab or (trust.lab_of(key_id.hex()) if trust else None)}
 
@@ -172,13 +203,20 @@ def _verify(
         plaintext = _Plaintext(decrypt_chunks(handle, payload_key, header.hash, where))
         manifest = _read_manifest(plaintext, header, sender, now, where)
         done = 0
+        records: list[MatchRecord] = []
+        receipts: list[DeliveryReceipt] = []
         for entry in manifest.files:
-            _check_file(plaintext, entry, sink, where)
+            parsed = _check_file(plaintext, entry, sink, where)
+            if isinstance(parsed, DeliveryReceipt):
+                receipts.append(parsed)
+            elif parsed is not None:
+                records.append(parsed)
             done += entry.size
             if progress:
                 progress(done, header.payload_length)
         plaintext.finish(where)
-    return VerifiedBundle(path, header, manifest, sender, identity, trust, now)
+    check_content(manifest, records, receipts, identity, path)
+    return VerifiedBundle(path, header, manifest, sender, identity, trust, now, tuple(records), receipts[0] if receipts else None)
 
 
 def _open_file(path: Path) -> BinaryIO:
@@ -215,24 +253,23 @@ def _read_manifest(plaintext: _Plaintext, header: Header, sender: KeyCard, now: 
         raise MalformedBundleError(where, f"signature block is {signature_length} bytes, expected {SIGNATURE_BYTES}")
     signature = HybridSignature.from_bytes(plaintext.read(signature_length, where), where=where, error=MalformedBundleError)
     manifest = parse_manifest(encoded, where)
-    sender.verify_key.verify(DOMAIN_MANIFEST, encoded, signature, where=where, what="manifest signature")
+    sender.verify_key.verify(DOMAIN_MANIFEST, manifest.encoded, signature, where=where, what="manifest signature")
     _check_binding(manifest, header, sender, where)
     if manifest.created > now + CLOCK_SKEW:
-        raise ExpiredBundleError(where, f"bundle created at {manifest.doc['created']}, in the future (now {format_time(now)})")
+        raise ExpiredBundleError(where, f"bundle created at {format_time(manifest.created)}, in the future (now {format_time(now)})")
     if manifest.expires < now:
-        raise ExpiredBundleError(where, f"bundle expired at {manifest.doc['expires']} (now {format_time(now)})")
+        raise ExpiredBundleError(where, f"bundle expired at {format_time(manifest.expires)} (now {format_time(now)})")
     sender.check_valid(manifest.created, where=where)
     return manifest
 
 
 def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, where: str) -> None:
     """The signed manifest must describe this very header: this is what defeats re-wrapping."""
-    doc = manifest.doc
     mismatches = [
-        ("bundle id", doc["bundle_id"] == header.bundle_id.hex()),
-        ("header hash", doc["header_hash"] == header.hash.hex()),
-        ("sender key", doc["sender"]["key_id"] == header.sender.hex()),
-        ("sender lab", doc["sender"]["lab"] == sender.lab.id),
+        ("bundle id", manifest.bundle_id == header.bundle_id.hex()),
+        ("header hash", manifest.header_hash == header.hash.hex()),
+        ("sender key", manifest.sender.key_id == header.sender.hex()),
+        ("sender lab", manifest.sender.lab == sender.lab.id),
         ("recipients", manifest.recipient_ids == [k.hex() for k in header.recipients]),
         ("payload length", manifest.payload_length() == header.payload_length),
     ]
@@ -243,15 +280,19 @@ def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, where: s
         )
 
 
-def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> None:
+def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> MatchRecord | DeliveryReceipt | None:
+    """Hash (and stage) one file; a record or receipt is also parsed, and returned."""
     if entry.kind == "record" and entry.size > MAX_RECORD_BYTES:
         raise MalformedBundleError(where, f"{entry.name}: record of {entry.size} bytes exceeds {MAX_RECORD_BYTES}")
+    if entry.kind == "receipt" and entry.size > MAX_RECEIPT_BYTES:
+        raise MalformedBundleError(where, f"{entry.name}: receipt of {entry.size} bytes exceeds {MAX_RECEIPT_BYTES}")
+    held_kinds = ("record", "receipt")
     digest, held = hashlib.sha256(), []
     target = sink(entry) if sink else None
     try:
         for piece in plaintext.pieces(entry.size, where):
             digest.update(piece)
-            if entry.kind == "record":
+            if entry.kind in held_kinds:
                 held.append(piece)
             if target:
                 target.write(piece)
@@ -261,7 +302,10 @@ def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, wher
     if digest.hexdigest() != entry.sha256:
         raise ManifestMismatchError(where, f"{entry.name}: SHA-256 differs from the signed manifest")
     if entry.kind == "record":
-        parse_record(b"".join(held), f"{where}:{entry.name}")
+        return parse_record(b"".join(held), f"{where}:{entry.name}")
+    if entry.kind == "receipt":
+        return parse_receipt(b"".join(held), f"{where}:{entry.name}")
+    return None
 
 
 def _staging_sink(staging: Path) -> Sink:

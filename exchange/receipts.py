@@ -17,42 +17,51 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ballistics.clock import format_time
+from ballistics.labs import LabKey
+from ballistics.ledger import RECEIPT_TYPE, RECEIPT_VERSION, DeliveryReceipt, ReceiptFile
 from exchange.bundle import export_bundle
-from exchange.canonical import canonical_json, format_time
+from exchange.canonical import canonical_json, parse_time
 from exchange.errors import MalformedBundleError
 from exchange.keys import Identity
 from exchange.manifest import MAX_RECEIPT_BYTES
-from exchange.reader import VerifiedBundle
 from exchange.trust import TrustStore
 
-RECEIPT_TYPE = "ballistics-delivery-receipt"
+if TYPE_CHECKING:
+    from exchange.reader import VerifiedBundle
+
 RECEIPT_FIELDS = {"type", "version", "bundle_id", "header_hash", "sequence", "sender", "recipient", "files", "records", "received"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
 class SentReceipt:
     path: Path
     sha256: str  # of the receipt document, which the sender sees after decrypting
-    document: dict[str, Any]
+    receipt: DeliveryReceipt
 
 
-def receipt_document(verified: VerifiedBundle, identity: Identity, records: list[str], received: datetime) -> dict[str, Any]:
-    doc = verified.manifest.doc
-    return {
-        "type": RECEIPT_TYPE,
-        "version": 1,
-        "bundle_id": doc["bundle_id"],
-        "header_hash": doc["header_hash"],
-        "sequence": doc["sequence"],
-        "sender": doc["sender"],
-        "recipient": {"lab": identity.card.lab.id, "key_id": identity.card.key_id},
-        "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in verified.files],
-        "records": sorted(records),
-        "received": format_time(received),
-    }
+def receipt_for(verified: VerifiedBundle, identity: Identity, records: list[str], received: datetime) -> DeliveryReceipt:
+    """The receipt this lab signs for a bundle it imported."""
+    manifest = verified.manifest
+    return DeliveryReceipt(
+        bundle_id=manifest.bundle_id,
+        header_hash=manifest.header_hash,
+        sequence=manifest.sequence,
+        sender=manifest.sender,
+        recipient=LabKey(identity.card.lab.id, identity.card.key_id),
+        files=tuple(ReceiptFile(f.name, f.sha256, f.size) for f in manifest.files),
+        records=tuple(sorted(records)),
+        received=format_time(received),
+    )
+
+
+def encode_receipt(receipt: DeliveryReceipt) -> bytes:
+    """The receipt file's bytes: canonical JSON, so its SHA-256 is reproducible."""
+    return canonical_json(receipt.to_dict())
 
 
 def send_receipt(
@@ -65,18 +74,18 @@ def send_receipt(
     now: datetime,
 ) -> SentReceipt:
     """Write ``<out_dir>/receipt-<bundle id>-<our lab>.bfx`` to the bundle's sender."""
-    document = receipt_document(verified, identity, records, now)
-    body = canonical_json(document)
+    receipt = receipt_for(verified, identity, records, now)
+    body = encode_receipt(receipt)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"receipt-{document['bundle_id']}-{identity.card.lab.id}.bfx"
+    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}.bfx"
     with tempfile.TemporaryDirectory(prefix=".receipt-", dir=out_dir) as tmp:
-        source = Path(tmp) / f"receipt-{document['bundle_id']}.json"
+        source = Path(tmp) / f"receipt-{receipt.bundle_id}.json"
         source.write_bytes(body)
-        export_bundle(home, identity, trust, output, recipients=[document["sender"]["lab"]], receipts=[source], now=now)
-    return SentReceipt(output, hashlib.sha256(body).hexdigest(), document)
+        export_bundle(home, identity, trust, output, recipients=[receipt.sender.lab], receipts=[source], now=now)
+    return SentReceipt(output, hashlib.sha256(body).hexdigest(), receipt)
 
 
-def parse_receipt(data: bytes, where: str) -> dict[str, Any]:
+def parse_receipt(data: bytes, where: str) -> DeliveryReceipt:
     """A receipt's JSON, structurally checked (its authenticity is the bundle's signature)."""
     if len(data) > MAX_RECEIPT_BYTES:
         raise MalformedBundleError(where, f"receipt larger than {MAX_RECEIPT_BYTES} bytes")
@@ -84,13 +93,45 @@ def parse_receipt(data: bytes, where: str) -> dict[str, Any]:
         doc = json.loads(data.decode("ascii"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedBundleError(where, f"receipt is not ASCII JSON: {exc}") from None
-    if not isinstance(doc, dict) or set(doc) != RECEIPT_FIELDS or doc["type"] != RECEIPT_TYPE or doc["version"] != 1:
-        raise MalformedBundleError(where, f"not a version-1 {RECEIPT_TYPE}")
-    parties_ok = all(
-        isinstance(doc[p], dict) and isinstance(doc[p].get("lab"), str) and HEX64.match(str(doc[p].get("key_id")))
-        for p in ("sender", "recipient")
+    if not isinstance(doc, dict) or set(doc) != RECEIPT_FIELDS or doc["type"] != RECEIPT_TYPE or doc["version"] != RECEIPT_VERSION:
+        raise MalformedBundleError(where, f"not a version-{RECEIPT_VERSION} {RECEIPT_TYPE}")
+    if not (
+        all(_is_party(doc[p]) for p in ("sender", "recipient"))
+        and isinstance(doc["files"], list)
+        and all(_is_file(f) for f in doc["files"])
+        and isinstance(doc["records"], list)
+        and all(isinstance(r, str) for r in doc["records"])
+        and isinstance(doc["bundle_id"], str)
+        and HEX32.match(doc["bundle_id"])
+        and isinstance(doc["header_hash"], str)
+        and HEX64.match(doc["header_hash"])
+        and type(doc["sequence"]) is int
+        and doc["sequence"] >= 1
+    ):
+        raise MalformedBundleError(
+            where, "receipt fields bundle_id, header_hash, sequence, sender, recipient, files or records are malformed"
+        )
+    parse_time(doc["received"], where=where, error=MalformedBundleError)
+    return DeliveryReceipt.from_dict(doc)
+
+
+def _is_party(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"lab", "key_id"}
+        and isinstance(value["lab"], str)
+        and isinstance(value["key_id"], str)
+        and HEX64.match(value["key_id"]) is not None
     )
-    files_ok = isinstance(doc["files"], list) and all(isinstance(f, dict) and HEX64.match(str(f.get("sha256"))) for f in doc["files"])
-    if not (parties_ok and files_ok and re.fullmatch(r"[0-9a-f]{32}", str(doc["bundle_id"])) and HEX64.match(str(doc["header_hash"]))):
-        raise MalformedBundleError(where, "receipt fields bundle_id, header_hash, sender, recipient or files are malformed")
-    return doc
+
+
+def _is_file(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"name", "sha256", "size"}
+        and isinstance(value["name"], str)
+        and isinstance(value["sha256"], str)
+        and HEX64.match(value["sha256"]) is not None
+        and type(value["size"]) is int
+        and value["size"] >= 0
+    )

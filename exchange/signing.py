@@ -27,11 +27,11 @@ class HybridSignature:
     ed25519: bytes
     ml_dsa_65: bytes
 
-    def to_json(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {"ed25519": b64encode(self.ed25519), "ml_dsa_65": b64encode(self.ml_dsa_65)}
 
     @classmethod
-    def from_json(cls, doc: object, *, where: str, error: type[MalformedError] = MalformedError) -> HybridSignature:
+    def from_dict(cls, doc: object, *, where: str, error: type[MalformedError] = MalformedError) -> HybridSignature:
         if not isinstance(doc, dict) or set(doc) != {"ed25519", "ml_dsa_65"}:
             raise error(where, "signature must have exactly the fields ed25519 and ml_dsa_65")
         signature = cls(b64decode(doc["ed25519"], where=where, error=error), b64decode(doc["ml_dsa_65"], where=where, error=error))

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exchange.canonical import format_time, now_utc
+from ballistics.clock import format_time, now_utc
 from exchange.card import CARD_TYPE, REVOCATION_TYPE, KeyCard, Revocation, document_type, format_fingerprint, read_document
 from exchange.errors import (
     FingerprintMismatchError,
@@ -39,17 +39,19 @@ class TrustEntry:
     superseded_by: str | None = None
     revocation: Revocation | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def stored(self) -> dict[str, Any]:
+        """The entry as ``partners.json`` keeps it (the card and revocation in full)."""
         return {
-            "card": self.card.to_json(),
+            "card": self.card.to_dict(),
             "status": self.status,
             "trusted_at": self.trusted_at,
             "via": self.via,
             "superseded_by": self.superseded_by,
-            "revocation": self.revocation.to_json() if self.revocation else None,
+            "revocation": self.revocation.to_dict() if self.revocation else None,
         }
 
-    def summary(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as listed (``keys list``): lab, fingerprint, status, dates."""
         card = self.card
         return {
             "lab": card.lab.id,
@@ -83,10 +85,10 @@ class TrustStore:
             raw = doc["keys"]
             entries = {}
             for key_id, item in raw.items():
-                card = KeyCard.from_json(item["card"], where=str(path))
+                card = KeyCard.from_dict(item["card"], where=str(path))
                 if card.key_id != key_id:
                     raise TrustStoreError(path, f"entry {key_id[:16]} holds card {card.key_id[:16]}")
-                revocation = Revocation.from_json(item["revocation"], where=str(path)) if item["revocation"] else None
+                revocation = Revocation.from_dict(item["revocation"], where=str(path)) if item["revocation"] else None
                 if revocation is not None:
                     revocation.verify(card, where=str(path))
                 entries[key_id] = TrustEntry(card, item["status"], item["trusted_at"], item["via"], item["superseded_by"], revocation)
@@ -106,8 +108,9 @@ class TrustStore:
         if existing is not None and existing.status == REVOKED:
             raise RevokedKeyError(where, f"key {card.key_id[:16]} of lab {card.lab.id} was revoked; it cannot be trusted again")
         if fingerprint is not None and fingerprint != card.fingerprint:
+            # Never name the card's own fingerprint: the partner must read it out, not the tool.
             raise FingerprintMismatchError(
-                where, f"card fingerprint is {format_fingerprint(card.fingerprint)}, not {format_fingerprint(fingerprint)}"
+                where, f"the fingerprint given does not match this card of lab {card.lab.id}; check it with the partner by phone"
             )
         if existing is not None:
             return existing
@@ -169,7 +172,7 @@ class TrustStore:
 
     def _save(self) -> None:
         ensure_private_dir(self.path.parent)
-        doc = {"version": 1, "keys": {k: e.to_json() for k, e in sorted(self._entries.items())}}
+        doc = {"version": 1, "keys": {k: e.stored() for k, e in sorted(self._entries.items())}}
         write_atomic(self.path, json.dumps(doc, indent=2, sort_keys=True).encode("ascii") + b"\n")
 
 
@@ -183,7 +186,7 @@ def load_trust_document(path: Path) -> KeyCard | Revocation:
     doc = read_document(path)
     kind = document_type(doc)
     if kind == CARD_TYPE:
-        return KeyCard.from_json(doc, where=str(path))
+        return KeyCard.from_dict(doc, where=str(path))
     if kind == REVOCATION_TYPE:
-        return Revocation.from_json(doc, where=str(path))
+        return Revocation.from_dict(doc, where=str(path))
     raise MalformedCardError(path, "neither a key card nor a revocation")

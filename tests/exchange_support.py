@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from exchange.card import Lab
+from ballistics.labs import Lab
 from exchange.keys import Identity, IdentityParameters, KeyProtection, init_identity, load_identity
 from exchange.trust import TrustStore
 

@@ -17,10 +17,11 @@ import pytest
 from exchange_support import FAST, PASSPHRASE, T0, LabHome, make_lab
 
 import cli
-from exchange.audit import DOMAIN_HEAD, AuditLog, AuditLogError, AuditTamperedError, audit_session, head_message
+from exchange.audit import DOMAIN_HEAD, AuditLog, audit_session, head_message
 from exchange.audit_key import AuditCertificate, create_audit_key
 from exchange.audit_verify import verify_log
 from exchange.canonical import canonical_json
+from exchange.errors import AuditLogError, AuditTamperedError
 from exchange.keys import KeyMaterial, load_identity, rotate_identity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,9 +73,9 @@ def test_round_trip_chains_every_line_to_the_one_before(labs: dict[str, LabHome]
     assert [r["type"] for r in records] == ["audit_key", "comparison", "trust_added", "head"]
     assert [r["seq"] for r in records] == [1, 2, 3, 4]
     assert records[0]["prev"] == "0" * 64
-    for before, line in zip(lines, records[1:]):
+    for before, line in zip(lines, records[1:], strict=False):
         assert line["prev"] == hashlib.sha256(before).hexdigest()
-    assert all(canonical_json(r) == line for r, line in zip(records, lines))
+    assert all(canonical_json(r) == line for r, line in zip(records, lines, strict=True))
     assert records[1]["actor"]["lab"] == "UK-FSL" and records[1]["actor"]["user"]
     report = verify_log(home)
     assert report.intact and report.lines == 4 and report.heads == 1 and report.events == 3
@@ -101,9 +102,12 @@ def test_the_documented_script_checks_the_chain(labs: dict[str, LabHome], tmp_pa
     (tmp_path / "check.py").write_text(script)
     home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
     path = small_log(home)
-    run = lambda: subprocess.run(
-        [sys.executable, str(tmp_path / "check.py"), str(path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
+
+    def run() -> str:
+        return subprocess.run(
+            [sys.executable, str(tmp_path / "check.py"), str(path)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     assert run() == f"chain intact: 4 lines, head {verify_log(home).last_sha256}"
     lines = lines_of(path)
     path.write_bytes(b"\n".join([lines[0], lines[1].replace(b"identification", b"elimination"), *lines[2:]]) + b"\n")
@@ -221,7 +225,7 @@ def test_a_forged_head_signature_is_refused(labs: dict[str, LabHome], tmp_path: 
     head = json.loads(lines[3])
     head["prev"] = hashlib.sha256(lines[2]).hexdigest()
     forger = KeyMaterial.generate().signing
-    head["details"]["signature"] = forger.sign(DOMAIN_HEAD, head_message(head)).to_json()
+    head["details"]["signature"] = forger.sign(DOMAIN_HEAD, head_message(head)).to_dict()
     path.write_bytes(b"\n".join([lines[0], edited, lines[2], canonical_json(head)]) + b"\n")
     report = verify_log(home)
     assert report.first_break.line == 2  # the edited event breaks the link to line 3
@@ -239,7 +243,7 @@ def test_a_head_by_a_self_certified_key_is_an_unknown_signer(labs: dict[str, Lab
     certificate = {
         "key_id": impostor.certificate.key_id,
         "identity_key_id": impostor.certificate.identity_key_id,
-        "certificate": impostor.certificate.to_json(),
+        "certificate": impostor.certificate.to_dict(),
     }
     introduce = canonical_json(
         {
@@ -261,7 +265,7 @@ def test_a_head_by_a_self_certified_key_is_an_unknown_signer(labs: dict[str, Lab
         "details": {"key_id": impostor.certificate.key_id},
         "prev": hashlib.sha256(introduce).hexdigest(),
     }
-    head["details"]["signature"] = impostor.signing.sign(DOMAIN_HEAD, head_message(head)).to_json()
+    head["details"]["signature"] = impostor.signing.sign(DOMAIN_HEAD, head_message(head)).to_dict()
     with path.open("ab") as handle:
         handle.write(introduce + b"\n" + canonical_json(head) + b"\n")
     report = verify_log(home)
@@ -306,7 +310,7 @@ def test_rotation_and_revocation_keep_old_heads_verifiable(labs: dict[str, LabHo
         log.append("comparison", {"decision": "elimination", "cmc": 1})
     report = verify_log(home)
     assert report.intact, report.problems
-    assert len(report.signers) == 2 and AuditCertificate.from_json(old_key, where="t").key_id == report.signers[0]
+    assert len(report.signers) == 2 and AuditCertificate.from_dict(old_key, where="t").key_id == report.signers[0]
     types = [e.type for e in AuditLog(home).entries()]
     assert types[4:] == ["key_rotate", "audit_key", "head", "audit_key_retired", "head", "comparison"]
     assert report.unsigned_tail == 1  # no audit key after the retirement
@@ -423,7 +427,7 @@ def test_show_since_filters_by_utc_time(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_bundle_export_and_a_rejected_bundle_are_logged(labs: dict[str, LabHome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
-    uk, fr = (copy_lab(labs[lab], tmp_path / lab) for lab in ("UK-FSL", "FR-IRCGN"))
+    uk = copy_lab(labs["UK-FSL"], tmp_path / "UK-FSL")
     LabHome(uk, labs["UK-FSL"].identity).trust.trust(labs["FR-IRCGN"].identity.card, labs["FR-IRCGN"].identity.card.fingerprint, where="t")
     scan, bundle = SAMPLE / "F02-01.x3p", tmp_path / "out.bfx"
     assert cli.main(["--home", str(uk), "bundle", "export", "--to", "FR-IRCGN", "--scan", str(scan), "-o", str(bundle)]) == 0

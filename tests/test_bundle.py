@@ -24,6 +24,9 @@ from test_records import a_record
 from vectors.make_vectors import identity as vector_lab_identity
 
 import cli
+from ballistics.clock import now_utc
+from ballistics.errors import UsageError
+from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.records import RecordError, record_bytes, write_record
 from exchange.bundle import export_bundle
 from exchange.canonical import parse_time
@@ -33,6 +36,7 @@ from exchange.errors import (
     BundleContentError,
     ExchangeSecurityError,
     ExpiredBundleError,
+    ForeignContentError,
     HeaderLimitError,
     KeyValidityError,
     MalformedBundleError,
@@ -125,7 +129,7 @@ def test_round_trip_one_recipient_extracts_identical_files(world: World, tmp_pat
     path = export(world, tmp_path / "b.bfx")
     verified = verify(world, path)
     assert [f.name for f in verified.files] == ["records/CASE-42.json", "scans/K1.x3p"]
-    assert verified.sender.lab.id == "UK-FSL" and verified.manifest.doc["recipients"][0]["lab"] == "FR-IRCGN"
+    assert verified.sender.lab.id == "UK-FSL" and verified.manifest.recipients[0].lab == "FR-IRCGN"
     assert list(tmp_path.iterdir()) == [path]  # verification writes nothing
     out = verified.extract_to(tmp_path / "in")
     assert (out / "records" / "CASE-42.json").read_bytes() == world.record.read_bytes()
@@ -186,7 +190,7 @@ def test_hpke_wrap_interoperates_with_pyhpke_both_ways() -> None:
 
 def vector_identity(doc: dict, role: str) -> Identity:
     lab = doc["labs"][role]
-    card = KeyCard.from_json(lab["card"], where="vector card")
+    card = KeyCard.from_dict(lab["card"], where="vector card")
     material = KeyMaterial(bytes.fromhex(lab["seeds"]))
     assert material.public_keys() == {k: base64.b64decode(v) for k, v in card.body["keys"].items()}
     return Identity(card, material)
@@ -268,7 +272,7 @@ def test_truncation_at_every_chunk_boundary_and_inside_chunks(world: World, big_
     boundaries = list(range(header_length, len(big_bundle), CHUNK + TAG))
     cuts = boundaries + [b + 1 for b in boundaries] + [b + CHUNK // 2 for b in boundaries] + [len(big_bundle) - 1]
     path = tmp_path / "t.bfx"
-    for cut in sorted(set(c for c in cuts if c < len(big_bundle))):
+    for cut in sorted({c for c in cuts if c < len(big_bundle)}):
         path.write_bytes(big_bundle[:cut])
         with pytest.raises(TruncatedError, match="truncated"):
             verify(world, path)
@@ -548,7 +552,8 @@ def test_cli_keys_trust_flow_and_fingerprint_refusal(
     fingerprint = capsys.readouterr().out.strip()
     wrong = fingerprint[:-1] + ("0" if fingerprint[-1] != "0" else "1")
     assert cli.main(["--home", uk, "keys", "trust", str(card), "--fingerprint", wrong]) == 4
-    assert "card fingerprint is" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    assert "does not match" in refusal and fingerprint not in refusal and fingerprint[:9] not in refusal
     assert cli.main(["--home", uk, "keys", "trust", str(card), "--fingerprint", fingerprint]) == 0
     successor = tmp_path / "fr2.card"
     assert cli.main(["--home", fr, "keys", "rotate", "-o", str(successor)]) == 0
@@ -562,3 +567,90 @@ def test_cli_keys_trust_flow_and_fingerprint_refusal(
     assert sorted(statuses) == ["revoked", "superseded"]
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", "the wrong passphrase")
     assert cli.main(["--home", fr, "keys", "rotate"]) == 4
+
+
+# --- records belong to the exporting lab ---------------------------------------------------------
+
+
+def test_export_refuses_a_record_of_another_lab_naming_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uk = world.uk
+    sequence = uk.home / "exchange" / "sequence.json"
+    before = sequence.read_bytes() if sequence.exists() else None
+    out = tmp_path / "out.bfx"
+    for lab, words in ((Lab(DEFAULT_LAB, DEFAULT_LAB), "made before keys init"), (world.de.identity.card.lab, "only this lab's records")):
+        record = write_record({**a_record(), "lab": lab.to_dict()}, tmp_path / f"{lab.id}.json")
+        with pytest.raises(UsageError, match=words) as caught:
+            export_bundle(uk.home, uk.identity, uk.trust, out, recipients=["FR-IRCGN"], records=[world.record, record], now=T0)
+        assert (
+            caught.value.exit_code == 2
+            and caught.value.path == str(record)
+            and f"of lab {lab.id}, not of this lab (UK-FSL)" in caught.value.reason
+        )
+    assert not out.exists() and (sequence.read_bytes() if sequence.exists() else None) == before
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    local = tmp_path / f"{DEFAULT_LAB}.json"
+    assert cli.main(["--home", str(uk.home), "bundle", "export", "--to", "FR-IRCGN", "--record", str(local), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"error: {local}: record ")
+    assert not out.exists()
+
+
+def test_verify_refuses_a_record_of_another_lab_as_the_import_would(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("exchange.bundle.check_own_record", lambda record, ours, path: None)  # a sender that skips the check
+    foreign = write_record({**a_record(), "lab": world.de.identity.card.lab.to_dict()}, tmp_path / "de.json")
+    path = tmp_path / "b.bfx"
+    uk = world.uk
+    export_bundle(uk.home, uk.identity, uk.trust, path, recipients=["FR-IRCGN"], records=[foreign], now=T0)
+    with pytest.raises(ForeignContentError, match="record of lab DE-BKA in a bundle signed by UK-FSL"):
+        verify(world, path)
+
+
+# --- file names that cannot be member names ------------------------------------------------------
+
+
+def test_a_scan_named_with_spaces_travels_under_its_hash_with_its_name_signed(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spaced = tmp_path / "Fadul 3-1.x3p"
+    spaced.write_bytes(world.scan.read_bytes())
+    accented = tmp_path / "Éprouvé ①.x3p"
+    accented.write_bytes(world.scan.read_bytes() + b"other bytes")
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    out = tmp_path / "b.bfx"
+    argv = [
+        "--home",
+        str(world.uk.home),
+        "bundle",
+        "export",
+        "--to",
+        "FR-IRCGN",
+        "--scan",
+        str(spaced),
+        "--scan",
+        str(accented),
+        "-o",
+        str(out),
+    ]
+    assert cli.main(argv) == 0
+    verified = verify(world, out, now=now_utc())
+    sha = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (spaced, accented)}
+    assert [(f.name, f.original_name) for f in verified.files] == [
+        (f"scans/{sha[spaced]}.x3p", "Fadul 3-1.x3p"),
+        (f"scans/{sha[accented]}.x3p", "Éprouvé ①.x3p"),
+    ]
+    assert b"\\u00c9prouv\\u00e9 \\u2460.x3p" in verified.manifest.encoded  # canonical JSON: ASCII with escapes, signed
+    extracted = verified.extract_to(tmp_path / "in")
+    assert sorted(p.name for p in (extracted / "scans").iterdir()) == sorted(f"{h}.x3p" for h in sha.values())
+    # a name that is safe travels as it is, without original_name (the vectors are unchanged)
+    plain = export(world, tmp_path / "plain.bfx")
+    assert [f.original_name for f in verify(world, plain).files] == [None, None]
+
+
+def test_export_refuses_a_name_with_control_characters(world: World, tmp_path: Path) -> None:
+    sneaky = tmp_path / "K1\u202egnp.x3p"  # a right-to-left override hides the real extension
+    sneaky.write_bytes(world.scan.read_bytes())
+    uk = world.uk
+    with pytest.raises(UnsafeMemberNameError, match="control or invisible"):
+        export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "o.bfx", recipients=["FR-IRCGN"], scans=[sneaky], now=T0)
+    assert not (tmp_path / "o.bfx").exists()

@@ -19,17 +19,22 @@ import pytest
 import sqlalchemy as sa
 from conftest import REPO, SAMPLE_DATA
 from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
+from test_files import kill_writer_mid_write
 from test_records import comparison_dict
 
 import cli
+from ballistics.errors import BallisticsError
+from ballistics.files import temporaries_of
+from ballistics.ledger import FindingsDetails, ReceiptDetails
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
 from ballistics.store import Store
 from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
-from exchange.importer import ImportReport, import_bundles
+from exchange.importer import ImportReport, import_bundles, recover
 from exchange.keys import revoke_identity
+from exchange.reader import open_bundle
 
 
 @dataclass
@@ -71,10 +76,9 @@ def a_record(lab: LabHome, reference: Path | None, questioned: Path | None, case
     for side, path in (("reference", reference), ("questioned", questioned)):
         if path is not None:
             comparison[side] = {"path": str(path), "sha256": sha256_file(path)}
-    card = lab.identity.card.lab
     return build_record(
         comparison,
-        lab={"id": card.id, "name": card.name, "country": card.country},
+        lab=lab.identity.card.lab,
         case_id=case,
         exhibits=("K1", "Q1"),
         examiner={"name": "A. Examiner"},
@@ -149,6 +153,26 @@ def test_import_stores_records_and_partner_exhibits_then_reports_a_duplicate(wor
     assert not list((fr.home / "import").iterdir())  # work directories removed
 
 
+def test_scans_with_spaces_and_non_ascii_names_import_under_their_original_names(world: World, tmp_path: Path) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    spaced, accented = tmp_path / "Fadul 3-1.x3p", tmp_path / "Épreuve n°2.x3p"
+    shutil.copy(scan("F01-01"), spaced)
+    shutil.copy(scan("F02-01"), accented)
+    bundle = findings(world.uk, tmp_path / "inbox" / "uk.bfx", scans=(spaced, accented), record=a_record(world.uk, None, None))
+    report = run(fr, bundle)
+    assert [o.status for o in report.outcomes] == ["imported"], report.to_dict()
+    store = Store.open(fr.home)
+    found = {e.original_name: e for e in store.exhibits()}
+    assert set(found) == {"Fadul 3-1.x3p", "Épreuve n°2.x3p"}
+    assert {e.exhibit for e in found.values()} == {"Fadul 3-1", "Épreuve n°2"}  # no record cites them: named after the file
+    for name, source in (("Fadul 3-1.x3p", spaced), ("Épreuve n°2.x3p", accented)):
+        exhibit = found[name]
+        assert exhibit.path == store.scan_file(sha256_file(source), "x3p") and exhibit.path.read_bytes() == source.read_bytes()
+    details = store.ledger()[0].details
+    assert isinstance(details, FindingsDetails)
+    assert {f.name for f in details.files} == {f"scans/{sha256_file(p)}.x3p" for p in (spaced, accented)} | {"records/uk-record.json"}
+
+
 def test_several_bundles_of_one_sender_import_in_sequence_order_whatever_their_names(world: World, tmp_path: Path) -> None:
     fr = copy_lab(world.fr, tmp_path / "fr")
     first = findings(world.uk, tmp_path / "inbox" / "b-first.bfx")
@@ -207,7 +231,7 @@ def _stale(w: World, tmp: Path, fr: LabHome) -> Path:
 def _bad_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.MonkeyPatch) -> Path:
     record = a_record(w.uk, None, None)
     del record["examiner"]
-    monkeypatch.setattr("exchange.bundle.parse_record", lambda data, path: None)  # a sender that skips validation
+    monkeypatch.setattr("exchange.bundle.parse_record", lambda data, path: json.loads(data))  # a sender that skips validation
     return findings(w.uk, tmp / "in.bfx", record=record)
 
 
@@ -223,7 +247,8 @@ def _bad_scan(w: World, tmp: Path, fr: LabHome) -> Path:
     return findings(w.uk, tmp / "in.bfx", scans=(fake,))
 
 
-def _foreign_record(w: World, tmp: Path, fr: LabHome) -> Path:
+def _foreign_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr("exchange.bundle.check_own_record", lambda record, ours, path: None)  # a sender that skips the check
     return findings(w.uk, tmp / "in.bfx", record=a_record(w.de, None, None))
 
 
@@ -250,7 +275,7 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
     fr = copy_lab(world.fr, tmp_path / "fr")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    args = (world, inbox, fr, monkeypatch) if make is _bad_record else (world, inbox, fr)
+    args = (world, inbox, fr, monkeypatch) if make in (_bad_record, _foreign_record) else (world, inbox, fr)
     bad = make(*args)
     monkeypatch.undo()
     good = findings(world.uk, inbox / "zz-good.bfx")
@@ -281,15 +306,15 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
 def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_path: Path) -> None:
     fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
     bundle = findings(uk, tmp_path / "out" / "uk.bfx")
-    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_json()))["imported"][0]["bundle_id"]
+    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_dict()))["imported"][0]["bundle_id"]
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     assert Store.open(fr.home).ledger()[0].receipt_sha256 and "receipt_sent" in events(fr.home)
     back = run(uk, receipt)
     [outcome] = back.outcomes
     assert (outcome.status, outcome.kind, outcome.confirms, outcome.sender) == ("imported", "receipt", sent_id, "FR-IRCGN")
     entry = Store.open(uk.home).ledger()[0]
-    assert entry.kind == "receipt" and entry.details["receipt"]["bundle_id"] == sent_id
-    assert {f["name"] for f in entry.details["receipt"]["files"]} == {"records/uk-record.json"}
+    assert entry.kind == "receipt" and isinstance(entry.details, ReceiptDetails) and entry.details.receipt.bundle_id == sent_id
+    assert {f.name for f in entry.details.receipt.files} == {"records/uk-record.json"}
     received = [e for e in AuditLog(uk.home).entries() if e.type == "receipt_received"]
     assert received[0].record["details"]["bundle_id"] == sent_id
     assert [o.status for o in run(uk, receipt).outcomes] == ["duplicate"]
@@ -302,6 +327,44 @@ def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Pa
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
     assert run(de, receipt).of("rejected")[0].error == "NotARecipientError"
+
+
+# --- bundle verify agrees with import ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["stale sequence", "replayed id", "record of another lab"])
+def test_verify_against_the_ledger_refuses_what_import_refuses(
+    case: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, error, _, words = REFUSALS[case]
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    args = (world, tmp_path, fr, monkeypatch) if make is _foreign_record else (world, tmp_path, fr)
+    bad = make(*args)
+    monkeypatch.undo()
+    store = Store.open(fr.home)
+    try:
+        with pytest.raises(BallisticsError, match=words) as caught:
+            open_bundle(bad, fr.identity, fr.trust, ledger=store)
+    finally:
+        store.close()
+    assert type(caught.value).__name__ == error
+    assert run(fr, bad).of("rejected")[0].error == error  # and the import says the same
+
+
+def test_cli_verify_reads_the_ledger_and_reports_a_duplicate(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    older, newer = findings(world.uk, tmp_path / "older.bfx"), findings(world.uk, tmp_path / "newer.bfx")
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(older), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_imported"] is None
+    assert [o.path for o in run(fr, newer).of("imported")] == [newer]
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(newer), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["already_imported"]
+    assert cli.main(["--home", str(fr.home), "bundle", "verify", str(older)]) == 4  # said "verified" before; import refuses it
+    assert "not newer than" in capsys.readouterr().err
+    assert older.exists()  # verify moves nothing
 
 
 # --- the command: JSON shape and exit codes --------------------------------------------------------
@@ -367,12 +430,12 @@ def _check_consistent(home: Path, bundles: dict[Path, set[str]]) -> int:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        rows = {sha: file for sha, file in conn.execute("SELECT sha256, file FROM scans")} if _has(conn, "scans") else {}
+        rows = dict(conn.execute("SELECT sha256, file FROM scans").fetchall()) if _has(conn, "scans") else {}
         ledger = {row[0] for row in conn.execute("SELECT header_hash FROM bundle_ledger")} if _has(conn, "bundle_ledger") else set()
         records = {row[0] for row in conn.execute("SELECT case_id FROM match_records")} if _has(conn, "match_records") else set()
     assert all((home / file).exists() for file in rows.values())  # no row without its file
     imported = 0
-    for index, (bundle, shas) in enumerate(bundles.items()):
+    for index, shas in enumerate(bundles.values()):
         present = shas & set(rows)
         assert present in (set(), shas)  # never half a bundle
         assert (f"UK-CASE-{index}" in records) == bool(present)
@@ -401,13 +464,38 @@ def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: Wo
         homes.append(home)
     for home in homes[:1]:
         proc = _subprocess_import(home, inbox)
-        stdout, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr.decode()
         assert _check_consistent(home, bundles) == len(bundles)
         referenced = {str(home / file) for (file,) in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
         assert {str(p) for p in (home / "scans").rglob("*") if p.is_file()} == referenced  # orphans of the killed run swept
         assert not list((home / "import").iterdir())
     assert all(b.exists() for b in bundles)
+
+
+def test_recovery_removes_the_temporary_of_a_copy_killed_mid_write(tmp_path: Path) -> None:
+    """A scan copy killed inside ``atomic_output`` leaves its temporary; the next import's recovery sweeps it."""
+    home = tmp_path / "fr"
+    store = Store.open(home)
+    sha = "ab" * 32
+    scan_file, cache_file = store.scan_file(sha, "x3p"), store.cache_file(sha)
+    scan_file.parent.mkdir(parents=True)
+    kill_writer_mid_write(scan_file)
+    leftovers = temporaries_of(scan_file)
+    assert len(leftovers) == 1 and not scan_file.exists()
+    work = home / "import" / "work-1-dead"  # the work directory of the killed import: its lock is free
+    work.mkdir(parents=True)
+    (work / "lock").touch()
+    (work / f"{'cd' * 16}.journal.json").write_text(
+        json.dumps({"files": [{"sha256": sha, "scan": str(scan_file), "cache": str(cache_file)}]})
+    )
+    try:
+        removed = recover(home, store)
+    finally:
+        store.close()
+    assert removed == leftovers
+    assert not leftovers[0].exists() and not work.exists()
+    assert list(scan_file.parent.iterdir()) == []
 
 
 def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_path: Path) -> None:

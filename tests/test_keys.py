@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from exchange_support import FAST, PASSPHRASE, T0, make_lab
 
+import cli
+from ballistics.errors import UsageError
+from ballistics.labs import Lab
 from exchange.canonical import canonical_json
-from exchange.card import KeyCard, Lab, Revocation, format_fingerprint, parse_fingerprint
+from exchange.card import KeyCard, Revocation, format_fingerprint, parse_fingerprint
 from exchange.errors import (
     BadPassphraseError,
     BadSignatureError,
@@ -42,6 +45,15 @@ def test_wrong_passphrase_is_a_security_refusal(tmp_path: Path) -> None:
     assert caught.value.exit_code == 4
 
 
+def test_a_too_short_passphrase_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError, match="at least 8 bytes") as caught:
+        init_identity(tmp_path / "uk", Lab("UK-FSL", "UK lab", "GB"), b"short", parameters=FAST)
+    assert caught.value.exit_code == 2 and not (tmp_path / "uk" / "keys" / "identity.json").exists()
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", "short")
+    home = str(tmp_path / "fr")
+    assert cli.main(["--home", home, "keys", "init", "--lab", "FR-IRCGN", "--name", "IRCGN", "--country", "FR"]) == 2
+
+
 def test_private_blob_cannot_be_moved_under_another_card(tmp_path: Path) -> None:
     uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
     uk_doc = json.loads((uk.home / "keys" / "identity.json").read_text())
@@ -70,21 +82,21 @@ def test_same_seeds_give_same_public_keys_and_fingerprint(tmp_path: Path) -> Non
 
 def test_card_round_trips_and_any_body_change_breaks_the_self_signature(tmp_path: Path) -> None:
     card = make_lab(tmp_path, "UK-FSL").identity.card
-    assert KeyCard.from_json(json.loads(card.to_bytes()), where="card").fingerprint == card.fingerprint
-    doc = card.to_json()
+    assert KeyCard.from_dict(json.loads(card.to_bytes()), where="card").fingerprint == card.fingerprint
+    doc = card.to_dict()
     doc["body"]["lab"]["name"] = "Impostor lab"
     with pytest.raises(BadSignatureError, match="Ed25519 and ML-DSA-65"):
-        KeyCard.from_json(doc, where="card")
+        KeyCard.from_dict(doc, where="card")
 
 
 def test_hybrid_signature_needs_both_halves(tmp_path: Path) -> None:
     uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
-    doc = uk.identity.card.to_json()
+    doc = uk.identity.card.to_dict()
     fr_sig = fr.identity.signing.sign(b"ballistics key card v1", canonical_json(doc["body"]))
     mixed = HybridSignature(uk.identity.card.signature.ed25519, fr_sig.ml_dsa_65)
-    doc["signatures"]["self"] = mixed.to_json()
+    doc["signatures"]["self"] = mixed.to_dict()
     with pytest.raises(BadSignatureError, match="ML-DSA-65 signature does not verify"):
-        KeyCard.from_json(doc, where="card")
+        KeyCard.from_dict(doc, where="card")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +137,7 @@ def test_rotation_keeps_old_decryption_key_and_countersigns(tmp_path: Path) -> N
 def test_revocation_is_signed_by_the_key_and_blocks_its_use(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, "UK-FSL")
     revocation = revoke_identity(lab.home, PASSPHRASE, "laptop stolen", now=T0)
-    parsed = Revocation.from_json(json.loads(revocation.to_bytes()), where="rev")
+    parsed = Revocation.from_dict(json.loads(revocation.to_bytes()), where="rev")
     parsed.verify(lab.identity.card, where="rev")
     assert lab.reload().revocation is not None
     with pytest.raises(RevokedKeyError, match="revoked"):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from ballistics.errors import InvalidInputError
+from ballistics.labs import Lab
 from ballistics.records import RecordError, build_record, load_record, record_bytes, schema, validate_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
-LAB = {"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"}
+LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
 
 
 def comparison_dict() -> dict:

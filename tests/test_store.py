@@ -10,16 +10,19 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from conftest import FADUL, SAMPLE_DATA
+from test_records import comparison_dict
 
+from ballistics.errors import UsageError
+from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.preprocess import prepare
-from ballistics.records import load_record, validate_record
+from ballistics.records import build_record, load_record, validate_record
 from ballistics.scan import load_scan
 from ballistics.schema import SCHEMA_VERSION, StoreError, create_engine, current_version, migrate
-from ballistics.store import ClassCharacteristics, LabInfo, Store, load_prepared, save_prepared
+from ballistics.store import ClassCharacteristics, Store, load_prepared, save_prepared
 from cli import main
 
-LAB = LabInfo("UK-FSL", "UK Forensic Science Laboratory", "GB")
-PARTNER = LabInfo("FR-IRCGN", "IRCGN", "FR")
+LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
+PARTNER = Lab("FR-IRCGN", "IRCGN", "FR")
 
 
 def fadul(name: str) -> Path:
@@ -248,3 +251,59 @@ def test_compare_record_needs_a_case_for_unknown_scans(
     target = tmp_path / "record.json"
     assert main(["compare", str(fadul("1-1")), str(fadul("2-1")), "--record", str(target)]) == 2
     assert "give --case" in capsys.readouterr().err and not target.exists()
+
+
+# --- re-attribution of what was recorded before keys init ------------------------------------------
+
+
+def _local_record(case: str, exhibits: tuple[str, str]) -> dict:
+    return build_record(comparison_dict(), lab=Lab(DEFAULT_LAB, DEFAULT_LAB), case_id=case, exhibits=exhibits, examiner={"name": "A"})
+
+
+def test_reattribute_gives_local_cases_exhibits_and_records_to_the_identity(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    local = Lab(DEFAULT_LAB, DEFAULT_LAB)
+    store.add_exhibit_scan(SAMPLE_DATA / "F01-01.x3p", case_id="C1", exhibit_id="K1", lab=local)
+    store.add_exhibit_scan(SAMPLE_DATA / "F01-02.x3p", case_id="C2", exhibit_id="Q1", lab=local)
+    store.add_exhibit_scan(SAMPLE_DATA / "F02-01.x3p", case_id="C2", exhibit_id="K7", lab=LAB)  # C2 exists for both: merged
+    records = [_local_record("C1", ("K1", "Q1")), _local_record("C2", ("Q1", "K7"))]
+    for record in records:
+        store.add_record(record)
+    partner_record = {**_local_record("FR-1", ("E1", "E2")), "lab": PARTNER.to_dict()}
+    store.add_record(partner_record)
+
+    done = store.reattribute(DEFAULT_LAB, LAB)
+
+    assert (sorted(done.records), done.cases, done.exhibits, done.count) == (sorted(r["record_id"] for r in records), 2, 2, 4)
+    assert done.to_dict()["to"] == LAB.to_dict() and done.to_dict()["from_lab"] == DEFAULT_LAB
+    assert store.exhibits(lab=DEFAULT_LAB) == []
+    assert sorted((e.case, e.exhibit) for e in store.exhibits(lab="UK-FSL")) == [("C1", "K1"), ("C2", "K7"), ("C2", "Q1")]
+    for record in records:
+        stored = store.record(record["record_id"])
+        assert stored == {**record, "lab": LAB.to_dict()}
+        validate_record(stored)
+    assert store.record(partner_record["record_id"]) == partner_record  # another lab's record is untouched
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT lab_id FROM match_records WHERE lab_id = 'local'")).first() is None
+        assert conn.execute(sa.text("SELECT id FROM labs WHERE id = 'local'")).first() is None
+        assert conn.execute(sa.text("SELECT country FROM labs WHERE id = 'UK-FSL'")).scalar() == "GB"
+    again = store.reattribute(DEFAULT_LAB, LAB)
+    assert again.count == 0 and again.cases == 0
+
+
+def test_reattribute_refuses_partner_labs_and_exhibit_clashes(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.add_exhibit_scan(SAMPLE_DATA / "F01-01.x3p", case_id="FR-1", exhibit_id="E1", lab=PARTNER, partner=True)
+    with pytest.raises(UsageError, match="partner lab") as caught:
+        store.reattribute("FR-IRCGN", LAB)
+    assert caught.value.exit_code == 2
+    with pytest.raises(UsageError, match="partner lab"):
+        store.reattribute(DEFAULT_LAB, PARTNER)
+    local = Lab(DEFAULT_LAB, DEFAULT_LAB)
+    store.add_exhibit_scan(SAMPLE_DATA / "F01-02.x3p", case_id="C1", exhibit_id="K1", lab=local)
+    store.add_exhibit_scan(SAMPLE_DATA / "F02-01.x3p", case_id="C1", exhibit_id="K1", lab=LAB)
+    record = _local_record("C1", ("K1", "Q1"))
+    store.add_record(record)
+    with pytest.raises(StoreError, match="exhibit K1 of case C1 exists for both local and UK-FSL"):
+        store.reattribute(DEFAULT_LAB, LAB)
+    assert [e.case for e in store.exhibits(lab=DEFAULT_LAB)] == ["C1"] and store.record(record["record_id"]) == record  # nothing moved

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from exchange.card import Lab  # noqa: E402
+from ballistics.labs import Lab  # noqa: E402
 from exchange.keys import Identity, KeyMaterial, make_card  # noqa: E402
 from exchange.trust import TrustStore  # noqa: E402
 
@@ -92,7 +92,7 @@ def main() -> None:
         "description": "Bundle format v1 vectors; see docs/bundle-format.md and tests/vectors/make_vectors.py",
         "now": "2026-01-15T09:30:00Z",
         "labs": {role: {"lab": LABS[role][0], "seeds": seeds(LABS[role][2]).hex(), "key_id": ident.card.key_id,
-                        "card": ident.card.to_json()} for role, ident in (("sender", sender), ("recipient", recipient))},
+                        "card": ident.card.to_dict()} for role, ident in (("sender", sender), ("recipient", recipient))},
         "bundle": {"file": "bundle-v1.bfx", "bundle_id": bundle_id.hex(), "file_key": file_key.hex(),
                    "sha256": hashlib.sha256((HERE / "bundle-v1.bfx").read_bytes()).hexdigest(),
                    "files": {"records/VECTOR-1.json": hashlib.sha256(record_bytes(record_document())).hexdigest(),

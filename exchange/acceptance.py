@@ -1,0 +1,75 @@
+"""What a bundle must satisfy, beyond its cryptography, to be taken in: one set of checks for all.
+
+``bundle verify`` and ``bundle import`` must not disagree: a bundle that verifies on the
+recipient's side imports, and one that the import would refuse is refused by verify with the
+same error. So both run these functions:
+
+* :func:`check_content`, over the signed manifest and the parsed files (run by
+  :func:`exchange.reader.open_bundle` for every bundle): every record is of the signing lab; a
+  receipt bundle holds its receipt alone, confirms a bundle this lab sent, and is signed by the
+  lab it names as recipient;
+* :func:`check_against_store`, against the lab's collection, read-only (run by
+  ``open_bundle(..., ledger=store)`` and by the importer inside its transaction): the replay
+  ledger (same id with other bytes, sequence not newer than the last from that lab) and record
+  ids already stored with a different document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ballistics.ledger import DeliveryReceipt, LedgerEntry
+from ballistics.records import MatchRecord
+from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
+from exchange.keys import Identity
+from exchange.manifest import Manifest
+
+if TYPE_CHECKING:
+    from ballistics.store import Store
+
+
+def check_content(
+    manifest: Manifest, records: Sequence[MatchRecord], receipts: Sequence[DeliveryReceipt], identity: Identity, where: str | Path
+) -> None:
+    """Refuse content the signer cannot vouch for (:class:`ForeignContentError`, exit 4)."""
+    signer = manifest.sender
+    for entry, record in zip((f for f in manifest.files if f.kind == "record"), records, strict=True):
+        if record["lab"]["id"] != signer.lab:
+            raise ForeignContentError(where, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {signer.lab}")
+    if not receipts:
+        return
+    if len(manifest.files) != 1:
+        raise MalformedBundleError(where, "a receipt bundle holds its receipt and nothing else")
+    receipt = receipts[0]
+    ours = {identity.card.key_id, *(card.key_id for card, _ in identity.retired)}
+    if receipt.sender.lab != identity.card.lab.id or receipt.sender.key_id not in ours:
+        raise ForeignContentError(where, f"receipt for bundle {receipt.bundle_id}, which lab {receipt.sender.lab} sent, not this lab")
+    if receipt.recipient != signer:
+        raise ForeignContentError(where, f"receipt in the name of {receipt.recipient.lab} signed by {signer.lab}")
+
+
+def check_against_store(
+    manifest: Manifest, records: Sequence[MatchRecord], store: Store, where: str | Path, *, conn: Any = None
+) -> LedgerEntry | None:
+    """The ledger entry of this very bundle (a duplicate: nothing to do), or None for a new one.
+
+    Raises :class:`ReplayedBundleError` (same id, other bytes), :class:`StaleBundleError`
+    (sequence not newer than the last imported from the sender's lab) and
+    :class:`ConflictingRecordError` (a record id stored with another document). Reads only.
+    """
+    seen = store.ledger_entry(manifest.bundle_id, conn=conn)
+    if seen is not None:
+        if seen.header_hash == manifest.header_hash:
+            return seen
+        raise ReplayedBundleError(where, f"bundle id {manifest.bundle_id} was already imported ({seen.imported}) with other content")
+    sender = manifest.sender.lab
+    last = store.last_sequence(sender, conn=conn)
+    if manifest.sequence <= last:
+        raise StaleBundleError(where, f"replay: sequence {manifest.sequence} is not newer than {last}, the last imported from {sender}")
+    for record in records:
+        stored = store.record(record["record_id"], conn=conn)
+        if stored is not None and stored != record:
+            raise ConflictingRecordError(where, f"record {record['record_id']} is already stored with different content")
+    return None
