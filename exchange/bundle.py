@@ -165,7 +165,7 @@ def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:
     if lab.id == ours.id:
         return
     hint = (
-        f"it was made before keys init; re-attribute the records of lab {DEFAULT_LAB} to {ours.id} first"
+        f"it was made before keys init; re-attribute the records of lab {DEFAULT_LAB} to {ours.id} first (ballistics db reattribute RECORD_FILE...)"
         if lab.id == DEFAULT_LAB
         else "a bundle carries only this lab's records"
     )

@@ -108,3 +108,38 @@ def test_tables_keep_case_and_exhibit_numbers_whole_at_80_columns(home: Path) ->
     assert sha[:12] in listing
     shown = subprocess.run([*cli, "db", "show", "1"], check=True, env=env, capture_output=True, text=True).stdout
     assert sha in shown.replace("│", "").replace(" ", "").replace("\n", "")  # the full hash, to copy
+
+
+def test_work_before_keys_init_is_reattributed_explicitly_then_exported(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange_support import PASSPHRASE, introduce, make_lab
+
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    scans = [str(SAMPLE_DATA / f"{name}.x3p") for name in ("F01-01", "F01-02")]
+    record = tmp_path / "match.json"
+    assert main(["db", "add", scans[0], "--case", "UK-2026-0117", "--exhibit", "CS1"]) == 0
+    assert main(["compare", scans[0], scans[1], "--record", str(record)]) == 0
+    assert "filed under lab 'local'" in capsys.readouterr().err  # said, not silent
+    assert json.loads(record.read_text())["lab"]["id"] == "local"
+
+    assert main(["keys", "init", "--lab", "UK-FSL", "--name", "UK lab", "--country", "GB"]) == 0
+    partner = make_lab(tmp_path, "FR-IRCGN", "FR")
+    from exchange.keys import load_identity
+
+    me = type(partner)(home, load_identity(home, PASSPHRASE))
+    introduce(me, partner)
+    bundle = tmp_path / "out.bfx"
+    capsys.readouterr()
+    assert main(["bundle", "export", "--to", "FR-IRCGN", "--record", str(record), "-o", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {record}: ") and "reattribute" in err and not bundle.exists()
+
+    code, moved = run_json(capsys, "db", "reattribute", str(record))
+    assert code == 0 and moved["to"]["id"] == "UK-FSL" and moved["exhibits"] == 1 and len(moved["records"]) == 1
+    assert json.loads(record.read_text())["lab"] == {"id": "UK-FSL", "name": "UK lab", "country": "GB"}
+    code, listed = run_json(capsys, "db", "list")
+    assert {e["lab"] for e in listed["exhibits"]} == {"UK-FSL"}
+    assert main(["bundle", "export", "--to", "FR-IRCGN", "--record", str(record), "-o", str(bundle)]) == 0
+    code, log = run_json(capsys, "audit", "show")
+    assert "records_reattributed" in [e["type"] for e in log["events"]] and main(["audit", "verify"]) == 0
