@@ -563,7 +563,9 @@ class Store:
             case_id, exhibit_id = text.rsplit("/", 1)
             rows = self._exhibit_rows(conn, cases.c.case_id == case_id, exhibits.c.exhibit_id == exhibit_id)
             if len(rows) > 1:
-                raise StoreError(ident, f"{len(rows)} labs file this case and exhibit ({', '.join(r.lab for r in rows)}); give the exhibit number")
+                raise StoreError(
+                    ident, f"{len(rows)} labs file this case and exhibit ({', '.join(r.lab for r in rows)}); give the exhibit number"
+                )
         elif text.isdigit():
             rows = self._exhibit_rows(conn, exhibits.c.id == int(text))
         elif len(text) >= 6 and all(ch in "0123456789abcdef" for ch in text.lower()):
@@ -571,7 +573,9 @@ class Store:
             if len(rows) > 1:
                 raise StoreError(ident, f"SHA-256 prefix matches {len(rows)} exhibits; give more digits")
         else:
-            raise StoreError(ident, "name an exhibit as CASE/EXHIBIT, by its number (db list) or by a SHA-256 prefix of at least 6 hex digits")
+            raise StoreError(
+                ident, "name an exhibit as CASE/EXHIBIT, by its number (db list) or by a SHA-256 prefix of at least 6 hex digits"
+            )
         if not rows:
             raise StoreError(ident, "no such exhibit in the collection")
         return rows[0]

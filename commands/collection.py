@@ -240,7 +240,9 @@ def db_reattribute(
     if json_out:
         emit_json({**moved.to_dict(), "files": [str(p) for p in rewritten]})
         return
-    note(f"filed under lab {lab.id}: {moved.exhibits} exhibits of {moved.cases} cases and {len(moved.records)} stored records from lab {from_lab}")
+    note(
+        f"filed under lab {lab.id}: {moved.exhibits} exhibits of {moved.cases} cases and {len(moved.records)} stored records from lab {from_lab}"
+    )
     for path in rewritten:
         note(f"rewrote {path} in the name of lab {lab.id}")
 

@@ -71,7 +71,9 @@ def test_an_error_after_a_json_result_adds_no_second_document(capsys: pytest.Cap
     assert code == 4 and json.loads(out)["status"] == "broken"  # exactly one document: json.loads fails on two
 
 
-def test_missing_passphrase_without_a_terminal_names_the_variable(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_passphrase_without_a_terminal_names_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BALLISTICS_PASSPHRASE", raising=False)
     done = subprocess.run(
         [sys.executable, str(REPO / "cli.py"), "keys", "init", "--lab", "UK-FSL", "--name", "UK lab", "--country", "GB"],
@@ -86,7 +88,7 @@ def test_missing_passphrase_without_a_terminal_names_the_variable(capsys: pytest
 
 
 def test_bookkeeping_commands_do_not_import_the_science_or_the_crypto() -> None:
-    probe = "import sys, cli; print(' '.join(m for m in {heavy!r} if m in sys.modules))".format(heavy=HEAVY)
+    probe = f"import sys, cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert done.stdout.split() == []
 

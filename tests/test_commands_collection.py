@@ -99,12 +99,31 @@ def test_tables_keep_case_and_exhibit_numbers_whole_at_80_columns(home: Path) ->
     env = {**os.environ, "COLUMNS": "80", "BALLISTICS_HOME": str(home)}
     cli = [sys.executable, str(REPO / "cli.py")]
     for name, case in (("F01-01", "UK-2026-0117-LONG-CASE"), ("F02-01", "FR-2025-0401")):
-        subprocess.run([*cli, "db", "add", str(SAMPLE_DATA / f"{name}.x3p"), "--case", case, "--exhibit", "CS1", "--calibre", "9mm Luger",
-                        "--firing-pin-shape", "hemispherical"], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [
+                *cli,
+                "db",
+                "add",
+                str(SAMPLE_DATA / f"{name}.x3p"),
+                "--case",
+                case,
+                "--exhibit",
+                "CS1",
+                "--calibre",
+                "9mm Luger",
+                "--firing-pin-shape",
+                "hemispherical",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
     listing = subprocess.run([*cli, "db", "list"], check=True, env=env, capture_output=True, text=True).stdout
     assert max(len(line) for line in listing.splitlines()) <= 80
     assert "UK-2026-0117-LONG-CASE/CS1" in listing and "FR-2025-0401/CS1" in listing
-    sha = json.loads(subprocess.run([*cli, "db", "show", "1", "--json"], check=True, env=env, capture_output=True, text=True).stdout)["sha256"]
+    sha = json.loads(subprocess.run([*cli, "db", "show", "1", "--json"], check=True, env=env, capture_output=True, text=True).stdout)[
+        "sha256"
+    ]
     assert sha[:12] in listing
     shown = subprocess.run([*cli, "db", "show", "1"], check=True, env=env, capture_output=True, text=True).stdout
     assert sha in shown.replace("│", "").replace(" ", "").replace("\n", "")  # the full hash, to copy

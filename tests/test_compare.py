@@ -112,7 +112,9 @@ def test_bad_input_is_one_line_exit_3_and_one_json_error(capsys: pytest.CaptureF
     code = main(["compare", str(bogus), str(bogus), "--json"])
     captured = capsys.readouterr()
     assert code == 3
-    assert json.loads(captured.out) == {"error": {"path": str(bogus), "reason": "not an x3p (zip) file nor a PNG, TIFF, JPEG or BMP image", "exit_code": 3}}
+    assert json.loads(captured.out) == {
+        "error": {"path": str(bogus), "reason": "not an x3p (zip) file nor a PNG, TIFF, JPEG or BMP image", "exit_code": 3}
+    }
     assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: {bogus}: ")
 
 
