@@ -16,17 +16,13 @@ import numpy as np
 
 from ballistics import SOFTWARE_NAME, __version__
 from ballistics.cmc import CmcParams, CmcResult, compare_surfaces, pearson_complete, transform
-from ballistics.errors import InvalidInputError
+from ballistics.errors import IncomparableError
 from ballistics.firing_pin import firing_pin_score
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import Scan
 
 Decision = Literal["identification", "inconclusive", "elimination"]
 METHOD_NAME = "congruent-matching-cells/high-cmc, full-circle"
-
-
-class IncomparableError(InvalidInputError):
-    """Two surfaces that cannot be compared (different working spacing, no usable cell)."""
 
 
 @dataclass(frozen=True)

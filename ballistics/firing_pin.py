@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import FiringPinError
 
 FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
 
@@ -43,10 +43,6 @@ GIVEN_ROTATION_TOLERANCE_DEG = 3.0
 TEXTURE_CUTOFF_UM = 250.0
 #: Shape agreement is multiplied by this when the two shape classes differ.
 CLASS_MISMATCH_FACTOR = 0.5
-
-
-class FiringPinError(InvalidInputError):
-    """The firing-pin impression cannot be measured from the data given."""
 
 
 @dataclass(frozen=True, eq=False)

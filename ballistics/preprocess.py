@@ -21,7 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSmallError
 from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
 from ballistics.primer import (
     bright_face,
@@ -51,18 +51,6 @@ TREND_TOLERANCE = 1e-3
 TREND_FLOOR = 0.05
 #: A Gaussian wider than this many pixels runs on a coarser grid (sigma / this per grid step).
 COARSE_BLUR_SIGMAS = 4.0
-
-
-class PreprocessError(InvalidInputError):
-    """A scan cannot be turned into a breech-face surface."""
-
-
-class PrimerNotFoundError(PreprocessError):
-    """No primer circle could be fitted to the scan."""
-
-
-class SurfaceTooSmallError(PreprocessError):
-    """Too little breech face is left after cropping and outlier removal."""
 
 
 @dataclass(frozen=True)

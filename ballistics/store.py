@@ -29,13 +29,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics.errors import StoreError
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
     IMMEDIATE,
-    StoreError,
     bundle_ledger,
     cases,
     comparisons,

@@ -21,16 +21,12 @@ import numpy as np
 
 from ballistics.cmc import CmcParams
 from ballistics.compare import Comparison, DecisionParams, compare_prepared, scan_identity
-from ballistics.errors import InvalidInputError
+from ballistics.errors import TruthError
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import load_scan
 
 Progress = Callable[[int, int], None]
 SCAN_SUFFIXES = (".x3p", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
-
-class TruthError(InvalidInputError):
-    """A truth table that cannot be read or does not cover the scans."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from test_records import a_record
 from vectors.make_vectors import identity as vector_lab_identity
 
 import cli
-from ballistics.records import RecordError, record_bytes, write_record
+from ballistics.errors import RecordError
+from ballistics.records import record_bytes, write_record
 from exchange.bundle import export_bundle
 from exchange.canonical import parse_time
 from exchange.card import KeyCard

@@ -11,8 +11,9 @@ import pytest
 from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 
 from ballistics.compare import DecisionParams, compare
+from ballistics.errors import TruthError
 from ballistics.scan import load_scan
-from ballistics.validate import TruthError, auc, firearm_from_name, load_truth
+from ballistics.validate import auc, firearm_from_name, load_truth
 from cli import main
 
 JSON_KEYS = {

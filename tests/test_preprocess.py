@@ -10,11 +10,9 @@ import pytest
 from conftest import FADUL, RAW_FADUL, REAL_SCANS, require_real_scans
 from scipy.signal import fftconvolve
 
+from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSmallError
 from ballistics.preprocess import (
-    PreprocessError,
     PreprocessParams,
-    PrimerNotFoundError,
-    SurfaceTooSmallError,
     _bandpass,
     _robust_trend,
     looks_preprocessed,
@@ -189,7 +187,7 @@ def test_quadratic_trend_removes_a_dome() -> None:
 
 def test_no_primer_is_an_invalid_input_naming_the_scan(tmp_path: Path) -> None:
     scan = Scan(np.random.default_rng(0).normal(0, 1e-6, (300, 300)), 3.125e-6, 3.125e-6, source=tmp_path / "noise.x3p")
-    with pytest.raises(PrimerNotFoundError, match="noise.x3p"):
+    with pytest.raises(PrimerNotFoundError, match=r"noise\.x3p"):
         prepare(scan, mode="raw")
 
 
@@ -198,7 +196,7 @@ def test_too_small_a_surface_is_refused(tmp_path: Path) -> None:
     yy, xx = np.mgrid[:100, :100]
     heights[np.hypot(xx - 50, yy - 50) < 20] = 0.0  # ~1,250 points, fewer than 2,000
     scan = Scan(heights + 1e-9 * xx, 6.25e-6, 6.25e-6, source=tmp_path / "tiny.x3p")
-    with pytest.raises(SurfaceTooSmallError, match="tiny.x3p"):
+    with pytest.raises(SurfaceTooSmallError, match=r"tiny\.x3p"):
         prepare(scan, mode="preprocessed")
 
 

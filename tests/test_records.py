@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ballistics.errors import InvalidInputError
-from ballistics.records import RecordError, build_record, load_record, record_bytes, schema, validate_record, write_record
+from ballistics.errors import InvalidInputError, RecordError
+from ballistics.records import build_record, load_record, record_bytes, schema, validate_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = {"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"}

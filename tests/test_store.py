@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import FADUL, SAMPLE_DATA
 
+from ballistics.errors import StoreError
 from ballistics.preprocess import prepare
 from ballistics.records import load_record, validate_record
 from ballistics.scan import load_scan
-from ballistics.schema import SCHEMA_VERSION, StoreError, create_engine, current_version, migrate
+from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
 from ballistics.store import ClassCharacteristics, LabInfo, Store, load_prepared, save_prepared
 from cli import main
 
