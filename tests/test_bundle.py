@@ -269,7 +269,7 @@ def test_truncation_at_every_chunk_boundary_and_inside_chunks(world: World, big_
     boundaries = list(range(header_length, len(big_bundle), CHUNK + TAG))
     cuts = boundaries + [b + 1 for b in boundaries] + [b + CHUNK // 2 for b in boundaries] + [len(big_bundle) - 1]
     path = tmp_path / "t.bfx"
-    for cut in sorted(set(c for c in cuts if c < len(big_bundle))):
+    for cut in sorted({c for c in cuts if c < len(big_bundle)}):
         path.write_bytes(big_bundle[:cut])
         with pytest.raises(TruncatedError, match="truncated"):
             verify(world, path)
