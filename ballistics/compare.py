@@ -22,7 +22,11 @@ from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import Scan
 
 Decision = Literal["identification", "inconclusive", "elimination"]
-METHOD_NAME = "congruent-matching-cells/high-cmc, full-circle"
+#: How the method names the rule that decides (``DecisionParams.rule``).
+RULE_NAMES = {
+    "original": "original rule (Song 2013) deciding",
+    "high": "High CMC rule (Tong 2015) deciding, original rule where it fails",
+}
 
 
 @dataclass(frozen=True)
@@ -141,19 +145,20 @@ def compare_prepared(
     if result.forward.cell_index.shape[0] == 0:
         raise IncomparableError(reference_id.get("path"), "no cell of the breech face has enough measured points to compare")
     tol = cmc.rotation_deg
+    forward_rules, backward_rules = result.forward_rules, result.backward_rules
     if decision.rule == "high" and result.high_cmc_passed:
-        count = result.cmc
-        forward_count, backward_count = (int(d.high_cells(tol).sum()) for d in (result.forward, result.backward))
+        count = result.cmc_high
+        forward_count, backward_count = forward_rules.high.count(tol), backward_rules.high.count(tol)
     else:
-        count = result.cmc if decision.rule == "high" else result.cmc_original
-        forward_count, backward_count = result.forward.original_count, result.backward.original_count
+        count = result.cmc_high if decision.rule == "high" else result.cmc_original
+        forward_count, backward_count = forward_rules.original.count, backward_rules.original.count
     fp = firing_pin_score(reference.firing_pin, questioned.firing_pin, result.rotation_deg)
     return Comparison(
         reference=reference_id,
         questioned=questioned_id,
         cmc=count,
         cmc_original=result.cmc_original,
-        cmc_high=result.cmc,
+        cmc_high=result.cmc_high,
         cmc_forward=forward_count,
         cmc_backward=backward_count,
         high_cmc_passed=result.high_cmc_passed,
@@ -171,10 +176,19 @@ def compare_prepared(
     )
 
 
+def method_name(cmc: CmcParams, decision: DecisionParams) -> str:
+    """The method in words: which rule decides and which rotations are searched.
+
+    E.g. ``"congruent-matching-cells, original rule (Song 2013) deciding, full circle"``.
+    """
+    search = "full circle" if cmc.full_circle else f"{-cmc.fixed_window_deg:g}..{cmc.fixed_window_deg:g} degrees"
+    return f"congruent-matching-cells, {RULE_NAMES[decision.rule]}, {search}"
+
+
 def method_description(preprocess: PreprocessParams, cmc: CmcParams, decision: DecisionParams) -> dict[str, object]:
     """Name and every parameter, as echoed in results and match records."""
     return {
-        "name": METHOD_NAME,
+        "name": method_name(cmc, decision),
         "preprocess": preprocess.as_dict(),
         "cmc": cmc.as_dict(),
         "decision": asdict(decision),

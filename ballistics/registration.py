@@ -16,6 +16,7 @@ the fixed surface's centre plus the translation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import cv2
 import numpy as np
@@ -34,8 +35,12 @@ class Candidate:
     score: float
 
 
+@overload
+def wrap_deg(angle: float) -> float: ...
+@overload
+def wrap_deg(angle: np.ndarray) -> np.ndarray: ...
 def wrap_deg(angle: np.ndarray | float) -> np.ndarray | float:
-    """Angles into (-180, 180]."""
+    """Angles into (-180, 180] degrees: a float for a scalar, an array for an array."""
     wrapped = -((-np.asarray(angle, dtype=float) + 180.0) % 360.0) + 180.0
     return float(wrapped) if np.ndim(wrapped) == 0 else wrapped
 

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ballistics.cmc import CmcParams, apply_high_cmc_rule, apply_original_rule, combine_directions, register_direction  # noqa: E402
+from ballistics.cmc import CmcParams, combine_directions, direction_rules, register_direction  # noqa: E402
 from ballistics.compare import compare  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 
@@ -38,10 +38,7 @@ def baseline(reference: np.ndarray, questioned: np.ndarray, spacing_m: float, pa
     forward = register_direction(ref, qst, angles, zero, params)
     backward = register_direction(qst, ref, -angles, zero, params)
     tx = params.translation_um * 1e-6 / spacing_m
-    for direction in (forward, backward):
-        apply_original_rule(direction, tx, params)
-        apply_high_cmc_rule(direction, tx, params)
-    return combine_directions(forward, backward, params)[0]
+    return combine_directions(direction_rules(forward, tx, params), direction_rules(backward, tx, params), params)[0]
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
