@@ -172,7 +172,7 @@ def test_robust_trend_ignores_a_crater() -> None:
     heights = 0.02 * xx - 0.01 * yy + 3.0
     heights[100:200, 100:200] -= 80.0  # a third of the points far below the plane
     region = np.ones_like(heights, bool)
-    trend = _robust_trend(heights, region, "plane", 1.0)
+    trend = _robust_trend(heights, region, "plane", PreprocessParams())
     outside = np.ones_like(region)
     outside[100:200, 100:200] = False
     assert np.abs((heights - trend)[outside]).max() < 1e-3
@@ -181,7 +181,7 @@ def test_robust_trend_ignores_a_crater() -> None:
 def test_quadratic_trend_removes_a_dome() -> None:
     yy, xx = np.mgrid[:200, :200]
     heights = 1e-3 * ((xx - 90.0) ** 2 + (yy - 110.0) ** 2)
-    trend = _robust_trend(heights, np.ones_like(heights, bool), "quadratic", 1.0)
+    trend = _robust_trend(heights, np.ones_like(heights, bool), "quadratic", PreprocessParams())
     assert np.abs(heights - trend).max() < 1e-6
 
 
