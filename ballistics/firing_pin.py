@@ -90,7 +90,8 @@ def classify_shape(crater: np.ndarray) -> tuple[FiringPinShape, float, float]:
     area = float(crater.sum())
     # The hull, hence the rectangle, is that of the outline pixels alone.
     mask = crater.astype(np.uint8)
-    outline = mask & ~cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    eroded: np.ndarray = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = mask & ~eroded
     (_, _), (width, height), _ = cv2.minAreaRect(np.argwhere(outline)[:, ::-1].astype(np.float32))
     # Pixel centres underestimate the outline by half a pixel on each side.
     width, height = width + 1.0, height + 1.0

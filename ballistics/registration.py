@@ -198,7 +198,7 @@ def coarse_candidates(
             chosen.append(Candidate(angle, (float(shifts[i][0]), float(shifts[i][1])), float(scores[i])))
         if len(chosen) == count:
             break
-    by_angle = {angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts)}
+    by_angle = {angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts, strict=True)}
     return chosen, by_angle
 
 
@@ -208,4 +208,4 @@ def angle_key(angle: float) -> float:
 
 def inverse_shifts(angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t."""
-    return np.array([-(rotation_matrix(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts)]).reshape(-1, 2)
+    return np.array([-(rotation_matrix(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts, strict=True)]).reshape(-1, 2)

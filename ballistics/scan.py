@@ -97,7 +97,7 @@ class Scan:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.heights.shape  # type: ignore[return-value]
+        return self.heights.shape
 
     @property
     def valid_fraction(self) -> float:
@@ -166,7 +166,7 @@ def load_scan(path: str | os.PathLike[str], *, pixel_um: float | None = None) ->
     return _load_image(path, kind, pixel_um)
 
 
-def _check_size(where: object, shape: tuple[int, ...]) -> None:
+def _check_size(where: str | os.PathLike[str], shape: tuple[int, ...]) -> None:
     if any(side > MAX_SIDE_PX for side in shape) or int(np.prod(shape)) > MAX_POINTS:
         raise TooLargeError(
             where,
@@ -192,7 +192,7 @@ def _load_x3p(path: Path) -> Scan:
         raise ChecksumMismatchError(path, f"checksum mismatch: {exc}") from None
     except (x3pio.X3pError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as exc:
         raise MalformedX3PError(path, _x3p_reason(exc)) from None
-    if not surface.is_regular_grid:
+    if not isinstance(surface, x3pio.Surface) or not surface.is_regular_grid:
         raise NotASurfaceError(path, "holds an irregular grid; a regular surface is needed")
     heights = np.array(surface.layers[0].z, dtype=np.float64)
     mask = _x3ptools_mask(path, heights.shape)

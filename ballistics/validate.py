@@ -9,9 +9,8 @@ identified (false identifications) or known matches missed at the decision thres
 from __future__ import annotations
 
 import csv
-import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -71,7 +70,7 @@ class Validation:
                 "min": int(values.min()),
                 "max": int(values.max()),
                 "mean": round(float(values.mean()), 2),
-                "histogram": {str(k): int(v) for k, v in zip(*np.unique(values, return_counts=True))},
+                "histogram": {str(k): int(v) for k, v in zip(*np.unique(values, return_counts=True), strict=True)},
             }
 
         return {
@@ -139,18 +138,6 @@ def load_truth(path: Path) -> dict[str, str]:
     if not truth:
         raise TruthError(path, "the truth table has no rows")
     return truth
-
-
-def write_truth(paths: Iterable[Path], target: Path) -> int:
-    """Write a truth CSV derived from the file names (Fadul knowns, Weller); returns the row count."""
-    rows = [(p.name, firearm_from_name(p)) for p in sorted(paths)]
-    rows = [(name, firearm) for name, firearm in rows if firearm is not None]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["file", "firearm"])
-        writer.writerows(rows)
-    return len(rows)
 
 
 def labelled_scans(folder: Path, truth: dict[str, str]) -> list[Path]:
@@ -222,13 +209,9 @@ def validate(
             record(job[0], job[1], _compare_pair(job))
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(prepared, ids)) as pool:
-            for job, comparison in zip(jobs, pool.map(_compare_pair, jobs, chunksize=4)):
+            for job, comparison in zip(jobs, pool.map(_compare_pair, jobs, chunksize=4), strict=True):
                 record(job[0], job[1], comparison)
     return Validation(results, decision)
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def write_pairs(validation: Validation, target: Path) -> Path:
