@@ -155,7 +155,47 @@ class CmcResult:
 
 
 def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float, params: CmcParams = CmcParams()) -> CmcResult:
-    """Run CMC both ways between two working surfaces of the same spacing."""
+    """Congruent Matching Cells both ways between two working surfaces, over the full circle.
+
+    A coarse global registration (:func:`ballistics.registration.coarse_candidates`) proposes
+    ``params.candidates`` angles and a translation at each; every cell of the reference is then
+    registered in the target rotated to the angles within ``params.window_deg`` of a candidate
+    (:func:`register_direction`), and the same from the target's side with the inverse angles and
+    translations. Both rules (:func:`original_rule`, :func:`high_cmc_rule`) are applied to each
+    direction and combined as cmcR does (:func:`combine_directions`).
+
+    Parameters
+    ----------
+    reference, target : numpy.ndarray
+        Working surfaces, heights in metres (any consistent unit: cells are standardised), rows =
+        y, NaN where not measured. They need not have the same shape.
+    spacing_m : float
+        Pixel spacing of both surfaces, metres (converts the micrometre thresholds to pixels).
+    params : CmcParams
+        Grid, thresholds (``translation_um`` micrometres, ``rotation_deg`` degrees,
+        ``ccf_threshold`` dimensionless) and search settings.
+
+    Returns
+    -------
+    CmcResult
+        Both directions' registrations and rule outcomes, ``cmc_original`` (smaller of the two
+        directions' original-rule counts, cells), ``cmc_high`` (combined High CMC count, cells;
+        the original-rule count when High CMC fails), ``high_cmc_passed``, and the registration
+        mapping the target onto the reference (``rotation_deg`` degrees, ``shift_px`` reference
+        pixels). Which count decides is the caller's choice.
+
+    References
+    ----------
+    .. [1] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
+           https://tsapps.nist.gov/publication/get_pdf.cfm?pub_id=911193
+    .. [2] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [3] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections.
+    """
     ref = _as_float32(reference)
     tgt = _as_float32(target)
     block, min_overlap = params.coarse_block, params.coarse_min_overlap
@@ -273,7 +313,33 @@ def _standardise(stack: np.ndarray) -> np.ndarray:
 
 
 def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, shifts: np.ndarray, params: CmcParams) -> DirectionResult:
-    """Register every cell of ``fixed`` in ``moving`` rotated to each angle (and pre-shifted)."""
+    """Register every cell of ``fixed`` inside ``moving`` rotated to each angle (and pre-shifted).
+
+    ``fixed`` is cut into ``params.cells`` cells; cells more than ``params.max_missing`` missing
+    are dropped. At each angle the moving surface is rotated about its centre and translated by
+    the angle's shift, each cell's region (``params.region_factor`` times the cell's side,
+    centred on the cell) is cut from it, and the cell is located in its region by FFT
+    cross-correlation of standardised, zero-filled surfaces (as cmcR). The score is the
+    pairwise-complete Pearson correlation (:func:`pearson_complete`) at the best shift.
+
+    Parameters
+    ----------
+    fixed, moving : numpy.ndarray
+        Surfaces (heights, NaN where not measured); ``fixed`` supplies the cells.
+    angles : numpy.ndarray
+        Rotations of ``moving``, degrees, shape (A,); counter-clockwise as displayed.
+    shifts : numpy.ndarray
+        Translation applied after each rotation, fixed-surface pixels (x, y), shape (A, 2).
+    params : CmcParams
+        Cell grid, region factor and missing-data limit.
+
+    Returns
+    -------
+    DirectionResult
+        Per angle and cell: displacement ``dx``, ``dy`` (pixels, relative to the cell's expected
+        place) and correlation ``ccf`` (dimensionless, NaN where the region is too empty), with
+        the cells' grid index and box.
+    """
     grid = _cell_grid(fixed, params)
     n, a = len(grid.index), len(angles)
     dx = np.full((a, n), np.nan)
@@ -318,7 +384,21 @@ def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, b
 
 
 def pearson_complete(a: np.ndarray, b: np.ndarray, min_points: int = 100) -> float | None:
-    """Pearson correlation over the points both surfaces measured (None below ``min_points``)."""
+    """Pearson correlation over the points both surfaces measured (pairwise-complete).
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Surfaces of the same shape, NaN where not measured; units cancel.
+    min_points : int
+        Fewest points measured on both for the correlation to be reported.
+
+    Returns
+    -------
+    float or None
+        The correlation, in [-1, 1]; None below ``min_points`` common points or when either
+        side is constant.
+    """
     both = np.isfinite(a) & np.isfinite(b)
     if both.sum() < min_points:
         return None
@@ -338,7 +418,36 @@ def _angle_offsets(angles: np.ndarray, centre: float) -> np.ndarray:
 
 
 def original_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> OriginalRuleResult:
-    """Song (2013): each cell at its best angle; congruent when near the consensus of all cells."""
+    """Song's (2013) original rule on one direction: each cell at its best angle.
+
+    A cell is congruent when, at the angle where it correlates best, its displacement lies
+    within ``tx_px`` of the median displacement over all scored cells (x and y separately), its
+    angle within ``params.rotation_deg`` of their median angle, and its correlation reaches
+    ``params.ccf_threshold``. The registrations are not modified.
+
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        ``rotation_deg`` (degrees) and ``ccf_threshold`` (dimensionless).
+
+    Returns
+    -------
+    OriginalRuleResult
+        Congruent cells (bool per cell), each cell's best angle (degrees) and their count.
+
+    References
+    ----------
+    .. [1] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
+           https://tsapps.nist.gov/publication/get_pdf.cfm?pub_id=911193
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections. (``decision_CMC``, original method)
+    """
     ccf = np.where(np.isfinite(result.ccf), result.ccf, -np.inf)
     n = ccf.shape[1]
     has = np.isfinite(result.ccf).any(axis=0)
@@ -368,7 +477,38 @@ def _reference_angle(result: DirectionResult) -> float:
 
 
 def high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> HighCmcRuleResult:
-    """Tong (2015): count congruent cells per angle; the near-maximal angles must agree."""
+    """Tong's (2015) High CMC rule on one direction: congruent cells counted per angle.
+
+    At each angle, a cell is congruent when its displacement lies within ``tx_px`` of that
+    angle's median displacement and its correlation reaches ``params.ccf_threshold``. The angles
+    whose count is within ``params.tau`` of the maximum must span at most
+    ``params.rotation_deg``; the High CMC angle is then the median of the angles with the
+    maximal count. Otherwise the rule fails (``theta_max`` None). The registrations are not
+    modified.
+
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        ``ccf_threshold`` (dimensionless), ``tau`` (cells) and ``rotation_deg`` (degrees).
+
+    Returns
+    -------
+    HighCmcRuleResult
+        Congruent cells per angle, and the High CMC angle (degrees) or None.
+
+    References
+    ----------
+    .. [1] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections. (``decision_CMC``, High CMC)
+    """
     ccf = np.nan_to_num(result.ccf, nan=-1.0)
     valid = np.isfinite(result.ccf)
     high = np.zeros_like(valid)
@@ -395,16 +535,57 @@ def high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> H
 
 
 def direction_rules(result: DirectionResult, tx_px: float, params: CmcParams) -> DirectionRules:
-    """Both rules on one direction's registrations."""
+    """Both rules on one direction's registrations (:func:`original_rule`, :func:`high_cmc_rule`).
+
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        Thresholds of both rules.
+
+    Returns
+    -------
+    DirectionRules
+        Both outcomes, with the cells' grid positions.
+    """
     return DirectionRules(result.cell_index, original_rule(result, tx_px, params), high_cmc_rule(result, tx_px, params))
 
 
 def combine_directions(forward: DirectionRules, backward: DirectionRules, params: CmcParams) -> tuple[int, bool]:
-    """cmcR's decision_combineDirections (missing-theta decision "fail", thetas compared).
+    """Combine the two directions as cmcR's ``decision_combineDirections`` does.
 
-    High CMC cells of both directions are pooled by grid position when both directions pass,
-    their High CMC angles agree with their original-rule angles, and the two angles are opposite;
-    otherwise the pair gets the smaller of the two original-rule counts.
+    Missing-theta decision "fail", thetas compared: the High CMC cells of both directions are
+    pooled by grid position when both directions pass the High CMC rule, each High CMC angle
+    agrees (within ``params.rotation_deg``) with the median angle of that direction's
+    original-rule congruent cells, and the two High CMC angles are opposite (their sum within
+    ``params.rotation_deg`` of 0). Otherwise the pair gets the smaller of the two original-rule
+    counts.
+
+    Parameters
+    ----------
+    forward, backward : DirectionRules
+        Rule outcomes of reference -> target and target -> reference.
+    params : CmcParams
+        ``rotation_deg``, degrees.
+
+    Returns
+    -------
+    count : int
+        The combined High CMC count (cells), or the fallback original-rule count.
+    passed : bool
+        True when the High CMC count was used.
+
+    References
+    ----------
+    .. [1] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections.
     """
     fallback = min(forward.original.count, backward.original.count)
     tol = params.rotation_deg

@@ -134,7 +134,32 @@ def compare_prepared(
     decision: DecisionParams = DecisionParams(),
     started: float | None = None,
 ) -> Comparison:
-    """Compare two prepared breech faces (as cached by the reference collection)."""
+    """Compare two prepared breech faces (as cached by the reference collection).
+
+    Parameters
+    ----------
+    reference, questioned : BreechFace
+        Working surfaces of the same spacing (see :func:`ballistics.preprocess.prepare`).
+    reference_id, questioned_id : dict
+        ``path`` and ``sha256`` of each scan, echoed in the result.
+    cmc : CmcParams
+        Cell grid, thresholds and search settings (:func:`ballistics.cmc.compare_surfaces`).
+    decision : DecisionParams
+        The deciding rule and its thresholds (cells).
+    started : float, optional
+        ``time.perf_counter()`` at the start, when preprocessing is to be timed too.
+
+    Returns
+    -------
+    Comparison
+        ``cmc`` (the deciding count, cells), ``cmc_original`` and ``cmc_high``, the decision, the
+        registration (degrees, micrometres), and the method with every parameter.
+
+    Raises
+    ------
+    IncomparableError
+        Different working spacings, or no cell with enough measured points.
+    """
     started = time.perf_counter() if started is None else started
     if not np.isclose(reference.spacing_m, questioned.spacing_m, rtol=1e-6):
         raise IncomparableError(

@@ -199,9 +199,22 @@ def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()
     """True for a topography already cropped, levelled and band-passed.
 
     Such a surface has no long-wavelength form left: a low-pass at the band-pass's long
-    wavelength keeps little of its variance (under a quarter on the processed Fadul, Weller and
-    TopMatch sets, nearly all of it on raw scans, whose tilt and firing-pin crater dominate),
-    and its median sits near zero. Images are never taken as processed.
+    wavelength, on a ``params.form_grid_um`` grid, keeps less than ``params.form_fraction`` of
+    its standard deviation (under a quarter on the processed Fadul, Weller and TopMatch sets,
+    nearly all of it on raw scans, whose tilt and firing-pin crater dominate). Images are never
+    taken as processed.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan; heights in metres for a topography.
+    params : PreprocessParams
+        ``bandpass_um`` (micrometres), ``form_grid_um`` (micrometres), ``form_fraction``.
+
+    Returns
+    -------
+    bool
+        Whether :func:`prepare` in ``"auto"`` mode passes the scan through.
     """
     if scan.kind != "topography":
         return False
@@ -223,8 +236,47 @@ def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()
 def prepare(scan: Scan, params: PreprocessParams = PreprocessParams(), mode: Mode = "auto") -> BreechFace:
     """The breech-face surface of a scan at the working spacing.
 
-    ``mode="auto"`` passes already-processed topographies through (see
-    :func:`looks_preprocessed`); ``"raw"`` and ``"preprocessed"`` force either path.
+    Raw scans go through the pipeline of ``docs/preprocessing.md``: square pixels, primer circle
+    (:func:`ballistics.primer.fit_circle`), firing-pin zone
+    (:func:`ballistics.primer.locate_firing_pin`, or :func:`ballistics.primer.locate_aperture`
+    on photographs) removed with a margin, median-regression form removal, NaN-aware Gaussian
+    band-pass, robust outlier removal, area-averaging resample. Processed topographies are
+    passed through (resampled only if their spacing differs).
+
+    Parameters
+    ----------
+    scan : Scan
+        A topography (heights in metres) or an image (grey levels) with its pixel spacing.
+    params : PreprocessParams
+        Every number of the pipeline (lengths in micrometres); echoed in the result.
+    mode : {"auto", "raw", "preprocessed"}
+        ``"auto"`` passes already-processed topographies through (see
+        :func:`looks_preprocessed`); ``"raw"`` and ``"preprocessed"`` force either path.
+
+    Returns
+    -------
+    BreechFace
+        The working surface (heights in metres; standardised grey level, dimensionless, for
+        images; NaN outside the breech face) at ``params.working_spacing_um``, the primer circle
+        and the firing-pin impression in working-surface pixels, and ``params``.
+
+    Raises
+    ------
+    PrimerNotFoundError
+        No primer circle of at least ``params.primer_min_radius_um``.
+    SurfaceTooSmallError
+        Fewer than ``params.min_valid_points`` valid points remain.
+    PreprocessError
+        An unknown mode.
+
+    References
+    ----------
+    .. [1] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions preProcess_crop,
+           preProcess_removeTrend and preProcess_gaussFilter, whose steps and defaults the
+           pipeline follows.
+    .. [2] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
     """
     if mode not in ("auto", "raw", "preprocessed"):
         raise PreprocessError(scan.source, f"unknown preprocessing mode {mode!r}")

@@ -55,6 +55,21 @@ def fit_circle(mask: np.ndarray, threshold_px: float, *, enclosing: bool = False
     Without it, an inner edge that opens to the outside through a gap in the data (the
     firing-pin hole of a breech face missing a sector) can collect more inliers than an outer
     edge that the array border cuts.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean region whose outline is fitted.
+    threshold_px : float
+        RANSAC inlier tolerance, pixels.
+    enclosing : bool
+        Only circles enclosing the region compete.
+
+    Returns
+    -------
+    Circle or None
+        Centre (x = column, y = row) and radius, pixels; None unless a quarter of the outline
+        points agree on one circle.
     """
     edge = mask & ~ndi.binary_erosion(mask)
     edge[[0, -1], :] = False
@@ -111,6 +126,16 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
     The same result as :func:`scipy.ndimage.binary_fill_holes` (4-connected background), by one
     labelling instead of a dilation repeated until it stops, which is slow on large discs.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image, ``mask`` plus its holes.
     """
     labels, count = ndi.label(~mask)
     if count == 0:
@@ -135,13 +160,39 @@ def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
 
 
 def disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
-    """Points within ``radius`` of the circle's centre."""
+    """Points within ``radius`` of the circle's centre.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (rows, columns) of the output.
+    circle : Circle
+        Centre used (its radius is ignored), pixels.
+    radius : float
+        Radius, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image.
+    """
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     return (xx - circle.x) ** 2 + (yy - circle.y) ** 2 <= radius**2
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest connected piece of ``mask``."""
+    """The largest connected piece of ``mask`` (4-connected).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image holding only the largest piece (a copy of ``mask`` when it is empty).
+    """
     labels, count = ndi.label(mask)
     if count == 0:
         return mask.copy()
@@ -157,6 +208,18 @@ def bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
     textured; the primer's rounded edge and the firing-pin aperture ring show dark. A heavy
     blur and Otsu's threshold separate them; the face is the bright piece that does not touch
     the picture's border (the case head does) and encloses the picture's centre.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Grey levels (any scale).
+    sigma_px : float
+        Gaussian blur before thresholding, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image of the contact disc.
     """
     smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma_px)
     bright = smooth > threshold_otsu(smooth)
@@ -174,7 +237,22 @@ def bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> np.ndarray:
-    """Points within the zone's per-angle outline plus ``margin_px``."""
+    """Points within the zone's per-angle outline plus ``margin_px``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (rows, columns) of the output.
+    zone : FiringPinZone
+        Centre and outer edge at :data:`ZONE_ANGLES` angles, pixels.
+    margin_px : float
+        Margin added at every angle, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image of the zone plus margin.
+    """
     mask = np.zeros(shape, bool)
     reach = float(zone.extents.max()) + margin_px + 1
     y0, y1 = max(0, int(zone.centre.y - reach)), min(shape[0], int(zone.centre.y + reach) + 1)
@@ -207,11 +285,34 @@ def locate_firing_pin(
     centre is the impression. The zone adds what is connected to it and stands out of the
     breech-face level (crater walls, primer metal pushed back into the firing-pin aperture). Its
     outline is read angle by angle from the crater centre, smoothed over 30 degrees and capped
-    at ``flowback_reach`` crater radii, so that
-    a round, elliptical or rectangular zone is followed while a narrow drag-mark tail is not
-    (the outlier step takes such tails). Round craters get a RANSAC circle through the zone's
-    outline instead, which ignores the breech face that clings to the zone where it stands out
-    of the plane.
+    at ``flowback_reach`` crater radii, so that a round, elliptical or rectangular zone is
+    followed while a narrow drag-mark tail is not (the outlier step takes such tails). Round
+    craters get a RANSAC circle through the zone's outline instead, which ignores the breech
+    face that clings to the zone where it stands out of the plane.
+
+    Parameters
+    ----------
+    levelled : numpy.ndarray
+        Heights with the form removed, micrometres, NaN where not measured.
+    region : numpy.ndarray
+        Boolean: measured points inside the primer.
+    holes : numpy.ndarray
+        Boolean: unmeasured points inside the filled primer region.
+    primer : Circle
+        The primer circle, pixels.
+    depth_um : float
+        Height departure from the breech-face level marking the zone, micrometres.
+    min_radius_px : float
+        Smallest crater radius, pixels.
+    max_offset : float
+        Farthest crater centre from the primer centre, in primer radii.
+    flowback_reach : float
+        Farthest extent of the zone, in crater radii per angle.
+
+    Returns
+    -------
+    FiringPinZone or None
+        Centre and covering radius (pixels), per-angle outer edge (pixels) and crater mask.
     """
     with np.errstate(invalid="ignore"):
         deep = holes | (region & (levelled < -depth_um))
@@ -260,6 +361,35 @@ def locate_aperture(
     ``max_offset`` primer radii from it, or wider than ``max_radius`` primer radii, is a failed
     fit: the zone then falls back to the median profile's radius around the crater (or the
     primer's centre when no crater qualifies either).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Standardised grey level (dimensionless).
+    holes : numpy.ndarray
+        Boolean: dark pieces inside the filled contact disc (crater candidates).
+    inside : numpy.ndarray
+        Boolean: the primer disc shrunk by the exterior offset.
+    primer : Circle
+        The contact disc, pixels.
+    px_per_um : float
+        Pixels per micrometre of the picture.
+    max_offset : float
+        Farthest zone centre from the primer centre, in primer radii.
+    crater_min_radius_um : float
+        Smallest crater radius, micrometres.
+    smoothing_um : float
+        Gaussian smoothing before tracing, micrometres.
+    tolerance_um : float
+        RANSAC inlier tolerance of the zone circle, micrometres (at least 2 px).
+    max_radius : float
+        Largest zone radius, in primer radii.
+
+    Returns
+    -------
+    FiringPinZone or None
+        A circular zone (pixels) and its disc as the crater mask; None when the picture shows
+        no aperture ring near the primer's centre.
     """
     crater = _central_piece(opening(holes, 2), primer, crater_min_radius_um * px_per_um, max_offset)
     if crater is not None:

@@ -96,7 +96,18 @@ class Validation:
 
 
 def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U / n1 n2, ties counted half)."""
+    """Area under the ROC curve: the Mann-Whitney U statistic over n1 n2, ties counted half.
+
+    Parameters
+    ----------
+    positives, negatives : array_like
+        Scores (e.g. CMC counts) of same-source and different-source pairs.
+
+    Returns
+    -------
+    float
+        P(positive > negative) + P(tie) / 2, in [0, 1]; NaN when either side is empty.
+    """
     pos = np.asarray(positives, float)
     neg = np.asarray(negatives, float)
     if pos.size == 0 or neg.size == 0:
