@@ -69,7 +69,7 @@ def main() -> None:
     ours_times, ours_peaks = [], []
     print(f"{'pair':<24}{'CMC':>5}{'High':>6}{'seconds':>10}{'peak MB':>10}")
     for a, b in pairs:
-        result, elapsed, peak = timed(lambda: compare(scans[a], scans[b]))
+        result, elapsed, peak = timed(lambda a=a, b=b: compare(scans[a], scans[b]))
         ours_times.append(elapsed)
         ours_peaks.append(peak)
         print(f"{a + ' / ' + b:<24}{result.cmc:>5}{result.cmc_high:>6}{elapsed:>10.3f}{peak / 2**20:>10.1f}")
@@ -79,7 +79,7 @@ def main() -> None:
     for a, b in pairs[: args.baseline_pairs]:
         ref = compare(scans[a], scans[b]).surfaces
         assert ref is not None
-        count, elapsed, peak = timed(lambda: baseline(ref[0].surface, ref[1].surface, ref[0].spacing_m, params))
+        count, elapsed, peak = timed(lambda ref=ref: baseline(ref[0].surface, ref[1].surface, ref[0].spacing_m, params))
         base_times.append(elapsed)
         base_peaks.append(peak)
         print(f"baseline {a + ' / ' + b:<24} High CMC {count:>3} {elapsed:8.2f} s  peak {peak / 2**20:.1f} MB")
