@@ -24,7 +24,7 @@ rotation, in reference pixels (x to the right, y down).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.fft as sfft
@@ -66,9 +66,9 @@ class CmcParams:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class DirectionResult:
-    """Per-angle, per-cell registrations of one comparison direction."""
+    """Per-angle, per-cell registrations of one comparison direction (no decision yet)."""
 
     angles: np.ndarray  # (A,) degrees
     cell_index: np.ndarray  # (N, 2) grid row, col
@@ -77,30 +77,71 @@ class DirectionResult:
     dy: np.ndarray
     ccf: np.ndarray  # (A, N) pairwise-complete correlation, NaN where too little overlap
     shifts: np.ndarray  # (A, 2) global translation applied at each angle (x, y) px
-    original: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) congruent under Song 2013
-    original_angle: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (N,) each cell's best angle
-    high: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # (A, N) congruent at that angle
-    theta_max: float | None = None  # the High CMC angle, None when the rule fails
+
+
+@dataclass(frozen=True, eq=False)
+class OriginalRuleResult:
+    """Song's (2013) original rule on one direction: which cells are congruent, at which angle."""
+
+    congruent: np.ndarray  # (N,) bool, congruent under the original rule
+    cell_angle: np.ndarray  # (N,) degrees, each cell's best angle (NaN for a cell never scored)
 
     @property
-    def original_count(self) -> int:
-        return int(self.original.sum())
+    def count(self) -> int:
+        """Number of congruent cells."""
+        return int(self.congruent.sum())
 
-    def high_cells(self, tolerance: float) -> np.ndarray:
-        """Cells congruent at some angle within ``tolerance`` of the High CMC angle."""
+
+@dataclass(frozen=True, eq=False)
+class HighCmcRuleResult:
+    """Tong's (2015) High CMC rule on one direction.
+
+    ``congruent_at`` marks, per angle, the cells congruent at that angle; ``theta_max`` is the
+    High CMC angle in degrees, None when the near-maximal angles disagree (the rule fails).
+    """
+
+    angles: np.ndarray  # (A,) degrees, as registered
+    congruent_at: np.ndarray  # (A, N) bool
+    theta_max: float | None
+
+    @property
+    def passed(self) -> bool:
+        return self.theta_max is not None
+
+    def congruent(self, tolerance_deg: float) -> np.ndarray:
+        """(N,) cells congruent at some angle within ``tolerance_deg`` of the High CMC angle."""
         if self.theta_max is None:
-            return np.zeros(self.dx.shape[1], bool)
-        near = np.abs(wrap_deg(self.angles - self.theta_max)) <= tolerance + 1e-9
-        return self.high[near].any(axis=0)
+            return np.zeros(self.congruent_at.shape[1], bool)
+        near = np.abs(np.asarray(wrap_deg(self.angles - self.theta_max))) <= tolerance_deg + 1e-9
+        return np.asarray(self.congruent_at[near].any(axis=0), bool)
+
+    def count(self, tolerance_deg: float) -> int:
+        """Number of cells congruent within ``tolerance_deg`` of the High CMC angle (0 when failed)."""
+        return int(self.congruent(tolerance_deg).sum())
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class DirectionRules:
+    """Both rules' outcomes for one direction, per cell of ``cell_index`` (grid row, col)."""
+
+    cell_index: np.ndarray  # (N, 2)
+    original: OriginalRuleResult
+    high: HighCmcRuleResult
+
+
+@dataclass(frozen=True, eq=False)
 class CmcResult:
-    """Both directions and the combined counts, as cmcR's decision_combineDirections gives them."""
+    """Both directions and the combined counts, as cmcR's decision_combineDirections gives them.
+
+    Neither count here is "the" CMC: which one decides is the caller's choice
+    (:class:`ballistics.compare.DecisionParams`), and ``Comparison.cmc`` is the deciding one.
+    """
 
     forward: DirectionResult
     backward: DirectionResult
-    cmc: int  # combined High CMC count (falls back to the smaller original count)
+    forward_rules: DirectionRules
+    backward_rules: DirectionRules
+    cmc_high: int  # combined High CMC count (falls back to the smaller original count when it fails)
     cmc_original: int  # smaller of the two original-rule counts
     high_cmc_passed: bool
     rotation_deg: float
@@ -114,38 +155,82 @@ class CmcResult:
 
 
 def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float, params: CmcParams = CmcParams()) -> CmcResult:
-    """Run CMC both ways between two working surfaces of the same spacing."""
+    """Congruent Matching Cells both ways between two working surfaces, over the full circle.
+
+    A coarse global registration (:func:`ballistics.registration.coarse_candidates`) proposes
+    ``params.candidates`` angles and a translation at each; every cell of the reference is then
+    registered in the target rotated to the angles within ``params.window_deg`` of a candidate
+    (:func:`register_direction`), and the same from the target's side with the inverse angles and
+    translations. Both rules (:func:`original_rule`, :func:`high_cmc_rule`) are applied to each
+    direction and combined as cmcR does (:func:`combine_directions`).
+
+    Parameters
+    ----------
+    reference, target : numpy.ndarray
+        Working surfaces, heights in metres (any consistent unit: cells are standardised), rows =
+        y, NaN where not measured. They need not have the same shape.
+    spacing_m : float
+        Pixel spacing of both surfaces, metres (converts the micrometre thresholds to pixels).
+    params : CmcParams
+        Grid, thresholds (``translation_um`` micrometres, ``rotation_deg`` degrees,
+        ``ccf_threshold`` dimensionless) and search settings.
+
+    Returns
+    -------
+    CmcResult
+        Both directions' registrations and rule outcomes, ``cmc_original`` (smaller of the two
+        directions' original-rule counts, cells), ``cmc_high`` (combined High CMC count, cells;
+        the original-rule count when High CMC fails), ``high_cmc_passed``, and the registration
+        mapping the target onto the reference (``rotation_deg`` degrees, ``shift_px`` reference
+        pixels). Which count decides is the caller's choice.
+
+    References
+    ----------
+    .. [1] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
+           https://tsapps.nist.gov/publication/get_pdf.cfm?pub_id=911193
+    .. [2] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [3] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections.
+    """
     ref = _as_float32(reference)
     tgt = _as_float32(target)
-    coarse = {
-        "block": params.coarse_block,
-        "min_overlap": params.coarse_min_overlap,
-        "max_shift_px": params.coarse_max_shift_um * 1e-6 / spacing_m,
-    }
+    block, min_overlap = params.coarse_block, params.coarse_min_overlap
+    max_shift_px = params.coarse_max_shift_um * 1e-6 / spacing_m
     if params.full_circle:
         candidates, shift_at = coarse_candidates(
-            ref, tgt, step_deg=params.angle_step_deg, count=params.candidates, separation_deg=params.candidate_separation_deg, **coarse
+            ref,
+            tgt,
+            step_deg=params.angle_step_deg,
+            count=params.candidates,
+            separation_deg=params.candidate_separation_deg,
+            block=block,
+            min_overlap=min_overlap,
+            max_shift_px=max_shift_px,
         )
         forward_angles = _window_angles([c.angle_deg for c in candidates], params)
         forward_shifts = np.array([shift_at[angle_key(a)] for a in forward_angles])
     else:
         candidates = []
         forward_angles = np.arange(-params.fixed_window_deg, params.fixed_window_deg + 1e-9, params.angle_step_deg)
-        forward_shifts = coarse_scores(ref, tgt, forward_angles, **coarse)[1]
+        forward_shifts = coarse_scores(ref, tgt, forward_angles, block=block, min_overlap=min_overlap, max_shift_px=max_shift_px)[1]
     forward = register_direction(ref, tgt, forward_angles, forward_shifts, params)
     backward_angles = np.asarray(wrap_deg(-forward_angles))
     backward = register_direction(tgt, ref, backward_angles, inverse_shifts(forward_angles, forward_shifts), params)
     tx_px = params.translation_um * 1e-6 / spacing_m
-    for direction in (forward, backward):
-        apply_original_rule(direction, tx_px, params)
-        apply_high_cmc_rule(direction, tx_px, params)
-    cmc, passed = combine_directions(forward, backward, params)
-    rotation, shift = _consensus_registration(forward, ref.shape, params)
+    forward_rules, backward_rules = (direction_rules(direction, tx_px, params) for direction in (forward, backward))
+    cmc_high, passed = combine_directions(forward_rules, backward_rules, params)
+    rotation, shift = _consensus_registration(forward, forward_rules, ref.shape, params)
     return CmcResult(
         forward=forward,
         backward=backward,
-        cmc=cmc,
-        cmc_original=min(forward.original_count, backward.original_count),
+        forward_rules=forward_rules,
+        backward_rules=backward_rules,
+        cmc_high=cmc_high,
+        cmc_original=min(forward_rules.original.count, backward_rules.original.count),
         high_cmc_passed=passed,
         rotation_deg=rotation,
         shift_px=shift,
@@ -193,7 +278,7 @@ def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
     rows, cols = params.cells
     h, w = fixed.shape
     cell = int(np.ceil(max(h / rows, w / cols)))
-    region = int(round(cell * params.region_factor))
+    region = round(cell * params.region_factor)
     region += (region - cell) % 2  # keeps the cell exactly centred in its region
     fft_size = sfft.next_fast_len(region, real=True)
     padded = np.full((rows * cell, cols * cell), np.nan, np.float32)
@@ -228,7 +313,33 @@ def _standardise(stack: np.ndarray) -> np.ndarray:
 
 
 def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, shifts: np.ndarray, params: CmcParams) -> DirectionResult:
-    """Register every cell of ``fixed`` in ``moving`` rotated to each angle (and pre-shifted)."""
+    """Register every cell of ``fixed`` inside ``moving`` rotated to each angle (and pre-shifted).
+
+    ``fixed`` is cut into ``params.cells`` cells; cells more than ``params.max_missing`` missing
+    are dropped. At each angle the moving surface is rotated about its centre and translated by
+    the angle's shift, each cell's region (``params.region_factor`` times the cell's side,
+    centred on the cell) is cut from it, and the cell is located in its region by FFT
+    cross-correlation of standardised, zero-filled surfaces (as cmcR). The score is the
+    pairwise-complete Pearson correlation (:func:`pearson_complete`) at the best shift.
+
+    Parameters
+    ----------
+    fixed, moving : numpy.ndarray
+        Surfaces (heights, NaN where not measured); ``fixed`` supplies the cells.
+    angles : numpy.ndarray
+        Rotations of ``moving``, degrees, shape (A,); counter-clockwise as displayed.
+    shifts : numpy.ndarray
+        Translation applied after each rotation, fixed-surface pixels (x, y), shape (A, 2).
+    params : CmcParams
+        Cell grid, region factor and missing-data limit.
+
+    Returns
+    -------
+    DirectionResult
+        Per angle and cell: displacement ``dx``, ``dy`` (pixels, relative to the cell's expected
+        place) and correlation ``ccf`` (dimensionless, NaN where the region is too empty), with
+        the cells' grid index and box.
+    """
     grid = _cell_grid(fixed, params)
     n, a = len(grid.index), len(angles)
     dx = np.full((a, n), np.nan)
@@ -273,7 +384,21 @@ def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, b
 
 
 def pearson_complete(a: np.ndarray, b: np.ndarray, min_points: int = 100) -> float | None:
-    """Pearson correlation over the points both surfaces measured (None below ``min_points``)."""
+    """Pearson correlation over the points both surfaces measured (pairwise-complete).
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Surfaces of the same shape, NaN where not measured; units cancel.
+    min_points : int
+        Fewest points measured on both for the correlation to be reported.
+
+    Returns
+    -------
+    float or None
+        The correlation, in [-1, 1]; None below ``min_points`` common points or when either
+        side is constant.
+    """
     both = np.isfinite(a) & np.isfinite(b)
     if both.sum() < min_points:
         return None
@@ -292,29 +417,56 @@ def _angle_offsets(angles: np.ndarray, centre: float) -> np.ndarray:
     return np.asarray(wrap_deg(angles - centre))
 
 
-def apply_original_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> None:
-    """Song (2013): each cell at its best angle; congruent when near the consensus of all cells."""
+def original_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> OriginalRuleResult:
+    """Song's (2013) original rule on one direction: each cell at its best angle.
+
+    A cell is congruent when, at the angle where it correlates best, its displacement lies
+    within ``tx_px`` of the median displacement over all scored cells (x and y separately), its
+    angle within ``params.rotation_deg`` of their median angle, and its correlation reaches
+    ``params.ccf_threshold``. The registrations are not modified.
+
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        ``rotation_deg`` (degrees) and ``ccf_threshold`` (dimensionless).
+
+    Returns
+    -------
+    OriginalRuleResult
+        Congruent cells (bool per cell), each cell's best angle (degrees) and their count.
+
+    References
+    ----------
+    .. [1] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
+           https://tsapps.nist.gov/publication/get_pdf.cfm?pub_id=911193
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections. (``decision_CMC``, original method)
+    """
     ccf = np.where(np.isfinite(result.ccf), result.ccf, -np.inf)
     n = ccf.shape[1]
-    result.original = np.zeros(n, bool)
-    result.original_angle = np.full(n, np.nan)
     has = np.isfinite(result.ccf).any(axis=0)
     if not has.any():
-        return
+        return OriginalRuleResult(congruent=np.zeros(n, bool), cell_angle=np.full(n, np.nan))
     best = np.argmax(ccf, axis=0)
     cells = np.arange(n)
     bx, by, bc = result.dx[best, cells], result.dy[best, cells], result.ccf[best, cells]
     centre = _reference_angle(result)
     theta = _angle_offsets(result.angles[best], centre)
     med_x, med_y, med_t = (np.median(v[has]) for v in (bx, by, theta))
-    result.original_angle = np.where(has, wrap_deg(theta + centre), np.nan)
-    result.original = (
+    congruent = (
         has
         & (np.abs(bx - med_x) <= tx_px)
         & (np.abs(by - med_y) <= tx_px)
         & (np.abs(theta - med_t) <= params.rotation_deg)
         & (np.nan_to_num(bc, nan=-1.0) >= params.ccf_threshold)
     )
+    return OriginalRuleResult(congruent=congruent, cell_angle=np.where(has, wrap_deg(theta + centre), np.nan))
 
 
 def _reference_angle(result: DirectionResult) -> float:
@@ -324,8 +476,39 @@ def _reference_angle(result: DirectionResult) -> float:
     return float(result.angles[int(np.argmax(votes))])
 
 
-def apply_high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> None:
-    """Tong (2015): count congruent cells per angle; the near-maximal angles must agree."""
+def high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams) -> HighCmcRuleResult:
+    """Tong's (2015) High CMC rule on one direction: congruent cells counted per angle.
+
+    At each angle, a cell is congruent when its displacement lies within ``tx_px`` of that
+    angle's median displacement and its correlation reaches ``params.ccf_threshold``. The angles
+    whose count is within ``params.tau`` of the maximum must span at most
+    ``params.rotation_deg``; the High CMC angle is then the median of the angles with the
+    maximal count. Otherwise the rule fails (``theta_max`` None). The registrations are not
+    modified.
+
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        ``ccf_threshold`` (dimensionless), ``tau`` (cells) and ``rotation_deg`` (degrees).
+
+    Returns
+    -------
+    HighCmcRuleResult
+        Congruent cells per angle, and the High CMC angle (degrees) or None.
+
+    References
+    ----------
+    .. [1] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections. (``decision_CMC``, High CMC)
+    """
     ccf = np.nan_to_num(result.ccf, nan=-1.0)
     valid = np.isfinite(result.ccf)
     high = np.zeros_like(valid)
@@ -337,43 +520,91 @@ def apply_high_cmc_rule(result: DirectionResult, tx_px: float, params: CmcParams
         high[i] = (
             valid[i] & (np.abs(result.dx[i] - med_x) <= tx_px) & (np.abs(result.dy[i] - med_y) <= tx_px) & (ccf[i] >= params.ccf_threshold)
         )
-    result.high = high
     counts = high.sum(axis=1)
-    result.theta_max = None
+    failed = HighCmcRuleResult(angles=result.angles, congruent_at=high, theta_max=None)
     if counts.size == 0 or counts.max() == 0:
-        return
+        return failed
     top = counts.max()
     near = result.angles[counts >= top - params.tau]
     centre = float(result.angles[int(np.argmax(counts))])
     offsets = _angle_offsets(near, centre)
     if offsets.max() - offsets.min() > params.rotation_deg + 1e-9:
-        return
+        return failed
     tied = _angle_offsets(result.angles[counts == top], centre)
-    result.theta_max = float(wrap_deg(centre + np.median(tied)))
+    return HighCmcRuleResult(angles=result.angles, congruent_at=high, theta_max=float(wrap_deg(centre + np.median(tied))))
 
 
-def combine_directions(forward: DirectionResult, backward: DirectionResult, params: CmcParams) -> tuple[int, bool]:
-    """cmcR's decision_combineDirections (missing-theta decision "fail", thetas compared).
+def direction_rules(result: DirectionResult, tx_px: float, params: CmcParams) -> DirectionRules:
+    """Both rules on one direction's registrations (:func:`original_rule`, :func:`high_cmc_rule`).
 
-    High CMC cells of both directions are pooled by grid position when both directions pass,
-    their High CMC angles agree with their original-rule angles, and the two angles are opposite;
-    otherwise the pair gets the smaller of the two original-rule counts.
+    Parameters
+    ----------
+    result : DirectionResult
+        Registrations of one direction.
+    tx_px : float
+        Translation threshold Tx = Ty, pixels of the fixed surface.
+    params : CmcParams
+        Thresholds of both rules.
+
+    Returns
+    -------
+    DirectionRules
+        Both outcomes, with the cells' grid positions.
     """
-    fallback = min(forward.original_count, backward.original_count)
+    return DirectionRules(result.cell_index, original_rule(result, tx_px, params), high_cmc_rule(result, tx_px, params))
+
+
+def combine_directions(forward: DirectionRules, backward: DirectionRules, params: CmcParams) -> tuple[int, bool]:
+    """Combine the two directions as cmcR's ``decision_combineDirections`` does.
+
+    Missing-theta decision "fail", thetas compared: the High CMC cells of both directions are
+    pooled by grid position when both directions pass the High CMC rule, each High CMC angle
+    agrees (within ``params.rotation_deg``) with the median angle of that direction's
+    original-rule congruent cells, and the two High CMC angles are opposite (their sum within
+    ``params.rotation_deg`` of 0). Otherwise the pair gets the smaller of the two original-rule
+    counts.
+
+    Parameters
+    ----------
+    forward, backward : DirectionRules
+        Rule outcomes of reference -> target and target -> reference.
+    params : CmcParams
+        ``rotation_deg``, degrees.
+
+    Returns
+    -------
+    count : int
+        The combined High CMC count (cells), or the fallback original-rule count.
+    passed : bool
+        True when the High CMC count was used.
+
+    References
+    ----------
+    .. [1] Tong, M., Song, J., Chu, W. (2015). An improved algorithm of Congruent Matching Cells
+           (CMC) method for firearm evidence identifications. J. Res. NIST 120, 102.
+           doi:10.6028/jres.120.008
+    .. [2] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions comparison_allTogether,
+           decision_CMC and decision_combineDirections.
+    """
+    fallback = min(forward.original.count, backward.original.count)
     tol = params.rotation_deg
+    thetas: list[float] = []
     for direction in (forward, backward):
-        if direction.theta_max is None:
+        theta = direction.high.theta_max
+        if theta is None:
             return fallback, False
-        original_angles = direction.original_angle[direction.original]
+        original_angles = direction.original.cell_angle[direction.original.congruent]
         if original_angles.size == 0:
             return fallback, False
-        median = direction.theta_max + float(np.median(_angle_offsets(original_angles, direction.theta_max)))
-        if abs(wrap_deg(direction.theta_max - median)) > tol:
+        median = theta + float(np.median(_angle_offsets(original_angles, theta)))
+        if abs(wrap_deg(theta - median)) > tol:
             return fallback, False
-    if abs(wrap_deg(forward.theta_max + backward.theta_max)) > tol:  # type: ignore[operator]
+        thetas.append(theta)
+    if abs(wrap_deg(thetas[0] + thetas[1])) > tol:
         return fallback, False
-    cells = {tuple(ix) for ix in forward.cell_index[forward.high_cells(tol)]}
-    cells |= {tuple(ix) for ix in backward.cell_index[backward.high_cells(tol)]}
+    cells = {tuple(ix) for ix in forward.cell_index[forward.high.congruent(tol)]}
+    cells |= {tuple(ix) for ix in backward.cell_index[backward.high.congruent(tol)]}
     return len(cells), True
 
 
@@ -386,7 +617,9 @@ def _cells_centroid(result: DirectionResult, cells: np.ndarray, shape: tuple[int
     return np.array([(boxes[:, 1] + boxes[:, 3]).mean() / 2 - w / 2.0, (boxes[:, 0] + boxes[:, 2]).mean() / 2 - h / 2.0])
 
 
-def _consensus_registration(forward: DirectionResult, shape: tuple[int, int], params: CmcParams) -> tuple[float, tuple[float, float]]:
+def _consensus_registration(
+    forward: DirectionResult, rules: DirectionRules, shape: tuple[int, int], params: CmcParams
+) -> tuple[float, tuple[float, float]]:
     """The rotation and translation mapping the target onto the reference, from the forward cells.
 
     The congruent cells pick the angle (the grid angle where they correlate best, refined
@@ -397,12 +630,12 @@ def _consensus_registration(forward: DirectionResult, shape: tuple[int, int], pa
     if forward.dx.shape[1] == 0 or forward.angles.size == 0:
         return 0.0, (0.0, 0.0)
     tol = params.rotation_deg
-    if forward.theta_max is not None:
-        cells = forward.high_cells(tol)
-        near = np.abs(wrap_deg(forward.angles - forward.theta_max)) <= tol + 1e-9
-    elif forward.original.any():
-        cells = forward.original
-        angle = float(np.median(forward.original_angle[forward.original]))
+    if rules.high.theta_max is not None:
+        cells = rules.high.congruent(tol)
+        near = np.abs(wrap_deg(forward.angles - rules.high.theta_max)) <= tol + 1e-9
+    elif rules.original.congruent.any():
+        cells = rules.original.congruent
+        angle = float(np.median(rules.original.cell_angle[rules.original.congruent]))
         near = np.abs(wrap_deg(forward.angles - angle)) <= tol + 1e-9
     else:
         cells = np.isfinite(forward.ccf).any(axis=0)

@@ -16,17 +16,17 @@ import numpy as np
 
 from ballistics import SOFTWARE_NAME, __version__
 from ballistics.cmc import CmcParams, CmcResult, compare_surfaces, pearson_complete, transform
-from ballistics.errors import InvalidInputError
+from ballistics.errors import IncomparableError
 from ballistics.firing_pin import firing_pin_score
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import Scan
 
 Decision = Literal["identification", "inconclusive", "elimination"]
-METHOD_NAME = "congruent-matching-cells/high-cmc, full-circle"
-
-
-class IncomparableError(InvalidInputError):
-    """Two surfaces that cannot be compared (different working spacing, no usable cell)."""
+#: How the method names the rule that decides (``DecisionParams.rule``).
+RULE_NAMES = {
+    "original": "original rule (Song 2013) deciding",
+    "high": "High CMC rule (Tong 2015) deciding, original rule where it fails",
+}
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,32 @@ def compare_prepared(
     decision: DecisionParams = DecisionParams(),
     started: float | None = None,
 ) -> Comparison:
-    """Compare two prepared breech faces (as cached by the reference collection)."""
+    """Compare two prepared breech faces (as cached by the reference collection).
+
+    Parameters
+    ----------
+    reference, questioned : BreechFace
+        Working surfaces of the same spacing (see :func:`ballistics.preprocess.prepare`).
+    reference_id, questioned_id : dict
+        ``path`` and ``sha256`` of each scan, echoed in the result.
+    cmc : CmcParams
+        Cell grid, thresholds and search settings (:func:`ballistics.cmc.compare_surfaces`).
+    decision : DecisionParams
+        The deciding rule and its thresholds (cells).
+    started : float, optional
+        ``time.perf_counter()`` at the start, when preprocessing is to be timed too.
+
+    Returns
+    -------
+    Comparison
+        ``cmc`` (the deciding count, cells), ``cmc_original`` and ``cmc_high``, the decision, the
+        registration (degrees, micrometres), and the method with every parameter.
+
+    Raises
+    ------
+    IncomparableError
+        Different working spacings, or no cell with enough measured points.
+    """
     started = time.perf_counter() if started is None else started
     if not np.isclose(reference.spacing_m, questioned.spacing_m, rtol=1e-6):
         raise IncomparableError(
@@ -145,19 +170,20 @@ def compare_prepared(
     if result.forward.cell_index.shape[0] == 0:
         raise IncomparableError(reference_id.get("path"), "no cell of the breech face has enough measured points to compare")
     tol = cmc.rotation_deg
+    forward_rules, backward_rules = result.forward_rules, result.backward_rules
     if decision.rule == "high" and result.high_cmc_passed:
-        count = result.cmc
-        forward_count, backward_count = (int(d.high_cells(tol).sum()) for d in (result.forward, result.backward))
+        count = result.cmc_high
+        forward_count, backward_count = forward_rules.high.count(tol), backward_rules.high.count(tol)
     else:
-        count = result.cmc if decision.rule == "high" else result.cmc_original
-        forward_count, backward_count = result.forward.original_count, result.backward.original_count
+        count = result.cmc_high if decision.rule == "high" else result.cmc_original
+        forward_count, backward_count = forward_rules.original.count, backward_rules.original.count
     fp = firing_pin_score(reference.firing_pin, questioned.firing_pin, result.rotation_deg)
     return Comparison(
         reference=reference_id,
         questioned=questioned_id,
         cmc=count,
         cmc_original=result.cmc_original,
-        cmc_high=result.cmc,
+        cmc_high=result.cmc_high,
         cmc_forward=forward_count,
         cmc_backward=backward_count,
         high_cmc_passed=result.high_cmc_passed,
@@ -175,10 +201,19 @@ def compare_prepared(
     )
 
 
+def method_name(cmc: CmcParams, decision: DecisionParams) -> str:
+    """The method in words: which rule decides and which rotations are searched.
+
+    E.g. ``"congruent-matching-cells, original rule (Song 2013) deciding, full circle"``.
+    """
+    search = "full circle" if cmc.full_circle else f"{-cmc.fixed_window_deg:g}..{cmc.fixed_window_deg:g} degrees"
+    return f"congruent-matching-cells, {RULE_NAMES[decision.rule]}, {search}"
+
+
 def method_description(preprocess: PreprocessParams, cmc: CmcParams, decision: DecisionParams) -> dict[str, object]:
     """Name and every parameter, as echoed in results and match records."""
     return {
-        "name": METHOD_NAME,
+        "name": method_name(cmc, decision),
         "preprocess": preprocess.as_dict(),
         "cmc": cmc.as_dict(),
         "decision": asdict(decision),

@@ -43,3 +43,91 @@ class UsageError(BallisticsError):
     """Options that cannot work together, found after parsing (exit 2)."""
 
     exit_code = EXIT_USAGE
+
+
+# --- scans (ballistics.scan) -------------------------------------------------------------------
+
+
+class ScanError(InvalidInputError):
+    """A scan cannot be read or written."""
+
+
+class NotAScanError(ScanError):
+    """The file is neither an x3p archive nor an image format we read."""
+
+
+class MalformedX3PError(ScanError):
+    """The x3p archive or its main.xml is damaged or incomplete."""
+
+
+class ChecksumMismatchError(ScanError):
+    """A checksum stored in the x3p file does not match its content."""
+
+
+class NotASurfaceError(ScanError):
+    """The file holds a profile or a point cloud where a surface is needed."""
+
+
+class BadSpacingError(ScanError):
+    """The pixel spacing is missing, zero, negative or not finite."""
+
+
+class EmptySurfaceError(ScanError):
+    """The surface has no measured point."""
+
+
+class TooLargeError(ScanError):
+    """The surface is larger than :data:`ballistics.scan.MAX_SIDE_PX` / :data:`ballistics.scan.MAX_POINTS`."""
+
+
+class UnreadableImageError(ScanError):
+    """An image file whose header looked right but whose content cannot be decoded."""
+
+
+# --- preprocessing (ballistics.preprocess, ballistics.firing_pin, ballistics.signature) --------
+
+
+class PreprocessError(InvalidInputError):
+    """A scan cannot be turned into a breech-face surface."""
+
+
+class PrimerNotFoundError(PreprocessError):
+    """No primer circle could be fitted to the scan."""
+
+
+class SurfaceTooSmallError(PreprocessError):
+    """Too little breech face is left after cropping and outlier removal."""
+
+
+class FiringPinError(InvalidInputError):
+    """The firing-pin impression cannot be measured from the data given."""
+
+
+class SignatureError(InvalidInputError):
+    """A surface from which no signature can be taken."""
+
+
+# --- comparison, validation, search (ballistics.compare, .validate, .search) -------------------
+
+
+class IncomparableError(InvalidInputError):
+    """Two surfaces that cannot be compared (different working spacing, no usable cell)."""
+
+
+class TruthError(InvalidInputError):
+    """A truth table that cannot be read or does not cover the scans."""
+
+
+class SearchError(InvalidInputError):
+    """A search that cannot run: an empty collection after filtering, a cluster out of reach."""
+
+
+# --- records and the collection (ballistics.records, ballistics.schema, ballistics.store) ------
+
+
+class RecordError(InvalidInputError):
+    """A match record that is unreadable or does not satisfy the schema."""
+
+
+class StoreError(InvalidInputError):
+    """A request the collection cannot satisfy: unknown exhibit, conflicting ids, bad URL."""

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import FiringPinError
 
 FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
 
@@ -43,10 +43,6 @@ GIVEN_ROTATION_TOLERANCE_DEG = 3.0
 TEXTURE_CUTOFF_UM = 250.0
 #: Shape agreement is multiplied by this when the two shape classes differ.
 CLASS_MISMATCH_FACTOR = 0.5
-
-
-class FiringPinError(InvalidInputError):
-    """The firing-pin impression cannot be measured from the data given."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +90,8 @@ def classify_shape(crater: np.ndarray) -> tuple[FiringPinShape, float, float]:
     area = float(crater.sum())
     # The hull, hence the rectangle, is that of the outline pixels alone.
     mask = crater.astype(np.uint8)
-    outline = mask & ~cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    eroded: np.ndarray = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = mask & ~eroded
     (_, _), (width, height), _ = cv2.minAreaRect(np.argwhere(outline)[:, ::-1].astype(np.float32))
     # Pixel centres underestimate the outline by half a pixel on each side.
     width, height = width + 1.0, height + 1.0

@@ -49,13 +49,14 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
         raise ValueError("the comparison was made without its details; plot it where it was computed")
     result = comparison.details
     ref, qst = comparison.surfaces
-    forward = result.forward
+    forward, rules = result.forward, result.forward_rules
     tol = result.params.rotation_deg
-    congruent = forward.high_cells(tol) if result.high_cmc_passed else forward.original
+    high_decides = comparison.method["decision"]["rule"] == "high" and result.high_cmc_passed  # type: ignore[index]
+    congruent = rules.high.congruent(tol) if high_decides else rules.original.congruent
     aligned = transform(
         np.asarray(qst.surface, np.float32), comparison.rotation_deg, (result.shift_px[0], result.shift_px[1]), ref.surface.shape
     )
-    i = int(np.argmax(forward.high.sum(axis=1))) if forward.high.size else 0
+    i = int(np.argmax(rules.high.congruent_at.sum(axis=1))) if rules.high.congruent_at.size else 0
     cdx = forward.dx[i] - np.nanmedian(forward.dx[i][congruent]) if congruent.any() else np.zeros(len(congruent))
     cdy = forward.dy[i] - np.nanmedian(forward.dy[i][congruent]) if congruent.any() else np.zeros(len(congruent))
 
@@ -82,7 +83,7 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
         c=forward.angles[best] if best.size else [],
         s=np.clip(np.nan_to_num(forward.ccf[best, cells], nan=0.0), 0.05, 1) * 120,
         cmap="twilight",
-        edgecolors=[CONGRUENT if c else OTHER for c in forward.original],
+        edgecolors=[CONGRUENT if c else OTHER for c in rules.original.congruent],
     )
     fig.colorbar(points, ax=scatter, label="cell's best angle (deg)")
     threshold = result.params.translation_um
@@ -98,7 +99,7 @@ def validation_figure(validation: Validation, path: Path, title: str = "") -> Pa
     """Histograms of known-match and known-non-match CMC counts, with the decision threshold."""
     matches, non_matches = validation.counts(True), validation.counts(False)
     top = int(max(matches.max(initial=0), non_matches.max(initial=0))) + 2
-    bins = np.arange(-0.5, top + 0.5, 1.0)
+    bins = np.arange(-0.5, top + 0.5, 1.0).tolist()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.hist(non_matches, bins=bins, color=OTHER, alpha=0.75, label=f"known non-match (n={non_matches.size})")
     ax.hist(matches, bins=bins, color=CONGRUENT, alpha=0.75, label=f"known match (n={matches.size})")

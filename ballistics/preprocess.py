@@ -21,7 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSmallError
 from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
 from ballistics.primer import (
     bright_face,
@@ -38,61 +38,105 @@ from ballistics.scan import Scan
 
 Mode = Literal["auto", "raw", "preprocessed"]
 
-#: Points of the regular subgrid the robust trend is fitted to.
-TREND_POINTS = 40_000
-#: Most reweighting passes of the robust trend, and its stopping rule (largest move of the
-#: fitted surface in one pass, as a fraction of the median absolute residual).
-TREND_PASSES = 30
-TREND_TOLERANCE = 1e-3
-#: Residuals below this fraction of the median absolute residual weigh as much as it does. The
-#: fit is then the minimum of a Huber loss that is absolute deviation beyond 5 % of the typical
-#: residual; reweighting converges in ~20 passes instead of hundreds, and on the raw Fadul scans
-#: the plane lies within 0.01 um of the exact least-absolute-deviations plane (linear programme).
-TREND_FLOOR = 0.05
-#: A Gaussian wider than this many pixels runs on a coarser grid (sigma / this per grid step).
-COARSE_BLUR_SIGMAS = 4.0
-
-
-class PreprocessError(InvalidInputError):
-    """A scan cannot be turned into a breech-face surface."""
-
-
-class PrimerNotFoundError(PreprocessError):
-    """No primer circle could be fitted to the scan."""
-
-
-class SurfaceTooSmallError(PreprocessError):
-    """Too little breech face is left after cropping and outlier removal."""
-
 
 @dataclass(frozen=True)
 class PreprocessParams:
-    """Every choice of the pipeline, echoed in results. Defaults follow cmcR's Fadul run."""
+    """Every number of the pipeline, echoed in results (:meth:`as_dict`).
 
-    #: Pixel spacing of the working surface (cmcR downsamples 3.125 um scans by 2).
+    Defaults follow cmcR's Fadul run where cmcR has the step; the others were set on the raw
+    Fadul scans and the NBIDE photographs (``docs/preprocessing.md`` has a table with the
+    reasons). Lengths are in micrometres (``_um``) whatever the scan's pixel size; fractions of
+    the primer or crater radius are dimensionless.
+    """
+
+    # --- output and band-pass ---
+    #: Pixel spacing of the working surface, um (cmcR downsamples 3.125 um scans by 2).
     working_spacing_um: float = 6.25
-    #: Gaussian band-pass wavelengths; sigma = wavelength / (2 pi), in pixels of the scan.
+    #: Gaussian band-pass wavelengths (short, long), um; sigma = wavelength / (2 pi). cmcR's
+    #: 16-500 um keeps the breech-face marks and removes the primer's dome and waviness.
     bandpass_um: tuple[float, float] = (16.0, 500.0)
+    #: A Gaussian wider than this many pixels runs on a grid coarsened to sigma / this per step
+    #: (dimensionless): the low-pass is smooth over such a step, so the result changes by a
+    #: fraction of a percent of the form it removes, at a small part of the cost.
+    blur_coarse_sigmas: float = 4.0
+
+    # --- form removal ---
     #: Robust (median, quantile 0.5) form removal: a plane, or a second-order surface.
     trend: Literal["plane", "quadratic"] = "plane"
-    #: Width removed inside the primer boundary (cmcR: exterior offset -30 px at 3.125 um).
+    #: Points of the regular subgrid the robust trend is fitted to (count). At ~16,000 the
+    #: firing-pin zone found on the raw Fadul 2-1 shrinks visibly; 40,000 is stable.
+    trend_points: int = 40_000
+    #: Most reweighting passes of the robust trend (count); ~20 suffice with the floor below.
+    trend_passes: int = 30
+    #: The passes stop when the fitted surface moves by less than this fraction of the median
+    #: absolute residual in one pass (dimensionless).
+    trend_tolerance: float = 1e-3
+    #: Residuals below this fraction of the median absolute residual weigh as much as it does
+    #: (dimensionless): a Huber loss that is absolute deviation beyond 5 % of the typical
+    #: residual, within 0.01 um of the exact least-absolute-deviations plane on the raw Fadul
+    #: scans, converging in ~20 passes instead of hundreds.
+    trend_floor: float = 0.05
+
+    # --- primer circle ---
+    #: Blur of a photograph before Otsu's threshold separates the bright breech-face contact
+    #: disc, um: calms the breech-face texture so the disc comes out as one piece.
+    face_blur_um: float = 40.0
+    #: RANSAC inlier tolerance of the primer circle, um (at least 2 px): the edge of a masked
+    #: scan is ragged by a few micrometres.
+    primer_tolerance_um: float = 6.0
+    #: Smallest primer radius accepted, um: a 9 mm primer's breech-face area is over 1.5 mm
+    #: in radius, so a smaller circle is noise or a crater, not the primer.
+    primer_min_radius_um: float = 300.0
+    #: Width removed inside the primer boundary, um (cmcR: exterior offset -30 px at 3.125 um).
     exterior_offset_um: float = 93.75
     #: Margin beyond the disturbed zone around the firing pin (crater plus aperture flow-back).
     firing_pin_margin_um: float = 150.0
     #: Levelled heights further than this from the breech-face level belong to the firing-pin
-    #: zone (crater or flow-back); breech-face marks stay within a few micrometres.
+    #: zone (crater or flow-back), um; breech-face marks stay within a few micrometres.
     firing_pin_depth_um: float = 8.0
+    #: Smallest firing-pin crater radius, um (topographies and photographs): 9 mm firing pins
+    #: leave craters of 0.4-0.8 mm radius, so a smaller dark or deep piece is a speck.
+    crater_min_radius_um: float = 100.0
+    #: Topographies: the crater's centre lies within this fraction of the primer radius from
+    #: the primer's centre (dimensionless; the inner half of the primer).
+    crater_max_offset: float = 0.5
+    #: Topographies: the zone reaches at most this many crater radii from the crater's centre,
+    #: angle by angle (dimensionless): primer metal pushed into the firing-pin aperture ends at
+    #: the aperture (about 1.5 crater radii on the Fadul Rugers); anything connected beyond it
+    #: is breech face standing out of the plane.
+    flowback_reach: float = 1.6
     #: The firing pin strikes near the primer's centre: on photographs, a firing-pin zone
-    #: centred further than this fraction of the primer radius from it is a failed fit (the
-    #: NBIDE pins sit at 0.22 of the contact disc's radius).
+    #: centred further than this fraction of the primer radius from it is a failed fit
+    #: (dimensionless; the NBIDE pins sit at 0.22 of the contact disc's radius).
     firing_pin_max_offset: float = 0.3
+    #: Photographs: smoothing before the aperture rings are traced, um: enough to calm the
+    #: breech-face texture, little enough to keep a 30-70 um wide dark ring.
+    aperture_smoothing_um: float = 8.0
+    #: Photographs: RANSAC inlier tolerance of the aperture circle through the per-angle
+    #: outline points, um (at least 2 px): the dark ring is 30-70 um wide.
+    aperture_tolerance_um: float = 15.0
+    #: Photographs: an aperture zone reaches at most this fraction of the primer radius
+    #: (dimensionless): beyond it too little breech face would be left for a comparison to mean
+    #: anything, so a larger fit is a failed fit (the NBIDE Berettas' rings end at 0.66).
+    aperture_max_radius: float = 0.8
+
+    # --- outliers and size ---
     #: Robust z-score of the band-passed surface beyond which a point is an outlier
-    #: (aperture shear, drag marks, dust, measurement spikes).
+    #: (dimensionless; aperture shear, drag marks, dust, measurement spikes).
     outlier_z: float = 6.0
-    #: Outliers are dilated by this radius before removal, taking their shoulders too.
+    #: Outliers are dilated by this radius before removal, um, taking their shoulders too.
     outlier_dilation_um: float = 20.0
-    #: Fewest valid points the working surface must keep.
+    #: Fewest valid points the working surface must keep (count at working spacing): below
+    #: ~2000 an 8 x 8 cell grid has too few cells with enough data to count congruent ones.
     min_valid_points: int = 2000
+
+    # --- recognising processed scans ---
+    #: Grid on which the long-wavelength form of a topography is judged, um.
+    form_grid_um: float = 50.0
+    #: A topography is taken as processed when the low-pass at the band-pass's long cut-off keeps
+    #: less than this fraction of its standard deviation (dimensionless): under a quarter on the
+    #: processed Fadul, Weller and TopMatch sets, nearly all of it on raw scans.
+    form_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         low, high = self.bandpass_um
@@ -102,15 +146,33 @@ class PreprocessParams:
             "trend must be 'plane' or 'quadratic'": self.trend in ("plane", "quadratic"),
             "offsets and margins must be non-negative": min(self.exterior_offset_um, self.firing_pin_margin_um, self.outlier_dilation_um)
             >= 0,
-            "firing_pin_depth_um and outlier_z must be positive": self.firing_pin_depth_um > 0 and self.outlier_z > 0,
-            "firing_pin_max_offset must be in (0, 1]": 0 < self.firing_pin_max_offset <= 1,
-            "min_valid_points must be positive": self.min_valid_points > 0,
+            "lengths, tolerances and thresholds must be positive": min(
+                self.firing_pin_depth_um,
+                self.outlier_z,
+                self.face_blur_um,
+                self.primer_tolerance_um,
+                self.primer_min_radius_um,
+                self.crater_min_radius_um,
+                self.aperture_smoothing_um,
+                self.aperture_tolerance_um,
+                self.form_grid_um,
+                self.blur_coarse_sigmas,
+                self.trend_tolerance,
+                self.trend_floor,
+            )
+            > 0,
+            "fractions of a radius must be in (0, 1]": all(
+                0 < f <= 1 for f in (self.firing_pin_max_offset, self.crater_max_offset, self.aperture_max_radius, self.form_fraction)
+            ),
+            "flowback_reach must be at least 1 crater radius": self.flowback_reach >= 1,
+            "counts must be positive": min(self.min_valid_points, self.trend_points, self.trend_passes) > 0,
         }
         for reason, ok in checks.items():
             if not ok:
                 raise PreprocessError(None, f"invalid preprocessing parameters: {reason}")
 
     def as_dict(self) -> dict[str, object]:
+        """Every field by name, JSON-ready (tuples as lists): what a result's method echoes."""
         out = asdict(self)
         out["bandpass_um"] = list(self.bandpass_um)
         return out
@@ -137,9 +199,22 @@ def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()
     """True for a topography already cropped, levelled and band-passed.
 
     Such a surface has no long-wavelength form left: a low-pass at the band-pass's long
-    wavelength keeps little of its variance (under a quarter on the processed Fadul, Weller and
-    TopMatch sets, nearly all of it on raw scans, whose tilt and firing-pin crater dominate),
-    and its median sits near zero. Images are never taken as processed.
+    wavelength, on a ``params.form_grid_um`` grid, keeps less than ``params.form_fraction`` of
+    its standard deviation (under a quarter on the processed Fadul, Weller and TopMatch sets,
+    nearly all of it on raw scans, whose tilt and firing-pin crater dominate). Images are never
+    taken as processed.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan; heights in metres for a topography.
+    params : PreprocessParams
+        ``bandpass_um`` (micrometres), ``form_grid_um`` (micrometres), ``form_fraction``.
+
+    Returns
+    -------
+    bool
+        Whether :func:`prepare` in ``"auto"`` mode passes the scan through.
     """
     if scan.kind != "topography":
         return False
@@ -150,19 +225,58 @@ def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()
     if spread == 0.0:
         return False
     spacing = float(np.sqrt(scan.spacing_x * scan.spacing_y))
-    step = max(1, int(round(50e-6 / spacing)))  # judge the form on a coarse 50 um grid
-    coarse, coarse_valid = _area_resample(centred, valid, 1.0 / step, 1.0 / step)
+    step = max(1, round(params.form_grid_um / 1e6 / spacing))  # judge the form on a coarse grid
+    coarse, coarse_valid = _resample(centred, valid, 1.0 / step, 1.0 / step)
     sigma = params.bandpass_um[1] * 1e-6 / (2 * np.pi) / (spacing * step)
-    low = _normalised_blur(coarse, coarse_valid, sigma)
+    low = _normalised_blur(coarse, coarse_valid, sigma, params.blur_coarse_sigmas)
     form = float(np.sqrt(np.mean(low[coarse_valid] ** 2)))
-    return form < 0.5 * spread
+    return form < params.form_fraction * spread
 
 
 def prepare(scan: Scan, params: PreprocessParams = PreprocessParams(), mode: Mode = "auto") -> BreechFace:
     """The breech-face surface of a scan at the working spacing.
 
-    ``mode="auto"`` passes already-processed topographies through (see
-    :func:`looks_preprocessed`); ``"raw"`` and ``"preprocessed"`` force either path.
+    Raw scans go through the pipeline of ``docs/preprocessing.md``: square pixels, primer circle
+    (:func:`ballistics.primer.fit_circle`), firing-pin zone
+    (:func:`ballistics.primer.locate_firing_pin`, or :func:`ballistics.primer.locate_aperture`
+    on photographs) removed with a margin, median-regression form removal, NaN-aware Gaussian
+    band-pass, robust outlier removal, area-averaging resample. Processed topographies are
+    passed through (resampled only if their spacing differs).
+
+    Parameters
+    ----------
+    scan : Scan
+        A topography (heights in metres) or an image (grey levels) with its pixel spacing.
+    params : PreprocessParams
+        Every number of the pipeline (lengths in micrometres); echoed in the result.
+    mode : {"auto", "raw", "preprocessed"}
+        ``"auto"`` passes already-processed topographies through (see
+        :func:`looks_preprocessed`); ``"raw"`` and ``"preprocessed"`` force either path.
+
+    Returns
+    -------
+    BreechFace
+        The working surface (heights in metres; standardised grey level, dimensionless, for
+        images; NaN outside the breech face) at ``params.working_spacing_um``, the primer circle
+        and the firing-pin impression in working-surface pixels, and ``params``.
+
+    Raises
+    ------
+    PrimerNotFoundError
+        No primer circle of at least ``params.primer_min_radius_um``.
+    SurfaceTooSmallError
+        Fewer than ``params.min_valid_points`` valid points remain.
+    PreprocessError
+        An unknown mode.
+
+    References
+    ----------
+    .. [1] Zemmels, J., Hofmann, H., VanderPlas, S. cmcR: an implementation of the 'Congruent
+           Matching Cells' method, R package 0.1.11 (CRAN); functions preProcess_crop,
+           preProcess_removeTrend and preProcess_gaussFilter, whose steps and defaults the
+           pipeline follows.
+    .. [2] Song, J. (2013). Proposed "NIST Ballistics Identification System (NBIS)" based on 3D
+           topography measurements on correlation cells. AFTE Journal 45(2), 184-194.
     """
     if mode not in ("auto", "raw", "preprocessed"):
         raise PreprocessError(scan.source, f"unknown preprocessing mode {mode!r}")
@@ -176,7 +290,7 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
     fx, fy = (scan.spacing_x * 1e6 / params.working_spacing_um, scan.spacing_y * 1e6 / params.working_spacing_um)
     if not (np.isclose(fx, 1.0, rtol=1e-3) and np.isclose(fy, 1.0, rtol=1e-3)):
         heights, valid = _resample(heights, valid, fx, fy)
-    surface, (x0, y0) = _trim(np.where(valid, heights, np.nan))
+    surface, _ = _trim(np.where(valid, heights, np.nan))
     _require_size(scan, surface, params)
     primer = fit_circle(fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200), enclosing=True)
     return BreechFace(
@@ -204,26 +318,49 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     is_image = scan.kind == "image"
     heights = _standardise(scan.heights) if is_image else scan.heights * 1e6  # work in um
     measured = np.isfinite(heights)
-    face = bright_face(heights, px(40.0)) if is_image else largest_component(measured)
+    face = bright_face(heights, px(params.face_blur_um)) if is_image else largest_component(measured)
     filled = fill_holes(face)
-    primer = fit_circle(opening(filled, 3), max(2.0, px(6.0)), enclosing=True)
-    if primer is None or primer.r < px(300.0):
-        raise PrimerNotFoundError(scan.source, "no primer boundary found (no circular edge of at least 0.3 mm radius in the valid data)")
+    primer = fit_circle(opening(filled, 3), max(2.0, px(params.primer_tolerance_um)), enclosing=True)
+    if primer is None or primer.r < px(params.primer_min_radius_um):
+        raise PrimerNotFoundError(
+            scan.source,
+            f"no primer boundary found (no circular edge of at least {params.primer_min_radius_um / 1000:g} mm radius in the valid data)",
+        )
     inside = disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
     region = measured & inside & face
     if is_image:
-        pin = locate_aperture(heights, filled & ~face, inside, primer, params.firing_pin_max_offset, px(1.0))
+        pin = locate_aperture(
+            heights,
+            filled & ~face,
+            inside,
+            primer,
+            px(1.0),
+            max_offset=params.firing_pin_max_offset,
+            crater_min_radius_um=params.crater_min_radius_um,
+            smoothing_um=params.aperture_smoothing_um,
+            tolerance_um=params.aperture_tolerance_um,
+            max_radius=params.aperture_max_radius,
+        )
     else:
-        levelled = heights - _robust_trend(heights, region, "quadratic", px(50.0))
-        pin = locate_firing_pin(levelled, region, filled & ~face, primer, params.firing_pin_depth_um, px(100.0))
+        levelled = heights - _robust_trend(heights, region, "quadratic", params)
+        pin = locate_firing_pin(
+            levelled,
+            region,
+            filled & ~face,
+            primer,
+            params.firing_pin_depth_um,
+            px(params.crater_min_radius_um),
+            max_offset=params.crater_max_offset,
+            flowback_reach=params.flowback_reach,
+        )
     if pin is not None:
         region &= ~star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
     _require_size(scan, region, params, spacing)
-    levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
+    levelled = heights - _robust_trend(heights, region, params.trend, params)
     filtered = _bandpass(levelled, region, params, spacing)
     region &= ~_outliers(filtered, region, params.outlier_z, px(params.outlier_dilation_um))
     _require_size(scan, region, params, spacing)
-    levelled = heights - _robust_trend(heights, region, params.trend, px(50.0))
+    levelled = heights - _robust_trend(heights, region, params.trend, params)
     filtered = _bandpass(levelled, region, params, spacing)
     factor = spacing * 1e6 / params.working_spacing_um
     work, work_valid = _resample(filtered, region, factor, factor)
@@ -255,17 +392,18 @@ def _standardise(image: np.ndarray) -> np.ndarray:
     return (image - median) / (mad if mad > 0 else 1.0)
 
 
-def _robust_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_px: float) -> np.ndarray:
+def _robust_trend(heights: np.ndarray, region: np.ndarray, trend: str, params: PreprocessParams) -> np.ndarray:
     """Median-regression (quantile 0.5) plane or quadratic over ``region``, on the whole grid.
 
     Least absolute deviations by iteratively reweighted least squares on at most
-    :data:`TREND_POINTS` points of a regular subgrid: the crater walls and the flow-back ring, a
-    minority, pull a least-squares plane but not a median one. Each pass solves the weighted
-    normal equations (a 3 x 3 or 6 x 6 system) with weights 1 / max(|residual|, floor) (see
-    :data:`TREND_FLOOR`); the passes stop when the fitted surface moves by less than
-    :data:`TREND_TOLERANCE` of the residuals' median over the subgrid.
+    ``params.trend_points`` points of a regular subgrid: the crater walls and the flow-back
+    ring, a minority, pull a least-squares plane but not a median one. Each pass solves the
+    weighted normal equations (a 3 x 3 or 6 x 6 system) with weights 1 / max(|residual|,
+    floor) (see ``params.trend_floor``); at most ``params.trend_passes`` passes, stopping when
+    the fitted surface moves by less than ``params.trend_tolerance`` of the residuals' median
+    over the subgrid.
     """
-    stride = max(1, int(np.ceil(np.sqrt(region.sum() / TREND_POINTS))))
+    stride = max(1, int(np.ceil(np.sqrt(region.sum() / params.trend_points))))
     sub = region[::stride, ::stride]
     ys, xs = np.nonzero(sub)
     z = heights[::stride, ::stride][sub]
@@ -276,16 +414,16 @@ def _robust_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_px:
     design = np.stack(terms, axis=1)
     coef = np.linalg.lstsq(design, z, rcond=None)[0]
     fit = design @ coef
-    for _ in range(TREND_PASSES):
+    for _ in range(params.trend_passes):
         residual = np.abs(z - fit)
         typical = np.median(residual) + 1e-12
-        weights = 1.0 / np.maximum(residual, TREND_FLOOR * typical)
+        weights = 1.0 / np.maximum(residual, params.trend_floor * typical)
         weighted = design * weights[:, None]
         updated = np.linalg.solve(weighted.T @ design, weighted.T @ z)
         moved = design @ updated
         change = np.abs(moved - fit).max()
         coef, fit = updated, moved
-        if change <= TREND_TOLERANCE * typical:
+        if change <= params.trend_tolerance * typical:
             break
     return _trend_surface(coef, heights.shape)
 
@@ -303,17 +441,17 @@ def _trend_surface(coef: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return surface
 
 
-def _normalised_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float) -> np.ndarray:
+def _normalised_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float, coarse_sigmas: float) -> np.ndarray:
     """Gaussian low-pass of the valid points only: blur(values * mask) / blur(mask).
 
-    A wide kernel runs on a grid coarsened by area averaging to about a quarter of sigma, and
-    both blurred fields come back by bilinear interpolation: the low-pass is smooth over that
-    grid step, so this changes the result by a fraction of a percent of the form it removes,
-    at a small part of the cost.
+    A kernel wider than ``coarse_sigmas`` pixels runs on a grid coarsened by area averaging to
+    sigma / ``coarse_sigmas`` per step, and both blurred fields come back by bilinear
+    interpolation: the low-pass is smooth over that grid step, so this changes the result by a
+    fraction of a percent of the form it removes, at a small part of the cost.
     """
-    numerator = np.where(valid, values, 0.0).astype(np.float32)
-    weight = valid.astype(np.float32)
-    step = max(1, int(sigma_px // COARSE_BLUR_SIGMAS))
+    numerator: np.ndarray = np.where(valid, values, 0.0).astype(np.float32)
+    weight: np.ndarray = valid.astype(np.float32)
+    step = max(1, int(sigma_px // coarse_sigmas))
     if step > 1:
         rows, cols = values.shape
         small = (max(1, cols // step), max(1, rows // step))
@@ -335,8 +473,13 @@ def _bandpass(levelled: np.ndarray, region: np.ndarray, params: PreprocessParams
     """Wavelengths between the two cut-offs, NaN outside ``region``; sigma = wavelength / 2 pi."""
     short_um, long_um = params.bandpass_um
     to_sigma = lambda um: um * 1e-6 / (2 * np.pi) / spacing  # noqa: E731
-    fine = _normalised_blur(levelled, region, to_sigma(short_um)) if to_sigma(short_um) >= 0.25 else np.where(region, levelled, np.nan)
-    coarse = _normalised_blur(levelled, region, to_sigma(long_um))
+    coarse_sigmas = params.blur_coarse_sigmas
+    fine = (
+        _normalised_blur(levelled, region, to_sigma(short_um), coarse_sigmas)
+        if to_sigma(short_um) >= 0.25
+        else np.where(region, levelled, np.nan)
+    )
+    coarse = _normalised_blur(levelled, region, to_sigma(long_um), coarse_sigmas)
     return np.where(region, fine - coarse, np.nan)
 
 
@@ -349,15 +492,11 @@ def _outliers(filtered: np.ndarray, region: np.ndarray, z: float, dilation_px: f
         return np.zeros_like(region)
     with np.errstate(invalid="ignore"):
         out = region & (np.abs(filtered - median) > z * mad)
-    radius = int(round(dilation_px))
+    radius = round(dilation_px)
     if radius > 0 and out.any():
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         out = cv2.dilate(out.astype(np.uint8), kernel).astype(bool)
     return out
-
-
-def _area_resample(values: np.ndarray, valid: np.ndarray, fx: float, fy: float) -> tuple[np.ndarray, np.ndarray]:
-    return _resample(values, valid, fx, fy)
 
 
 def _resample(values: np.ndarray, valid: np.ndarray, fx: float, fy: float) -> tuple[np.ndarray, np.ndarray]:
@@ -367,7 +506,7 @@ def _resample(values: np.ndarray, valid: np.ndarray, fx: float, fy: float) -> tu
     point is kept when at least half of what it averages was measured.
     """
     rows, cols = values.shape
-    size = (max(1, int(round(cols * fx))), max(1, int(round(rows * fy))))
+    size = (max(1, round(cols * fx)), max(1, round(rows * fy)))
     method = cv2.INTER_AREA if fx <= 1 and fy <= 1 else cv2.INTER_LINEAR
     numerator = cv2.resize(np.where(valid, values, 0.0), size, interpolation=method)
     denominator = cv2.resize(valid.astype(np.float64), size, interpolation=method)

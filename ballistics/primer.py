@@ -22,14 +22,6 @@ from ballistics.firing_pin import classify_shape
 
 #: Angular sampling of the firing-pin zone's outline.
 ZONE_ANGLES = 360
-#: The zone reaches at most this many crater radii from the centre, angle by angle: the primer
-#: metal pushed into the firing-pin aperture ends at the aperture (about 1.5 crater radii on the
-#: Fadul Rugers); anything connected beyond it is breech face standing out of the plane.
-FLOWBACK_REACH = 1.6
-#: An aperture zone on a photograph reaches at most this fraction of the primer radius: beyond
-#: it, too little breech face would be left for a comparison to mean anything, so a larger fit
-#: is a failed fit (the NBIDE Berettas' aperture rings end at 0.66 of the contact disc radius).
-APERTURE_MAX_RADIUS = 0.8
 #: Outline points a RANSAC circle is fitted to (a random subset of longer outlines), and the
 #: number of random triples tried: enough to meet an all-inlier triple with 99.9 % confidence
 #: when a third of the points lie on the circle.
@@ -37,9 +29,6 @@ RANSAC_POINTS = 1500
 RANSAC_TRIALS = 300
 #: Share of a region an enclosing circle (the primer edge around the breech face) must hold.
 ENCLOSED_FRACTION = 0.95
-#: Smoothing of a photograph (um) before its aperture rings are traced: enough to calm the
-#: breech-face texture, little enough to keep a 30-70 um wide dark ring.
-APERTURE_SMOOTHING_UM = 8.0
 
 
 class Circle(NamedTuple):
@@ -66,6 +55,21 @@ def fit_circle(mask: np.ndarray, threshold_px: float, *, enclosing: bool = False
     Without it, an inner edge that opens to the outside through a gap in the data (the
     firing-pin hole of a breech face missing a sector) can collect more inliers than an outer
     edge that the array border cuts.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean region whose outline is fitted.
+    threshold_px : float
+        RANSAC inlier tolerance, pixels.
+    enclosing : bool
+        Only circles enclosing the region compete.
+
+    Returns
+    -------
+    Circle or None
+        Centre (x = column, y = row) and radius, pixels; None unless a quarter of the outline
+        points agree on one circle.
     """
     edge = mask & ~ndi.binary_erosion(mask)
     edge[[0, -1], :] = False
@@ -122,6 +126,16 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
     The same result as :func:`scipy.ndimage.binary_fill_holes` (4-connected background), by one
     labelling instead of a dilation repeated until it stops, which is slow on large discs.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image, ``mask`` plus its holes.
     """
     labels, count = ndi.label(~mask)
     if count == 0:
@@ -146,13 +160,39 @@ def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
 
 
 def disc(shape: tuple[int, int], circle: Circle, radius: float) -> np.ndarray:
-    """Points within ``radius`` of the circle's centre."""
+    """Points within ``radius`` of the circle's centre.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (rows, columns) of the output.
+    circle : Circle
+        Centre used (its radius is ignored), pixels.
+    radius : float
+        Radius, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image.
+    """
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     return (xx - circle.x) ** 2 + (yy - circle.y) ** 2 <= radius**2
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest connected piece of ``mask``."""
+    """The largest connected piece of ``mask`` (4-connected).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        Boolean image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image holding only the largest piece (a copy of ``mask`` when it is empty).
+    """
     labels, count = ndi.label(mask)
     if count == 0:
         return mask.copy()
@@ -168,10 +208,22 @@ def bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
     textured; the primer's rounded edge and the firing-pin aperture ring show dark. A heavy
     blur and Otsu's threshold separate them; the face is the bright piece that does not touch
     the picture's border (the case head does) and encloses the picture's centre.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Grey levels (any scale).
+    sigma_px : float
+        Gaussian blur before thresholding, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image of the contact disc.
     """
     smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma_px)
     bright = smooth > threshold_otsu(smooth)
-    labels, count = ndi.label(bright)
+    labels, _ = ndi.label(bright)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     rows, cols = image.shape
     sizes = np.bincount(labels.ravel())
@@ -185,7 +237,22 @@ def bright_face(image: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> np.ndarray:
-    """Points within the zone's per-angle outline plus ``margin_px``."""
+    """Points within the zone's per-angle outline plus ``margin_px``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (rows, columns) of the output.
+    zone : FiringPinZone
+        Centre and outer edge at :data:`ZONE_ANGLES` angles, pixels.
+    margin_px : float
+        Margin added at every angle, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean image of the zone plus margin.
+    """
     mask = np.zeros(shape, bool)
     reach = float(zone.extents.max()) + margin_px + 1
     y0, y1 = max(0, int(zone.centre.y - reach)), min(shape[0], int(zone.centre.y + reach) + 1)
@@ -200,42 +267,86 @@ def star_mask(shape: tuple[int, int], zone: FiringPinZone, margin_px: float) -> 
 
 
 def locate_firing_pin(
-    levelled: np.ndarray, region: np.ndarray, holes: np.ndarray, primer: Circle, depth_um: float, min_radius_px: float
+    levelled: np.ndarray,
+    region: np.ndarray,
+    holes: np.ndarray,
+    primer: Circle,
+    depth_um: float,
+    min_radius_px: float,
+    *,
+    max_offset: float,
+    flowback_reach: float,
 ) -> FiringPinZone | None:
     """The zone the firing pin disturbed on a topography, or None when it shows no impression.
 
     The crater is what is unmeasured inside the primer (a steep crater bottom) or lies deeper
-    than ``depth_um`` below the breech-face level; the largest such piece in the inner half of
-    the primer is the impression. The zone adds what is connected to it and stands out of the
+    than ``depth_um`` below the breech-face level; the largest such piece at least
+    ``min_radius_px`` in radius and centred within ``max_offset`` primer radii of the primer's
+    centre is the impression. The zone adds what is connected to it and stands out of the
     breech-face level (crater walls, primer metal pushed back into the firing-pin aperture). Its
-    outline is read angle by angle from the crater centre and smoothed over 30 degrees, so that
-    a round, elliptical or rectangular zone is followed while a narrow drag-mark tail is not
-    (the outlier step takes such tails). Round craters get a RANSAC circle through the zone's
-    outline instead, which ignores the breech face that clings to the zone where it stands out
-    of the plane.
+    outline is read angle by angle from the crater centre, smoothed over 30 degrees and capped
+    at ``flowback_reach`` crater radii, so that a round, elliptical or rectangular zone is
+    followed while a narrow drag-mark tail is not (the outlier step takes such tails). Round
+    craters get a RANSAC circle through the zone's outline instead, which ignores the breech
+    face that clings to the zone where it stands out of the plane.
+
+    Parameters
+    ----------
+    levelled : numpy.ndarray
+        Heights with the form removed, micrometres, NaN where not measured.
+    region : numpy.ndarray
+        Boolean: measured points inside the primer.
+    holes : numpy.ndarray
+        Boolean: unmeasured points inside the filled primer region.
+    primer : Circle
+        The primer circle, pixels.
+    depth_um : float
+        Height departure from the breech-face level marking the zone, micrometres.
+    min_radius_px : float
+        Smallest crater radius, pixels.
+    max_offset : float
+        Farthest crater centre from the primer centre, in primer radii.
+    flowback_reach : float
+        Farthest extent of the zone, in crater radii per angle.
+
+    Returns
+    -------
+    FiringPinZone or None
+        Centre and covering radius (pixels), per-angle outer edge (pixels) and crater mask.
     """
     with np.errstate(invalid="ignore"):
         deep = holes | (region & (levelled < -depth_um))
         disturbed = deep | (region & (np.abs(levelled) > depth_um))
-    crater = _central_piece(opening(deep, 2), primer, min_radius_px, 0.5)
+    crater = _central_piece(opening(deep, 2), primer, min_radius_px, max_offset)
     if crater is None:
         return None
     crater = fill_holes(crater)
     cy, cx = ndi.center_of_mass(crater)
     labels, _ = ndi.label(opening(disturbed, 3) | crater)
-    zone = fill_holes(labels == labels[int(round(cy)), int(round(cx))]) if crater[int(round(cy)), int(round(cx))] else crater
+    iy, ix = round(cy), round(cx)
+    zone = fill_holes(labels == labels[iy, ix]) if crater[iy, ix] else crater
     if classify_shape(crater)[0] == "hemispherical":
         # A round pin leaves a round aperture zone: a robust circle ignores what clings to it.
         circle = fit_circle(zone | crater, max(2.0, min_radius_px / 10))
         if circle is not None and circle.r < 0.9 * primer.r:
             return FiringPinZone(circle, np.full(ZONE_ANGLES, circle.r), crater)
-    reach = FLOWBACK_REACH * _polar_extent(crater, cx, cy, primer.r)
+    reach = flowback_reach * _polar_extent(crater, cx, cy, primer.r)
     extents = np.minimum(_polar_extent(zone | crater, cx, cy, primer.r), reach)
     return FiringPinZone(Circle(float(cx), float(cy), float(extents.max())), extents, crater)
 
 
 def locate_aperture(
-    image: np.ndarray, holes: np.ndarray, inside: np.ndarray, primer: Circle, max_offset: float, px_per_um: float
+    image: np.ndarray,
+    holes: np.ndarray,
+    inside: np.ndarray,
+    primer: Circle,
+    px_per_um: float,
+    *,
+    max_offset: float,
+    crater_min_radius_um: float,
+    smoothing_um: float,
+    tolerance_um: float,
+    max_radius: float,
 ) -> FiringPinZone | None:
     """The firing-pin aperture zone of a ring-light photograph, aperture rings included.
 
@@ -247,19 +358,48 @@ def locate_aperture(
     face and the darkest ring gives the zone's size; per angle, the outermost dark point near
     that radius gives an outline point, and a RANSAC circle through those points the zone. The
     firing pin strikes near the primer's centre, so a zone whose centre lies more than
-    ``max_offset`` primer radii from it, or wider than :data:`APERTURE_MAX_RADIUS`, is a failed
+    ``max_offset`` primer radii from it, or wider than ``max_radius`` primer radii, is a failed
     fit: the zone then falls back to the median profile's radius around the crater (or the
     primer's centre when no crater qualifies either).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Standardised grey level (dimensionless).
+    holes : numpy.ndarray
+        Boolean: dark pieces inside the filled contact disc (crater candidates).
+    inside : numpy.ndarray
+        Boolean: the primer disc shrunk by the exterior offset.
+    primer : Circle
+        The contact disc, pixels.
+    px_per_um : float
+        Pixels per micrometre of the picture.
+    max_offset : float
+        Farthest zone centre from the primer centre, in primer radii.
+    crater_min_radius_um : float
+        Smallest crater radius, micrometres.
+    smoothing_um : float
+        Gaussian smoothing before tracing, micrometres.
+    tolerance_um : float
+        RANSAC inlier tolerance of the zone circle, micrometres (at least 2 px).
+    max_radius : float
+        Largest zone radius, in primer radii.
+
+    Returns
+    -------
+    FiringPinZone or None
+        A circular zone (pixels) and its disc as the crater mask; None when the picture shows
+        no aperture ring near the primer's centre.
     """
-    crater = _central_piece(opening(holes, 2), primer, 100.0 * px_per_um, max_offset)
+    crater = _central_piece(opening(holes, 2), primer, crater_min_radius_um * px_per_um, max_offset)
     if crater is not None:
         cy, cx = ndi.center_of_mass(fill_holes(crater))
     else:
         cx, cy = primer.x, primer.y
-    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), APERTURE_SMOOTHING_UM * px_per_um)
+    smooth = cv2.GaussianBlur(image.astype(np.float32), (0, 0), smoothing_um * px_per_um)
     smooth[~inside] = np.nan
     face_level = float(np.nanmedian(smooth))
-    radii = np.arange(0.0, APERTURE_MAX_RADIUS * primer.r)
+    radii = np.arange(0.0, max_radius * primer.r)
     angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
     rows = cy - radii[None, :] * np.sin(angles[:, None])
     cols = cx + radii[None, :] * np.cos(angles[:, None])
@@ -267,7 +407,7 @@ def locate_aperture(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # radii with no breech face at any angle
         profile = np.nanmedian(polar, axis=0)
-    beyond_crater = radii >= 100.0 * px_per_um
+    beyond_crater = radii >= crater_min_radius_um * px_per_um
     if not np.isfinite(profile[beyond_crater]).any():
         return None
     threshold = 0.5 * (face_level + float(np.nanmin(profile[beyond_crater])))
@@ -283,14 +423,14 @@ def locate_aperture(
     outer = radii.size - 1 - np.argmax(dark_polar[:, ::-1], axis=1)
     reach = radii[outer] + 0.5
     points = np.stack([cx + reach * np.cos(angles), cy - reach * np.sin(angles)], axis=1)[has_dark]
-    circle = _ransac_circle(points, max(2.0, 15.0 * px_per_um))
+    circle = _ransac_circle(points, max(2.0, tolerance_um * px_per_um))
     plausible = (
         circle is not None
         and np.hypot(circle.x - primer.x, circle.y - primer.y) <= max_offset * primer.r
-        and circle.r <= APERTURE_MAX_RADIUS * primer.r
+        and circle.r <= max_radius * primer.r
         and 0.67 * edge <= circle.r <= 1.5 * edge
     )
-    zone = circle if plausible else fallback
+    zone = circle if plausible and circle is not None else fallback
     if np.hypot(zone.x - primer.x, zone.y - primer.y) > max_offset * primer.r:
         return None
     crater_disc = disc(image.shape, zone, zone.r)

@@ -21,7 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ballistics.clock import format_time
-from ballistics.errors import InvalidInputError
+from ballistics.errors import RecordError
 from ballistics.files import write_atomic
 from ballistics.labs import Lab
 
@@ -30,10 +30,6 @@ SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 MatchRecord = dict[str, Any]
-
-
-class RecordError(InvalidInputError):
-    """A match record that is unreadable or does not satisfy the schema."""
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ the fixed surface's centre plus the translation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import cv2
 import numpy as np
@@ -34,8 +35,23 @@ class Candidate:
     score: float
 
 
+@overload
+def wrap_deg(angle: float) -> float: ...
+@overload
+def wrap_deg(angle: np.ndarray) -> np.ndarray: ...
 def wrap_deg(angle: np.ndarray | float) -> np.ndarray | float:
-    """Angles into (-180, 180]."""
+    """Angles into (-180, 180] degrees: a float for a scalar, an array for an array.
+
+    Parameters
+    ----------
+    angle : float or numpy.ndarray
+        Angles, degrees.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        The same angles modulo 360, in (-180, 180].
+    """
     wrapped = -((-np.asarray(angle, dtype=float) + 180.0) % 360.0) + 180.0
     return float(wrapped) if np.ndim(wrapped) == 0 else wrapped
 
@@ -152,10 +168,35 @@ def _coarse_frames(fixed: np.ndarray, moving: np.ndarray, block: int) -> tuple[n
 def coarse_scores(
     fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray, *, block: int, min_overlap: float, max_shift_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best masked NCC and translation (fixed-surface px) of ``moving`` at each angle.
+    """Best masked NCC [1]_ and translation (fixed-surface px) of ``moving`` at each angle.
 
     Angles go through the FFTs :data:`ANGLE_BATCH` at a time: batching amortises the Python
     overhead, and bounding the batch bounds the memory of the eleven spectra it holds.
+
+    Parameters
+    ----------
+    fixed, moving : numpy.ndarray
+        Surfaces (NaN where not measured).
+    angles : numpy.ndarray
+        Rotations of ``moving``, degrees.
+    block : int
+        Block-averaging factor, pixels.
+    min_overlap : float
+        Smallest overlap counted, fraction of the smaller valid area.
+    max_shift_px : float
+        Largest translation searched, fixed-surface pixels.
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        Best masked NCC per angle, in [-1, 1] (-1 where no shift has enough overlap).
+    shifts : numpy.ndarray
+        Translation (x, y) per angle, fixed-surface pixels (multiples of ``block``).
+
+    References
+    ----------
+    .. [1] Padfield, D. (2012). Masked object registration in the Fourier domain. IEEE
+           Transactions on Image Processing 21(5), 2706-2718. doi:10.1109/TIP.2011.2181402
     """
     small_fixed, small_moving = _coarse_frames(fixed, moving, block)
     ncc = _MaskedNcc(small_fixed, min_overlap, int(np.ceil(max_shift_px / block)))
@@ -180,8 +221,41 @@ def coarse_candidates(
 ) -> tuple[list[Candidate], dict[float, tuple[float, float]]]:
     """The few angles of the whole circle where the surfaces agree best, best first.
 
-    Also returns the translation found at every angle of the grid, which the cell-level search
-    reuses instead of registering again.
+    Both surfaces are block-averaged; the moving one is rotated through every ``step_deg`` of
+    the circle and a masked normalised cross-correlation [1]_ against the fixed one
+    (:func:`coarse_scores`) gives each angle's best correlation and translation. Angles are taken
+    in decreasing correlation, skipping any within ``separation_deg`` of one already chosen.
+
+    Parameters
+    ----------
+    fixed, moving : numpy.ndarray
+        Surfaces (heights, NaN where not measured), pixels of the same spacing.
+    step_deg : float
+        Angle step of the search, degrees.
+    count : int
+        Number of candidates returned.
+    separation_deg : float
+        Smallest angle between two candidates, degrees.
+    block : int
+        Block-averaging factor (pixels per block side).
+    min_overlap : float
+        Smallest overlap counted, as a fraction of the smaller valid area (dimensionless).
+    max_shift_px : float
+        Largest translation searched, fixed-surface pixels.
+
+    Returns
+    -------
+    candidates : list of Candidate
+        Angle (degrees, in (-180, 180]), translation (fixed-surface pixels, x, y) and masked
+        NCC (dimensionless) of each candidate.
+    shifts : dict
+        Translation at every angle of the grid (keyed by :func:`angle_key`), which the
+        cell-level search reuses instead of registering again.
+
+    References
+    ----------
+    .. [1] Padfield, D. (2012). Masked object registration in the Fourier domain. IEEE
+           Transactions on Image Processing 21(5), 2706-2718. doi:10.1109/TIP.2011.2181402
     """
     angles = np.arange(0.0, 360.0, step_deg)
     scores, shifts = coarse_scores(fixed, moving, angles, block=block, min_overlap=min_overlap, max_shift_px=max_shift_px)
@@ -193,7 +267,7 @@ def coarse_candidates(
             chosen.append(Candidate(angle, (float(shifts[i][0]), float(shifts[i][1])), float(scores[i])))
         if len(chosen) == count:
             break
-    by_angle = {angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts)}
+    by_angle = {angle_key(a): (float(x), float(y)) for a, (x, y) in zip(angles, shifts, strict=True)}
     return chosen, by_angle
 
 
@@ -202,5 +276,19 @@ def angle_key(angle: float) -> float:
 
 
 def inverse_shifts(angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t."""
-    return np.array([-(rotation_matrix(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts)]).reshape(-1, 2)
+    """Translations of the backward direction: target = R(-a) (reference - t), so t' = -R(-a) t.
+
+    Parameters
+    ----------
+    angles : numpy.ndarray
+        Forward rotations, degrees, shape (A,).
+    shifts : numpy.ndarray
+        Forward translations (x, y), reference pixels, shape (A, 2).
+
+    Returns
+    -------
+    numpy.ndarray
+        Translations (x, y) that register the reference onto the target at the angles
+        ``-angles``, target pixels, shape (A, 2).
+    """
+    return np.array([-(rotation_matrix(-angle) @ np.asarray(t, float)) for angle, t in zip(angles, shifts, strict=True)]).reshape(-1, 2)

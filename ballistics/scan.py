@@ -6,7 +6,7 @@ x3pio; 2-D photographs of a comparison microscope come through OpenCV, their gre
 in for height. The format is decided from the file's first bytes, never from its name, because
 evidence files are renamed by people.
 
-Every failure is a :class:`ScanError` naming the file and the reason, so the CLI can print one
+Every failure is a :class:`~ballistics.errors.ScanError` naming the file and the reason, so the CLI can print one
 line and exit with code 3.
 """
 
@@ -29,7 +29,16 @@ import cv2
 import numpy as np
 import x3pio
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import (
+    BadSpacingError,
+    ChecksumMismatchError,
+    EmptySurfaceError,
+    MalformedX3PError,
+    NotAScanError,
+    NotASurfaceError,
+    TooLargeError,
+    UnreadableImageError,
+)
 from ballistics.files import write_atomic
 
 #: Largest accepted side of a scan, in pixels. A full-resolution confocal scan of a 9 mm
@@ -52,42 +61,6 @@ _IMAGE_MAGICS = {
     b"\xff\xd8\xff": "jpeg",
     b"BM": "bmp",
 }
-
-
-class ScanError(InvalidInputError):
-    """A scan cannot be read or written."""
-
-
-class NotAScanError(ScanError):
-    """The file is neither an x3p archive nor an image format we read."""
-
-
-class MalformedX3PError(ScanError):
-    """The x3p archive or its main.xml is damaged or incomplete."""
-
-
-class ChecksumMismatchError(ScanError):
-    """A checksum stored in the x3p file does not match its content."""
-
-
-class NotASurfaceError(ScanError):
-    """The file holds a profile or a point cloud where a surface is needed."""
-
-
-class BadSpacingError(ScanError):
-    """The pixel spacing is missing, zero, negative or not finite."""
-
-
-class EmptySurfaceError(ScanError):
-    """The surface has no measured point."""
-
-
-class TooLargeError(ScanError):
-    """The surface is larger than :data:`MAX_SIDE_PX` / :data:`MAX_POINTS`."""
-
-
-class UnreadableImageError(ScanError):
-    """An image file whose header looked right but whose content cannot be decoded."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +97,7 @@ class Scan:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.heights.shape  # type: ignore[return-value]
+        return self.heights.shape
 
     @property
     def valid_fraction(self) -> float:
@@ -193,7 +166,7 @@ def load_scan(path: str | os.PathLike[str], *, pixel_um: float | None = None) ->
     return _load_image(path, kind, pixel_um)
 
 
-def _check_size(where: object, shape: tuple[int, ...]) -> None:
+def _check_size(where: str | os.PathLike[str], shape: tuple[int, ...]) -> None:
     if any(side > MAX_SIDE_PX for side in shape) or int(np.prod(shape)) > MAX_POINTS:
         raise TooLargeError(
             where,
@@ -219,7 +192,7 @@ def _load_x3p(path: Path) -> Scan:
         raise ChecksumMismatchError(path, f"checksum mismatch: {exc}") from None
     except (x3pio.X3pError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as exc:
         raise MalformedX3PError(path, _x3p_reason(exc)) from None
-    if not surface.is_regular_grid:
+    if not isinstance(surface, x3pio.Surface) or not surface.is_regular_grid:
         raise NotASurfaceError(path, "holds an irregular grid; a regular surface is needed")
     heights = np.array(surface.layers[0].z, dtype=np.float64)
     mask = _x3ptools_mask(path, heights.shape)

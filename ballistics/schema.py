@@ -16,16 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import StoreError
 
 DB_URL_ENV = "BALLISTICS_DB_URL"
 DB_FILE = "ballistics.db"
 #: Execution option asking SQLite for ``BEGIN IMMEDIATE`` (see :meth:`ballistics.store.Store.transaction`).
 IMMEDIATE = "ballistics_immediate"
-
-
-class StoreError(InvalidInputError):
-    """A request the collection cannot satisfy: unknown exhibit, conflicting ids, bad URL."""
 
 
 metadata = sa.MetaData()

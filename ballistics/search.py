@@ -24,7 +24,7 @@ import numpy as np
 
 from ballistics.cmc import CmcParams
 from ballistics.compare import DecisionParams, compare_prepared, scan_identity
-from ballistics.errors import InvalidInputError
+from ballistics.errors import SearchError
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import Scan
 from ballistics.signature import signature, signature_from_bytes, similarity
@@ -33,10 +33,6 @@ from ballistics.store import Exhibit, Store
 Progress = Callable[[int, int], None]
 #: Shortlist size chosen from the recall measured on Weller and Fadul (docs/search.md).
 DEFAULT_SHORTLIST = 20
-
-
-class SearchError(InvalidInputError):
-    """A search that cannot run: an empty collection after filtering, a cluster out of reach."""
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,13 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import SignatureError
 from ballistics.preprocess import BreechFace
 
 #: Bumped whenever the computation changes, so that cached signatures (and the cached prepared
 #: surfaces whose primer centre they are sampled around) are recomputed. 2: the primer circle of
 #: a processed scan must enclose the breech face (ballistics.primer.fit_circle).
 SIGNATURE_VERSION = 2
-
-
-class SignatureError(InvalidInputError):
-    """A surface from which no signature can be taken."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ballistics.clock import format_time
-from ballistics.errors import UsageError
+from ballistics.errors import StoreError, UsageError
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.labs import Lab
@@ -39,7 +39,6 @@ from ballistics.records import reattribute_record
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
     IMMEDIATE,
-    StoreError,
     bundle_ledger,
     cases,
     comparisons,

@@ -9,9 +9,8 @@ identified (false identifications) or known matches missed at the decision thres
 from __future__ import annotations
 
 import csv
-import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -21,16 +20,12 @@ import numpy as np
 
 from ballistics.cmc import CmcParams
 from ballistics.compare import Comparison, DecisionParams, compare_prepared, scan_identity
-from ballistics.errors import InvalidInputError
+from ballistics.errors import TruthError
 from ballistics.preprocess import BreechFace, PreprocessParams, prepare
 from ballistics.scan import load_scan
 
 Progress = Callable[[int, int], None]
 SCAN_SUFFIXES = (".x3p", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
-
-class TruthError(InvalidInputError):
-    """A truth table that cannot be read or does not cover the scans."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +70,7 @@ class Validation:
                 "min": int(values.min()),
                 "max": int(values.max()),
                 "mean": round(float(values.mean()), 2),
-                "histogram": {str(k): int(v) for k, v in zip(*np.unique(values, return_counts=True))},
+                "histogram": {str(k): int(v) for k, v in zip(*np.unique(values, return_counts=True), strict=True)},
             }
 
         return {
@@ -101,7 +96,18 @@ class Validation:
 
 
 def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U / n1 n2, ties counted half)."""
+    """Area under the ROC curve: the Mann-Whitney U statistic over n1 n2, ties counted half.
+
+    Parameters
+    ----------
+    positives, negatives : array_like
+        Scores (e.g. CMC counts) of same-source and different-source pairs.
+
+    Returns
+    -------
+    float
+        P(positive > negative) + P(tie) / 2, in [0, 1]; NaN when either side is empty.
+    """
     pos = np.asarray(positives, float)
     neg = np.asarray(negatives, float)
     if pos.size == 0 or neg.size == 0:
@@ -143,18 +149,6 @@ def load_truth(path: Path) -> dict[str, str]:
     if not truth:
         raise TruthError(path, "the truth table has no rows")
     return truth
-
-
-def write_truth(paths: Iterable[Path], target: Path) -> int:
-    """Write a truth CSV derived from the file names (Fadul knowns, Weller); returns the row count."""
-    rows = [(p.name, firearm_from_name(p)) for p in sorted(paths)]
-    rows = [(name, firearm) for name, firearm in rows if firearm is not None]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["file", "firearm"])
-        writer.writerows(rows)
-    return len(rows)
 
 
 def labelled_scans(folder: Path, truth: dict[str, str]) -> list[Path]:
@@ -226,13 +220,9 @@ def validate(
             record(job[0], job[1], _compare_pair(job))
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(prepared, ids)) as pool:
-            for job, comparison in zip(jobs, pool.map(_compare_pair, jobs, chunksize=4)):
+            for job, comparison in zip(jobs, pool.map(_compare_pair, jobs, chunksize=4), strict=True):
                 record(job[0], job[1], comparison)
     return Validation(results, decision)
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def write_pairs(validation: Validation, target: Path) -> Path:

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ballistics.cmc import CmcParams, apply_high_cmc_rule, apply_original_rule, combine_directions, register_direction  # noqa: E402
+from ballistics.cmc import CmcParams, combine_directions, direction_rules, register_direction  # noqa: E402
 from ballistics.compare import compare  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 
@@ -38,10 +38,7 @@ def baseline(reference: np.ndarray, questioned: np.ndarray, spacing_m: float, pa
     forward = register_direction(ref, qst, angles, zero, params)
     backward = register_direction(qst, ref, -angles, zero, params)
     tx = params.translation_um * 1e-6 / spacing_m
-    for direction in (forward, backward):
-        apply_original_rule(direction, tx, params)
-        apply_high_cmc_rule(direction, tx, params)
-    return combine_directions(forward, backward, params)[0]
+    return combine_directions(direction_rules(forward, tx, params), direction_rules(backward, tx, params), params)[0]
 
 
 def timed(fn):  # type: ignore[no-untyped-def]
@@ -72,7 +69,7 @@ def main() -> None:
     ours_times, ours_peaks = [], []
     print(f"{'pair':<24}{'CMC':>5}{'High':>6}{'seconds':>10}{'peak MB':>10}")
     for a, b in pairs:
-        result, elapsed, peak = timed(lambda: compare(scans[a], scans[b]))
+        result, elapsed, peak = timed(lambda a=a, b=b: compare(scans[a], scans[b]))
         ours_times.append(elapsed)
         ours_peaks.append(peak)
         print(f"{a + ' / ' + b:<24}{result.cmc:>5}{result.cmc_high:>6}{elapsed:>10.3f}{peak / 2**20:>10.1f}")
@@ -82,7 +79,7 @@ def main() -> None:
     for a, b in pairs[: args.baseline_pairs]:
         ref = compare(scans[a], scans[b]).surfaces
         assert ref is not None
-        count, elapsed, peak = timed(lambda: baseline(ref[0].surface, ref[1].surface, ref[0].spacing_m, params))
+        count, elapsed, peak = timed(lambda ref=ref: baseline(ref[0].surface, ref[1].surface, ref[0].spacing_m, params))
         base_times.append(elapsed)
         base_peaks.append(peak)
         print(f"baseline {a + ' / ' + b:<24} High CMC {count:>3} {elapsed:8.2f} s  peak {peak / 2**20:.1f} MB")

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ballistics import preprocess, primer  # noqa: E402
-from ballistics.preprocess import _trend_surface, prepare  # noqa: E402
+from ballistics.preprocess import PreprocessParams, _trend_surface, prepare  # noqa: E402
 from ballistics.primer import Circle  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 
@@ -43,7 +43,7 @@ SCANS = {
 }
 
 
-def full_irls_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_px: float) -> np.ndarray:
+def full_irls_trend(heights: np.ndarray, region: np.ndarray, trend: str, _params: PreprocessParams) -> np.ndarray:
     """Median-regression surface by IRLS on every region point, 30 least-squares passes."""
     ys, xs = np.nonzero(region)
     z = heights[region]
@@ -60,7 +60,7 @@ def full_irls_trend(heights: np.ndarray, region: np.ndarray, trend: str, _step_p
     return _trend_surface(coef, heights.shape)
 
 
-def float64_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float) -> np.ndarray:
+def float64_blur(values: np.ndarray, valid: np.ndarray, sigma_px: float, _coarse_sigmas: float) -> np.ndarray:
     """Normalised convolution with float64 SciPy Gaussians on the full grid."""
     numerator = ndi.gaussian_filter(np.where(valid, values, 0.0), sigma_px, mode="constant")
     denominator = ndi.gaussian_filter(valid.astype(np.float64), sigma_px, mode="constant")

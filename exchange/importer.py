@@ -39,7 +39,7 @@ from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetail
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord
 from ballistics.scan import load_scan, sniff_format
-from ballistics.schema import StoreError
+from ballistics.errors import StoreError
 from ballistics.store import ClassCharacteristics, Store
 from exchange import audit_events as events
 from exchange.acceptance import check_against_store

@@ -25,9 +25,9 @@ from vectors.make_vectors import identity as vector_lab_identity
 
 import cli
 from ballistics.clock import now_utc
-from ballistics.errors import UsageError
+from ballistics.errors import RecordError, UsageError
 from ballistics.labs import DEFAULT_LAB, Lab
-from ballistics.records import RecordError, record_bytes, write_record
+from ballistics.records import record_bytes, write_record
 from exchange.bundle import export_bundle
 from exchange.canonical import parse_time
 from exchange.card import KeyCard

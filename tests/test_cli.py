@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,8 +95,10 @@ def test_bookkeeping_commands_do_not_import_the_science_or_the_crypto() -> None:
 
 
 def test_the_package_builds_without_warnings(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the working tree
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", ".*_cache"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
     )

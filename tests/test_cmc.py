@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from ballistics.cmc import (
     CmcParams,
     DirectionResult,
-    apply_high_cmc_rule,
-    apply_original_rule,
     combine_directions,
     compare_surfaces,
+    direction_rules,
+    high_cmc_rule,
+    original_rule,
     transform,
     wrap_deg,
 )
@@ -40,9 +41,10 @@ def test_known_match_is_identified_and_known_non_match_is_not() -> None:
     match = fadul_1_1_vs_1_2()
     non_match = compare_surfaces(fadul("1-1"), fadul("2-1"), SPACING)
     assert match.high_cmc_passed
-    assert match.cmc >= 15, match.cmc  # cmcR: High CMC known matches 20-31 on Fadul
+    assert match.cmc_high >= 15, match.cmc_high  # cmcR: High CMC known matches 20-31 on Fadul
     assert 4 <= match.cmc_original <= 23
-    assert non_match.cmc <= 3, non_match.cmc
+    assert non_match.cmc_high <= 3, non_match.cmc_high
+    assert non_match.cmc_original <= 3, non_match.cmc_original
     assert match.candidates[0].score > 2 * non_match.candidates[0].score
 
 
@@ -54,7 +56,7 @@ def test_match_is_found_at_any_rotation(angle: float) -> None:
     side = max(questioned.shape)
     rotated = transform(np.asarray(questioned, np.float32), angle, (0.0, 0.0), (side, side))
     result = compare_surfaces(fadul("1-1"), rotated, SPACING)
-    assert result.cmc >= 15
+    assert result.cmc_high >= 15
     # rotating the questioned case by `angle` means the reference needs `angle` less to align
     assert abs(wrap_deg(result.rotation_deg - (unrotated.rotation_deg - angle))) <= 3.0
 
@@ -62,7 +64,7 @@ def test_match_is_found_at_any_rotation(angle: float) -> None:
 def test_cmcr_window_mode_matches_within_its_window() -> None:
     """cmcR's -30..30 search finds the Fadul 1-1/1-2 match (its angle is about 25 degrees)."""
     result = compare_surfaces(fadul("1-1"), fadul("1-2"), SPACING, CmcParams(full_circle=False))
-    assert result.cmc >= 15
+    assert result.cmc_high >= 15
     assert result.forward.angles.min() == -30 and result.forward.angles.max() == 30
     assert abs(result.rotation_deg - fadul_1_1_vs_1_2().rotation_deg) <= 3.0
 
@@ -74,7 +76,7 @@ def test_registration_recovers_a_known_rotation_and_shift() -> None:
     moved = transform(surface, -60.0, (12.0, -8.0), (side, side))
     result = compare_surfaces(surface, moved, SPACING)
     assert abs(wrap_deg(result.rotation_deg - 60.0)) <= 1.5
-    assert result.cmc >= 20
+    assert result.cmc_high >= 20
     # moving the registered copy back must land it on the original
     back = transform(moved, result.rotation_deg, result.shift_px, surface.shape)
     both = np.isfinite(back) & np.isfinite(surface)
@@ -108,8 +110,21 @@ def test_original_rule_counts_cells_near_the_consensus_with_high_correlation() -
     dy = np.zeros_like(dx)
     ccf = np.array([[0.8, 0.7, 0.9, 0.6, 0.9, 0.3]])
     result = _direction([0.0], dx, dy, ccf)
-    apply_original_rule(result, tx_px=20, params=params)
-    assert result.original.tolist() == [True, True, True, True, False, False]
+    rule = original_rule(result, tx_px=20, params=params)
+    assert rule.congruent.tolist() == [True, True, True, True, False, False]
+    assert rule.count == 4 and rule.cell_angle.tolist() == [0.0] * 6
+
+
+def test_original_rule_takes_each_cell_at_its_best_angle() -> None:
+    """A cell that correlates best at an angle 30 degrees from the consensus is not congruent."""
+    params = CmcParams()
+    n = 5
+    ccf = np.array([[0.9, 0.9, 0.9, 0.9, 0.2], [0.3, 0.3, 0.3, 0.3, 0.8]])
+    result = _direction([0.0, 30.0], np.zeros((2, n)), np.zeros((2, n)), ccf)
+    rule = original_rule(result, tx_px=20, params=params)
+    assert rule.congruent.tolist() == [True, True, True, True, False]
+    assert rule.cell_angle.tolist() == [0.0, 0.0, 0.0, 0.0, 30.0]
+    assert np.all(result.ccf == ccf)  # the registrations are left as they were
 
 
 def test_high_cmc_fails_when_near_maximal_angles_disagree() -> None:
@@ -120,13 +135,15 @@ def test_high_cmc_fails_when_near_maximal_angles_disagree() -> None:
     # angles 0 and 30 both have 10 congruent cells: spread 30 > 6 degrees, the rule fails
     ccf = np.array([[0.9] * n, [0.1] * n, [0.9] * n])
     result = _direction([0.0, 15.0, 30.0], dx, dy, ccf)
-    apply_high_cmc_rule(result, tx_px=20, params=params)
-    assert result.theta_max is None
+    failed = high_cmc_rule(result, tx_px=20, params=params)
+    assert failed.theta_max is None and not failed.passed
+    assert failed.count(params.rotation_deg) == 0
     ccf[2] = 0.1
     result = _direction([0.0, 15.0, 30.0], dx, dy, ccf)
-    apply_high_cmc_rule(result, tx_px=20, params=params)
-    assert result.theta_max == 0.0
-    assert result.high_cells(params.rotation_deg).sum() == n
+    passed = high_cmc_rule(result, tx_px=20, params=params)
+    assert passed.theta_max == 0.0 and passed.passed
+    assert passed.count(params.rotation_deg) == n
+    assert passed.congruent_at.sum(axis=1).tolist() == [n, 0, 0]
 
 
 def test_directions_must_agree_on_opposite_angles() -> None:
@@ -136,9 +153,7 @@ def test_directions_must_agree_on_opposite_angles() -> None:
     forward = _direction([20.0], np.zeros((1, n)), np.zeros((1, n)), good)
     agreeing = _direction([-20.0], np.zeros((1, n)), np.zeros((1, n)), good)
     same_sign = _direction([20.0], np.zeros((1, n)), np.zeros((1, n)), good)
-    for d in (forward, agreeing, same_sign):
-        apply_original_rule(d, 20, params)
-        apply_high_cmc_rule(d, 20, params)
-    assert combine_directions(forward, agreeing, params) == (n, True)
-    count, passed = combine_directions(forward, same_sign, params)
+    forward_rules, agreeing_rules, same_sign_rules = (direction_rules(d, 20, params) for d in (forward, agreeing, same_sign))
+    assert combine_directions(forward_rules, agreeing_rules, params) == (n, True)
+    count, passed = combine_directions(forward_rules, same_sign_rules, params)
     assert not passed and count == n  # falls back to the smaller original count

@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 
-from ballistics.compare import DecisionParams, compare
+from ballistics.cmc import CmcParams
+from ballistics.compare import DecisionParams, compare, compare_prepared, method_description, method_name
+from ballistics.preprocess import PreprocessParams, prepare
+from ballistics.records import build_record
 from ballistics.scan import load_scan
-from ballistics.validate import TruthError, auc, firearm_from_name, load_truth
 from cli import main
 
 JSON_KEYS = {
@@ -143,23 +146,8 @@ def test_validate_with_a_truth_csv_on_generated_cases(capsys: pytest.CaptureFixt
     code, doc = run_json(capsys, ["validate", str(SAMPLE_DATA), "--truth", str(SAMPLE_DATA / "truth.csv"), "--json", "--workers", "2"])
     assert code == 0
     assert doc["pairs"] == 36 and doc["known_match"]["n"] == 9
-    assert doc["auc"] >= 0.9
-
-
-def test_truth_from_names_and_csv(tmp_path: Path) -> None:
-    assert firearm_from_name(Path("Fadul 3-2.x3p")) == "Fadul 3"
-    assert firearm_from_name(Path("TW04-07.x3p")) == "TW04"
-    assert firearm_from_name(Path("Fadul A.x3p")) is None  # questioned cases are a blind test
-    bad = tmp_path / "truth.csv"
-    bad.write_text("name,gun\nx,y\n")
-    with pytest.raises(TruthError, match="columns"):
-        load_truth(bad)
-
-
-def test_auc_counts_ties_as_half() -> None:
-    assert auc([3, 4], [1, 2]) == 1.0
-    assert auc([1], [1]) == 0.5
-    assert auc([0, 5], [1, 6]) == 0.25
+    assert doc["auc"] == 1.0 and doc["false_identifications"] == 0 and doc["missed_identifications"] == 0
+    assert doc["known_match"]["min"] > doc["known_non_match"]["max"]
 
 
 def test_generated_pair_recovers_the_true_rotation() -> None:
@@ -170,3 +158,68 @@ def test_generated_pair_recovers_the_true_rotation() -> None:
     assert result.decision == "identification"
     assert abs((result.rotation_deg - expected + 180) % 360 - 180) <= 2.0
     assert result.firing_pin is not None and result.firing_pin > 0.5
+
+
+#: Every preprocessing parameter moved off its default (and still valid).
+NON_DEFAULT_PREPROCESS = {
+    "working_spacing_um": 6.5,
+    "bandpass_um": (15.0, 510.0),
+    "blur_coarse_sigmas": 3.5,
+    "trend": "quadratic",
+    "trend_points": 30_000,
+    "trend_passes": 25,
+    "trend_tolerance": 2e-3,
+    "trend_floor": 0.06,
+    "face_blur_um": 35.0,
+    "primer_tolerance_um": 7.0,
+    "primer_min_radius_um": 320.0,
+    "exterior_offset_um": 90.0,
+    "firing_pin_margin_um": 140.0,
+    "firing_pin_depth_um": 9.0,
+    "crater_min_radius_um": 110.0,
+    "crater_max_offset": 0.45,
+    "flowback_reach": 1.5,
+    "firing_pin_max_offset": 0.35,
+    "aperture_smoothing_um": 9.0,
+    "aperture_tolerance_um": 14.0,
+    "aperture_max_radius": 0.75,
+    "outlier_z": 6.5,
+    "outlier_dilation_um": 18.0,
+    "min_valid_points": 1500,
+    "form_grid_um": 55.0,
+    "form_fraction": 0.45,
+}
+
+
+def test_method_record_echoes_every_preprocessing_parameter() -> None:
+    """What a match record keeps of a comparison is enough to rerun its preprocessing."""
+    assert set(NON_DEFAULT_PREPROCESS) == {f.name for f in fields(PreprocessParams)}, "a new parameter must be added here"
+    params = PreprocessParams(**NON_DEFAULT_PREPROCESS)  # type: ignore[arg-type]
+    assert all(getattr(params, name) != getattr(PreprocessParams(), name) for name in NON_DEFAULT_PREPROCESS)
+    face = prepare(load_scan(SAMPLE_DATA / "F01-01.x3p"), params)
+    result = compare_prepared(face, face, {"path": "a", "sha256": "0" * 64}, {"path": "b", "sha256": "1" * 64})
+    echoed = result.to_dict()["method"]["preprocess"]  # type: ignore[index]
+    assert set(echoed) == {f.name for f in fields(PreprocessParams)}
+    assert PreprocessParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in echoed.items()}) == params
+    record = build_record(
+        result.to_dict(),
+        lab={"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"},
+        case_id="C1",
+        exhibits=("K1", "Q1"),
+        examiner={"name": "A. Examiner"},
+    )
+    assert record["comparison"]["method"]["parameters"]["preprocess"] == echoed
+    assert record["comparison"]["method"]["name"] == "congruent-matching-cells, original rule (Song 2013) deciding, full circle"
+
+
+def test_method_name_says_which_rule_decides_and_where_it_searches() -> None:
+    assert (
+        method_name(CmcParams(), DecisionParams(rule="original"))
+        == "congruent-matching-cells, original rule (Song 2013) deciding, full circle"
+    )
+    assert method_name(CmcParams(full_circle=False), DecisionParams(rule="high")) == (
+        "congruent-matching-cells, High CMC rule (Tong 2015) deciding, original rule where it fails, -30..30 degrees"
+    )
+    description = method_description(PreprocessParams(), CmcParams(), DecisionParams(rule="high"))
+    assert description["decision"] == {"identification_cmc": 6, "elimination_cmc": 2, "rule": "high"}
+    assert "High CMC rule (Tong 2015) deciding" in str(description["name"])

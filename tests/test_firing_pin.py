@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import RAW_FADUL, SAMPLE_DATA, require_real_scans
 
-from ballistics.firing_pin import FiringPinError, best_rotation, classify_shape, firing_pin_score
+from ballistics.errors import FiringPinError
+from ballistics.firing_pin import best_rotation, classify_shape, firing_pin_score
 from ballistics.preprocess import prepare
 from ballistics.scan import load_scan
 

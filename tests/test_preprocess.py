@@ -10,11 +10,9 @@ import pytest
 from conftest import FADUL, RAW_FADUL, REAL_SCANS, require_real_scans
 from scipy.signal import fftconvolve
 
+from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSmallError
 from ballistics.preprocess import (
-    PreprocessError,
     PreprocessParams,
-    PrimerNotFoundError,
-    SurfaceTooSmallError,
     _bandpass,
     _robust_trend,
     looks_preprocessed,
@@ -174,7 +172,7 @@ def test_robust_trend_ignores_a_crater() -> None:
     heights = 0.02 * xx - 0.01 * yy + 3.0
     heights[100:200, 100:200] -= 80.0  # a third of the points far below the plane
     region = np.ones_like(heights, bool)
-    trend = _robust_trend(heights, region, "plane", 1.0)
+    trend = _robust_trend(heights, region, "plane", PreprocessParams())
     outside = np.ones_like(region)
     outside[100:200, 100:200] = False
     assert np.abs((heights - trend)[outside]).max() < 1e-3
@@ -183,13 +181,13 @@ def test_robust_trend_ignores_a_crater() -> None:
 def test_quadratic_trend_removes_a_dome() -> None:
     yy, xx = np.mgrid[:200, :200]
     heights = 1e-3 * ((xx - 90.0) ** 2 + (yy - 110.0) ** 2)
-    trend = _robust_trend(heights, np.ones_like(heights, bool), "quadratic", 1.0)
+    trend = _robust_trend(heights, np.ones_like(heights, bool), "quadratic", PreprocessParams())
     assert np.abs(heights - trend).max() < 1e-6
 
 
 def test_no_primer_is_an_invalid_input_naming_the_scan(tmp_path: Path) -> None:
     scan = Scan(np.random.default_rng(0).normal(0, 1e-6, (300, 300)), 3.125e-6, 3.125e-6, source=tmp_path / "noise.x3p")
-    with pytest.raises(PrimerNotFoundError, match="noise.x3p"):
+    with pytest.raises(PrimerNotFoundError, match=r"noise\.x3p"):
         prepare(scan, mode="raw")
 
 
@@ -198,7 +196,7 @@ def test_too_small_a_surface_is_refused(tmp_path: Path) -> None:
     yy, xx = np.mgrid[:100, :100]
     heights[np.hypot(xx - 50, yy - 50) < 20] = 0.0  # ~1,250 points, fewer than 2,000
     scan = Scan(heights + 1e-9 * xx, 6.25e-6, 6.25e-6, source=tmp_path / "tiny.x3p")
-    with pytest.raises(SurfaceTooSmallError, match="tiny.x3p"):
+    with pytest.raises(SurfaceTooSmallError, match=r"tiny\.x3p"):
         prepare(scan, mode="preprocessed")
 
 

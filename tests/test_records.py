@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ballistics.errors import InvalidInputError
+from ballistics.errors import InvalidInputError, RecordError
 from ballistics.labs import Lab
-from ballistics.records import RecordError, build_record, load_record, record_bytes, schema, validate_record, write_record
+from ballistics.records import build_record, load_record, record_bytes, schema, validate_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")

@@ -13,8 +13,9 @@ import pytest
 from conftest import FADUL, SAMPLE_DATA, require_real_scans
 
 from ballistics.cmc import transform
+from ballistics.errors import SearchError
 from ballistics.scan import Scan, load_scan
-from ballistics.search import DaskExecutor, LocalExecutor, SearchError, SearchParams, search
+from ballistics.search import DaskExecutor, LocalExecutor, SearchParams, search
 from ballistics.store import Store
 from cli import main
 
