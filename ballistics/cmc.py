@@ -24,11 +24,12 @@ rotation, in reference pixels (x to the right, y down).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
 
+from ballistics.method import CmcParams
 from ballistics.registration import (
     Candidate,
     angle_key,
@@ -39,31 +40,6 @@ from ballistics.registration import (
     transform,
     wrap_deg,
 )
-
-
-@dataclass(frozen=True)
-class CmcParams:
-    """Every knob of the comparison; defaults are cmcR's / Song (2018)'s published ones."""
-
-    cells: tuple[int, int] = (8, 8)
-    region_factor: float = 3.0
-    max_missing: float = 0.85
-    translation_um: float = 125.0  # Tx = Ty = 20 px at 6.25 um
-    rotation_deg: float = 6.0
-    ccf_threshold: float = 0.5
-    tau: int = 1
-    angle_step_deg: float = 3.0
-    coarse_block: int = 6  # block-averaging factor of the coarse global registration
-    coarse_min_overlap: float = 0.5  # of the smaller valid area
-    coarse_max_shift_um: float = 1000.0
-    candidates: int = 3
-    candidate_separation_deg: float = 15.0
-    window_deg: float = 6.0  # cell-level search covers candidate +- window
-    full_circle: bool = True  # False: cmcR's fixed search, -fixed_window..+fixed_window degrees
-    fixed_window_deg: float = 30.0
-
-    def as_dict(self) -> dict[str, object]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True, eq=False)

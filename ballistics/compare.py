@@ -9,51 +9,18 @@ number a match record needs, the method with all its parameters, and the softwar
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ballistics import SOFTWARE_NAME, __version__
-from ballistics.cmc import CmcParams, CmcResult, compare_surfaces, pearson_complete, transform
+from ballistics.cmc import CmcResult, compare_surfaces, pearson_complete, transform
 from ballistics.errors import IncomparableError
 from ballistics.firing_pin import firing_pin_score
-from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.method import CmcParams, Decision, DecisionParams, PreprocessParams, method_description
+from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import Scan
-
-Decision = Literal["identification", "inconclusive", "elimination"]
-#: How the method names the rule that decides (``DecisionParams.rule``).
-RULE_NAMES = {
-    "original": "original rule (Song 2013) deciding",
-    "high": "High CMC rule (Tong 2015) deciding, original rule where it fails",
-}
-
-
-@dataclass(frozen=True)
-class DecisionParams:
-    """Which CMC count decides, and its thresholds for the three conclusions.
-
-    Identification at CMC >= 6 is Song's published criterion, defined for the original rule,
-    which is the default here. The High CMC rule (Tong 2015) is computed and reported too but
-    does not decide by default: pooling congruent cells over every angle within the rotation
-    threshold, in both directions, lets different-source pairs reach counts of 9-17 on Fadul
-    (cmcR reports up to 10), above the identification threshold; the original rule keeps them at
-    0-3 while same-source pairs stay at 11 or more (docs/comparison.md has the figures).
-    Below identification, a count at or under ``elimination_cmc`` is what different-source pairs
-    produce on the validation sets, and the counts between are left to the examiner as
-    inconclusive.
-    """
-
-    identification_cmc: int = 6
-    elimination_cmc: int = 2
-    rule: Literal["original", "high"] = "original"
-
-    def decide(self, cmc: int) -> Decision:
-        if cmc >= self.identification_cmc:
-            return "identification"
-        if cmc <= self.elimination_cmc:
-            return "elimination"
-        return "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -199,25 +166,6 @@ def compare_prepared(
         details=result,
         surfaces=(reference, questioned),
     )
-
-
-def method_name(cmc: CmcParams, decision: DecisionParams) -> str:
-    """The method in words: which rule decides and which rotations are searched.
-
-    E.g. ``"congruent-matching-cells, original rule (Song 2013) deciding, full circle"``.
-    """
-    search = "full circle" if cmc.full_circle else f"{-cmc.fixed_window_deg:g}..{cmc.fixed_window_deg:g} degrees"
-    return f"congruent-matching-cells, {RULE_NAMES[decision.rule]}, {search}"
-
-
-def method_description(preprocess: PreprocessParams, cmc: CmcParams, decision: DecisionParams) -> dict[str, object]:
-    """Name and every parameter, as echoed in results and match records."""
-    return {
-        "name": method_name(cmc, decision),
-        "preprocess": preprocess.as_dict(),
-        "cmc": cmc.as_dict(),
-        "decision": asdict(decision),
-    }
 
 
 def registered_correlation(

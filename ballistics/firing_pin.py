@@ -18,15 +18,13 @@ polar angle phi in the questioned impression appears at phi + rotation_deg in th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from ballistics.characteristics import FiringPinShape
 from ballistics.errors import FiringPinError
-
-FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
 
 #: Minor / major axis ratio below which an outline counts as elliptical.
 ELLIPTICAL_BELOW = 0.8
@@ -70,7 +68,7 @@ class FiringPinImpression:
     def radius_um(self) -> float:
         return self.radius_px * self.spacing_m * 1e6
 
-    def as_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """The measurements, JSON-ready (the patch itself is left out)."""
         return {
             "center_px": [round(self.center_px[0], 2), round(self.center_px[1], 2)],
@@ -100,11 +98,11 @@ def classify_shape(crater: np.ndarray) -> tuple[FiringPinShape, float, float]:
     eig = np.sort(np.linalg.eigvalsh(cov))
     axis_ratio = float(np.sqrt(max(eig[0], 0.0) / eig[1])) if eig[1] > 0 else 1.0
     if rect_fill > RECTANGULAR_ABOVE:
-        shape: FiringPinShape = "rectangular"
+        shape = FiringPinShape.RECTANGULAR
     elif axis_ratio < ELLIPTICAL_BELOW:
-        shape = "elliptical"
+        shape = FiringPinShape.ELLIPTICAL
     else:
-        shape = "hemispherical"
+        shape = FiringPinShape.HEMISPHERICAL
     return shape, axis_ratio, rect_fill
 
 

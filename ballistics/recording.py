@@ -55,7 +55,7 @@ def record_comparison(
     reference_exhibit, questioned_exhibit = (e.exhibit if e is not None else p.stem for e, p in zip(known, paths, strict=True))
     traits: dict[str, str] = {}
     for e in reversed(known):
-        traits.update(e.characteristics.as_dict() if e is not None else {})
+        traits.update(e.characteristics.to_dict() if e is not None else {})
     document = comparison.to_dict()
     record = build_record(
         document,

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ballistics.cmc import CmcParams
-from ballistics.compare import DecisionParams, compare_prepared, scan_identity
+from ballistics.compare import compare_prepared, scan_identity
 from ballistics.errors import SearchError
+from ballistics.method import CmcParams, DecisionParams
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import Scan
 from ballistics.signature import signature, signature_from_bytes, similarity
@@ -59,7 +59,7 @@ class Hit:
     score: float | None
     comparison: dict[str, Any] = field(repr=False, compare=False)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         e = self.exhibit
         return {
             "rank": self.rank,
@@ -93,7 +93,7 @@ class SearchResult:
             "shortlisted": self.shortlisted,
             "elapsed_s": round(self.elapsed_s, 3),
             "prefilter_s": round(self.prefilter_s, 4),
-            "candidates": [hit.as_dict() for hit in self.candidates],
+            "candidates": [hit.to_dict() for hit in self.candidates],
         }
 
 

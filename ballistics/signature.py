@@ -14,36 +14,12 @@ The defaults were chosen by measuring recall on the Weller and Fadul sets (docs/
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
-
 import cv2
 import numpy as np
 
 from ballistics.errors import SignatureError
+from ballistics.method import SignatureParams
 from ballistics.preprocess import BreechFace
-
-#: Bumped whenever the computation changes, so that cached signatures (and the cached prepared
-#: surfaces whose primer centre they are sampled around) are recomputed. 2: the primer circle of
-#: a processed scan must enclose the breech face (ballistics.primer.fit_circle).
-SIGNATURE_VERSION = 2
-
-
-@dataclass(frozen=True)
-class SignatureParams:
-    """How the polar signature is sampled (chosen on Weller and Fadul, docs/search.md)."""
-
-    sigma_um: float = 25.0
-    radii_um: tuple[float, float] = (250.0, 1750.0)
-    rings: int = 32
-    angles: int = 256
-    frequencies: int = 64
-
-    def key(self, preprocess: dict[str, object]) -> str:
-        """Cache key: this signature's version and parameters plus the preprocessing's."""
-        text = json.dumps({"version": SIGNATURE_VERSION, "signature": asdict(self), "preprocess": preprocess}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def polar_rings(face: BreechFace, params: SignatureParams = SignatureParams()) -> np.ndarray:

@@ -28,13 +28,15 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
 from ballistics.files import copy_atomic, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.labs import Lab
 from ballistics.ledger import LedgerEntry, details_from_dict
-from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.method import PreprocessParams, SignatureParams
+from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import reattribute_record
 from ballistics.scan import load_scan, sha256_file, sniff_format
 from ballistics.schema import (
@@ -51,25 +53,7 @@ from ballistics.schema import (
     scans,
     signatures,
 )
-from ballistics.signature import SignatureParams, signature, signature_bytes
-
-
-@dataclass(frozen=True)
-class ClassCharacteristics:
-    calibre: str | None = None
-    firing_pin_shape: str | None = None
-    ejector_position: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            k: v
-            for k, v in (
-                ("calibre", self.calibre),
-                ("firing_pin_shape", self.firing_pin_shape),
-                ("ejector_position", self.ejector_position),
-            )
-            if v
-        }
+from ballistics.signature import signature, signature_bytes
 
 
 @dataclass(frozen=True)
@@ -87,7 +71,7 @@ class Exhibit:
     original_name: str
     added: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "lab": self.lab,
@@ -153,7 +137,7 @@ class Store:
     _cache_key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self._cache_key = self.signature_params.key(self.preprocess.as_dict())
+        self._cache_key = self.signature_params.key(self.preprocess.to_dict())
 
     @classmethod
     def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> Store:
@@ -594,7 +578,9 @@ class Store:
                 partner=bool(r.partner),
                 case=r.case_id,
                 exhibit=r.exhibit_id,
-                characteristics=ClassCharacteristics(r.calibre, r.firing_pin_shape, r.ejector_position),
+                characteristics=ClassCharacteristics(
+                    r.calibre, FiringPinShape(r.firing_pin_shape) if r.firing_pin_shape else None, r.ejector_position
+                ),
                 sha256=r.scan_sha256,
                 path=self.home / r.file,
                 original_name=r.original_name,

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 import x3pio
 
+from ballistics.characteristics import MEASURED_SHAPES, FiringPinShape
 from ballistics.files import write_atomic
 from ballistics.scan import Scan
 
@@ -51,10 +52,8 @@ MODEL_VERSION = "1"
 #: Pixel size of the rendered images: a comparison-microscope camera sees half the detail of the
 #: confocal scan, and the committed sample set stays small.
 IMAGE_PIXEL_M = 2 * PIXEL_M
-FIRING_PIN_SHAPES = ("hemispherical", "elliptical", "rectangular")
 TRUTH_COLUMNS = ("file", "firearm", "family", "firing_pin_shape", "rotation_deg", "shift_x_um", "shift_y_um")
 
-FiringPinShape = Literal["hemispherical", "elliptical", "rectangular"]
 Lay = Literal["striated", "arched"]
 Progress = Callable[[int, int], None]
 
@@ -78,7 +77,7 @@ class CaseGeometry:
     def grid_px(self) -> int:
         """Side of the square scan: the whole visible case head wherever the shift puts it."""
         outer = self.radii_px()[2] + self.max_shift_um / (PIXEL_M * 1e6)
-        return 2 * int(math.ceil(outer + 4))
+        return 2 * math.ceil(outer + 4)
 
 
 GEOMETRY = CaseGeometry()
@@ -126,7 +125,7 @@ def generate_firearms(n: int, seed: int) -> list[Firearm]:
     if n < 1:
         raise ValueError("at least one firearm is needed")
     rng = _rng(seed, 0, 0, "firearms")
-    shapes = [FIRING_PIN_SHAPES[i] for i in rng.permutation(len(FIRING_PIN_SHAPES))]
+    shapes = [MEASURED_SHAPES[i] for i in rng.permutation(len(MEASURED_SHAPES))]
     firearms: list[Firearm] = []
     family = 0
     while len(firearms) < n:
@@ -144,7 +143,7 @@ def generate_firearms(n: int, seed: int) -> list[Firearm]:
                     family_seed=family_seed,
                     seed=int(rng.integers(2**62)),
                     lay=lay,
-                    firing_pin_shape=shapes[family % len(shapes)],  # type: ignore[arg-type]
+                    firing_pin_shape=shapes[family % len(shapes)],
                 )
             )
         family += 1

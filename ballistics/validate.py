@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ballistics.cmc import CmcParams
-from ballistics.compare import Comparison, DecisionParams, compare_prepared, scan_identity
+from ballistics.compare import Comparison, compare_prepared, scan_identity
 from ballistics.errors import TruthError
-from ballistics.preprocess import BreechFace, PreprocessParams, prepare
+from ballistics.method import CmcParams, DecisionParams, PreprocessParams
+from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import load_scan
 
 Progress = Callable[[int, int], None]
@@ -61,7 +61,7 @@ class Validation:
     def missed_identifications(self) -> int:
         return int((self.counts(True) < self.decision.identification_cmc).sum())
 
-    def summary(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         def describe(values: np.ndarray) -> dict[str, object]:
             if values.size == 0:
                 return {"n": 0}

@@ -23,8 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ballistics.cmc import CmcParams, combine_directions, direction_rules, register_direction  # noqa: E402
+from ballistics.cmc import combine_directions, direction_rules, register_direction  # noqa: E402
 from ballistics.compare import compare  # noqa: E402
+from ballistics.method import CmcParams  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 
 FADUL = ROOT.parent / "shared" / "real_scans" / "cartridgeCaseScans" / "fadulProcessed"

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ballistics import preprocess, primer  # noqa: E402
-from ballistics.preprocess import PreprocessParams, _trend_surface, prepare  # noqa: E402
+from ballistics.method import PreprocessParams  # noqa: E402
+from ballistics.preprocess import _trend_surface, prepare  # noqa: E402
 from ballistics.primer import Circle  # noqa: E402
 from ballistics.scan import load_scan  # noqa: E402
 

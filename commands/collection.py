@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ballistics.characteristics import FiringPinShape
 from ballistics.errors import EXIT_USAGE
 from commands.common import (
     DbUrlOpt,
@@ -36,15 +36,6 @@ db_app = typer.Typer(help="The lab's reference collection: exhibits, their scans
 
 #: Scan files ``db add FOLDER`` takes from a folder (by suffix, case-insensitive).
 SCAN_SUFFIXES = (".x3p", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-
-
-class FiringPinShape(StrEnum):
-    hemispherical = "hemispherical"
-    elliptical = "elliptical"
-    rectangular = "rectangular"
-    circular = "circular"
-    other = "other"
-    unknown = "unknown"
 
 
 ExhibitArg = Annotated[
@@ -109,8 +100,8 @@ def db_add(
     db_url: DbUrlOpt = None,
 ) -> None:
     """Add scans to the collection as exhibits of a case; a file already filed there changes nothing."""
+    from ballistics.characteristics import ClassCharacteristics
     from ballistics.labs import DEFAULT_LAB
-    from ballistics.store import ClassCharacteristics
 
     files = scan_files(scans)
     if not files:
@@ -119,7 +110,7 @@ def db_add(
         raise UsageError(scans[0], "no scan files (x3p or images) in this folder")
     store = open_store(db_url)
     owner = collection_lab(lab)
-    traits = ClassCharacteristics(calibre, firing_pin_shape.value if firing_pin_shape else None, ejector)
+    traits = ClassCharacteristics(calibre, firing_pin_shape, ejector)
     results: list[dict[str, Any]] = []
     with progress("adding scans", quiet=json_out or len(files) < 2, total=len(files)) as update:
         for index, path in enumerate(files):
@@ -133,7 +124,7 @@ def db_add(
                     "added": result.added,
                     "conflict": result.conflict,
                     "message": result.message,
-                    "exhibit": result.exhibit.as_dict(),
+                    "exhibit": result.exhibit.to_dict(),
                 }
             )
             if not json_out:
@@ -168,7 +159,7 @@ def db_list(
     found = open_store(db_url).exhibits(calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None, lab=lab)
     found = [e for e in found if case is None or e.case == case]
     if json_out:
-        emit_json({"exhibits": [e.as_dict() for e in found]})
+        emit_json({"exhibits": [e.to_dict() for e in found]})
         return
     listing = table(
         f"{len(found)} exhibits",
@@ -195,9 +186,9 @@ def db_show(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = Non
     """Show one exhibit, with the full SHA-256 of its scan."""
     found = open_store(db_url).exhibit(ident)
     if json_out:
-        emit_json(found.as_dict())
+        emit_json(found.to_dict())
         return
-    print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in found.as_dict().items()])
+    print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in found.to_dict().items()])
 
 
 @db_app.command("remove")
@@ -206,7 +197,7 @@ def db_remove(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = N
     gone = open_store(db_url).remove_exhibit(ident)
     audit((events.DB_REMOVE, {"id": gone.id, "lab": gone.lab, "case": gone.case, "exhibit": gone.exhibit, "sha256": gone.sha256}))
     if json_out:
-        emit_json({"removed": gone.as_dict()})
+        emit_json({"removed": gone.to_dict()})
         return
     note(f"removed exhibit #{gone.id} {exhibit_label(gone)} (sha256 {gone.sha256})")
 
@@ -307,7 +298,7 @@ def search(
         keep=("rank", "case/exhibit", "lab", "CMC", "decision", "sha256"),
     )
     for hit in result.candidates:
-        row = hit.as_dict()
+        row = hit.to_dict()
         ranking.add_row(
             str(row["rank"]),
             exhibit_label(hit.exhibit),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ballistics.cmc import CmcParams
-from ballistics.compare import DecisionParams
+from ballistics.method import CmcParams, DecisionParams, PreprocessParams, method_description
 from commands.collection import NO_IDENTITY_NOTE, SCAN_SUFFIXES, collection_lab
 from commands.common import (
     DbUrlOpt,
@@ -297,8 +295,8 @@ def validate(
         from ballistics.plots import validation_figure
 
         validation_figure(result, plot, title=folder.name)
-    summary = result.summary()
-    summary["method"] = {"cmc": cmc.as_dict(), "decision": asdict(decision)}
+    summary = result.to_dict()
+    summary["method"] = method_description(PreprocessParams(), cmc, decision)
     if json_out:
         emit_json(summary)
         return

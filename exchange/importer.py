@@ -32,15 +32,15 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time, now_utc
-from ballistics.errors import BallisticsError, InvalidInputError
+from ballistics.errors import BallisticsError, InvalidInputError, StoreError
 from ballistics.files import copy_atomic, temporaries_of
 from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetails, LedgerDetails, LedgerEntry, ReceiptDetails, ReceivedFile
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord
 from ballistics.scan import load_scan, sniff_format
-from ballistics.errors import StoreError
-from ballistics.store import ClassCharacteristics, Store
+from ballistics.store import Store
 from exchange import audit_events as events
 from exchange.acceptance import check_against_store
 from exchange.audit import AuditLog
@@ -269,6 +269,11 @@ def _store_content(store: Store, verified: VerifiedBundle, content: _Content, co
     return added
 
 
+def _shape(value: str | None) -> FiringPinShape | None:
+    """A record's firing-pin shape (already checked against the schema's vocabulary)."""
+    return FiringPinShape(value) if value else None
+
+
 def _exhibit_of(scan: _StagedScan, records: list[MatchRecord], bundle_id: str) -> tuple[str, str, ClassCharacteristics]:
     """Case and exhibit ids from the record citing the scan; else the file's stem in a case named after the bundle."""
     for record in records:
@@ -278,7 +283,7 @@ def _exhibit_of(scan: _StagedScan, records: list[MatchRecord], bundle_id: str) -
                 return (
                     record["case_id"],
                     record["exhibits"][side],
-                    ClassCharacteristics(traits.get("calibre"), traits.get("firing_pin_shape"), traits.get("ejector_position")),
+                    ClassCharacteristics(traits.get("calibre"), _shape(traits.get("firing_pin_shape")), traits.get("ejector_position")),
                 )
     return f"bundle-{bundle_id[:12]}", (PurePosixPath(scan.name).stem or scan.name)[:128], ClassCharacteristics()
 

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ballistics.cmc import (
-    CmcParams,
     DirectionResult,
     combine_directions,
     compare_surfaces,
@@ -21,6 +20,7 @@ from ballistics.cmc import (
     transform,
     wrap_deg,
 )
+from ballistics.method import CmcParams
 from ballistics.scan import load_scan
 
 SPACING = 6.25e-6

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 
-from ballistics.cmc import CmcParams
-from ballistics.compare import DecisionParams, compare, compare_prepared, method_description, method_name
-from ballistics.preprocess import PreprocessParams, prepare
+from ballistics.compare import compare, compare_prepared
+from ballistics.method import CmcParams, DecisionParams, PreprocessParams, method_description, method_name
+from ballistics.preprocess import prepare
 from ballistics.records import build_record
 from ballistics.scan import load_scan
 from cli import main

@@ -11,13 +11,8 @@ from conftest import FADUL, RAW_FADUL, REAL_SCANS, require_real_scans
 from scipy.signal import fftconvolve
 
 from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSmallError
-from ballistics.preprocess import (
-    PreprocessParams,
-    _bandpass,
-    _robust_trend,
-    looks_preprocessed,
-    prepare,
-)
+from ballistics.method import PreprocessParams
+from ballistics.preprocess import _bandpass, _robust_trend, looks_preprocessed, prepare
 from ballistics.scan import Scan, load_scan
 
 PAIRS = {"fadul1.1_raw": "Fadul 1-1", "fadul1.2_raw": "Fadul 1-2", "fadul2.1_raw": "Fadul 2-1"}
@@ -202,7 +197,7 @@ def test_too_small_a_surface_is_refused(tmp_path: Path) -> None:
 
 def test_parameters_are_checked_and_echoed() -> None:
     params = PreprocessParams(trend="quadratic")
-    doc = params.as_dict()
+    doc = params.to_dict()
     assert doc["trend"] == "quadratic" and doc["bandpass_um"] == [16.0, 500.0] and doc["working_spacing_um"] == 6.25
     with pytest.raises(PreprocessError):
         PreprocessParams(bandpass_um=(500.0, 16.0))

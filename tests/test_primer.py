@@ -10,7 +10,8 @@ from conftest import FADUL, SAMPLE_DATA, require_real_scans
 from scipy import ndimage as ndi
 
 from ballistics.errors import PrimerNotFoundError
-from ballistics.preprocess import PreprocessParams, prepare
+from ballistics.method import PreprocessParams
+from ballistics.preprocess import prepare
 from ballistics.primer import (
     Circle,
     disc,

@@ -10,7 +10,8 @@ from conftest import FADUL, require_real_scans
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ballistics.cmc import CmcParams, register_direction
+from ballistics.cmc import register_direction
+from ballistics.method import CmcParams
 from ballistics.registration import block_mean, coarse_candidates, inverse_shifts, rotation_matrix, transform, wrap_deg
 from ballistics.scan import load_scan
 

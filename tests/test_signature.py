@@ -10,9 +10,10 @@ from conftest import FADUL, WELLER, require_real_scans
 
 from ballistics.cmc import transform
 from ballistics.errors import SignatureError
+from ballistics.method import SignatureParams
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.scan import load_scan
-from ballistics.signature import SignatureParams, signature, signature_bytes, signature_from_bytes, similarity
+from ballistics.signature import signature, signature_bytes, signature_from_bytes, similarity
 
 
 def face(name: str) -> BreechFace:

@@ -12,13 +12,14 @@ import sqlalchemy as sa
 from conftest import FADUL, SAMPLE_DATA
 from test_records import comparison_dict
 
+from ballistics.characteristics import ClassCharacteristics
 from ballistics.errors import StoreError, UsageError
 from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.preprocess import prepare
 from ballistics.records import build_record, load_record, validate_record
 from ballistics.scan import load_scan
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
-from ballistics.store import ClassCharacteristics, Store, load_prepared, save_prepared
+from ballistics.store import Store, load_prepared, save_prepared
 from cli import main
 
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")

@@ -15,6 +15,7 @@ from conftest import SAMPLE_DATA
 
 import cli
 from ballistics import synth
+from ballistics.characteristics import MEASURED_SHAPES
 from ballistics.scan import Scan, load_scan
 
 SAMPLE_ARGS = ["--firearms", "3", "--shots", "3", "--seed", "2026"]
@@ -110,7 +111,7 @@ def test_generate_firearms_groups_families_sharing_class_characteristics() -> No
     for members in by_family.values():
         assert len({(f.firing_pin_shape, f.lay, f.family_seed) for f in members}) == 1
         assert len({f.seed for f in members}) == len(members)
-    assert {f.firing_pin_shape for f in firearms} == set(synth.FIRING_PIN_SHAPES)
+    assert {f.firing_pin_shape for f in firearms} == set(MEASURED_SHAPES)
     three = synth.generate_firearms(3, 2026)
     assert len({f.family for f in three}) == 2
 
@@ -180,14 +181,14 @@ def crater_outline(scan: Scan) -> tuple[float, float]:
     level = np.nanmedian(heights[central])
     crater = (central & (np.nan_to_num(heights, nan=level) < level - 20e-6)).astype(np.uint8)
     crater = cv2.morphologyEx(crater, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(crater)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(crater)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     points = np.column_stack(np.nonzero(labels == biggest)[::-1]).astype(np.float32)
     (_, _), (w, h), _ = cv2.minAreaRect(points)
     return max(w, h) / min(w, h), len(points) / (w * h)
 
 
-@pytest.mark.parametrize("shape", synth.FIRING_PIN_SHAPES)
+@pytest.mark.parametrize("shape", MEASURED_SHAPES)
 def test_firing_pin_outline_follows_the_declared_class(shape: str) -> None:
     firearm = dataclasses.replace(synth.generate_firearms(1, 21)[0], firing_pin_shape=shape)
     aspect, fill = crater_outline(synth.fire(firearm, 1, 21).scan)

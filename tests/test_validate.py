@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_DATA
 
-from ballistics.compare import DecisionParams
 from ballistics.errors import TruthError
+from ballistics.method import DecisionParams
 from ballistics.validate import PairResult, Validation, auc, firearm_from_name, labelled_scans, load_truth, validate, write_pairs
 
 
@@ -102,7 +102,7 @@ def test_validation_counts_and_errors_follow_the_deciding_count() -> None:
     assert result.false_identifications == 1 and result.missed_identifications == 1
     assert result.auc() == pytest.approx(0.75)  # 7 > 6, 7 > 0, 5 > 0, 5 < 6
     assert result.auc("high") == 1.0
-    summary = result.summary()
+    summary = result.to_dict()
     assert summary["known_match"] == {"n": 2, "min": 5, "max": 7, "mean": 6.0, "histogram": {"5": 1, "7": 1}}
 
 
