@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ballistics.method import CmcParams, DecisionParams, PreprocessParams, method_description
+from ballistics.method import CmcParams, DecisionParams, Mode, PreprocessParams, method_description
 from commands.collection import NO_IDENTITY_NOTE, SCAN_SUFFIXES, collection_lab
 from commands.common import (
     DbUrlOpt,
@@ -176,7 +176,7 @@ def compare(
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )
-    mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
+    mode: Mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
     (ref, ref_path), (qst, qst_path) = (resolve_scan(arg, pixel_um, db_url) for arg in (reference, questioned))
     with progress("preparing and comparing (every rotation, both directions)", quiet=json_out):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)

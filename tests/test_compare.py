@@ -12,6 +12,7 @@ import pytest
 from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 
 from ballistics.compare import compare, compare_prepared
+from ballistics.labs import Lab
 from ballistics.method import CmcParams, DecisionParams, PreprocessParams, method_description, method_name
 from ballistics.preprocess import prepare
 from ballistics.records import build_record
@@ -203,7 +204,7 @@ def test_method_record_echoes_every_preprocessing_parameter() -> None:
     assert PreprocessParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in echoed.items()}) == params
     record = build_record(
         result.to_dict(),
-        lab={"id": "UK-FSL", "name": "UK Forensic Science Laboratory", "country": "GB"},
+        lab=Lab("UK-FSL", "UK Forensic Science Laboratory", "GB"),
         case_id="C1",
         exhibits=("K1", "Q1"),
         examiner={"name": "A. Examiner"},
