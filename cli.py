@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from ballistics import SOFTWARE_NAME, __version__
+from ballistics import SOFTWARE_NAME
 from ballistics.errors import EXIT_UNEXPECTED, EXIT_USAGE, BallisticsError
 from commands import audit, bundles, collection, comparison, demo, keys, scans
 from commands.common import HOME_ENV, default_home, state
@@ -38,6 +38,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from ballistics import __version__
+
         print(f"{SOFTWARE_NAME} {__version__}")
         raise typer.Exit()
 

@@ -11,34 +11,37 @@ scans as received, ``cache/<sha[:2]>/<sha>-<key>.npz`` for the prepared working 
 by the preprocessing parameters and signature version, so that search never prepares a
 collection scan again. A file is written (temporary file, rename) before the row naming it is
 committed: a crash can leave an unreferenced file, never a row pointing at a missing one.
+
+Preprocessing, signatures, scan reading and the surface cache are imported inside the methods
+that prepare or read scans, so that listing, showing and removing exhibits loads no NumPy.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
-from ballistics.files import copy_atomic, write_atomic
-from ballistics.firing_pin import FiringPinImpression
+from ballistics.files import copy_atomic
 from ballistics.labs import Lab
 from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.method import PreprocessParams, SignatureParams
-from ballistics.preprocess import BreechFace, prepare
-from ballistics.records import reattribute_record
-from ballistics.scan import load_scan, sha256_file, sniff_format
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ballistics.preprocess import BreechFace
+
 from ballistics.schema import (
     IMMEDIATE,
     bundle_ledger,
@@ -53,7 +56,6 @@ from ballistics.schema import (
     scans,
     signatures,
 )
-from ballistics.signature import signature, signature_bytes
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,10 @@ class Store:
 
     def prepared(self, sha256: str) -> BreechFace:
         """The cached working surface of a stored scan, prepared again only if the cache is gone."""
+        from ballistics.preprocess import prepare
+        from ballistics.scan import load_scan
+        from ballistics.surface_cache import load_prepared, save_prepared
+
         path = self.cache_file(sha256)
         if path.exists():
             return load_prepared(path, self.preprocess)
@@ -220,6 +226,8 @@ class Store:
         whose data came from partners (a partner lab, or a sender in the ledger) is never
         re-attributed, nor re-attributed to. Running it again changes nothing.
         """
+        from ballistics.records import reattribute_record
+
         if from_lab == to.id:
             raise UsageError(from_lab, f"records of lab {from_lab} are already of lab {to.id}")
         with self.transaction() as c:
@@ -279,6 +287,11 @@ class Store:
         ``original_name`` (default: the file's name) is kept as a label only; the stored file is
         named by its SHA-256, so a name received from a partner never becomes a path.
         """
+        from ballistics.preprocess import prepare
+        from ballistics.scan import load_scan, sha256_file, sniff_format
+        from ballistics.signature import signature, signature_bytes
+        from ballistics.surface_cache import save_prepared
+
         path = Path(path)
         sha = sha256 or sha256_file(path)
         with self._joined(conn) as c:
@@ -326,6 +339,9 @@ class Store:
         Importers of partner bundles call this with ``partner=True`` inside their own
         ``with store.transaction() as conn:`` so that a bundle lands whole or not at all.
         """
+        from ballistics.preprocess import prepare
+        from ballistics.scan import load_scan, sha256_file
+
         path = Path(path)
         sha = sha256_file(_readable(path))
         if conn is None and (known := self.by_sha256(sha)) is not None:
@@ -536,6 +552,8 @@ class Store:
         return out
 
     def put_signature(self, sha256: str, sig: np.ndarray) -> None:
+        from ballistics.signature import signature_bytes
+
         with self.transaction() as c:
             c.execute(signatures.delete().where(signatures.c.sha256 == sha256, signatures.c.key == self.cache_key))
             c.execute(signatures.insert().values(sha256=sha256, key=self.cache_key, data=signature_bytes(sig)))
@@ -629,67 +647,7 @@ def _already(known: Exhibit, lab_id: str, case_id: str, exhibit_id: str) -> AddR
 
 
 def _readable(path: Path) -> Path:
+    from ballistics.scan import sniff_format
+
     sniff_format(path)  # one-line ScanError for a missing, empty or foreign file
     return path
-
-
-def save_prepared(face: BreechFace, path: Path) -> None:
-    """The working surface as an ``.npz`` of plain arrays and JSON (no pickles), atomically."""
-    meta: dict[str, Any] = {
-        "spacing_m": face.spacing_m,
-        "mode": face.mode,
-        "primer_center_px": face.primer_center_px,
-        "primer_radius_px": face.primer_radius_px,
-        "firing_pin": None,
-    }
-    arrays: dict[str, np.ndarray] = {"surface": np.asarray(face.surface, np.float32)}
-    if face.firing_pin is not None:
-        fp = face.firing_pin
-        meta["firing_pin"] = {
-            "center_px": list(fp.center_px),
-            "radius_px": fp.radius_px,
-            "extent_px": fp.extent_px,
-            "shape": fp.shape,
-            "axis_ratio": fp.axis_ratio,
-            "rectangularity": fp.rectangularity,
-            "spacing_m": fp.spacing_m,
-        }
-        arrays["firing_pin_patch"] = np.asarray(fp.patch)
-    buffer = io.BytesIO()
-    arrays["meta"] = np.array(json.dumps(meta))
-    np.savez_compressed(buffer, **cast(dict[str, Any], arrays))
-    write_atomic(path, buffer.getvalue())
-
-
-def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        surface = data["surface"].astype(np.float64)
-        patch = data["firing_pin_patch"] if "firing_pin_patch" in data.files else None
-    fp = meta["firing_pin"]
-    if fp is not None and patch is None:
-        raise StoreError(path, "cached surface names a firing pin but holds no patch; delete the cache file")
-    firing_pin = (
-        None
-        if fp is None or patch is None
-        else FiringPinImpression(
-            center_px=tuple(fp["center_px"]),
-            radius_px=fp["radius_px"],
-            extent_px=fp["extent_px"],
-            shape=fp["shape"],
-            axis_ratio=fp["axis_ratio"],
-            rectangularity=fp["rectangularity"],
-            patch=patch,
-            spacing_m=fp["spacing_m"],
-        )
-    )
-    centre = meta["primer_center_px"]
-    return BreechFace(
-        surface=surface,
-        spacing_m=meta["spacing_m"],
-        mode=meta["mode"],
-        primer_center_px=tuple(centre) if centre else None,
-        primer_radius_px=meta["primer_radius_px"],
-        firing_pin=firing_pin,
-        params=params,
-    )

@@ -47,7 +47,8 @@ from ballistics.scan import save_x3p  # noqa: E402
 from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
 from ballistics.search import LocalExecutor, SearchParams, prefilter, search  # noqa: E402
 from ballistics.signature import signature, signature_bytes  # noqa: E402
-from ballistics.store import Store, save_prepared  # noqa: E402
+from ballistics.store import Store  # noqa: E402
+from ballistics.surface_cache import save_prepared  # noqa: E402
 
 LAB = Lab("BENCH", "benchmark lab")
 

@@ -40,7 +40,12 @@ def main() -> None:
     runs = parser.parse_args().runs
     cli = str(Path(__file__).resolve().parents[1] / "cli.py")
     with tempfile.TemporaryDirectory() as home:
-        subprocess.run([sys.executable, cli, "--home", home, "db", "list"], check=True, capture_output=True)  # create the database once
+        sample = Path(cli).parent / "sample_data" / "F01-01.x3p"  # one exhibit and one logged event to list
+        subprocess.run(
+            [sys.executable, cli, "--home", home, "db", "add", str(sample), "--case", "C1", "--exhibit", "K1"],
+            check=True,
+            capture_output=True,
+        )
         times: dict[str, list[float]] = {"python -c pass": []} | {" ".join(c): [] for c in COMMANDS}
         for _ in range(runs):
             times["python -c pass"].append(wall([sys.executable, "-c", "pass"], home))

@@ -19,7 +19,8 @@ from ballistics.preprocess import prepare
 from ballistics.records import build_record, load_record, validate_record
 from ballistics.scan import load_scan
 from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
-from ballistics.store import Store, load_prepared, save_prepared
+from ballistics.store import Store
+from ballistics.surface_cache import load_prepared, save_prepared
 from cli import main
 
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
