@@ -95,9 +95,9 @@ def bundle_inspect(bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx).
         emit_json(info_doc)
         return
     rows = [(k, str(v)) for k, v in info_doc.items() if k not in ("sender", "recipients")]
-    rows.append(("sender", f"{info_doc['sender']['lab'] or '?'} {info_doc['sender']['key_id']}"))
-    rows += [("recipient", f"{r['lab'] or '?'} {r['key_id']}") for r in info_doc["recipients"]]
-    print_rows(str(bundle), rows)
+    whole = [("sender", f"{info_doc['sender']['lab'] or '?'} key {info_doc['sender']['key_id']}")]
+    whole += [("recipient", f"{r['lab'] or '?'} key {r['key_id']}") for r in info_doc["recipients"]]
+    print_rows(str(bundle), rows, whole=whole)
 
 
 @bundle_app.command("verify")
@@ -121,8 +121,8 @@ def bundle_verify(bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx)."
         ("sequence", str(summary["sequence"])),
         ("created / expires", f"{summary['created']} / {summary['expires']}"),
     ]
-    rows += [(f["name"], f"{f['size']} bytes, sha256 {f['sha256']}") for f in summary["files"]]
-    print_rows(str(bundle), rows)
+    rows += [(f["name"], f"{f['size']} bytes") for f in summary["files"]]
+    print_rows(str(bundle), rows, whole=[(f"sha256 {f['name']}", f["sha256"]) for f in summary["files"]])
 
 
 @bundle_app.command("import")

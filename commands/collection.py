@@ -188,7 +188,9 @@ def db_show(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = Non
     if json_out:
         emit_json(found.to_dict())
         return
-    print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in found.to_dict().items()])
+    fields = found.to_dict()
+    whole = [(key, str(fields.pop(key))) for key in ("sha256", "path")]
+    print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in fields.items()], whole=whole)
 
 
 @db_app.command("remove")
@@ -271,7 +273,7 @@ def search(
     from commands.comparison import resolve_scan
 
     store = open_store(db_url)
-    scan, path = resolve_scan(questioned, pixel_um, db_url)
+    scan, _, label = resolve_scan(questioned, pixel_um, db_url)
     params = SearchParams(
         top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None
     )
@@ -293,9 +295,10 @@ def search(
         emit_json(result.to_dict())
         return
     ranking = table(
-        f"{path.name}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s",
-        ("rank", "case/exhibit", "lab", "CMC", "decision", "score", "prefilter", "sha256"),
-        keep=("rank", "case/exhibit", "lab", "CMC", "decision", "sha256"),
+        f"{label}: {result.searched} searched, {result.shortlisted} shortlisted, {result.elapsed_s:.1f} s",
+        ("rank", "case/exhibit", "lab", "CMC", "decision", "score", "prefilter"),
+        keep=("rank", "case/exhibit", "CMC", "decision", "score", "prefilter"),
+        fold=("lab",),
     )
     for hit in result.candidates:
         row = hit.to_dict()
@@ -307,7 +310,6 @@ def search(
             row["decision"],
             "" if row["score"] is None else f"{row['score']:.3f}",
             f"{row['prefilter']:.3f}",
-            row["sha256"][:12],
         )
     print_table(ranking)
 

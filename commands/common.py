@@ -139,8 +139,12 @@ def print_table(result: Table) -> None:
     out().print(result)
 
 
-def print_rows(title: str, rows: Sequence[tuple[str, str]]) -> None:
-    """Key/value rows: keys kept whole, values folded (never cut) at the terminal's width."""
+def print_rows(title: str, rows: Sequence[tuple[str, str]], whole: Sequence[tuple[str, str]] = ()) -> None:
+    """Key/value rows: keys kept whole, values folded (never cut) at the terminal's width.
+
+    The ``whole`` rows (hashes, fingerprints, paths: what an examiner copies or reads out) follow
+    the table as ``key: value`` lines that are never folded, so that a copy takes them entire.
+    """
     from rich.table import Table
     from rich.text import Text
 
@@ -150,6 +154,8 @@ def print_rows(title: str, rows: Sequence[tuple[str, str]]) -> None:
     for key, value in rows:
         result.add_row(Text(key), Text(value))
     out().print(result)
+    for key, value in whole:
+        out().print(f"{key}: {value}", markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

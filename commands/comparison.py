@@ -125,19 +125,23 @@ def method_params(
     return cmc, DecisionParams(identification_cmc=identification_cmc, elimination_cmc=elimination_cmc, rule=rule.value)
 
 
-def resolve_scan(argument: str, pixel_um: float | None, db_url: str | None) -> tuple[Scan, Path]:
-    """A scan named by its file, or by a stored exhibit (CASE/EXHIBIT, number, SHA-256 prefix)."""
+def resolve_scan(argument: str, pixel_um: float | None, db_url: str | None) -> tuple[Scan, Path, str]:
+    """A scan named by its file, or by a stored exhibit (CASE/EXHIBIT, number, SHA-256 prefix).
+
+    Returns the scan, its file and how to name it to the examiner (the file's name, or the
+    exhibit's CASE/EXHIBIT).
+    """
     from ballistics.errors import InvalidInputError
     from ballistics.store import StoreError
 
     path = Path(argument)
     if path.exists() or path.suffix.lower() in SCAN_SUFFIXES:
-        return load_file(path, pixel_um), path
+        return load_file(path, pixel_um), path, path.name
     try:
         exhibit = open_store(db_url).exhibit(argument)
     except StoreError as exc:
         raise InvalidInputError(argument, f"neither a scan file nor a stored exhibit: {exc.reason}") from None
-    return load_file(exhibit.path, pixel_um), exhibit.path
+    return load_file(exhibit.path, pixel_um), exhibit.path, f"{exhibit.case}/{exhibit.exhibit}"
 
 
 def compare(
@@ -177,7 +181,7 @@ def compare(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )
     mode: Mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
-    (ref, ref_path), (qst, qst_path) = (resolve_scan(arg, pixel_um, db_url) for arg in (reference, questioned))
+    (ref, ref_path, ref_label), (qst, qst_path, qst_label) = (resolve_scan(arg, pixel_um, db_url) for arg in (reference, questioned))
     with progress("preparing and comparing (every rotation, both directions)", quiet=json_out):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
     audit(
@@ -251,11 +255,10 @@ def compare(
             f"Tccf {ccf_threshold:g}, {cells} x {cells} cells",
         ),
         ("software", f"{result.software['name']} {result.software['version']}"),
-        ("sha256 reference", str(result.reference["sha256"])),
-        ("sha256 questioned", str(result.questioned["sha256"])),
         ("elapsed (s)", f"{result.elapsed_s:.2f}"),
     ]
-    print_rows(f"{ref_path.name}  vs  {qst_path.name}", rows)
+    hashes = [("sha256 reference", str(result.reference["sha256"])), ("sha256 questioned", str(result.questioned["sha256"]))]
+    print_rows(f"{ref_label}  vs  {qst_label}", rows, whole=hashes)
     if plot is not None:
         note(f"wrote {plot}")
 

@@ -18,15 +18,20 @@ keys_app = typer.Typer(help="The lab's identity (signing and encryption keys) an
 
 
 def card_rows(card: KeyCard) -> list[tuple[str, str]]:
-    from exchange.card import format_fingerprint
-
+    """A card's lab and validity (its fingerprint goes on a line of its own: :func:`card_fingerprint`)."""
     lab = card.lab
     return [
         ("lab", f"{lab.id} ({lab.name}, {lab.country})"),
-        ("fingerprint", format_fingerprint(card.fingerprint)),
         ("valid", f"{card.body['not_before']} .. {card.body['not_after']}"),
         ("predecessor", card.predecessor or "-"),
     ]
+
+
+def card_fingerprint(card: KeyCard) -> list[tuple[str, str]]:
+    """The fingerprint, as read out over the phone: one line, never folded."""
+    from exchange.card import format_fingerprint
+
+    return [("fingerprint", format_fingerprint(card.fingerprint))]
 
 
 @keys_app.command("init")
@@ -44,7 +49,7 @@ def keys_init(
         state.home, Lab(lab, name, country), passphrase(confirm=True), parameters=IdentityParameters(validity=timedelta(days=validity_days))
     )
     audit((events.KEY_INIT, {"lab": lab, "key_id": identity.card.key_id}), identity=identity)
-    print_rows("new identity", card_rows(identity.card))
+    print_rows("new identity", card_rows(identity.card), whole=card_fingerprint(identity.card))
 
 
 @keys_app.command("export")
@@ -56,7 +61,7 @@ def keys_export(output: Annotated[Path, typer.Option("-o", "--output", help="Whe
     card = load_card(state.home)
     write_atomic(output, card.to_bytes(), mode=0o644)
     note(f"wrote {output}")
-    print_rows("exported card", card_rows(card))
+    print_rows("exported card", card_rows(card), whole=card_fingerprint(card))
 
 
 @keys_app.command("fingerprint")
@@ -106,7 +111,7 @@ def keys_trust(
         )
     )
     note(f"trusted lab {entry.card.lab.id} ({entry.via})")
-    print_rows("trusted card", card_rows(entry.card))
+    print_rows("trusted card", card_rows(entry.card), whole=card_fingerprint(entry.card))
 
 
 @keys_app.command("list")
@@ -135,7 +140,8 @@ def keys_list(json_out: JsonOpt = False) -> None:
         emit_json({"identity": own, "partners": partners})
         return
     if own:
-        print_rows("this lab", [(k, str(v)) for k, v in own.items()])
+        identifiers = ("key_id", "fingerprint")
+        print_rows("this lab", [(k, str(v)) for k, v in own.items() if k not in identifiers], whole=[(k, str(own[k])) for k in identifiers])
     listing = table(
         "partners",
         ("lab", "country", "status", "via", "fingerprint", "not_after"),
@@ -161,7 +167,7 @@ def keys_rotate(output: Annotated[Path | None, typer.Option("-o", "--output", he
     if output is not None:
         write_atomic(output, identity.card.to_bytes(), mode=0o644)
         note(f"wrote {output}; partners import it with: ballistics keys trust {output.name}")
-    print_rows("new identity", card_rows(identity.card))
+    print_rows("new identity", card_rows(identity.card), whole=card_fingerprint(identity.card))
 
 
 @keys_app.command("revoke")

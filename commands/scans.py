@@ -63,9 +63,8 @@ def info(
             ("valid fraction", f"{s['valid_fraction']:.3f}"),
             (f"height range ({unit})", f"{s['height_range_um'][0]:.3f} .. {s['height_range_um'][1]:.3f}"),
             *((key, str(value)) for key, value in s["metadata"].items()),
-            ("sha256", s["sha256"] or ""),
         ]
-        print_rows(s["path"], rows)
+        print_rows(s["path"], rows, whole=[("sha256", s["sha256"] or "")])
 
 
 def convert(
