@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import JsonOpt, emit_json, note, print_rows, print_table, state, table
+from commands.common import JsonOpt, add_row, emit_json, note, print_rows, print_table, state, table
 
 audit_app = typer.Typer(
     help="The lab's hash-chained, signed log of comparisons, exchanges, key events and trust changes.", no_args_is_help=True
@@ -29,7 +29,7 @@ def audit_verify(json_out: JsonOpt = False) -> None:
         if report.problems:
             problems = table("problems", ("line", "kind", "what is wrong"), keep=("line", "kind"), fold=("what is wrong",))
             for problem in report.problems:
-                problems.add_row(str(problem.line), problem.kind, problem.message)
+                add_row(problems, str(problem.line), problem.kind, problem.message)
             print_table(problems)
     if report.unsigned_tail and report.intact:
         note(f"note: the last {report.unsigned_tail} lines are chained but not covered by a head signature")
@@ -59,7 +59,8 @@ def audit_show(
     for entry in entries:
         actor = entry.record["actor"]
         details = json.dumps(entry.to_dict()["details"], separators=(",", ":"))
-        listing.add_row(
+        add_row(
+            listing,
             str(entry.line),
             entry.record["time"],
             entry.type,

@@ -12,6 +12,7 @@ import typer
 from commands.common import (
     EXAMINER_ENV,
     JsonOpt,
+    add_row,
     audit,
     audit_refusal,
     emit_json,
@@ -174,7 +175,8 @@ def print_import_report(report: ImportReport) -> None:
             + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
         )
         # Partner-supplied text (names, reasons) is data: Text() never interprets it as markup.
-        listing.add_row(
+        add_row(
+            listing,
             Text(o.path.name),
             Text(outcome, style=styles[o.status]),
             Text(sender),

@@ -14,6 +14,7 @@ from commands.common import (
     JsonOpt,
     PixelOpt,
     WorkersOpt,
+    add_row,
     audit,
     emit_json,
     note,
@@ -169,7 +170,8 @@ def db_list(
     )
     for e in found:
         t = e.characteristics
-        listing.add_row(
+        add_row(
+            listing,
             str(e.id),
             exhibit_label(e),
             e.lab + (" (partner)" if e.partner else ""),
@@ -302,7 +304,8 @@ def search(
     )
     for hit in result.candidates:
         row = hit.to_dict()
-        ranking.add_row(
+        add_row(
+            ranking,
             str(row["rank"]),
             exhibit_label(hit.exhibit),
             row["lab"] + (" (partner)" if row["partner"] else ""),

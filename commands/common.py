@@ -25,6 +25,7 @@ from ballistics.errors import BallisticsError, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ballistics.store import Store
 
@@ -133,6 +134,16 @@ def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold:
         else:
             result.add_column(column, overflow="fold", ratio=1 if column in fold else None)
     return result
+
+
+def add_row(target: Table, *cells: str | Text) -> None:
+    """One row; plain strings are shown as they are, never read as markup.
+
+    Case and exhibit ids, lab names and refusal reasons may come from partners: they are data.
+    """
+    from rich.text import Text
+
+    target.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
 
 
 def print_table(result: Table) -> None:

@@ -15,6 +15,7 @@ from commands.common import (
     JsonOpt,
     PixelOpt,
     WorkersOpt,
+    add_row,
     audit,
     emit_json,
     note,
@@ -307,8 +308,13 @@ def validate(
     for key, label in (("original_rule", "original rule"), ("high_cmc_rule", "High CMC")):
         for kind in ("known_match", "known_non_match"):
             d = summary[key][kind]  # type: ignore[index]
-            result_table.add_row(
-                f"{kind.replace('_', ' ')}, {label}", str(d["n"]), str(d.get("min", "")), str(d.get("mean", "")), str(d.get("max", ""))
+            add_row(
+                result_table,
+                f"{kind.replace('_', ' ')}, {label}",
+                str(d["n"]),
+                str(d.get("min", "")),
+                str(d.get("mean", "")),
+                str(d.get("max", "")),
             )
     print_table(result_table)
     out().print(

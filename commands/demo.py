@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import PASSPHRASE_ENV, note, out, progress
+from commands.common import PASSPHRASE_ENV, add_row, note, out, print_table, progress, table
 
 sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)
 
@@ -72,7 +72,7 @@ def quietly(home: Path, *args: str) -> int:
 
 
 def story(root: Path) -> None:
-    from rich.table import Table
+    from rich.markup import escape
 
     from ballistics.scan import load_scan
     from ballistics.search import LocalExecutor, SearchParams
@@ -160,19 +160,20 @@ def story(root: Path) -> None:
     store = Store.open(fr)
     query = next(e for e in store.exhibits(lab="UK-FSL") if e.exhibit == "CS1")
     out().print(
-        f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   (UK exhibit {query.case}/{query.exhibit}, received from a partner)"
+        f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   "
+        f"(UK exhibit {escape(query.case)}/{escape(query.exhibit)}, received from a partner)"
     )
     result = run_search(store, load_scan(query.path), SearchParams(top=4, shortlist=3), LocalExecutor(max(1, os.cpu_count() or 1)))
-    table = Table("rank", "lab", "case", "exhibit", "CMC", "decision", title_justify="left")
+    ranking = table("", ("rank", "lab", "case", "exhibit", "CMC", "decision"), keep=("rank", "case", "exhibit", "CMC", "decision"))
     for hit in result.candidates:
         e = hit.exhibit
-        table.add_row(str(hit.rank), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, str(hit.cmc), hit.decision)
-    out().print(table)
+        add_row(ranking, str(hit.rank), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, str(hit.cmc), hit.decision)
+    print_table(ranking)
     links = [h for h in result.candidates if not h.exhibit.partner and h.decision == "identification"]
     for hit in links:
         out().print(
-            f"[bold green]cross-border link found:[/] UK case {query.case} exhibit {query.exhibit} and French case {hit.exhibit.case} "
-            f"exhibit {hit.exhibit.exhibit} were fired by the same firearm (CMC {hit.cmc})"
+            f"[bold green]cross-border link found:[/] UK case {escape(query.case)} exhibit {escape(query.exhibit)} and French case "
+            f"{escape(hit.exhibit.case)} exhibit {escape(hit.exhibit.exhibit)} were fired by the same firearm (CMC {hit.cmc})"
         )
     if not links:
         out().print("[bold red]no cross-border link found[/]")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from commands.common import JsonOpt, audit, audit_refusal, emit_json, note, passphrase, print_rows, print_table, state, table
+from commands.common import JsonOpt, add_row, audit, audit_refusal, emit_json, note, passphrase, print_rows, print_table, state, table
 from exchange import audit_events as events
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def keys_list(json_out: JsonOpt = False) -> None:
         fold=("fingerprint",),
     )
     for p in partners:
-        listing.add_row(p["lab"], p["country"], p["status"], p["via"], p["fingerprint"], p["not_after"])
+        add_row(listing, p["lab"], p["country"], p["status"], p["via"], p["fingerprint"], p["not_after"])
     print_table(listing)
 
 

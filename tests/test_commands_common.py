@@ -55,3 +55,12 @@ def test_partner_text_is_never_markup(monkeypatch: pytest.MonkeyPatch, capsys: p
     monkeypatch.setattr(common, "err", lambda: Console(stderr=True, width=200))
     common.note("lab [bold red]FR-IRCGN[/] says [link=http://x]click[/link]")
     assert capsys.readouterr().err.strip() == "lab [bold red]FR-IRCGN[/] says [link=http://x]click[/link]"
+
+
+def test_table_cells_from_partners_are_never_markup(monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "out", lambda: Console(file=screen, width=80))
+    listing = common.table("t", ("case/exhibit", "lab"), keep=("case/exhibit",))
+    common.add_row(listing, "[bold]FR-2025-0401[/bold]/E1", "FR-IRCGN [link=http://x]y[/link]")
+    common.print_table(listing)
+    assert "[bold]FR-2025-0401[/bold]/E1" in screen.getvalue() and "[link=http://x]y[/link]" in screen.getvalue()
