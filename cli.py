@@ -14,7 +14,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,6 +61,15 @@ for group in (scans, comparison, collection, keys, bundles, audit, demo):
     group.register(app)
 
 
+def _whole_summaries(command: Any) -> Any:
+    """Give every command its docstring's first paragraph as summary, so command lists wrap it instead of cutting it with '...'."""
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = " ".join(sub.help.split("\n\n")[0].split())
+        _whole_summaries(sub)
+    return command
+
+
 def _fail(path: str, reason: str, code: int, as_json: bool) -> int:
     """One line on stderr; under ``--json`` also the one JSON document on stdout."""
     print(f"error: {path}: {reason}", file=sys.stderr)
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     state.json_emitted = False
     as_json = "--json" in args
     try:
-        code = typer.main.get_command(app).main(args=args, prog_name=SOFTWARE_NAME, standalone_mode=False)
+        code = _whole_summaries(typer.main.get_command(app)).main(args=args, prog_name=SOFTWARE_NAME, standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except BallisticsError as exc:

@@ -40,6 +40,8 @@ def test_every_help_page_reads_plainly_at_80_columns(capsys: pytest.CaptureFixtu
     assert len(pages) > 20
     for name, text in pages.items():
         assert "<bool>" not in text, name  # a flag never suggests --json true
+        cut = [line for line in text.splitlines() if line.rstrip().endswith("...") and not line.startswith("Usage:")]
+        assert cut == [], name  # command summaries wrap, never cut
         assert max(len(line) for line in text.splitlines()) <= 80, name
         for line in text.splitlines():
             option = line.strip().split(" ")[0]
