@@ -126,8 +126,9 @@ def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold:
     """
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    result = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    result = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in columns:
         if column in keep:
             result.add_column(column, no_wrap=True, overflow="ignore")
@@ -159,7 +160,7 @@ def print_rows(title: str, rows: Sequence[tuple[str, str]], whole: Sequence[tupl
     from rich.table import Table
     from rich.text import Text
 
-    result = Table(title=title, show_header=False, title_justify="left")
+    result = Table(title=Text(title), show_header=False, title_justify="left")
     result.add_column(no_wrap=True)
     result.add_column(overflow="fold")
     for key, value in rows:
