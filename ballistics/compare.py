@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ballistics import SOFTWARE_NAME, __version__
 from ballistics.cmc import CmcResult, compare_surfaces, pearson_complete, transform
-from ballistics.errors import IncomparableError
+from ballistics.errors import IncomparableError, UsageError
 from ballistics.firing_pin import firing_pin_score
 from ballistics.method import CmcParams, Decision, DecisionParams, PreprocessParams, method_description
 from ballistics.preprocess import BreechFace, prepare
@@ -27,8 +27,8 @@ from ballistics.scan import Scan
 class Comparison:
     """The outcome of one comparison, with what is needed to reproduce and report it."""
 
-    reference: dict[str, str | None]
-    questioned: dict[str, str | None]
+    reference: dict[str, Any]
+    questioned: dict[str, Any]
     cmc: int
     cmc_original: int
     cmc_high: int
@@ -41,13 +41,15 @@ class Comparison:
     ccf: float | None
     firing_pin: float | None
     decision: Decision
-    method: dict[str, object]
+    method: dict[str, Any]
     software: dict[str, str]
     elapsed_s: float
+    #: What the examiner must read beside the decision (a 2-D image involved, ...), in words.
+    warnings: tuple[str, ...] = ()
     details: CmcResult | None = field(default=None, repr=False, compare=False)
     surfaces: tuple[BreechFace, BreechFace] | None = field(default=None, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``ballistics compare --json``."""
         return {
             "reference": self.reference,
@@ -55,7 +57,7 @@ class Comparison:
             "cmc": self.cmc,
             "cmc_original": self.cmc_original,
             "cmc_high": self.cmc_high,
-            "rule": self.method["decision"]["rule"],  # type: ignore[index]
+            "rule": self.method["decision"]["rule"],
             "cmc_forward": self.cmc_forward,
             "cmc_backward": self.cmc_backward,
             "high_cmc_passed": self.high_cmc_passed,
@@ -68,11 +70,34 @@ class Comparison:
             "method": self.method,
             "software": self.software,
             "elapsed_s": round(self.elapsed_s, 3),
+            "warnings": list(self.warnings),
         }
 
 
-def scan_identity(scan: Scan) -> dict[str, str | None]:
-    return {"path": str(scan.source) if scan.source else None, "sha256": scan.sha256}
+def scan_identity(scan: Scan) -> dict[str, Any]:
+    """What a comparison echoes of a scan: file, SHA-256, kind and pixel size (micrometres, x and y)."""
+    return {
+        "path": str(scan.source) if scan.source else None,
+        "sha256": scan.sha256,
+        "kind": scan.kind,
+        "spacing_um": [round(scan.spacing_x * 1e6, 6), round(scan.spacing_y * 1e6, 6)],
+    }
+
+
+def require_two_scans(reference_id: dict[str, Any], questioned_id: dict[str, Any]) -> None:
+    """Refuse a scan compared with itself (same SHA-256): it would read as a perfect identification."""
+    if reference_id.get("sha256") and reference_id.get("sha256") == questioned_id.get("sha256"):
+        raise UsageError(
+            questioned_id.get("path"),
+            f"the questioned scan is the reference itself (SHA-256 {reference_id['sha256']}): a comparison needs two cartridge cases",
+        )
+
+
+#: Said with every comparison that involves a photograph (docs/comparison.md, "2-D images").
+IMAGE_WARNING = (
+    "a 2-D image is compared: the CMC thresholds are validated on 3-D topography only, so the counts are "
+    "reported without a conclusion (decision 'not validated')"
+)
 
 
 def compare(
@@ -86,6 +111,7 @@ def compare(
 ) -> Comparison:
     """Compare two scans: preprocess both, then :func:`compare_prepared`."""
     started = time.perf_counter()
+    require_two_scans(scan_identity(reference), scan_identity(questioned))
     ref = prepare(reference, preprocess, mode)
     qst = prepare(questioned, preprocess, mode)
     return compare_prepared(ref, qst, scan_identity(reference), scan_identity(questioned), cmc=cmc, decision=decision, started=started)
@@ -94,8 +120,8 @@ def compare(
 def compare_prepared(
     reference: BreechFace,
     questioned: BreechFace,
-    reference_id: dict[str, str | None],
-    questioned_id: dict[str, str | None],
+    reference_id: dict[str, Any],
+    questioned_id: dict[str, Any],
     *,
     cmc: CmcParams = CmcParams(),
     decision: DecisionParams = DecisionParams(),
@@ -128,6 +154,7 @@ def compare_prepared(
         Different working spacings, or no cell with enough measured points.
     """
     started = time.perf_counter() if started is None else started
+    require_two_scans(reference_id, questioned_id)
     if not np.isclose(reference.spacing_m, questioned.spacing_m, rtol=1e-6):
         raise IncomparableError(
             questioned_id.get("path"),
@@ -145,6 +172,7 @@ def compare_prepared(
         count = result.cmc_high if decision.rule == "high" else result.cmc_original
         forward_count, backward_count = forward_rules.original.count, backward_rules.original.count
     fp = firing_pin_score(reference.firing_pin, questioned.firing_pin, result.rotation_deg)
+    images = "image" in (reference.kind, questioned.kind)
     return Comparison(
         reference=reference_id,
         questioned=questioned_id,
@@ -159,7 +187,8 @@ def compare_prepared(
         translation_um=(result.shift_px[0] * reference.spacing_m * 1e6, result.shift_px[1] * reference.spacing_m * 1e6),
         ccf=registered_correlation(reference.surface, questioned.surface, result.rotation_deg, result.shift_px),
         firing_pin=fp,
-        decision=decision.decide(count),
+        decision="not validated" if images else decision.decide(count),
+        warnings=(IMAGE_WARNING,) if images else (),
         method=method_description(reference.params, cmc, decision),
         software={"name": SOFTWARE_NAME, "version": __version__},
         elapsed_s=time.perf_counter() - started,

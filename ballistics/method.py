@@ -16,7 +16,9 @@ from typing import Literal
 from ballistics.errors import PreprocessError
 
 Mode = Literal["auto", "raw", "preprocessed"]
-Decision = Literal["identification", "inconclusive", "elimination"]
+#: ``not validated``: the thresholds are validated on 3-D topography only, so a comparison that
+#: involves a 2-D image reports its counts without a conclusion.
+Decision = Literal["identification", "inconclusive", "elimination", "not validated"]
 #: Bumped whenever the computation changes, so that cached signatures (and the cached prepared
 #: surfaces whose primer centre they are sampled around) are recomputed. 2: the primer circle of
 #: a processed scan must enclose the breech face (ballistics.primer.fit_circle).

@@ -51,7 +51,7 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
     ref, qst = comparison.surfaces
     forward, rules = result.forward, result.forward_rules
     tol = result.params.rotation_deg
-    high_decides = comparison.method["decision"]["rule"] == "high" and result.high_cmc_passed  # type: ignore[index]
+    high_decides = comparison.method["decision"]["rule"] == "high" and result.high_cmc_passed
     congruent = rules.high.congruent(tol) if high_decides else rules.original.congruent
     aligned = transform(
         np.asarray(qst.surface, np.float32), comparison.rotation_deg, (result.shift_px[0], result.shift_px[1]), ref.surface.shape

@@ -53,6 +53,8 @@ class BreechFace:
     primer_radius_px: float | None
     firing_pin: FiringPinImpression | None
     params: PreprocessParams
+    #: What the scan measured: heights (``topography``) or grey levels of a photograph (``image``).
+    kind: Literal["topography", "image"] = "topography"
 
 
 def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()) -> bool:
@@ -161,6 +163,7 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
         primer_radius_px=primer.r if primer else None,
         firing_pin=None,
         params=params,
+        kind=scan.kind,
     )
 
 
@@ -242,6 +245,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
         primer_radius_px=primer.r * factor,
         firing_pin=firing_pin,
         params=params,
+        kind=scan.kind,
     )
 
 

@@ -79,7 +79,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    query: dict[str, str | None]
+    query: dict[str, Any]
     searched: int
     shortlisted: int
     elapsed_s: float

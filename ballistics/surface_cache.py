@@ -29,6 +29,7 @@ def save_prepared(face: BreechFace, path: Path) -> None:
         "primer_center_px": face.primer_center_px,
         "primer_radius_px": face.primer_radius_px,
         "firing_pin": None,
+        "kind": face.kind,
     }
     arrays: dict[str, np.ndarray] = {"surface": np.asarray(face.surface, np.float32)}
     if face.firing_pin is not None:
@@ -81,4 +82,5 @@ def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:
         primer_radius_px=meta["primer_radius_px"],
         firing_pin=firing_pin,
         params=params,
+        kind=meta.get("kind", "topography"),  # caches written before the kind was kept hold topographies
     )

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -163,10 +164,10 @@ def labelled_scans(folder: Path, truth: dict[str, str]) -> list[Path]:
 
 # Worker state for the process pool: the prepared surfaces, sent once per worker.
 _PREPARED: dict[str, BreechFace] = {}
-_IDS: dict[str, dict[str, str | None]] = {}
+_IDS: dict[str, dict[str, Any]] = {}
 
 
-def _init_worker(prepared: dict[str, BreechFace], ids: dict[str, dict[str, str | None]]) -> None:
+def _init_worker(prepared: dict[str, BreechFace], ids: dict[str, dict[str, Any]]) -> None:
     _PREPARED.update(prepared)
     _IDS.update(ids)
 
@@ -189,7 +190,7 @@ def validate(
 ) -> Validation:
     """Compare every pair of ``scans`` (each once) and score the outcome against ``truth``."""
     prepared: dict[str, BreechFace] = {}
-    ids: dict[str, dict[str, str | None]] = {}
+    ids: dict[str, dict[str, Any]] = {}
     for path in scans:
         scan = load_scan(path)
         prepared[str(path)] = prepare(scan, preprocess)

@@ -286,7 +286,7 @@ def search(
         (
             events.SEARCH,
             {
-                "query": result.query,
+                "query": {key: result.query[key] for key in ("path", "sha256")},
                 "searched": result.searched,
                 "shortlisted": result.shortlisted,
                 "candidates": [{"sha256": h.exhibit.sha256, "cmc": h.cmc, "decision": h.decision} for h in result.candidates],

@@ -189,8 +189,8 @@ def compare(
         (
             events.COMPARISON,
             {
-                "reference": result.reference,
-                "questioned": result.questioned,
+                "reference": {key: result.reference[key] for key in ("path", "sha256")},
+                "questioned": {key: result.questioned[key] for key in ("path", "sha256")},
                 "decision": result.decision,
                 "cmc": result.cmc,
                 "cmc_original": result.cmc_original,
@@ -246,10 +246,17 @@ def compare(
             f"({'High CMC passed' if result.high_cmc_passed else 'High CMC fell back to the original rule'})",
         ),
         ("cells compared", str(result.cells_compared)),
+        *(
+            (f"{side} scan", f"{doc['kind']}, {doc['spacing_um'][0]:g} x {doc['spacing_um'][1]:g} µm per pixel")
+            for side, doc in (("reference", result.reference), ("questioned", result.questioned))
+        ),
         ("rotation (degrees)", f"{result.rotation_deg:.1f}"),
         ("translation (µm)", f"{result.translation_um[0]:.1f}, {result.translation_um[1]:.1f}"),
         ("correlation of registered surfaces", "n/a" if result.ccf is None else f"{result.ccf:.3f}"),
-        ("firing-pin score", "not available" if result.firing_pin is None else f"{result.firing_pin:.3f}"),
+        (
+            "firing-pin score",
+            "not available" if result.firing_pin is None else f"{result.firing_pin:.3f} (-1..1; not used in the decision)",
+        ),
         (
             "method",
             f"{result.method['name']}; Tx {translation_um:g} µm, Ttheta {rotation_threshold_deg:g} degrees, "
@@ -260,6 +267,8 @@ def compare(
     ]
     hashes = [("sha256 reference", str(result.reference["sha256"])), ("sha256 questioned", str(result.questioned["sha256"]))]
     print_rows(f"{ref_label}  vs  {qst_label}", rows, whole=hashes)
+    for warning in result.warnings:
+        note(f"warning: {warning}")
     if plot is not None:
         note(f"wrote {plot}")
 

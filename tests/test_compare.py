@@ -12,6 +12,7 @@ import pytest
 from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 
 from ballistics.compare import compare, compare_prepared
+from ballistics.errors import UsageError
 from ballistics.labs import Lab
 from ballistics.method import CmcParams, DecisionParams, PreprocessParams, method_description, method_name
 from ballistics.preprocess import prepare
@@ -224,3 +225,28 @@ def test_method_name_says_which_rule_decides_and_where_it_searches() -> None:
     description = method_description(PreprocessParams(), CmcParams(), DecisionParams(rule="high"))
     assert description["decision"] == {"identification_cmc": 6, "elimination_cmc": 2, "rule": "high"}
     assert "High CMC rule (Tong 2015) deciding" in str(description["name"])
+
+
+def test_a_scan_is_never_compared_with_itself(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    scan = SAMPLE_DATA / "F01-01.x3p"
+    copy = tmp_path / "same bytes.x3p"
+    copy.write_bytes(scan.read_bytes())
+    assert main(["compare", str(scan), str(copy), "--json"]) == 2  # the same SHA-256 under another name
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["path"] == str(copy) and "the questioned scan is the reference itself" in error["reason"]
+    with pytest.raises(UsageError, match="a comparison needs two cartridge cases"):
+        compare(load_scan(scan), load_scan(copy))
+
+
+def test_image_pairs_report_counts_without_a_conclusion(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    record = tmp_path / "images.json"
+    images = [str(SAMPLE_DATA / f"F01-0{i}.png") for i in (1, 2)]
+    code, doc = run_json(capsys, ["compare", *images, "--pixel-um", "6.25", "--record", str(record), "--case", "C1", "--json"])
+    assert code == 0 and doc["decision"] == "not validated" and doc["cmc"] >= 0
+    assert doc["warnings"] and "validated on 3-D topography only" in doc["warnings"][0]
+    assert [doc[side]["kind"] for side in ("reference", "questioned")] == ["image", "image"]
+    assert doc["reference"]["spacing_um"] == [6.25, 6.25]  # the pixel size given, echoed
+    assert json.loads(record.read_text())["conclusion"]["decision"] == "not validated"  # the record says so too
+    topo = [str(SAMPLE_DATA / f"F01-0{i}.x3p") for i in (1, 2)]
+    code, doc = run_json(capsys, ["compare", *topo, "--json"])
+    assert code == 0 and doc["decision"] == "identification" and doc["warnings"] == []
