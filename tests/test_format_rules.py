@@ -1,0 +1,214 @@
+"""Rules of docs/bundle-format.md that a writer never breaks, checked on validly signed bundles.
+
+Each bundle here is signed by a trusted partner with whatever manifest the test wants
+(``exchange_support.signed_bundle``), so what is tested is the reader's rule itself, not the
+signature: integers only, one canonical spelling, the manifest version, recipient lab names,
+scans that are x3p files, and the receipt rules, through ``open_bundle`` and ``bundle verify``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exchange_support import PASSPHRASE, T0, LabHome, file_entry, introduce, make_lab, signed_bundle
+from test_receipts import _receipt_doc
+from test_records import a_record
+
+from ballistics.records import record_bytes
+from exchange.canonical import canonical_json
+from exchange.card import DOMAIN_CARD, DOMAIN_REVOCATION, KeyCard, Revocation, read_document
+from exchange.errors import ExpiredBundleError, MalformedBundleError, MalformedCardError, UnsafeMemberNameError
+from exchange.keys import load_identity
+from exchange.reader import open_bundle
+from exchange.receipts import parse_receipt
+
+SCAN = b"PK\x03\x04" + hashlib.shake_256(b"scan").digest(2000)
+
+
+@dataclass
+class Labs:
+    uk: LabHome
+    fr: LabHome
+    de: LabHome
+    nl: LabHome  # trusted by UK only: FR does not know its key
+
+
+@pytest.fixture(scope="module")
+def labs(tmp_path_factory: pytest.TempPathFactory) -> Labs:
+    root = tmp_path_factory.mktemp("rules")
+    uk, fr, de, nl = (
+        make_lab(root, "UK-FSL"),
+        make_lab(root, "FR-IRCGN", "FR"),
+        make_lab(root, "DE-BKA", "DE"),
+        make_lab(root, "NL-NFI", "NL"),
+    )
+    introduce(uk, fr)
+    introduce(uk, de)
+    introduce(fr, de)
+    introduce(uk, nl)
+    return Labs(uk, fr, de, nl)
+
+
+def record() -> tuple[dict[str, object], bytes]:
+    return file_entry("records/CASE-42.json", "record", record_bytes(a_record()))
+
+
+def bundle(labs: Labs, tmp_path: Path, files=None, to=None, **kwargs: Any) -> Path:
+    return signed_bundle(tmp_path / "b.bfx", labs.uk, to or [labs.fr], files if files is not None else [record()], **kwargs)
+
+
+def opened(labs: Labs, path: Path, now=T0):
+    return open_bundle(path, labs.fr.identity, labs.fr.trust, now=now)
+
+
+def test_the_helper_makes_bundles_the_reader_takes(labs: Labs, tmp_path: Path) -> None:
+    verified = opened(labs, bundle(labs, tmp_path, files=[record(), file_entry("scans/K1.x3p", "scan", SCAN)]))
+    assert [f.name for f in verified.files] == ["records/CASE-42.json", "scans/K1.x3p"]
+
+
+# --- integers only --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "words"),
+    [("version", "not a version-1 suite-1"), ("suite", "not a version-1 suite-1"), ("sequence", "sequence"), ("size", "files entry")],
+)
+def test_booleans_are_not_integers_in_a_signed_manifest(labs: Labs, tmp_path: Path, field: str, words: str) -> None:
+    """``true`` equals 1 to Python; a signed ``"version":true`` must still be refused (integers only)."""
+
+    def change(doc: dict[str, Any]) -> None:
+        (doc["files"][0] if field == "size" else doc)[field] = True
+
+    path = bundle(labs, tmp_path, files=[file_entry("scans/K1.x3p", "scan", b"P")], edit=change)
+    with pytest.raises(MalformedBundleError, match=words):
+        opened(labs, path)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "words"),
+    [
+        (b'"sequence":1.0', "not an integer"),
+        (b'"sequence":1e0', "not an integer"),
+        (b'"sequence":NaN', "NaN is not JSON"),
+        (b'"sequence":Infinity', "Infinity is not JSON"),
+        (b'"sequence":' + b"1" * 5000, "not ASCII JSON"),
+        (b'"sequence":9007199254740992', "sequence"),
+        (b'"sequence":1,"sequence":1', "duplicated key"),
+    ],
+)
+def test_numbers_that_are_not_integers_are_malformed_never_a_crash(labs: Labs, tmp_path: Path, spelling: bytes, words: str) -> None:
+    def encode(doc: dict[str, Any]) -> bytes:
+        data = canonical_json(doc)
+        return data.replace(b'"sequence":%d' % doc["sequence"], spelling)
+
+    with pytest.raises(MalformedBundleError, match=words):
+        opened(labs, bundle(labs, tmp_path, encode=encode))
+
+
+# --- one spelling: the bytes received must be the canonical encoding --------------------------
+
+
+@pytest.mark.parametrize(
+    ("canonical", "other"),
+    [
+        (b"\\u00e9", b"\\u00E9"),  # upper-case hex
+        (b"<", b"\\u003c"),  # an escape where the character itself is canonical
+        (b"scans/", b"scans\\/"),  # an escaped solidus
+        (b"\\u00e9", "é".encode()),  # raw UTF-8: not ASCII
+    ],
+)
+def test_other_spellings_of_the_same_manifest_are_refused(labs: Labs, tmp_path: Path, canonical: bytes, other: bytes) -> None:
+    sha = hashlib.sha256(SCAN).hexdigest()
+    scan = file_entry(f"scans/{sha}.x3p", "scan", SCAN, original_name="Fadul <é>.x3p")
+    assert canonical in canonical_json(scan[0])
+    path = bundle(labs, tmp_path, files=[scan], encode=lambda doc: canonical_json(doc).replace(canonical, other, 1))
+    with pytest.raises(MalformedBundleError, match=r"canonical JSON form|not ASCII JSON"):
+        opened(labs, path)
+
+
+# --- versions, times and names ------------------------------------------------------------------
+
+
+def test_a_manifest_of_another_version_or_suite_is_malformed(labs: Labs, tmp_path: Path) -> None:
+    for change in (lambda d: d.update(version=2), lambda d: d.update(suite=2)):
+        with pytest.raises(MalformedBundleError, match="not a version-1 suite-1"):
+            opened(labs, bundle(labs, tmp_path, edit=change))
+
+
+def test_created_must_be_before_expires(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path, edit=lambda d: d.update(expires=d["created"]))
+    with pytest.raises(MalformedBundleError, match="expires"):
+        opened(labs, path)
+
+
+def test_time_limits_are_inclusive(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path)  # created T0, expires T0 + 30 days
+    opened(labs, path, now=T0 - timedelta(minutes=5))  # created exactly 5 minutes ahead of us
+    opened(labs, path, now=T0 + timedelta(days=30))  # expires exactly now
+    with pytest.raises(ExpiredBundleError, match="in the future"):
+        opened(labs, path, now=T0 - timedelta(minutes=5, seconds=1))
+    with pytest.raises(ExpiredBundleError, match="expired"):
+        opened(labs, path, now=T0 + timedelta(days=30, seconds=1))
+
+
+def test_a_member_name_prefix_must_match_its_kind(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path, files=[file_entry("scans/CASE-42.json", "record", record_bytes(a_record()))])
+    with pytest.raises(UnsafeMemberNameError, match="must be under records/"):
+        opened(labs, path)
+
+
+# --- integers only in the other signed documents -----------------------------------------------
+
+
+def test_a_validly_signed_card_with_a_boolean_version_is_refused(labs: Labs) -> None:
+    card, signing = labs.uk.identity.card, labs.uk.identity.signing
+    body = {**card.body, "version": True}
+    doc = {"body": body, "signatures": {"self": signing.sign(DOMAIN_CARD, canonical_json(body)).to_dict()}}
+    with pytest.raises(MalformedCardError, match="not a version-1 ballistics-key-card"):
+        KeyCard.from_dict(doc, where="card")
+
+
+def test_a_validly_signed_revocation_with_a_boolean_version_is_refused(labs: Labs) -> None:
+    card, signing = labs.uk.identity.card, labs.uk.identity.signing
+    revocation = Revocation.create(card, signing, T0, "test")
+    body = {**revocation.body, "version": True}
+    doc = {"body": body, "signatures": {"self": signing.sign(DOMAIN_REVOCATION, canonical_json(body)).to_dict()}}
+    with pytest.raises(MalformedCardError, match="not a version-1 ballistics-key-revocation"):
+        Revocation.from_dict(doc, where="revocation")
+
+
+@pytest.mark.parametrize("field", ["version", "sequence", "size"])
+def test_a_receipt_with_a_boolean_for_an_integer_is_refused(field: str) -> None:
+    doc = _receipt_doc()
+    if field == "size":
+        doc["files"] = [{"name": "records/x.json", "sha256": "ab" * 32, "size": True}]
+    else:
+        doc[field] = True
+    with pytest.raises(MalformedBundleError, match=r"not a version-1|malformed"):
+        parse_receipt(canonical_json(doc), "r")
+
+
+def test_card_files_with_floats_nan_or_duplicated_keys_are_malformed(tmp_path: Path) -> None:
+    for text in ('{"body": 1.5}', '{"body": NaN}', '{"body": 1, "body": 2}', "[" * 60000):
+        path = tmp_path / "x.card"
+        path.write_text(text)
+        with pytest.raises(MalformedCardError, match="not JSON"):
+            read_document(path)
+
+
+def test_a_private_key_file_with_a_boolean_version_or_bad_scrypt_cost_is_malformed(labs: Labs, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(labs.uk.home / "keys", home / "keys")
+    path = home / "keys" / "identity.json"
+    original = json.loads(path.read_text())
+    for change in ({"version": True}, {"kdf": {**original["kdf"], "n": True}}, {"kdf": {**original["kdf"], "n": 1000}}):
+        path.write_text(json.dumps({**original, **change}))
+        with pytest.raises(MalformedCardError):
+            load_identity(home, PASSPHRASE)
