@@ -30,6 +30,9 @@ SIGNATURE_BYTES = ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES
 KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
 #: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
 MAX_RECEIPT_BYTES = 64 * 1024
+#: A scan is an x3p file: a zip archive (these first bytes) whose member name ends in ``.x3p``.
+X3P_MAGIC = b"PK\x03\x04"
+X3P_SUFFIX = ".x3p"
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_ORIGINAL_NAME = 255
 FILE_FIELDS = {"name", "kind", "size", "sha256"}
@@ -161,6 +164,8 @@ def check_names(entries: Sequence[FileEntry], where: str) -> None:
                 where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
             )
         member_name(entry.kind, base, where)
+        if entry.kind == "scan" and not base.lower().endswith(X3P_SUFFIX):
+            raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind scan must be an x3p file (name ending in {X3P_SUFFIX})")
         if entry.original_name is not None:
             check_original_name(entry.original_name, where)
         folded = entry.name.casefold()

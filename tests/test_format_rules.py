@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,10 +22,20 @@ from exchange_support import PASSPHRASE, T0, LabHome, file_entry, introduce, mak
 from test_receipts import _receipt_doc
 from test_records import a_record
 
+import cli
+from ballistics.clock import now_utc
 from ballistics.records import record_bytes
+from exchange.bundle import export_bundle
 from exchange.canonical import canonical_json
 from exchange.card import DOMAIN_CARD, DOMAIN_REVOCATION, KeyCard, Revocation, read_document
-from exchange.errors import ExpiredBundleError, MalformedBundleError, MalformedCardError, UnsafeMemberNameError
+from exchange.errors import (
+    BundleContentError,
+    ExpiredBundleError,
+    MalformedBundleError,
+    MalformedCardError,
+    ManifestMismatchError,
+    UnsafeMemberNameError,
+)
 from exchange.keys import load_identity
 from exchange.reader import open_bundle
 from exchange.receipts import parse_receipt
@@ -164,6 +175,77 @@ def test_a_member_name_prefix_must_match_its_kind(labs: Labs, tmp_path: Path) ->
         opened(labs, path)
 
 
+def test_a_scan_must_be_an_x3p_file(labs: Labs, tmp_path: Path) -> None:
+    with pytest.raises(UnsafeMemberNameError, match="must be an x3p file"):
+        opened(labs, bundle(labs, tmp_path, files=[file_entry("scans/K1.zip", "scan", SCAN)]))
+    with pytest.raises(MalformedBundleError, match="not"):
+        opened(labs, bundle(labs, tmp_path, files=[file_entry("scans/K1.x3p", "scan", b"%PDF-1.7 not a zip")]))
+    with pytest.raises(MalformedBundleError, match="not"):
+        opened(labs, bundle(labs, tmp_path, files=[file_entry("scans/K1.x3p", "scan", b"PK")]))
+
+
+# --- recipient lab names -----------------------------------------------------------------------
+
+
+def _rename(key_id: str, lab: str) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        for party in doc["recipients"]:
+            if party["key_id"] == key_id:
+                party["lab"] = lab
+
+    return change
+
+
+def test_our_own_key_named_as_another_lab_is_refused(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path, edit=_rename(labs.fr.identity.card.key_id, "DE-BKA"))
+    with pytest.raises(ManifestMismatchError, match="recipient labs differ"):
+        opened(labs, path)
+
+
+def test_a_known_partner_key_named_as_another_lab_is_refused(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path, to=[labs.fr, labs.de], edit=_rename(labs.de.identity.card.key_id, "NL-NFI"))
+    with pytest.raises(ManifestMismatchError, match="recipient labs differ"):
+        opened(labs, path)
+
+
+def test_a_key_we_do_not_know_is_taken_as_named(labs: Labs, tmp_path: Path) -> None:
+    path = bundle(labs, tmp_path, to=[labs.fr, labs.nl])
+    assert "NL-NFI" in [r.lab for r in opened(labs, path).manifest.recipients]
+
+
+# --- receipt rules (section 3.5), the same for open_bundle, bundle verify and bundle import ----
+
+
+def receipt(doc: dict[str, Any] | None = None, name: str = "receipts/receipt-1.json") -> tuple[dict[str, object], bytes]:
+    return file_entry(name, "receipt", canonical_json(doc or _receipt_doc()))
+
+
+RECEIPT_CASES = [
+    ("beside a record", lambda: [receipt(), record()], "holds its receipt and nothing else"),
+    ("two receipts", lambda: [receipt(), receipt(name="receipts/receipt-2.json")], "holds its receipt and nothing else"),
+    ("over 64 KiB", lambda: [file_entry("receipts/big.json", "receipt", b" " * (64 * 1024 + 1))], "exceeds 65536"),
+    ("not JSON", lambda: [file_entry("receipts/r.json", "receipt", b"receipt: yes")], "not ASCII JSON"),
+    ("not canonical", lambda: [file_entry("receipts/r.json", "receipt", json.dumps(_receipt_doc()).encode())], "canonical"),
+]
+
+
+@pytest.mark.parametrize(("case", "files", "words"), RECEIPT_CASES, ids=[c[0] for c in RECEIPT_CASES])
+def test_receipt_rules_through_open_bundle(labs: Labs, tmp_path: Path, case: str, files, words: str) -> None:
+    with pytest.raises(MalformedBundleError, match=words):
+        opened(labs, bundle(labs, tmp_path, files=files()))
+
+
+@pytest.mark.parametrize(("case", "files", "words"), RECEIPT_CASES, ids=[c[0] for c in RECEIPT_CASES])
+def test_receipt_rules_through_bundle_verify(
+    labs: Labs, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, case: str, files, words: str
+) -> None:
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    path = bundle(labs, tmp_path, files=files(), now=now_utc().replace(microsecond=0))
+    capsys.readouterr()
+    assert cli.main(["--home", str(labs.fr.home), "bundle", "verify", str(path)]) == 3
+    assert words in capsys.readouterr().err
+
+
 # --- integers only in the other signed documents -----------------------------------------------
 
 
@@ -212,3 +294,25 @@ def test_a_private_key_file_with_a_boolean_version_or_bad_scrypt_cost_is_malform
         path.write_text(json.dumps({**original, **change}))
         with pytest.raises(MalformedCardError):
             load_identity(home, PASSPHRASE)
+
+
+# --- the writer never makes what the reader refuses ----------------------------------------------
+
+
+def test_export_refuses_a_receipt_with_other_files_and_a_manifest_over_its_cap(
+    labs: Labs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uk = labs.uk
+    one, two = tmp_path / "receipt-1.json", tmp_path / "receipt-2.json"
+    for path in (one, two):
+        path.write_bytes(canonical_json(_receipt_doc()))
+    rec = tmp_path / "CASE-42.json"
+    rec.write_bytes(record_bytes(a_record()))
+    out = tmp_path / "out.bfx"
+    for content in ({"receipts": [one, two]}, {"receipts": [one], "records": [rec]}):
+        with pytest.raises(BundleContentError, match="holds its one receipt and nothing else"):
+            export_bundle(uk.home, uk.identity, uk.trust, out, recipients=["FR-IRCGN"], now=T0, **content)
+    monkeypatch.setattr("exchange.bundle.MAX_MANIFEST_BYTES", 600)
+    with pytest.raises(BundleContentError, match="bytes \\(at most 600\\): send fewer files"):
+        export_bundle(uk.home, uk.identity, uk.trust, out, recipients=["FR-IRCGN"], records=[rec], now=T0)
+    assert not out.exists()
