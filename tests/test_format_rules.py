@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from exchange_support import PASSPHRASE, T0, LabHome, file_entry, introduce, make_lab, signed_bundle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_receipts import _receipt_doc
 from test_records import a_record
 
@@ -316,3 +318,44 @@ def test_export_refuses_a_receipt_with_other_files_and_a_manifest_over_its_cap(
     with pytest.raises(BundleContentError, match="bytes \\(at most 600\\): send fewer files"):
         export_bundle(uk.home, uk.identity, uk.trust, out, recipients=["FR-IRCGN"], records=[rec], now=T0)
     assert not out.exists()
+
+
+# --- canonical JSON as docs/bundle-format.md section 3.6 spells it out --------------------------
+
+SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def section_3_6(value: object) -> str:
+    """An encoder written from the document alone, as a partner would write it."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        out = []
+        for char in value:
+            if char in SHORT_ESCAPES:
+                out.append(SHORT_ESCAPES[char])
+            elif " " <= char <= "~":
+                out.append(char)
+            else:
+                units = char.encode("utf-16-be")
+                out.extend(f"\\u{int.from_bytes(units[i : i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+        return '"' + "".join(out) + '"'
+    if isinstance(value, list):
+        return "[" + ",".join(section_3_6(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ",".join(f"{section_3_6(k)}:{section_3_6(value[k])}" for k in sorted(value)) + "}"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(0, 2**53 - 1) | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_the_documented_canonical_form_is_the_code_s(value: object) -> None:
+    assert section_3_6(value).encode("ascii") == canonical_json(value)
