@@ -25,7 +25,10 @@ from exchange.keys import Identity
 from exchange.manifest import (
     DOMAIN_MANIFEST,
     MAX_FILES,
+    MAX_MANIFEST_BYTES,
     MAX_RECEIPT_BYTES,
+    X3P_MAGIC,
+    X3P_SUFFIX,
     FileEntry,
     Manifest,
     check_names,
@@ -37,7 +40,6 @@ from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
 Progress = Callable[[int, int], None]
-X3P_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def export_bundle(
         raise BundleContentError(where, "nothing to send: give at least one --record or --scan")
     if len(sources) > MAX_FILES:
         raise BundleContentError(where, f"{len(sources)} files (a bundle holds at most {MAX_FILES})")
+    if receipts and len(sources) != 1:
+        raise BundleContentError(where, "a receipt bundle holds its one receipt and nothing else")
     check_names([s.entry for s in sources], where)
 
     bundle_id, file_key = rng(16), rng(32)
@@ -112,6 +116,11 @@ def export_bundle(
         expires=now + options.lifetime,
         files=tuple(s.entry for s in sources),
     )
+    if len(unbound.encoded) > MAX_MANIFEST_BYTES:
+        raise BundleContentError(
+            where,
+            f"the manifest of these {len(sources)} files is {len(unbound.encoded)} bytes (at most {MAX_MANIFEST_BYTES}): send fewer files",
+        )
     payload_length = unbound.payload_length()  # the hash is fixed-width, so known before the header
     header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)
     manifest = unbound.with_header_hash(header.hash.hex())
@@ -188,7 +197,7 @@ def _receipt_source(path: Path) -> _Source:
 def _scan_source(path: Path) -> _Source:
     try:
         with open(path, "rb") as handle:
-            if handle.read(4) != X3P_MAGIC or path.suffix.lower() != ".x3p":
+            if handle.read(4) != X3P_MAGIC or path.suffix.lower() != X3P_SUFFIX:
                 raise BundleContentError(path, "scans travel as x3p files (a zip with the .x3p extension)")
             handle.seek(0)
             digest, size = hashlib.sha256(), 0

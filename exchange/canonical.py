@@ -1,8 +1,10 @@
-"""Deterministic encodings shared by key cards, revocations and manifests.
+"""Deterministic encodings shared by key cards, revocations, manifests and receipts.
 
-Everything that is signed or hashed is first encoded as canonical JSON: UTF-8, keys sorted,
-no insignificant whitespace, ASCII escapes for anything outside ASCII, integers only (no
-floats). A partner implementation reproduces the exact bytes from the parsed document.
+Everything that is signed or hashed is first encoded as canonical JSON (docs/bundle-format.md,
+section 3.6): ASCII bytes only, object keys sorted, no whitespace, every character outside
+U+0020..U+007E written as a lower-case ``\\uXXXX`` escape, integers only (no floats, no
+booleans where a number is meant). A partner implementation reproduces the exact bytes from the
+parsed document.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
+from os import PathLike
 from typing import Any
 
 from ballistics.clock import TIME_FORMAT, format_time
@@ -20,6 +23,45 @@ from exchange.errors import MalformedError
 def canonical_json(document: Any) -> bytes:
     """The one byte string that is signed and hashed for ``document``."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+#: The largest integer a signed document may carry: every JSON parser reads it exactly.
+MAX_JSON_INT = 2**53 - 1
+
+
+def is_int(value: object, minimum: int = 0, maximum: int = MAX_JSON_INT) -> bool:
+    """An integer in range; ``True`` and ``False`` are not integers here (Python's bool is)."""
+    return type(value) is int and minimum <= value <= maximum
+
+
+def parse_json(
+    data: bytes, *, where: str | PathLike[str], what: str, error: type[MalformedError] = MalformedError, ascii_only: bool = True
+) -> Any:
+    """JSON as signed documents allow it: no floats, no NaN or Infinity, no duplicated keys.
+
+    ``ascii_only`` documents (manifests, receipts) must be ASCII bytes; others (card and
+    revocation files, which are re-encoded before their signatures are checked) may be UTF-8.
+    Every way the text can be refused is ``error`` (never a bare ``ValueError``).
+    """
+
+    def no_float(text: str) -> Any:
+        raise ValueError(f"number {text[:20]} is not an integer (integers only)")
+
+    def no_constant(text: str) -> Any:
+        raise ValueError(f"{text} is not JSON (integers only)")
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        doc = dict(pairs)
+        if len(doc) != len(pairs):
+            raise ValueError("an object has a duplicated key")
+        return doc
+
+    try:
+        text = data.decode("ascii" if ascii_only else "utf-8")
+        return json.loads(text, parse_float=no_float, parse_constant=no_constant, object_pairs_hook=unique)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        kind = "ASCII JSON" if ascii_only else "JSON"
+        raise error(where, f"{what} is not {kind}: {exc}") from None
 
 
 def b64encode(data: bytes) -> str:

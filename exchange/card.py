@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 
 from ballistics.clock import format_time
 from ballistics.labs import Lab
-from exchange.canonical import b64decode, b64encode, canonical_json, parse_time
+from exchange.canonical import b64decode, b64encode, canonical_json, is_int, parse_json, parse_time
 from exchange.errors import FingerprintMismatchError, KeyValidityError, MalformedCardError
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
 
@@ -202,7 +202,7 @@ def _check_card_body(body: object, where: str) -> None:
     expected = {"type", "version", "lab", "keys", "created", "not_before", "not_after", "predecessor"}
     if not isinstance(body, dict) or set(body) != expected:
         raise MalformedCardError(where, f"card body must have exactly the fields {', '.join(sorted(expected))}")
-    if body["type"] != CARD_TYPE or body["version"] != FORMAT_VERSION:
+    if body["type"] != CARD_TYPE or not is_int(body["version"]) or body["version"] != FORMAT_VERSION:
         raise MalformedCardError(where, f"not a version-{FORMAT_VERSION} {CARD_TYPE}")
     lab = body["lab"]
     if not isinstance(lab, dict) or set(lab) != {"id", "name", "country"} or not all(isinstance(v, str) for v in lab.values()):
@@ -267,7 +267,13 @@ class Revocation:
         if not isinstance(doc, dict) or set(doc) != {"body", "signatures"}:
             raise MalformedCardError(where, "a revocation has exactly the fields body and signatures")
         body, signatures = doc["body"], doc["signatures"]
-        if not isinstance(body, dict) or set(body) != expected or body["type"] != REVOCATION_TYPE or body["version"] != FORMAT_VERSION:
+        if (
+            not isinstance(body, dict)
+            or set(body) != expected
+            or body["type"] != REVOCATION_TYPE
+            or not is_int(body["version"])
+            or body["version"] != FORMAT_VERSION
+        ):
             raise MalformedCardError(where, f"not a version-{FORMAT_VERSION} {REVOCATION_TYPE}")
         if not isinstance(body["key_id"], str) or not re.fullmatch(r"[0-9a-f]{64}", body["key_id"]):
             raise MalformedCardError(where, "revocation key_id must be a 64-digit lower-case hex key id")
@@ -289,10 +295,7 @@ def read_document(path: Path) -> dict[str, Any]:
         raise MalformedCardError(where, f"cannot read: {exc.strerror}") from None
     if len(data) > MAX_DOCUMENT_BYTES:
         raise MalformedCardError(where, f"larger than {MAX_DOCUMENT_BYTES} bytes, not a key card or revocation")
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedCardError(where, f"not JSON: {exc}") from None
+    doc = parse_json(data, where=where, what="the file", error=MalformedCardError, ascii_only=False)
     if not isinstance(doc, dict):
         raise MalformedCardError(where, "expected a JSON object")
     return doc

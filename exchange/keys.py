@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ballistics.clock import now_utc
 from ballistics.errors import UsageError
 from ballistics.labs import Lab
-from exchange.canonical import b64decode, b64encode
+from exchange.canonical import b64decode, b64encode, is_int
 from exchange.card import KeyCard, Revocation, card_body, check_lab, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
 from exchange.files import ensure_private_dir, write_atomic
@@ -257,7 +257,7 @@ def _read_private_file(path: Path) -> dict[str, Any]:
         raise MissingIdentityError(path, "no lab identity here; run: ballistics keys init --lab ID --name NAME --country CC") from None
     except (OSError, ValueError) as exc:
         raise MalformedCardError(path, f"unreadable private key file: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("type") != PRIVATE_TYPE or doc.get("version") != 1:
+    if not isinstance(doc, dict) or doc.get("type") != PRIVATE_TYPE or not is_int(doc.get("version")) or doc["version"] != 1:
         raise MalformedCardError(path, f"not a version-1 {PRIVATE_TYPE} file")
     return doc
 
@@ -266,8 +266,8 @@ def _open_private(doc: dict[str, Any], card: KeyCard, passphrase: bytes, where: 
     kdf = doc.get("kdf")
     if not isinstance(kdf, dict) or kdf.get("name") != "scrypt" or doc.get("aead") != "AES-256-GCM":
         raise MalformedCardError(where, "private keys must be protected with scrypt and AES-256-GCM")
-    if not all(isinstance(kdf.get(k), int) and 0 < kdf[k] <= 2**20 for k in ("n", "r", "p")):
-        raise MalformedCardError(where, "scrypt parameters out of range")
+    if not all(is_int(kdf.get(k), 1, 2**20) for k in ("n", "r", "p")) or kdf["n"] < 2 or kdf["n"] & (kdf["n"] - 1):
+        raise MalformedCardError(where, "scrypt parameters out of range (n a power of two 2..2^20, r and p 1..2^20)")
     salt = b64decode(kdf.get("salt"), where=where, error=MalformedCardError)
     nonce = b64decode(doc.get("nonce"), where=where, error=MalformedCardError)
     ciphertext = b64decode(doc.get("ciphertext"), where=where, error=MalformedCardError)

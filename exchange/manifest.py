@@ -8,7 +8,6 @@ stops a recipient from re-wrapping the content to someone else in the sender's n
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 from ballistics.clock import format_time
 from ballistics.labs import LabKey
-from exchange.canonical import canonical_json, parse_time
+from exchange.canonical import canonical_json, is_int, parse_json, parse_time
 from exchange.errors import MalformedBundleError, UnsafeMemberNameError
 from exchange.header import SUITE, VERSION
 from exchange.signing import ED25519_SIGNATURE_BYTES, MLDSA65_SIGNATURE_BYTES, HybridSignature
@@ -31,6 +30,9 @@ SIGNATURE_BYTES = ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES
 KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
 #: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
 MAX_RECEIPT_BYTES = 64 * 1024
+#: A scan is an x3p file: a zip archive (these first bytes) whose member name ends in ``.x3p``.
+X3P_MAGIC = b"PK\x03\x04"
+X3P_SUFFIX = ".x3p"
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_ORIGINAL_NAME = 255
 FILE_FIELDS = {"name", "kind", "size", "sha256"}
@@ -162,6 +164,8 @@ def check_names(entries: Sequence[FileEntry], where: str) -> None:
                 where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
             )
         member_name(entry.kind, base, where)
+        if entry.kind == "scan" and not base.lower().endswith(X3P_SUFFIX):
+            raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind scan must be an x3p file (name ending in {X3P_SUFFIX})")
         if entry.original_name is not None:
             check_original_name(entry.original_name, where)
         folded = entry.name.casefold()
@@ -172,15 +176,18 @@ def check_names(entries: Sequence[FileEntry], where: str) -> None:
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Parse and structurally check a manifest; the signature is checked by the caller."""
-    try:
-        doc = json.loads(data.decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBundleError(where, f"manifest is not ASCII JSON: {exc}") from None
+    doc = parse_json(data, where=where, what="manifest", error=MalformedBundleError)
     if not isinstance(doc, dict) or set(doc) != FIELDS:
         raise MalformedBundleError(where, f"manifest must have exactly the fields {', '.join(sorted(FIELDS))}")
     if canonical_json(doc) != data:
         raise MalformedBundleError(where, "manifest is not in canonical JSON form")
-    if doc["type"] != MANIFEST_TYPE or doc["version"] != VERSION or doc["suite"] != SUITE:
+    if (
+        doc["type"] != MANIFEST_TYPE
+        or not is_int(doc["version"])
+        or doc["version"] != VERSION
+        or not is_int(doc["suite"])
+        or doc["suite"] != SUITE
+    ):
         raise MalformedBundleError(where, f"manifest is not a version-{VERSION} suite-{SUITE} {MANIFEST_TYPE}")
     _require(isinstance(doc["bundle_id"], str) and re.fullmatch(r"[0-9a-f]{32}", doc["bundle_id"]), where, "bundle_id")
     _require(isinstance(doc["header_hash"], str) and re.fullmatch(r"[0-9a-f]{64}", doc["header_hash"]), where, "header_hash")
@@ -194,7 +201,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             where,
             "sender/recipients",
         )
-    _require(type(doc["sequence"]) is int and doc["sequence"] >= 1, where, "sequence")
+    _require(is_int(doc["sequence"], 1), where, "sequence")
     created = parse_time(doc["created"], where=where, error=MalformedBundleError)
     _require(parse_time(doc["expires"], where=where, error=MalformedBundleError) > created, where, "expires")
     files = doc["files"]
@@ -206,8 +213,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             and isinstance(item.get("original_name", ""), str)
             and isinstance(item["name"], str)
             and isinstance(item["kind"], str)
-            and type(item["size"]) is int
-            and item["size"] >= 0
+            and is_int(item["size"])
             and isinstance(item["sha256"], str)
             and re.fullmatch(r"[0-9a-f]{64}", item["sha256"]),
             where,

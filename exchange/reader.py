@@ -35,7 +35,16 @@ from exchange.errors import (
 )
 from exchange.header import Header, derive_keys, read_header, unwrap_file_key
 from exchange.keys import Identity
-from exchange.manifest import DOMAIN_MANIFEST, MAX_MANIFEST_BYTES, MAX_RECEIPT_BYTES, SIGNATURE_BYTES, FileEntry, Manifest, parse_manifest
+from exchange.manifest import (
+    DOMAIN_MANIFEST,
+    MAX_MANIFEST_BYTES,
+    MAX_RECEIPT_BYTES,
+    SIGNATURE_BYTES,
+    X3P_MAGIC,
+    FileEntry,
+    Manifest,
+    parse_manifest,
+)
 from exchange.receipts import parse_receipt
 from exchange.signing import HybridSignature
 from exchange.stream import CHUNK, decrypt_chunks, encrypted_length
@@ -201,7 +210,7 @@ def _verify(
         header.check_mac(mac_key, where)
         _check_length(header, os.fstat(handle.fileno()).st_size, where)
         plaintext = _Plaintext(decrypt_chunks(handle, payload_key, header.hash, where))
-        manifest = _read_manifest(plaintext, header, sender, now, where)
+        manifest = _read_manifest(plaintext, header, sender, _lab_of(identity, trust), now, where)
         done = 0
         records: list[MatchRecord] = []
         receipts: list[DeliveryReceipt] = []
@@ -243,7 +252,15 @@ def _check_length(header: Header, actual: int, where: str) -> None:
         raise TamperedError(where, f"{actual - expected} unexpected bytes after the final chunk")
 
 
-def _read_manifest(plaintext: _Plaintext, header: Header, sender: KeyCard, now: datetime, where: str) -> Manifest:
+def _lab_of(identity: Identity, trust: TrustStore) -> Callable[[str], str | None]:
+    """The lab a key id belongs to, if this lab knows it: its own keys (current and retired), then the trust store."""
+    own = {card.key_id: card.lab.id for card in (identity.card, *(card for card, _ in identity.retired))}
+    return lambda key_id: own.get(key_id) or trust.lab_of(key_id)
+
+
+def _read_manifest(
+    plaintext: _Plaintext, header: Header, sender: KeyCard, lab_of: Callable[[str], str | None], now: datetime, where: str
+) -> Manifest:
     (length,) = struct.unpack(">I", plaintext.read(4, where))
     if not 1 <= length <= MAX_MANIFEST_BYTES:
         raise MalformedBundleError(where, f"manifest length {length} outside 1..{MAX_MANIFEST_BYTES}")
@@ -254,7 +271,7 @@ def _read_manifest(plaintext: _Plaintext, header: Header, sender: KeyCard, now: 
     signature = HybridSignature.from_bytes(plaintext.read(signature_length, where), where=where, error=MalformedBundleError)
     manifest = parse_manifest(encoded, where)
     sender.verify_key.verify(DOMAIN_MANIFEST, manifest.encoded, signature, where=where, what="manifest signature")
-    _check_binding(manifest, header, sender, where)
+    _check_binding(manifest, header, sender, lab_of, where)
     if manifest.created > now + CLOCK_SKEW:
         raise ExpiredBundleError(where, f"bundle created at {format_time(manifest.created)}, in the future (now {format_time(now)})")
     if manifest.expires < now:
@@ -263,14 +280,19 @@ def _read_manifest(plaintext: _Plaintext, header: Header, sender: KeyCard, now: 
     return manifest
 
 
-def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, where: str) -> None:
-    """The signed manifest must describe this very header: this is what defeats re-wrapping."""
+def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, lab_of: Callable[[str], str | None], where: str) -> None:
+    """The signed manifest must describe this very header: this is what defeats re-wrapping.
+
+    Every recipient whose key this lab knows (its own, or one in the trust store) must be named
+    with that key's lab; a key this lab does not know cannot be checked and is taken as named.
+    """
     mismatches = [
         ("bundle id", manifest.bundle_id == header.bundle_id.hex()),
         ("header hash", manifest.header_hash == header.hash.hex()),
         ("sender key", manifest.sender.key_id == header.sender.hex()),
         ("sender lab", manifest.sender.lab == sender.lab.id),
         ("recipients", manifest.recipient_ids == [k.hex() for k in header.recipients]),
+        ("recipient labs", all(lab_of(r.key_id) in (None, r.lab) for r in manifest.recipients)),
         ("payload length", manifest.payload_length() == header.payload_length),
     ]
     wrong = [name for name, ok in mismatches if not ok]
@@ -287,13 +309,15 @@ def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, wher
     if entry.kind == "receipt" and entry.size > MAX_RECEIPT_BYTES:
         raise MalformedBundleError(where, f"{entry.name}: receipt of {entry.size} bytes exceeds {MAX_RECEIPT_BYTES}")
     held_kinds = ("record", "receipt")
-    digest, held = hashlib.sha256(), []
+    digest, held, head = hashlib.sha256(), [], b""
     target = sink(entry) if sink else None
     try:
         for piece in plaintext.pieces(entry.size, where):
             digest.update(piece)
             if entry.kind in held_kinds:
                 held.append(piece)
+            elif len(head) < len(X3P_MAGIC):
+                head += piece[: len(X3P_MAGIC) - len(head)]
             if target:
                 target.write(piece)
     finally:
@@ -301,6 +325,8 @@ def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, wher
             target.close()
     if digest.hexdigest() != entry.sha256:
         raise ManifestMismatchError(where, f"{entry.name}: SHA-256 differs from the signed manifest")
+    if entry.kind == "scan" and head != X3P_MAGIC:
+        raise MalformedBundleError(where, f"{entry.name}: a scan must be an x3p file (a zip archive), and this one is not")
     if entry.kind == "record":
         return parse_record(b"".join(held), f"{where}:{entry.name}")
     if entry.kind == "receipt":

@@ -11,7 +11,6 @@ for findings, that exactly these bytes arrived.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from ballistics.clock import format_time
 from ballistics.labs import LabKey
 from ballistics.ledger import RECEIPT_TYPE, RECEIPT_VERSION, DeliveryReceipt, ReceiptFile
 from exchange.bundle import export_bundle
-from exchange.canonical import canonical_json, parse_time
+from exchange.canonical import canonical_json, is_int, parse_json, parse_time
 from exchange.errors import MalformedBundleError
 from exchange.keys import Identity
 from exchange.manifest import MAX_RECEIPT_BYTES
@@ -89,12 +88,17 @@ def parse_receipt(data: bytes, where: str) -> DeliveryReceipt:
     """A receipt's JSON, structurally checked (its authenticity is the bundle's signature)."""
     if len(data) > MAX_RECEIPT_BYTES:
         raise MalformedBundleError(where, f"receipt larger than {MAX_RECEIPT_BYTES} bytes")
-    try:
-        doc = json.loads(data.decode("ascii"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBundleError(where, f"receipt is not ASCII JSON: {exc}") from None
-    if not isinstance(doc, dict) or set(doc) != RECEIPT_FIELDS or doc["type"] != RECEIPT_TYPE or doc["version"] != RECEIPT_VERSION:
+    doc = parse_json(data, where=where, what="receipt", error=MalformedBundleError)
+    if (
+        not isinstance(doc, dict)
+        or set(doc) != RECEIPT_FIELDS
+        or doc["type"] != RECEIPT_TYPE
+        or not is_int(doc["version"])
+        or doc["version"] != RECEIPT_VERSION
+    ):
         raise MalformedBundleError(where, f"not a version-{RECEIPT_VERSION} {RECEIPT_TYPE}")
+    if canonical_json(doc) != data:  # one receipt, one spelling: its SHA-256 is in the signed manifest
+        raise MalformedBundleError(where, "receipt is not in canonical JSON form")
     if not (
         all(_is_party(doc[p]) for p in ("sender", "recipient"))
         and isinstance(doc["files"], list)
@@ -105,8 +109,7 @@ def parse_receipt(data: bytes, where: str) -> DeliveryReceipt:
         and HEX32.match(doc["bundle_id"])
         and isinstance(doc["header_hash"], str)
         and HEX64.match(doc["header_hash"])
-        and type(doc["sequence"]) is int
-        and doc["sequence"] >= 1
+        and is_int(doc["sequence"], 1)
     ):
         raise MalformedBundleError(
             where, "receipt fields bundle_id, header_hash, sequence, sender, recipient, files or records are malformed"
@@ -132,6 +135,5 @@ def _is_file(value: Any) -> bool:
         and isinstance(value["name"], str)
         and isinstance(value["sha256"], str)
         and HEX64.match(value["sha256"]) is not None
-        and type(value["size"]) is int
-        and value["size"] >= 0
+        and is_int(value["size"])
     )
