@@ -459,6 +459,8 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
         description="M = 0 in the plaintext", **refuse(3, 6, "payload", "MalformedBundleError"))
     add("manifest-length-above-max", built("manifest-length-above-max", Spec([scan], manifest_length=2**20 + 1)),
         description="M = 1 MiB + 1 in the plaintext", **refuse(3, 6, "payload", "MalformedBundleError"))
+    add("manifest-length-past-payload", built("manifest-length-past-payload", Spec([scan], manifest_length=4096)),
+        description="M = 4096, within the cap but past the end of the plaintext", **refuse(4, 6, "payload", "ManifestMismatchError"))
     add("signature-length-3372", built("signature-length-3372", Spec([scan], signature_length=3372)),
         description="S = 3372 in the plaintext", **refuse(3, 6, "payload", "MalformedBundleError"))
 
@@ -545,6 +547,8 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
         ("mismatch-recipient-lab-known-key", Spec([scan], recipients=("recipient", "third"),
                                                   edit=recipients_edit(lambda r: [x.update(lab="XX-OTHER") for x in r if x["key_id"] == de_card.key_id])),
          "a key the reader trusts (DE-VECTOR's) listed under another lab"),
+        ("mismatch-recipients-order", Spec([scan], recipients=("recipient", "third"), edit=recipients_edit(lambda r: r.reverse())),
+         "both recipients listed, in decreasing key id order"),
         ("mismatch-payload-length", Spec([scan], edit=lambda d: d["files"][0].update(size=d["files"][0]["size"] + 1)),
          "a file size one more than the bytes carried, so P != 4 + M + 2 + S + sum(size)"),
     ]
