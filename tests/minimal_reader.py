@@ -7,9 +7,9 @@ and step of ``index.json``. It keeps everything in memory (vectors are small) an
 for use.
 
 What it does not do, and so never claims: validate a record against
-``docs/match-record.schema.json`` (it requires a record to be a UTF-8 JSON object and reads its
-``lab.id``), the receipt rules (a bundle holding a receipt raises :class:`Unsupported`), and
-step 14 (the replay ledger needs a store). Chunks are all decrypted at step 6, before the
+``docs/match-record.schema.json`` (it requires a record to be UTF-8 JSON and reads its
+``lab.id``; no vector holds a record that is JSON but breaks the schema), and step 14 (the
+replay ledger needs a store). Chunks are all decrypted at step 6, before the
 manifest is parsed: a chunk that fails is refused there (exit 4), where a streaming reader may
 meet it later (section 5 allows any of steps 6-11); every vector that fails a chunk fails its
 first one, so the step agrees.
@@ -82,10 +82,6 @@ class Refused(Exception):
     def __init__(self, exit_code: int, step: int, reason: str) -> None:
         super().__init__(f"exit {exit_code}, step {step} ({RULES[step]}): {reason}")
         self.exit, self.step, self.rule = exit_code, step, RULES[step]
-
-
-class Unsupported(Exception):
-    """Something this minimal reader does not implement (receipts)."""
 
 
 def canonical(doc: Any) -> bytes:
@@ -351,10 +347,10 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
     # 11. files
     out, at = [], 4 + m + 2 + s
     for entry in files:
-        if entry["kind"] == "receipt":
-            raise Unsupported("receipts")
         if entry["kind"] == "record" and entry["size"] > 4 * 2**20:
             raise Refused(3, 11, "record over 4 MiB")
+        if entry["kind"] == "receipt" and entry["size"] > 65536:
+            raise Refused(3, 11, "receipt over 64 KiB")
         content = bytes(plain[at : at + entry["size"]])
         at += entry["size"]
         if len(content) != entry["size"] or hashlib.sha256(content).hexdigest() != entry["sha256"]:
@@ -368,6 +364,8 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
             except (ValueError, KeyError, TypeError):
                 raise Refused(3, 11, "record is not a JSON record") from None
             entry = {**entry, "_record_lab": lab}
+        if entry["kind"] == "receipt":
+            entry = {**entry, "_receipt": receipt_form(content)}
         out.append((entry, content))
     # 12. nothing after the last file (P was compared with the sizes in step 9)
     if at != len(plain):
@@ -375,7 +373,64 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
     # 13. content
     if any(e.get("_record_lab", card.lab) != card.lab for e, _ in out):
         raise Refused(4, 13, "a record of another lab")
-    return [({k: v for k, v in e.items() if k != "_record_lab"}, c) for e, c in out]
+    receipts = [e["_receipt"] for e, _ in out if "_receipt" in e]
+    if receipts and len(out) != 1:
+        raise Refused(3, 13, "a receipt not alone in its bundle")
+    for doc in receipts:
+        if not any(doc["sender"] == {"lab": k.card.lab, "key_id": k.card.key_id.hex()} for k in reader.ours):
+            raise Refused(4, 13, "a receipt for a bundle this lab did not send")
+        if doc["recipient"] != {"lab": card.lab, "key_id": sender_id.hex()}:
+            raise Refused(4, 13, "a receipt in the name of another lab or key than the signer's")
+    return [({k: v for k, v in e.items() if not k.startswith("_")}, c) for e, c in out]
+
+
+RECEIPT_FIELDS = {"type", "version", "bundle_id", "header_hash", "sequence", "sender", "recipient", "files", "records", "received"}
+
+
+def receipt_form(data: bytes) -> dict[str, Any]:
+    """docs/import.md, 'Receipts': a well-formed receipt (exit 3 otherwise, at step 11)."""
+
+    def party(value: Any) -> bool:
+        return (
+            isinstance(value, dict) and set(value) == {"lab", "key_id"} and isinstance(value["lab"], str) and hexes(value["key_id"], HEX64)
+        )
+
+    def hexes(value: Any, pattern: re.Pattern[str]) -> bool:
+        return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+    def file(value: Any) -> bool:
+        return (
+            isinstance(value, dict)
+            and set(value) == {"name", "sha256", "size"}
+            and isinstance(value["name"], str)
+            and hexes(value["sha256"], HEX64)
+            and is_int(value["size"])
+        )
+
+    try:
+        if any(not 0x20 <= byte <= 0x7E for byte in data):
+            raise ValueError("not ASCII")
+        doc = strict_json(data)
+    except ValueError:
+        raise Refused(3, 11, "receipt is not ASCII JSON") from None
+    if not isinstance(doc, dict) or set(doc) != RECEIPT_FIELDS or canonical(doc) != data:
+        raise Refused(3, 11, "receipt fields or spelling")
+    if not (
+        doc["type"] == "ballistics-delivery-receipt"
+        and is_int(doc["version"], 1, 1)
+        and hexes(doc["bundle_id"], HEX32)
+        and hexes(doc["header_hash"], HEX64)
+        and is_int(doc["sequence"], 1)
+        and party(doc["sender"])
+        and party(doc["recipient"])
+        and isinstance(doc["files"], list)
+        and all(file(f) for f in doc["files"])
+        and isinstance(doc["records"], list)
+        and all(isinstance(r, str) for r in doc["records"])
+        and parse_time(doc["received"]) is not None
+    ):
+        raise Refused(3, 11, "receipt field forms")
+    return doc
 
 
 def manifest_form(data: bytes) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """The minimal reader of tests/minimal_reader.py (written from the docs alone) over every conformance vector.
 
-It must give the outcome, exit class and step that tests/vectors/index.json states, wherever it
-claims the vector: every vector today (it raises ``Unsupported`` only for receipts, and no
-vector holds one). Like the reader, this test uses no module of the project.
+It must give the outcome, exit class and step that tests/vectors/index.json states on every
+vector. Like the reader, this test uses no module of the project.
 """
 
 from __future__ import annotations

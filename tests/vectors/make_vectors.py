@@ -580,6 +580,45 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     add("record-of-another-lab", built("record-of-another-lab", Spec(foreign)),
         description="UK-VECTOR signs a record of lab DE-VECTOR", **refuse(4, 13, "content", "ForeignContentError"))
 
+    # -- receipts (read by UK-VECTOR, which sent bundle-v1 to FR-VECTOR) ---------------------------
+    fr_card = idents["recipient"].card
+
+    def receipt(**change: Any) -> bytes:
+        doc = {
+            "type": "ballistics-delivery-receipt", "version": 1, "bundle_id": fixed_rng(b"bundle-v1")(16).hex(),
+            "header_hash": hashlib.sha256(v1[:hv]).hexdigest(), "sequence": 1,
+            "sender": {"lab": uk_card.lab.id, "key_id": uk_card.key_id}, "recipient": {"lab": fr_card.lab.id, "key_id": fr_card.key_id},
+            "files": [{"name": e["name"], "sha256": e["sha256"], "size": e["size"]} for e, _ in v1_files],
+            "records": ["00000000-0000-4000-8000-000000000001"], "received": "2026-01-15T09:45:00Z",
+        }
+        doc.update(change)
+        return canonical_json(doc)
+
+    def receipt_entry(data: bytes, name: str = "receipts/receipt-1.json") -> tuple[dict[str, Any], bytes]:
+        return entry(name, "receipt", data)
+
+    def from_fr(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
+        return built(name, Spec(files, sender="recipient", recipients=("sender",)))
+
+    ok = [receipt_entry(receipt())]
+    fr_record = entry("records/FR-1.json", "record", record_bytes(record_document(lab_id="FR-VECTOR")))
+    at_uk = {"reader": uk_id, "trust": (fr,)}
+    add("receipt-valid", from_fr("receipt-valid", ok), description="FR-VECTOR's receipt for bundle-v1, read by its sender UK-VECTOR",
+        **at_uk, **accept(ok))
+    add("receipt-not-canonical", from_fr("receipt-not-canonical", [receipt_entry(json.dumps(json.loads(receipt()), indent=1).encode())]),
+        description="a receipt pretty-printed", **at_uk, **refuse(3, 11, "files", "MalformedBundleError"))
+    add("receipt-missing-field", from_fr("receipt-missing-field", [receipt_entry(canonical_json(
+        {k: v for k, v in json.loads(receipt()).items() if k != "received"}))]),
+        description="a receipt without its received field", **at_uk, **refuse(3, 11, "files", "MalformedBundleError"))
+    add("receipt-beside-record", from_fr("receipt-beside-record", [fr_record, *ok]),
+        description="a receipt and a record of the signing lab in one bundle", **at_uk, **refuse(3, 13, "content", "MalformedBundleError"))
+    add("receipt-two", from_fr("receipt-two", [*ok, receipt_entry(receipt(received="2026-01-15T09:46:00Z"), "receipts/receipt-2.json")]),
+        description="two receipts in one bundle", **at_uk, **refuse(3, 13, "content", "MalformedBundleError"))
+    add("receipt-not-our-bundle", from_fr("receipt-not-our-bundle", [receipt_entry(receipt(sender={"lab": de, "key_id": de_card.key_id}))]),
+        description="a receipt for a bundle DE-VECTOR sent", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
+    add("receipt-wrong-recipient", from_fr("receipt-wrong-recipient", [receipt_entry(receipt(recipient={"lab": de, "key_id": de_card.key_id}))]),
+        description="a receipt in DE-VECTOR's name, signed by FR-VECTOR", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
+
     # -- write -------------------------------------------------------------------------------------
     for stale in out.glob("*.bfx"):
         if stale.name not in files_out:
