@@ -635,7 +635,7 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
             "12 final": "nothing after the last file is implied by step 9 (P equal to 4 + M + 2 + S + sum(size)) and a missing final "
                         "chunk by step 6: no bundle reaches step 12 with only that wrong",
             "14 ledger": "the replay ledger and stored records depend on the reader's store, not on the bundle: no stateless vector",
-            "11 sizes": "a record over 4 MiB or a receipt over 64 KiB needs a payload that large: tested by the project's own tests",
+            "11 sizes": "a record over 4 MiB or a receipt over 64 KiB needs a payload that large: left out to keep the vectors small",
         },
         "vectors": vectors,
     }
