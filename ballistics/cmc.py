@@ -250,16 +250,34 @@ class _CellGrid:
     fft_size: int
 
 
+def measured_extent(surface: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box ``(y0, x0, y1, x1)`` (end exclusive) of the measured points; the whole array if none."""
+    valid = np.isfinite(surface)
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, surface.shape[0], surface.shape[1]
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
 def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+    """The grid of cells over the measured breech face of ``fixed``.
+
+    The grid spans the bounding box of the measured points, not the array that holds them: a
+    scan turned in its file (or stored with a wide NaN margin) sits in a larger array, and a grid
+    sized from the array would cut the same breech face into fewer, larger cells, so that the
+    count would depend on the file's orientation. cmcR's scans are cropped to the breech face,
+    where the two coincide.
+    """
     rows, cols = params.cells
-    h, w = fixed.shape
+    y0, x0, y1, x1 = measured_extent(fixed)
+    h, w = y1 - y0, x1 - x0
     cell = int(np.ceil(max(h / rows, w / cols)))
     region = round(cell * params.region_factor)
     region += (region - cell) % 2  # keeps the cell exactly centred in its region
     fft_size = sfft.next_fast_len(region, real=True)
     padded = np.full((rows * cell, cols * cell), np.nan, np.float32)
-    oy, ox = (rows * cell - h) // 2, (cols * cell - w) // 2
-    padded[oy : oy + h, ox : ox + w] = fixed
+    oy, ox = (rows * cell - h) // 2 - y0, (cols * cell - w) // 2 - x0  # grid origin at -(oy, ox) in fixed
+    padded[oy + y0 : oy + y1, ox + x0 : ox + x1] = fixed[y0:y1, x0:x1]
     index, boxes, raws = [], [], []
     for r in range(rows):
         for c in range(cols):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import cv2
 import numpy as np
 import pytest
 from conftest import FADUL, require_real_scans
@@ -12,15 +13,17 @@ from hypothesis import strategies as st
 
 from ballistics.cmc import (
     DirectionResult,
+    _cell_grid,
     combine_directions,
     compare_surfaces,
     direction_rules,
     high_cmc_rule,
     original_rule,
+    register_direction,
     transform,
     wrap_deg,
 )
-from ballistics.method import CmcParams
+from ballistics.method import CmcParams, DecisionParams
 from ballistics.scan import load_scan
 
 SPACING = 6.25e-6
@@ -157,3 +160,56 @@ def test_directions_must_agree_on_opposite_angles() -> None:
     assert combine_directions(forward_rules, agreeing_rules, params) == (n, True)
     count, passed = combine_directions(forward_rules, same_sign_rules, params)
     assert not passed and count == n  # falls back to the smaller original count
+
+
+def _annulus(seed: int = 7, side: int = 240) -> np.ndarray:
+    """A generated breech face: smooth random heights on an annulus, NaN elsewhere."""
+    rng = np.random.default_rng(seed)
+    heights = rng.normal(size=(side, side)).astype(np.float32)
+    heights = np.asarray(cv2.GaussianBlur(heights, (0, 0), 2.0), np.float32)
+    y, x = np.mgrid[:side, :side] - (side - 1) / 2.0
+    r = np.hypot(x, y)
+    heights[(r > side / 2 - 2) | (r < side / 8)] = np.nan
+    return heights
+
+
+def test_cell_grid_follows_the_measured_face_not_the_array_around_it() -> None:
+    """The same face stored in a larger array (as a scan turned in its file is) gets the same cells.
+
+    Before, the grid was sized from the array: a face turned by 45 degrees sits in an array
+    ~1.4 times wider, so it was cut into fewer, larger cells and the count changed with the
+    file's orientation (docs/comparison.md, "Orientation").
+    """
+    face = _annulus()
+    padded = np.full((face.shape[0] + 110, face.shape[1] + 70), np.nan, np.float32)
+    padded[55 : 55 + face.shape[0], 35 : 35 + face.shape[1]] = face  # same centre
+    grid, wide = _cell_grid(face, CmcParams()), _cell_grid(padded, CmcParams())
+    assert wide.cell == grid.cell and wide.region == grid.region
+    np.testing.assert_array_equal(wide.index, grid.index)
+    np.testing.assert_array_equal(wide.box, grid.box + np.array([55, 35, 55, 35]))
+    np.testing.assert_array_equal(wide.raw, grid.raw)
+    # and so does the registration of those cells against any target
+    target = transform(face, 33.5, (3.0, -2.0), (260, 260))
+    angles, shifts = np.array([-33.0, -36.0]), np.zeros((2, 2))
+    a, b = register_direction(face, target, angles, shifts, CmcParams()), register_direction(padded, target, angles, shifts, CmcParams())
+    np.testing.assert_allclose(a.ccf, b.ccf, atol=1e-5)
+
+
+def rotated_scan(surface: np.ndarray, angle: float) -> np.ndarray:
+    """The scan as if it had been measured turned by ``angle``: rotated in a larger array, the NaN mask alongside."""
+    side = int(np.ceil(max(surface.shape) * (abs(np.cos(np.radians(angle))) + abs(np.sin(np.radians(angle)))))) + 2
+    return transform(np.asarray(surface, np.float32), angle, (0.0, 0.0), (side, side))
+
+
+DENSE_ANGLES = [-179.5, -101.0, -30.0, 0.5, 45.0, 91.5]
+
+
+def test_decision_does_not_depend_on_the_orientation_of_the_questioned_scan() -> None:
+    """A known match stays an identification at every orientation, its count near its median;
+    a known non-match never becomes one (the original rule decides, identification at 6)."""
+    identification = DecisionParams().identification_cmc
+    same = [compare_surfaces(fadul("1-1"), rotated_scan(fadul("1-2"), a), SPACING).cmc_original for a in DENSE_ANGLES]
+    assert min(same) >= identification, dict(zip(DENSE_ANGLES, same, strict=True))
+    assert max(abs(c - np.median(same)) for c in same) <= 4, dict(zip(DENSE_ANGLES, same, strict=True))
+    different = [compare_surfaces(fadul("1-1"), rotated_scan(fadul("2-1"), a), SPACING).cmc_original for a in DENSE_ANGLES]
+    assert max(different) < identification, dict(zip(DENSE_ANGLES, different, strict=True))
