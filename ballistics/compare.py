@@ -111,10 +111,11 @@ def compare(
 ) -> Comparison:
     """Compare two scans: preprocess both, then :func:`compare_prepared`."""
     started = time.perf_counter()
-    require_two_scans(scan_identity(reference), scan_identity(questioned))
+    reference_id, questioned_id = scan_identity(reference), scan_identity(questioned)
+    require_two_scans(reference_id, questioned_id)  # before the work of preparing them
     ref = prepare(reference, preprocess, mode)
     qst = prepare(questioned, preprocess, mode)
-    return compare_prepared(ref, qst, scan_identity(reference), scan_identity(questioned), cmc=cmc, decision=decision, started=started)
+    return compare_prepared(ref, qst, reference_id, questioned_id, cmc=cmc, decision=decision, started=started)
 
 
 def compare_prepared(

@@ -520,12 +520,17 @@ class Store:
         with self.engine.connect() as c:
             return [json.loads(row.document) for row in c.execute(query)]
 
-    def exhibits(self, *, calibre: str | None = None, firing_pin_shape: str | None = None, lab: str | None = None) -> list[Exhibit]:
-        clauses = [
-            col == value
-            for col, value in ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape), (cases.c.lab_id, lab))
-            if value is not None
-        ]
+    def exhibits(
+        self, *, calibre: str | None = None, firing_pin_shape: str | None = None, lab: str | None = None, case: str | None = None
+    ) -> list[Exhibit]:
+        """The exhibits that match every filter given, in the order they were added."""
+        filters = (
+            (exhibits.c.calibre, calibre),
+            (exhibits.c.firing_pin_shape, firing_pin_shape),
+            (cases.c.lab_id, lab),
+            (cases.c.case_id, case),
+        )
+        clauses = [col == value for col, value in filters if value is not None]
         with self.engine.connect() as c:
             return self._exhibit_rows(c, *clauses)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ballistics.characteristics import FiringPinShape
-from ballistics.errors import EXIT_USAGE
+from ballistics.errors import EXIT_USAGE, UsageError
 from commands.common import (
     DbUrlOpt,
     JsonOpt,
@@ -106,8 +106,6 @@ def db_add(
 
     files = scan_files(scans)
     if not files:
-        from ballistics.errors import UsageError
-
         raise UsageError(scans[0], "no scan files (x3p or images) in this folder")
     store = open_store(db_url)
     owner = collection_lab(lab)
@@ -157,8 +155,8 @@ def db_list(
     db_url: DbUrlOpt = None,
 ) -> None:
     """List the exhibits of the collection."""
-    found = open_store(db_url).exhibits(calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None, lab=lab)
-    found = [e for e in found if case is None or e.case == case]
+    shape = firing_pin_shape.value if firing_pin_shape else None
+    found = open_store(db_url).exhibits(calibre=calibre, firing_pin_shape=shape, lab=lab, case=case)
     if json_out:
         emit_json({"exhibits": [e.to_dict() for e in found]})
         return

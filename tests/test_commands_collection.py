@@ -29,6 +29,8 @@ def test_exhibits_are_named_by_case_and_exhibit_everywhere(capsys: pytest.Captur
     assert main(["db", "add", other, "--case", "UK-2025-0311", "--exhibit", "K1"]) == 0
     capsys.readouterr()
 
+    code, listed = run_json(capsys, "db", "list", "--case", "UK-2025-0311")
+    assert code == 0 and [(e["case"], e["exhibit"]) for e in listed["exhibits"]] == [("UK-2025-0311", "K1")]
     code, shown = run_json(capsys, "db", "show", "UK-2026-0117/CS1-2")
     assert code == 0 and shown["id"] == 2 and shown["original_name"] == "F01-02.x3p"
     code, compared = run_json(capsys, "compare", "UK-2026-0117/CS1", "UK-2026-0117/CS1-2")
