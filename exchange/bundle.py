@@ -31,8 +31,9 @@ from exchange.manifest import (
     X3P_SUFFIX,
     FileEntry,
     Manifest,
-    check_names,
+    check_entries,
     check_original_name,
+    is_content_name,
     is_safe_base,
     member_name,
 )
@@ -100,7 +101,7 @@ def export_bundle(
         raise BundleContentError(where, f"{len(sources)} files (a bundle holds at most {MAX_FILES})")
     if receipts and len(sources) != 1:
         raise BundleContentError(where, "a receipt bundle holds its one receipt and nothing else")
-    check_names([s.entry for s in sources], where)
+    check_entries([s.entry for s in sources], where)
 
     bundle_id, file_key = rng(16), rng(32)
     sender = identity.card.fingerprint
@@ -207,6 +208,11 @@ def _scan_source(path: Path) -> _Source:
     except OSError as exc:
         raise BundleContentError(path, f"cannot read scan: {exc.strerror}") from None
     sha = digest.hexdigest()
+    if is_content_name(path.name):
+        # A name that reads as a SHA-256 is taken by the reader as the content's hash: it must be.
+        if path.name.lower() != f"{sha}{X3P_SUFFIX}":
+            raise BundleContentError(path, f"a scan named like a SHA-256 must be named by its own content's ({sha}): rename it")
+        return _Source(path, FileEntry(member_name("scan", f"{sha}{X3P_SUFFIX}", str(path)), "scan", size, sha), None)
     if is_safe_base(path.name):
         return _Source(path, FileEntry(member_name("scan", path.name, str(path)), "scan", size, sha), None)
     # A name with spaces or non-ASCII letters travels as data; the member is named by the content.

@@ -17,6 +17,7 @@ from typing import Any
 
 from ballistics.clock import format_time
 from ballistics.labs import LabKey
+from ballistics.records import MAX_RECORD_BYTES
 from exchange.canonical import canonical_json, is_int, parse_json, parse_time
 from exchange.errors import MalformedBundleError, UnsafeMemberNameError
 from exchange.header import SUITE, VERSION
@@ -34,6 +35,11 @@ MAX_RECEIPT_BYTES = 64 * 1024
 X3P_MAGIC = b"PK\x03\x04"
 X3P_SUFFIX = ".x3p"
 BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: A scan base that reads as a SHA-256 (64 hex digits, then ``.x3p``, in any case) names its content:
+#: it must be exactly the entry's ``sha256`` followed by ``.x3p``, all lower case.
+CONTENT_NAME = re.compile(r"^[0-9A-Fa-f]{64}\.[Xx]3[Pp]$")
+#: The most bytes a file of each kind may hold, checked from the manifest before anything is read.
+MAX_FILE_BYTES = {"record": MAX_RECORD_BYTES, "receipt": MAX_RECEIPT_BYTES}
 MAX_ORIGINAL_NAME = 255
 FILE_FIELDS = {"name", "kind", "size", "sha256"}
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
@@ -151,7 +157,19 @@ def check_original_name(name: str, where: str) -> str:
     return name
 
 
-def check_names(entries: Sequence[FileEntry], where: str) -> None:
+def is_content_name(base: str) -> bool:
+    """Whether a scan's base name reads as a SHA-256 (and so must be its content's, section 3.5)."""
+    return CONTENT_NAME.match(base) is not None
+
+
+def check_entries(entries: Sequence[FileEntry], where: str) -> None:
+    """Every rule of an entry that needs no key and no content (docs/bundle-format.md, section 3.5).
+
+    Names (safe, filed under their kind's prefix, unique ignoring case, a scan ending in ``.x3p``),
+    a scan named like a SHA-256 naming exactly its entry's ``sha256``, ``original_name`` only on
+    such a content-named scan, and the size caps of records and receipts. The reader applies it
+    to the manifest before the signature (step 7), the writer to what it is about to send.
+    """
     seen: set[str] = set()
     for entry in entries:
         prefix, _, base = entry.name.partition("/")
@@ -166,12 +184,24 @@ def check_names(entries: Sequence[FileEntry], where: str) -> None:
         member_name(entry.kind, base, where)
         if entry.kind == "scan" and not base.lower().endswith(X3P_SUFFIX):
             raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind scan must be an x3p file (name ending in {X3P_SUFFIX})")
+        content_named = entry.kind == "scan" and is_content_name(base)
+        if content_named and base != f"{entry.sha256}{X3P_SUFFIX}":
+            raise UnsafeMemberNameError(
+                where, f"member {entry.name!r} is named by a SHA-256 other than its content's ({entry.sha256}), or not in lower case"
+            )
         if entry.original_name is not None:
+            if not content_named:
+                raise UnsafeMemberNameError(
+                    where, f"member {entry.name[:80]!r} carries original_name, which only a scan named scans/<sha256>.x3p may"
+                )
             check_original_name(entry.original_name, where)
         folded = entry.name.casefold()
         if folded in seen:
             raise UnsafeMemberNameError(where, f"duplicate member name {entry.name!r} (names are compared case-insensitively)")
         seen.add(folded)
+        cap = MAX_FILE_BYTES.get(entry.kind)
+        if cap is not None and entry.size > cap:
+            raise MalformedBundleError(where, f"{entry.name}: {entry.kind} of {entry.size} bytes exceeds {cap}")
 
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
@@ -220,7 +250,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             "files entry",
         )
     entries = [FileEntry(f["name"], f["kind"], f["size"], f["sha256"], f.get("original_name")) for f in files]
-    check_names(entries, where)
+    check_entries(entries, where)
     try:
         return _manifest_of(doc, entries, data)
     except ValueError:  # e.g. a time the lenient parser read but that is not in its canonical form

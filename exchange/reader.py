@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ballistics.clock import format_time, now_utc
 from ballistics.ledger import DeliveryReceipt, LedgerEntry
-from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record
+from ballistics.records import MatchRecord, parse_record
 from exchange.acceptance import check_against_store, check_content
 from exchange.card import KeyCard
 from exchange.errors import (
@@ -38,7 +38,6 @@ from exchange.keys import Identity
 from exchange.manifest import (
     DOMAIN_MANIFEST,
     MAX_MANIFEST_BYTES,
-    MAX_RECEIPT_BYTES,
     SIGNATURE_BYTES,
     X3P_MAGIC,
     FileEntry,
@@ -303,11 +302,10 @@ def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, lab_of: 
 
 
 def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> MatchRecord | DeliveryReceipt | None:
-    """Hash (and stage) one file; a record or receipt is also parsed, and returned."""
-    if entry.kind == "record" and entry.size > MAX_RECORD_BYTES:
-        raise MalformedBundleError(where, f"{entry.name}: record of {entry.size} bytes exceeds {MAX_RECORD_BYTES}")
-    if entry.kind == "receipt" and entry.size > MAX_RECEIPT_BYTES:
-        raise MalformedBundleError(where, f"{entry.name}: receipt of {entry.size} bytes exceeds {MAX_RECEIPT_BYTES}")
+    """Hash (and stage) one file; a record or receipt is also parsed, and returned.
+
+    Records and receipts are held in memory: their sizes were capped with the manifest (step 7).
+    """
     held_kinds = ("record", "receipt")
     digest, held, head = hashlib.sha256(), [], b""
     target = sink(entry) if sink else None

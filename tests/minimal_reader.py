@@ -56,6 +56,8 @@ MANIFEST_FIELDS = {
 PREFIX = {"record": "records", "scan": "scans", "receipt": "receipts"}
 BASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 HEX32, HEX64 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{64}")
+CONTENT_NAME = re.compile(r"[0-9A-Fa-f]{64}\.[Xx]3[Pp]")  # a scan base that reads as a SHA-256
+SIZE_CAP = {"record": 4 * 2**20, "receipt": 65536}
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 HPKE_SUITE = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 RULES = {
@@ -347,10 +349,6 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
     # 11. files
     out, at = [], 4 + m + 2 + s
     for entry in files:
-        if entry["kind"] == "record" and entry["size"] > 4 * 2**20:
-            raise Refused(3, 11, "record over 4 MiB")
-        if entry["kind"] == "receipt" and entry["size"] > 65536:
-            raise Refused(3, 11, "receipt over 64 KiB")
         content = bytes(plain[at : at + entry["size"]])
         at += entry["size"]
         if len(content) != entry["size"] or hashlib.sha256(content).hexdigest() != entry["sha256"]:
@@ -491,11 +489,16 @@ def manifest_form(data: bytes) -> dict[str, Any]:
             raise bad("unsafe member name")
         if kind == "scan" and not base.lower().endswith(".x3p"):
             raise bad("scan not .x3p")
+        content_named = kind == "scan" and CONTENT_NAME.fullmatch(base) is not None
+        if content_named and base != entry["sha256"] + ".x3p":
+            raise bad("scan named by a SHA-256 other than its sha256")
+        if "original_name" in entry and (not content_named or not good_original_name(entry["original_name"])):
+            raise bad("original_name")
         if name.lower() in seen:
             raise bad("duplicate name")
         seen.add(name.lower())
-        if "original_name" in entry and not good_original_name(entry["original_name"]):
-            raise bad("original_name")
+        if entry["size"] > SIZE_CAP.get(kind, MAX_INT):
+            raise bad(f"{kind} over its size cap")
     return doc
 
 

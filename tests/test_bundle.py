@@ -647,6 +647,21 @@ def test_a_scan_named_with_spaces_travels_under_its_hash_with_its_name_signed(
     assert [f.original_name for f in verify(world, plain).files] == [None, None]
 
 
+def test_export_sends_a_scan_named_by_its_hash_as_is_and_refuses_one_named_by_another(world: World, tmp_path: Path) -> None:
+    data = world.scan.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    uk = world.uk
+    hashed = tmp_path / f"{sha.upper()}.X3P"  # the content's own hash, as some tools print it
+    hashed.write_bytes(data)
+    result = export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "ok.bfx", recipients=["FR-IRCGN"], scans=[hashed], now=T0)
+    assert [(f.name, f.original_name) for f in result.manifest.files] == [(f"scans/{sha}.x3p", None)]
+    lying = tmp_path / f"{hashlib.sha256(b'another scan').hexdigest()}.x3p"
+    lying.write_bytes(data)
+    with pytest.raises(BundleContentError, match="named by its own content's"):
+        export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "no.bfx", recipients=["FR-IRCGN"], scans=[lying], now=T0)
+    assert not (tmp_path / "no.bfx").exists()
+
+
 def test_export_refuses_a_name_with_control_characters(world: World, tmp_path: Path) -> None:
     sneaky = tmp_path / "K1\u202egnp.x3p"  # a right-to-left override hides the real extension
     sneaky.write_bytes(world.scan.read_bytes())

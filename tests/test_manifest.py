@@ -12,7 +12,7 @@ from exchange_support import T0
 from ballistics.labs import LabKey
 from exchange.canonical import canonical_json
 from exchange.errors import MalformedBundleError, UnsafeMemberNameError
-from exchange.manifest import SIGNATURE_BYTES, FileEntry, Manifest, check_names, parse_manifest
+from exchange.manifest import SIGNATURE_BYTES, FileEntry, Manifest, check_entries, parse_manifest
 
 SHA = "ab" * 32
 
@@ -115,14 +115,54 @@ def test_non_canonical_bytes_are_refused() -> None:
 )
 def test_member_and_original_names_are_checked(name: str, original: str | None, words: str) -> None:
     with pytest.raises(UnsafeMemberNameError, match=words):
-        check_names([FileEntry(name, "scan", 1, SHA, original)], "m")
+        check_entries([FileEntry(name, "scan", 1, SHA, original)], "m")
     doc = doc_of(a_manifest())
     doc["files"] = [{"name": name, "kind": "scan", "size": 1, "sha256": SHA, **({"original_name": original} if original else {})}]
     with pytest.raises(UnsafeMemberNameError, match=words):
         parse_manifest(canonical_json(doc), "m")
 
 
+OTHER = "cd" * 32
+
+
+@pytest.mark.parametrize(
+    ("entry", "error", "words"),
+    [
+        (FileEntry(f"scans/{OTHER}.x3p", "scan", 1, SHA), UnsafeMemberNameError, "named by a SHA-256 other than its content's"),
+        (FileEntry(f"scans/{OTHER}.x3p", "scan", 1, SHA, "K 1.x3p"), UnsafeMemberNameError, "other than its content's"),
+        (FileEntry(f"scans/{SHA.upper()}.x3p", "scan", 1, SHA), UnsafeMemberNameError, "or not in lower case"),
+        (FileEntry(f"scans/{SHA}.X3P", "scan", 1, SHA), UnsafeMemberNameError, "or not in lower case"),
+        (FileEntry("scans/K1.x3p", "scan", 1, SHA, "K 1.x3p"), UnsafeMemberNameError, "only a scan named scans/<sha256>.x3p may"),
+        (FileEntry(f"records/{SHA}.json", "record", 1, SHA, "K 1.json"), UnsafeMemberNameError, "only a scan named"),
+        (FileEntry("records/R.json", "record", 4 * 2**20 + 1, SHA), MalformedBundleError, "record of 4194305 bytes exceeds 4194304"),
+        (FileEntry("receipts/r.json", "receipt", 2**16 + 1, SHA), MalformedBundleError, "receipt of 65537 bytes exceeds 65536"),
+    ],
+)
+def test_content_names_original_names_and_size_caps_are_checked_with_the_manifest(
+    entry: FileEntry, error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        check_entries([entry], "m")
+    doc = doc_of(a_manifest())
+    doc["files"] = [entry.to_dict()]
+    with pytest.raises(error, match=words):
+        parse_manifest(canonical_json(doc), "m")
+
+
+def test_a_content_name_and_the_size_caps_themselves_are_accepted() -> None:
+    check_entries(
+        [
+            FileEntry(f"scans/{SHA}.x3p", "scan", 1, SHA),
+            FileEntry(f"scans/{OTHER}.x3p", "scan", 2**40, OTHER, "K 1.x3p"),  # scans have no cap of their own
+            FileEntry("records/R.json", "record", 4 * 2**20, SHA),
+            FileEntry("receipts/r.json", "receipt", 2**16, SHA),
+            FileEntry(f"records/{OTHER}.json", "record", 1, SHA),  # only a scan's name is read as a hash
+        ],
+        "m",
+    )
+
+
 def test_names_are_unique_ignoring_case() -> None:
     with pytest.raises(UnsafeMemberNameError, match="duplicate member name"):
-        check_names([FileEntry("scans/K1.x3p", "scan", 1, SHA), FileEntry("scans/k1.X3P", "scan", 1, SHA)], "m")
-    check_names([FileEntry("scans/K1.x3p", "scan", 1, SHA), FileEntry(f"scans/{SHA}.x3p", "scan", 1, SHA, "K 1.x3p")], "m")
+        check_entries([FileEntry("scans/K1.x3p", "scan", 1, SHA), FileEntry("scans/k1.X3P", "scan", 1, SHA)], "m")
+    check_entries([FileEntry("scans/K1.x3p", "scan", 1, SHA), FileEntry(f"scans/{SHA}.x3p", "scan", 1, SHA, "K 1.x3p")], "m")

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from ballistics.errors import BallisticsError
+from ballistics.records import MAX_RECORD_BYTES, record_bytes
 from exchange.canonical import parse_time
 from exchange.card import KeyCard, Revocation
+from exchange.errors import MalformedBundleError
 from exchange.keys import Identity, load_identity
 from exchange.reader import open_bundle
 from exchange.trust import TrustStore
@@ -98,3 +100,49 @@ def test_regenerating_the_vectors_gives_the_same_bytes(tmp_path: Path) -> None:
     assert made == committed
     for name in committed:
         assert (out / name).read_bytes() == (VECTORS / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("size", [MAX_RECORD_BYTES, MAX_RECORD_BYTES + 1], ids=["at-the-cap", "one-over"])
+def test_a_record_of_exactly_4_mib_is_accepted_and_one_byte_more_refused_by_both_readers(size: int, key_root: Path, tmp_path: Path) -> None:
+    """The 4 MiB record cap with the bytes carried, built here rather than committed (section 8).
+
+    The committed vectors pin the cap from the declared size (record-size-at-limit passes step 7,
+    record-size-over-limit is refused there); this builds the bundles those vectors stand for,
+    with a record of exactly 4 MiB (valid, of the signing lab) and one byte more, and requires
+    the project's reader and the minimal reader to accept the first with its bytes and to refuse
+    the second at step 7.
+    """
+    from minimal_reader import Reader, Refused, load_card, load_private, read_bundle
+    from vectors import make_vectors
+
+    doc = make_vectors.record_document()
+    doc["comparison"]["method"]["parameters"]["padding"] = ""
+    doc["comparison"]["method"]["parameters"]["padding"] = "x" * (size - len(record_bytes(doc)))
+    data = record_bytes(doc)
+    assert len(data) == size
+    record = make_vectors.entry("records/VECTOR-4MIB.json", "record", data)
+    idents = {role: make_vectors.identity(role) for role in make_vectors.LABS}
+    path = tmp_path / "record.bfx"
+    path.write_bytes(make_vectors.build(path, make_vectors.Spec([record]), idents))
+    circumstances = {"trust": ["UK-VECTOR"], "revoked": [], "now": INDEX["vectors"][0]["now"]}
+    now = parse_time(circumstances["now"], where="index")
+    keys = INDEX["keys"]["FR-VECTOR"]
+    minimal = Reader(
+        [load_private(json.loads((VECTORS / keys["identity"]).read_bytes()), keys["passphrase"])],
+        {card.key_id: card for card in [load_card(json.loads((VECTORS / INDEX["keys"]["UK-VECTOR"]["card"]).read_bytes()))]},
+    )
+
+    def opened() -> Any:
+        return open_bundle(path, _identity("FR-VECTOR", key_root), _trust(circumstances, tmp_path / "home"), now=now)
+
+    if size == MAX_RECORD_BYTES:
+        verified = opened()
+        assert [(f.name, f.size) for f in verified.files] == [("records/VECTOR-4MIB.json", size)]
+        assert verified.records[0]["record_id"] == doc["record_id"]
+        assert read_bundle(path.read_bytes(), minimal, now) == [(record[0], data)]
+        return
+    with pytest.raises(MalformedBundleError, match=f"exceeds {MAX_RECORD_BYTES}"):
+        opened()
+    with pytest.raises(Refused) as caught:
+        read_bundle(path.read_bytes(), minimal, now)
+    assert (caught.value.exit, caught.value.step, caught.value.rule) == (3, 7, "manifest-form")

@@ -58,6 +58,8 @@ PASSPHRASES = {
 #: scrypt cost of the vector key files: low, so that a test opens them quickly (the format allows n >= 2).
 SCRYPT = {"n": 2**10, "r": 8, "p": 1}
 CHUNK = 64 * 1024
+#: The size caps of section 3.5: a record's (4 MiB) and a receipt's (64 KiB) content.
+MAX_RECORD, MAX_RECEIPT = 4 * 2**20, 64 * 2**10
 
 
 def seeds(byte: int) -> bytes:
@@ -375,6 +377,10 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     add("valid-original-name", built("valid-original-name", Spec([named])),
         description="a scan whose sender file name is not a safe member name travels as scans/<sha256>.x3p with original_name "
                     "(\\u escapes, a surrogate pair)", **accept([named]))
+    plain_named = small_scan(b"content named")
+    content_named = entry(f"scans/{hashlib.sha256(plain_named).hexdigest()}.x3p", "scan", plain_named)
+    add("valid-content-name", built("valid-content-name", Spec([content_named])),
+        description="a scan named scans/<sha256>.x3p by its own content's hash, without original_name", **accept([content_named]))
     two_records = [record, entry("records/VECTOR-2.json", "record", record_bytes(record_document(record_id="00000000-0000-4000-8000-000000000002")))]
     add("valid-two-records", built("valid-two-records", Spec(two_records)), description="two match records of the signing lab",
         **accept(two_records))
@@ -464,6 +470,38 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     add("signature-length-3372", built("signature-length-3372", Spec([scan], signature_length=3372)),
         description="S = 3372 in the plaintext", **refuse(3, 6, "payload", "MalformedBundleError"))
 
+    # -- receipts: what a receipt bundle holds (read by UK-VECTOR, which sent bundle-v1 to FR-VECTOR) -----
+    de_card, uk_card = idents["third"].card, idents["sender"].card
+    fr_card = idents["recipient"].card
+
+    def receipt(**change: Any) -> bytes:
+        doc = {
+            "type": "ballistics-delivery-receipt", "version": 1, "bundle_id": fixed_rng(b"bundle-v1")(16).hex(),
+            "header_hash": hashlib.sha256(v1[:hv]).hexdigest(), "sequence": 1,
+            "sender": {"lab": uk_card.lab.id, "key_id": uk_card.key_id}, "recipient": {"lab": fr_card.lab.id, "key_id": fr_card.key_id},
+            "files": [{"name": e["name"], "sha256": e["sha256"], "size": e["size"]} for e, _ in v1_files],
+            "records": ["00000000-0000-4000-8000-000000000001"], "received": "2026-01-15T09:45:00Z",
+        }
+        doc.update(change)
+        return canonical_json(doc)
+
+    def receipt_entry(data: bytes, name: str = "receipts/receipt-1.json") -> tuple[dict[str, Any], bytes]:
+        return entry(name, "receipt", data)
+
+    def from_fr(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
+        return built(name, Spec(files, sender="recipient", recipients=("sender",)))
+
+    def sized_receipt(size: int) -> bytes:
+        """A well-formed receipt of exactly ``size`` bytes: its records list padded with record ids (39 bytes each)."""
+        ids = [f"00000000-0000-4000-8000-{i:012x}" for i in range(1, (size - len(receipt(records=[]))) // 39 + 1)]
+        data = receipt(records=ids)
+        ids[-1] += "0" * (size - len(data))
+        data = receipt(records=ids)
+        assert len(data) == size
+        return data
+
+    other_hash = hashlib.sha256(b"not this scan").hexdigest()
+
     # -- step 7: the manifest's form (exit 3), validly signed -----------------------------------
     def set_field(key: str, value: object, where: str = "") -> Callable[[dict[str, Any]], None]:
         def change(doc: dict[str, Any]) -> None:
@@ -515,9 +553,26 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
          "original_name that is itself a safe member name"),
         ("member-original-name-control", Spec([entry(named[0]["name"], "scan", odd, original_name="K1\n.x3p")]),
          "original_name with a line feed"),
+        ("member-original-name-on-safe-name", Spec([entry("scans/K1.x3p", "scan", small_scan(), original_name="Fadul 1-1.x3p")]),
+         "original_name on a scan named scans/K1.x3p (only a scan named by its content's hash may carry one)"),
+        ("member-original-name-on-record", Spec([entry(record[0]["name"], "record", record[1], original_name="Dossier 1.json")]),
+         "original_name on a record"),
+        ("member-content-name-other-hash", Spec([entry(f"scans/{other_hash}.x3p", "scan", small_scan())]),
+         "a scan named by a SHA-256 that is not its entry's sha256 (nor its content's)"),
+        ("member-content-name-other-hash-original-name",
+         Spec([entry(f"scans/{other_hash}.x3p", "scan", small_scan(), original_name="Fadul 1-1.x3p")]),
+         "the same with an original_name, as a writer gives it"),
+        ("member-content-name-upper-case", Spec([entry(content_named[0]["name"].upper().replace("SCANS/", "scans/"), "scan", plain_named)]),
+         "a scan named by its content's SHA-256 in upper-case hex (and .X3P)"),
+        ("receipt-over-limit", Spec([receipt_entry(sized_receipt(MAX_RECEIPT + 1))], sender="recipient", recipients=("sender",)),
+         f"a receipt of {MAX_RECEIPT + 1:,} bytes (one over the cap), otherwise well-formed"),
+        ("record-size-over-limit", Spec([record], edit=lambda d: d["files"][0].update(size=MAX_RECORD + 1)),
+         f"a record entry declaring {MAX_RECORD + 1:,} bytes (one over the cap; the bundle carries fewer, which step 9 would also refuse)"),
     ]
     for name, spec, what in form_cases:
-        add(name, built(name, spec), description=f"validly signed manifest: {what}", **refuse(3, 7, "manifest-form", "MalformedBundleError"))
+        at_uk_if_receipt = {"reader": uk_id, "trust": (fr,)} if spec.sender == "recipient" else {}
+        add(name, built(name, spec), description=f"validly signed manifest: {what}", **at_uk_if_receipt,
+            **refuse(3, 7, "manifest-form", "MalformedBundleError"))
 
     # -- step 8: signatures (exit 4) ------------------------------------------------------------
     add("bad-signature-ed25519", built("bad-signature-ed25519", Spec([scan], sig_xor=(3, 0x01))),
@@ -531,7 +586,6 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     def recipients_edit(change: Callable[[list[dict[str, str]]], None]) -> Callable[[dict[str, Any]], None]:
         return lambda doc: change(doc["recipients"])
 
-    de_card, uk_card = idents["third"].card, idents["sender"].card
     mismatch_cases: list[tuple[str, Spec, str]] = [
         ("mismatch-bundle-id", Spec([scan], edit=set_field("bundle_id", "00" * 16)), "bundle_id not the header's"),
         ("mismatch-header-hash", Spec([scan], edit=set_field("header_hash", "11" * 32)), "header_hash not the header's"),
@@ -554,6 +608,11 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     ]
     for name, spec, what in mismatch_cases:
         add(name, built(name, spec), description=f"validly signed: {what}", **refuse(4, 9, "manifest-match", "ManifestMismatchError"))
+    add("record-size-at-limit", built("record-size-at-limit", Spec([record], edit=lambda d: d["files"][0].update(size=MAX_RECORD))),
+        description=f"validly signed: a record entry declaring exactly {MAX_RECORD:,} bytes (the cap: passes step 7) while the bundle "
+                    "carries fewer, so P differs; a reader refusing it at step 7 has the cap off by one. No vector carries a 4 MiB "
+                    "record: that is 4.2 MB of ciphertext, which does not compress (docs/bundle-format.md, section 8)",
+        **refuse(4, 9, "manifest-match", "ManifestMismatchError"))
     add("recipient-lab-unknown-key", built("recipient-lab-unknown-key", Spec(
         [scan], recipients=("recipient", "stranger"),
         edit=recipients_edit(lambda r: [x.update(lab="XX-OTHER") for x in r if x["lab"] == "NL-VECTOR"]))),
@@ -567,11 +626,15 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
 
     # -- step 11: the files (exit 4 or 3) ------------------------------------------------------
     wrong = entry("scans/K1.x3p", "scan", small_scan())
+    named_wrong = entry(f"scans/{other_hash}.x3p", "scan", small_scan())
+    named_wrong[0]["sha256"] = other_hash
     wrong[0]["sha256"] = hashlib.sha256(b"something else").hexdigest()
     add("file-hash-mismatch", built("file-hash-mismatch", Spec([wrong])), description="a file whose SHA-256 is not the manifest's",
         **refuse(4, 11, "files", "ManifestMismatchError"))
     add("scan-not-zip", built("scan-not-zip", Spec([entry("scans/K1.x3p", "scan", b"not a zip archive")])),
         description="a scan that does not start with PK 03 04", **refuse(3, 11, "files", "MalformedBundleError"))
+    add("member-content-name-content-differs", built("member-content-name-content-differs", Spec([named_wrong])),
+        description="a scan named by the SHA-256 its entry states, carrying other content", **refuse(4, 11, "files", "ManifestMismatchError"))
     add("record-not-json", built("record-not-json", Spec([entry("records/R.json", "record", b"not json")])),
         description="a record that is not JSON", **refuse(3, 11, "files", "RecordError"))
 
@@ -581,30 +644,15 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
         description="UK-VECTOR signs a record of lab DE-VECTOR", **refuse(4, 13, "content", "ForeignContentError"))
 
     # -- receipts (read by UK-VECTOR, which sent bundle-v1 to FR-VECTOR) ---------------------------
-    fr_card = idents["recipient"].card
-
-    def receipt(**change: Any) -> bytes:
-        doc = {
-            "type": "ballistics-delivery-receipt", "version": 1, "bundle_id": fixed_rng(b"bundle-v1")(16).hex(),
-            "header_hash": hashlib.sha256(v1[:hv]).hexdigest(), "sequence": 1,
-            "sender": {"lab": uk_card.lab.id, "key_id": uk_card.key_id}, "recipient": {"lab": fr_card.lab.id, "key_id": fr_card.key_id},
-            "files": [{"name": e["name"], "sha256": e["sha256"], "size": e["size"]} for e, _ in v1_files],
-            "records": ["00000000-0000-4000-8000-000000000001"], "received": "2026-01-15T09:45:00Z",
-        }
-        doc.update(change)
-        return canonical_json(doc)
-
-    def receipt_entry(data: bytes, name: str = "receipts/receipt-1.json") -> tuple[dict[str, Any], bytes]:
-        return entry(name, "receipt", data)
-
-    def from_fr(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
-        return built(name, Spec(files, sender="recipient", recipients=("sender",)))
-
     ok = [receipt_entry(receipt())]
     fr_record = entry("records/FR-1.json", "record", record_bytes(record_document(lab_id="FR-VECTOR")))
     at_uk = {"reader": uk_id, "trust": (fr,)}
     add("receipt-valid", from_fr("receipt-valid", ok), description="FR-VECTOR's receipt for bundle-v1, read by its sender UK-VECTOR",
         **at_uk, **accept(ok))
+    at_limit = [receipt_entry(sized_receipt(MAX_RECEIPT))]
+    add("receipt-at-limit", from_fr("receipt-at-limit", at_limit),
+        description=f"a receipt of exactly {MAX_RECEIPT:,} bytes (the cap; its records list padded with record ids)", **at_uk,
+        **accept(at_limit))
     add("receipt-not-canonical", from_fr("receipt-not-canonical", [receipt_entry(json.dumps(json.loads(receipt()), indent=1).encode())]),
         description="a receipt pretty-printed", **at_uk, **refuse(3, 11, "files", "MalformedBundleError"))
     add("receipt-missing-field", from_fr("receipt-missing-field", [receipt_entry(canonical_json(
@@ -635,7 +683,6 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
             "12 final": "nothing after the last file is implied by step 9 (P equal to 4 + M + 2 + S + sum(size)) and a missing final "
                         "chunk by step 6: no bundle reaches step 12 with only that wrong",
             "14 ledger": "the replay ledger and stored records depend on the reader's store, not on the bundle: no stateless vector",
-            "11 sizes": "a record over 4 MiB or a receipt over 64 KiB needs a payload that large: left out to keep the vectors small",
         },
         "vectors": vectors,
     }
