@@ -39,7 +39,7 @@ def keys_init(
     lab: Annotated[str, typer.Option("--lab", help="Lab id, e.g. UK-FSL.")],
     name: Annotated[str, typer.Option("--name", help="Lab name.")],
     country: Annotated[str, typer.Option("--country", help="ISO 3166 alpha-2 country code, e.g. GB.")],
-    validity_days: Annotated[int, typer.Option(min=1, help="Card validity in days.")] = 730,
+    validity_days: Annotated[int, typer.Option(min=1, max=1826, help="Card validity in days (at most five years).")] = 730,
 ) -> None:
     """Create the lab's identity: Ed25519 + ML-DSA-65 signing keys, ML-KEM-768 + X25519 encryption keys."""
     from ballistics.labs import Lab

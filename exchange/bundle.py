@@ -36,6 +36,7 @@ from exchange.manifest import (
     is_safe_base,
     member_name,
 )
+from exchange.policy import MAX_BUNDLE_LIFETIME
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -44,9 +45,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How long a bundle stays acceptable; an importer refuses it after ``expires``."""
+    """How long a bundle stays acceptable (at most ``MAX_BUNDLE_LIFETIME``); an importer refuses it after ``expires``."""
 
     lifetime: timedelta = timedelta(days=30)
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) < self.lifetime <= MAX_BUNDLE_LIFETIME:
+            raise UsageError("lifetime", f"a bundle's lifetime is more than 0 and at most {MAX_BUNDLE_LIFETIME.days} days")
 
 
 @dataclass(frozen=True)

@@ -654,3 +654,18 @@ def test_export_refuses_a_name_with_control_characters(world: World, tmp_path: P
     with pytest.raises(UnsafeMemberNameError, match="control or invisible"):
         export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "o.bfx", recipients=["FR-IRCGN"], scans=[sneaky], now=T0)
     assert not (tmp_path / "o.bfx").exists()
+
+
+def test_bundle_lifetimes_are_bounded_when_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lifetime-days 0, negative, above 90 days or absurdly large: a usage error, nothing written."""
+    from exchange.bundle import ExportOptions
+
+    for days in (0, -1, 91):
+        with pytest.raises(UsageError, match="at most 90 days"):
+            ExportOptions(lifetime=timedelta(days=days))
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", "unused passphrase")
+    out = tmp_path / "out.bfx"
+    for days in ("0", "-3", "91", str(10**15)):
+        args = ["--home", str(tmp_path / "h"), "bundle", "export", "--to", "FR", "--scan", "x.x3p", "-o", str(out)]
+        assert cli.main([*args, "--lifetime-days", days]) == 2
+    assert not out.exists()

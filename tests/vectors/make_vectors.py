@@ -55,8 +55,8 @@ PASSPHRASES = {
     "DE-VECTOR": "vector passphrase DE-VECTOR",
     "NL-VECTOR": "vector passphrase NL-VECTOR",
 }
-#: scrypt cost of the vector key files: low, so that a test opens them quickly (the format allows n >= 2).
-SCRYPT = {"n": 2**10, "r": 8, "p": 1}
+#: scrypt cost of the vector key files: low, so that a test opens them quickly (the floor the format allows).
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 CHUNK = 64 * 1024
 
 
