@@ -30,6 +30,7 @@ KEY_ROTATE: Final = "key_rotate"
 KEY_REVOKE: Final = "key_revoke"
 TRUST_ADDED: Final = "trust_added"
 TRUST_REVOKED: Final = "trust_revoked"
+TRUST_DISTRUSTED: Final = "trust_distrusted"
 TRUST_REFUSED: Final = "trust_refused"
 
 # --- bundles ---------------------------------------------------------------------------------------
@@ -54,6 +55,7 @@ EVENT_TYPES: Final = frozenset(
         KEY_REVOKE,
         TRUST_ADDED,
         TRUST_REVOKED,
+        TRUST_DISTRUSTED,
         TRUST_REFUSED,
         BUNDLE_EXPORT,
         BUNDLE_IMPORT,

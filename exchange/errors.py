@@ -35,6 +35,10 @@ class UntrustedRecipientError(ExchangeSecurityError):
     """A requested recipient is unknown, superseded or revoked."""
 
 
+class SuccessionConflictError(ExchangeSecurityError):
+    """A second successor of a key that was already succeeded: a fork, which needs a fingerprint."""
+
+
 class RevokedKeyError(ExchangeSecurityError):
     """The key has been revoked; nothing signed by it is accepted any more."""
 
