@@ -13,8 +13,9 @@ HEAD: Final = "head"
 AUDIT_KEY: Final = "audit_key"
 AUDIT_KEY_RETIRED: Final = "audit_key_retired"
 REPAIR: Final = "repair"
+TAIL_ACCEPTED: Final = "tail_accepted"
 #: Types only the log writes; :meth:`exchange.audit.AuditLog.append` refuses them from callers.
-LOG_TYPES: Final = frozenset({HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR})
+LOG_TYPES: Final = frozenset({HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR, TAIL_ACCEPTED})
 
 # --- comparisons and the collection ----------------------------------------------------------------
 COMPARISON: Final = "comparison"

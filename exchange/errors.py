@@ -43,6 +43,10 @@ class RevokedKeyError(ExchangeSecurityError):
     """The key has been revoked; nothing signed by it is accepted any more."""
 
 
+class InsecureKeyFileError(ExchangeSecurityError):
+    """A private-key file that others may read, or that another user owns."""
+
+
 class KeyValidityError(ExchangeSecurityError):
     """The key card is outside its validity period."""
 

@@ -34,7 +34,7 @@ from ballistics.labs import Lab
 from exchange.canonical import b64decode, b64encode, is_int
 from exchange.card import MAX_CARD_VALIDITY, KeyCard, Revocation, card_body, check_lab, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
-from exchange.files import ensure_private_dir, write_atomic
+from exchange.files import check_owner_only, ensure_private_dir, write_atomic
 from exchange.signing import HybridSigningKey
 
 PRIVATE_TYPE = "ballistics-private-keys"
@@ -203,12 +203,14 @@ def load_card(home: Path) -> KeyCard:
 
 def load_identity(home: Path, passphrase: bytes) -> Identity:
     path = identity_path(home)
+    check_owner_only(path)
     doc = _read_private_file(path)
     card = KeyCard.from_dict(doc["card"], where=str(path))
     material = _open_private(doc, card, passphrase, str(path))
     retired = []
     retired_dir = keys_dir(home) / "retired"
     for old in sorted(retired_dir.glob("*.json")) if retired_dir.is_dir() else ():
+        check_owner_only(old)
         old_doc = _read_private_file(old)
         old_card = KeyCard.from_dict(old_doc["card"], where=str(old))
         retired.append((old_card, _open_private(old_doc, old_card, passphrase, str(old))))

@@ -212,3 +212,33 @@ def test_a_partner_card_claiming_a_decade_of_validity_is_refused(tmp_path: Path)
     with pytest.raises(MalformedCardError, match="longer than 1826 days"):
         KeyCard.from_dict(card.to_dict(), where="card")
     assert lab.identity.card.not_after - lab.identity.card.not_before == timedelta(days=730)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_private_key_files_readable_by_others_are_refused_as_ssh_does(tmp_path: Path, mode: int) -> None:
+    from exchange.audit import AuditLog
+    from exchange.audit_key import audit_key_path, load_audit_key
+    from exchange.errors import InsecureKeyFileError
+
+    lab = make_lab(tmp_path, "UK-FSL")
+    AuditLog(lab.home).certify_key(lab.identity, now=T0)
+    rotate_identity(lab.home, PASSPHRASE, now=T0, parameters=FAST)
+    retired = next((lab.home / "keys" / "retired").iterdir())
+    for path in (lab.home / "keys" / "identity.json", retired, audit_key_path(lab.home)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        path.chmod(mode)
+        with pytest.raises(InsecureKeyFileError, match=f"permissions {mode:04o} are too open.*chmod 600"):
+            load_audit_key(lab.home) if path.parent.name == "audit" else load_identity(lab.home, PASSPHRASE)
+        path.chmod(0o600)
+    assert load_identity(lab.home, PASSPHRASE).card.predecessor == lab.identity.card.key_id
+    assert load_audit_key(lab.home) is not None
+
+
+def test_an_insecure_key_file_stops_the_command_with_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    lab = make_lab(tmp_path, "UK-FSL")
+    (lab.home / "keys" / "identity.json").chmod(0o644)
+    assert cli.main(["--home", str(lab.home), "keys", "rotate"]) == 4
+    assert "too open" in capsys.readouterr().err
