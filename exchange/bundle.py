@@ -37,6 +37,7 @@ from exchange.manifest import (
     member_name,
 )
 from exchange.policy import MAX_BUNDLE_LIFETIME
+from exchange.sent import record_sent
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -143,6 +144,7 @@ def export_bundle(
                 if progress:
                     progress(done, total)
         writer.close()
+    record_sent(home, manifest, signature)
     return ExportResult(Path(output), manifest, header.hash.hex(), Path(output).stat().st_size)
 
 

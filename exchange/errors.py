@@ -83,6 +83,10 @@ class ForeignContentError(ExchangeSecurityError):
     """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
 
 
+class ReceiptMismatchError(ForeignContentError):
+    """A receipt for a bundle this lab never sent, from a lab it was not sent to, or with other hashes."""
+
+
 class ConflictingRecordError(ExchangeSecurityError):
     """A record id already stored with a different document."""
 

@@ -143,6 +143,8 @@ class Identity:
     keys: KeyMaterial
     retired: tuple[tuple[KeyCard, KeyMaterial], ...] = ()
     revocation: Revocation | None = None
+    #: The lab home the identity was loaded from (where its records of sent bundles live).
+    home: Path | None = None
 
     @property
     def signing(self) -> HybridSigningKey:
@@ -193,7 +195,7 @@ def init_identity(
     card = make_card(lab, material, now or now_utc(), parameters.validity)
     ensure_private_dir(keys_dir(home))
     _write_private(path, card, material, passphrase, parameters.protection, rng)
-    return Identity(card, material)
+    return Identity(card, material, home=Path(home))
 
 
 def load_card(home: Path) -> KeyCard:
@@ -219,7 +221,7 @@ def load_identity(home: Path, passphrase: bytes) -> Identity:
     if revocation_file.exists():
         revocation = Revocation.from_dict(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
         revocation.verify(card, where=str(revocation_file))
-    return Identity(card, material, tuple(retired), revocation)
+    return Identity(card, material, tuple(retired), revocation, Path(home))
 
 
 def rotate_identity(
@@ -239,7 +241,7 @@ def rotate_identity(
     write_atomic(retired_dir / f"{old.card.key_id}.json", current.read_bytes())
     _write_private(current, card, material, passphrase, parameters.protection, rng)
     (keys_dir(home) / "revocation.json").unlink(missing_ok=True)
-    return Identity(card, material, ((old.card, old.keys), *old.retired))
+    return Identity(card, material, ((old.card, old.keys), *old.retired), home=Path(home))
 
 
 def revoke_identity(home: Path, passphrase: bytes, reason: str, *, now: datetime | None = None) -> Revocation:

@@ -600,9 +600,12 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     def from_fr(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
         return built(name, Spec(files, sender="recipient", recipients=("sender",)))
 
+    def from_de(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
+        return built(name, Spec(files, sender="third", recipients=("sender",)))
+
     ok = [receipt_entry(receipt())]
     fr_record = entry("records/FR-1.json", "record", record_bytes(record_document(lab_id="FR-VECTOR")))
-    at_uk = {"reader": uk_id, "trust": (fr,)}
+    at_uk = {"reader": uk_id, "trust": (fr,), "sent": ["bundle-v1.bfx"]}
     add("receipt-valid", from_fr("receipt-valid", ok), description="FR-VECTOR's receipt for bundle-v1, read by its sender UK-VECTOR",
         **at_uk, **accept(ok))
     add("receipt-not-canonical", from_fr("receipt-not-canonical", [receipt_entry(json.dumps(json.loads(receipt()), indent=1).encode())]),
@@ -618,6 +621,18 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
         description="a receipt for a bundle DE-VECTOR sent", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
     add("receipt-wrong-recipient", from_fr("receipt-wrong-recipient", [receipt_entry(receipt(recipient={"lab": de, "key_id": de_card.key_id}))]),
         description="a receipt in DE-VECTOR's name, signed by FR-VECTOR", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
+    add("receipt-never-sent", from_fr("receipt-never-sent", [receipt_entry(receipt(bundle_id="5e" * 16))]),
+        description="a receipt for a bundle id UK-VECTOR never sent", **at_uk, **refuse(4, 13, "content", "ReceiptMismatchError"))
+    add("receipt-wrong-header-hash", from_fr("receipt-wrong-header-hash", [receipt_entry(receipt(header_hash="00" * 32))]),
+        description="a receipt for bundle-v1 with another header hash", **at_uk, **refuse(4, 13, "content", "ReceiptMismatchError"))
+    wrong_file = [{**f, "sha256": "11" * 32} for f in json.loads(receipt())["files"]]
+    add("receipt-wrong-file-hash", from_fr("receipt-wrong-file-hash", [receipt_entry(receipt(files=wrong_file))]),
+        description="a receipt for bundle-v1 confirming a file with another SHA-256", **at_uk,
+        **refuse(4, 13, "content", "ReceiptMismatchError"))
+    add("receipt-from-a-lab-not-sent-to", from_de("receipt-from-a-lab-not-sent-to", [receipt_entry(
+        receipt(recipient={"lab": de, "key_id": de_card.key_id}))]),
+        description="DE-VECTOR's receipt for bundle-v1, which was sent to FR-VECTOR only", reader=uk_id, trust=(fr, de),
+        sent=["bundle-v1.bfx"], **refuse(4, 13, "content", "ReceiptMismatchError"))
 
     # -- write -------------------------------------------------------------------------------------
     for stale in out.glob("*.bfx"):
