@@ -12,10 +12,13 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
+#: The lab home and what it holds are the owner's alone (docs/security.md, item 14).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 #: What ends the name of an atomic write's temporary file (``.<target name>.<random>.partial``).
 TEMPORARY_SUFFIX = ".partial"
 #: The random part :func:`tempfile.mkstemp` puts between prefix and suffix.
@@ -50,6 +53,22 @@ def temporaries_of(target: str | os.PathLike[str]) -> list[Path]:
     if not target.parent.is_dir():
         return []
     return sorted(p for p in target.parent.iterdir() if is_temporary_of(p, target))
+
+
+def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` and any missing parents owner-only (0700), and make ``path`` itself 0700.
+
+    Parents that exist already are left as they are; new ones are 0700 whatever the umask, so a
+    lab home created on the way to one of its folders is private too.
+    """
+    path = Path(path)
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            with suppress(FileExistsError):
+                folder.mkdir(mode=PRIVATE_DIR_MODE)
+            os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+    os.chmod(path, PRIVATE_DIR_MODE)
+    return path
 
 
 def _umask_mode() -> int:

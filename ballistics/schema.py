@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ballistics.errors import StoreError
+from ballistics.files import PRIVATE_FILE_MODE
 
 DB_URL_ENV = "BALLISTICS_DB_URL"
 DB_FILE = "ballistics.db"
@@ -143,6 +144,10 @@ def create_engine(url: str) -> Engine:
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreError(url, f"unusable database URL: {exc}") from None
     if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # Created owner-only before SQLite makes it under the umask; its -wal and -shm files take the same mode.
+            os.close(os.open(database, os.O_CREAT | os.O_RDWR, PRIVATE_FILE_MODE))
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

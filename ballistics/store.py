@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
-from ballistics.files import copy_atomic
+from ballistics.files import PRIVATE_FILE_MODE, copy_atomic, ensure_private_dir
 from ballistics.labs import Lab
 from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.method import PreprocessParams, SignatureParams
@@ -144,7 +144,11 @@ class Store:
     @classmethod
     def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> Store:
         home = Path(home)
-        home.mkdir(parents=True, exist_ok=True)
+        if not home.exists():
+            ensure_private_dir(home)
+        for folder in ("scans", "cache"):
+            if not (home / folder).exists():
+                ensure_private_dir(home / folder)
         engine = create_engine(database_url(home, url))
         try:
             migrate(engine)
@@ -302,7 +306,7 @@ class Store:
             sig = signature(face, self.signature_params)
             target = self.scan_file(sha, fmt)
             if not target.exists():
-                copy_atomic(path, target)
+                copy_atomic(path, target, mode=PRIVATE_FILE_MODE)
             save_prepared(face, self.cache_file(sha))
             c.execute(
                 scans.insert().values(

@@ -15,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 
 from ballistics.errors import StoreError
-from ballistics.files import write_atomic
+from ballistics.files import PRIVATE_FILE_MODE, write_atomic
 from ballistics.firing_pin import FiringPinImpression
 from ballistics.method import PreprocessParams
 from ballistics.preprocess import BreechFace
@@ -47,7 +47,7 @@ def save_prepared(face: BreechFace, path: Path) -> None:
     buffer = io.BytesIO()
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez_compressed(buffer, **cast(dict[str, Any], arrays))
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue(), PRIVATE_FILE_MODE)
 
 
 def load_prepared(path: Path, params: PreprocessParams) -> BreechFace:

@@ -15,12 +15,34 @@ audit_app = typer.Typer(
 
 
 @audit_app.command("verify")
-def audit_verify(json_out: JsonOpt = False) -> None:
-    """Check the whole chain (links, sequence numbers, key certificates, head signatures); exit 4 where it breaks."""
-    from exchange.audit_verify import verify_log
+def audit_verify(
+    json_out: JsonOpt = False,
+    expect_fingerprint: Annotated[
+        str | None,
+        typer.Option(help="The lab identity you expect (fingerprint obtained independently): its chain must hold it, or exit 4."),
+    ] = None,
+    accept_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unsigned-tail",
+            help="Accept lines after the last head signature, and (with an audit key) put the acceptance on record and sign over it.",
+        ),
+    ] = False,
+) -> None:
+    """Check the whole chain (links, sequence numbers, key certificates, head signatures); exit 4 where it breaks.
 
-    report = verify_log(state.home)
+    Says how far the log is proven and by which key. Lines after the last valid head signature
+    are a failure unless --accept-unsigned-tail.
+    """
+    from exchange.audit import AuditLog
+    from exchange.audit_verify import verify_log
+    from exchange.card import parse_fingerprint
+
+    expected = parse_fingerprint(expect_fingerprint, where="--expect-fingerprint") if expect_fingerprint is not None else None
+    report = verify_log(state.home, expect_fingerprint=expected, accept_unsigned_tail=accept_unsigned_tail)
     doc = report.to_dict()
+    accepted = AuditLog(state.home).accept_tail() if accept_unsigned_tail and report.intact and report.unsigned_tail else None
+    doc["tail_accepted_at_line"] = accepted.line - 1 if accepted is not None else None
     if json_out:
         emit_json(doc)
     else:
@@ -31,8 +53,18 @@ def audit_verify(json_out: JsonOpt = False) -> None:
             for problem in report.problems:
                 add_row(problems, str(problem.line), problem.kind, problem.message)
             print_table(problems)
-    if report.unsigned_tail and report.intact:
-        note(f"note: the last {report.unsigned_tail} lines are chained but not covered by a head signature")
+    proven = report.proven_by
+    if not json_out and report.intact:  # (the JSON document holds proven_by; a broken log's error line says where)
+        note(
+            f"no line of the {report.lines} is proven by a head signature"
+            if proven is None
+            else f"proven through line {report.signed_through} of {report.lines} by audit key {proven['audit_key']}, "
+            f"certified by identity {proven['identity']} of lab {proven['lab']}"
+        )
+    if accepted is not None:
+        note(f"accepted lines {report.signed_through + 1}..{report.lines} unproven, on record at line {accepted.line - 1}, and signed over")
+    elif report.unsigned_tail and report.intact:
+        note(f"note: the last {report.unsigned_tail} lines are accepted without a head signature")
     report.raise_if_broken()
 
 

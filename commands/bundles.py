@@ -39,7 +39,7 @@ def bundle_export(
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle to write (.bfx).")],
     record: Annotated[list[Path] | None, typer.Option("--record", help="Match record (JSON) of this lab; repeat.")] = None,
     scan: Annotated[list[Path] | None, typer.Option("--scan", help="Scan (x3p); repeat.")] = None,
-    lifetime_days: Annotated[int, typer.Option(min=1, help="Days before the bundle expires.")] = 30,
+    lifetime_days: Annotated[int, typer.Option(min=1, max=90, help="Days before the bundle expires (at most 90).")] = 30,
 ) -> None:
     """Sign and encrypt records and scans to one or more partner labs."""
     from exchange.bundle import ExportOptions, export_bundle

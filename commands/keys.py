@@ -39,7 +39,7 @@ def keys_init(
     lab: Annotated[str, typer.Option("--lab", help="Lab id, e.g. UK-FSL.")],
     name: Annotated[str, typer.Option("--name", help="Lab name.")],
     country: Annotated[str, typer.Option("--country", help="ISO 3166 alpha-2 country code, e.g. GB.")],
-    validity_days: Annotated[int, typer.Option(min=1, help="Card validity in days.")] = 730,
+    validity_days: Annotated[int, typer.Option(min=1, max=1826, help="Card validity in days (at most five years).")] = 730,
 ) -> None:
     """Create the lab's identity: Ed25519 + ML-DSA-65 signing keys, ML-KEM-768 + X25519 encryption keys."""
     from ballistics.labs import Lab
@@ -104,14 +104,37 @@ def keys_trust(
     with audit_refusal(events.TRUST_REFUSED, {"document": str(document), "lab": item.lab.id, "key_id": item.key_id}):
         expected = parse_fingerprint(fingerprint, where=str(document)) if fingerprint is not None else None
         entry = store.trust(item, expected, where=str(document))
-    audit(
-        (
-            events.TRUST_ADDED,
-            {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor},
+    forks = store.siblings(entry.card)
+    added = {"lab": entry.card.lab.id, "key_id": entry.card.key_id, "via": entry.via, "predecessor": entry.card.predecessor}
+    audit((events.TRUST_ADDED, {**added, "forks": [e.card.key_id for e in forks]} if forks else added))
+    for other in forks:
+        note(
+            f"WARNING: key {entry.card.predecessor} of lab {entry.card.lab.id} now has two successors: this card and "
+            f"{other.card.key_id} (trusted {other.trusted_at} via {other.via}, now {other.status}). Someone may hold a copy "
+            f"of the old key. If the lab did not make {other.card.key_id[:16]}, run: ballistics keys distrust {other.card.key_id}"
         )
-    )
-    note(f"trusted lab {entry.card.lab.id} ({entry.via})")
+    note(f"trusted lab {entry.card.lab.id} ({entry.via}); it is the lab's current key")
     print_rows("trusted card", card_rows(entry.card), whole=card_fingerprint(entry.card))
+
+
+@keys_app.command("distrust")
+def keys_distrust(
+    key: Annotated[str, typer.Argument(help="The partner key's fingerprint or key id, as keys list shows it.")],
+    reason: Annotated[str, typer.Option(help="Why this lab stops trusting the key (one line).")] = "distrusted by this lab",
+) -> None:
+    """Stop trusting a partner key on this lab's own decision (a fork, a suspected theft); audited.
+
+    The key is refused from then on as sender and recipient, and cannot vouch for a successor;
+    ``keys trust CARD --fingerprint FP`` trusts it again.
+    """
+    from exchange.card import parse_fingerprint
+    from exchange.trust import TrustStore
+
+    with audit_refusal(events.TRUST_REFUSED, {"key": key, "action": "distrust"}):
+        key_id = parse_fingerprint(key, where="KEY").hex()
+        entry = TrustStore.open(state.home).distrust(key_id, reason, where=key)
+    audit((events.TRUST_DISTRUSTED, {"lab": entry.card.lab.id, "key_id": key_id, "reason": reason}))
+    note(f"distrusted key {key_id} of lab {entry.card.lab.id}: its bundles are refused and nothing is encrypted to it")
 
 
 @keys_app.command("list")

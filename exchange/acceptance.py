@@ -6,8 +6,8 @@ same error. So both run these functions:
 
 * :func:`check_content`, over the signed manifest and the parsed files (run by
   :func:`exchange.reader.open_bundle` for every bundle): every record is of the signing lab; a
-  receipt bundle holds its receipt alone, confirms a bundle this lab sent, and is signed by the
-  lab it names as recipient;
+  receipt bundle holds its receipt alone, is signed by the lab it names as recipient, and
+  matches a bundle this lab sent to that lab, hashes and all (:func:`exchange.sent.match_receipt`);
 * :func:`check_against_store`, against the lab's collection, read-only (run by
   ``open_bundle(..., ledger=store)`` and by the importer inside its transaction): the replay
   ledger (same id with other bytes, sequence not newer than the last from that lab) and record
@@ -25,6 +25,7 @@ from ballistics.records import MatchRecord
 from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
 from exchange.keys import Identity
 from exchange.manifest import Manifest
+from exchange.sent import match_receipt
 
 if TYPE_CHECKING:
     from ballistics.store import Store
@@ -48,6 +49,7 @@ def check_content(
         raise ForeignContentError(where, f"receipt for bundle {receipt.bundle_id}, which lab {receipt.sender.lab} sent, not this lab")
     if receipt.recipient != signer:
         raise ForeignContentError(where, f"receipt in the name of {receipt.recipient.lab} signed by {signer.lab}")
+    match_receipt(receipt, identity, str(where))
 
 
 def check_against_store(

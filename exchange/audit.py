@@ -4,7 +4,9 @@
 SHA-256 of the line before it, so changing, dropping or reordering any line breaks the chain
 at that point. At the end of each command that appended events a ``head`` record signed with
 the lab's audit key (:mod:`exchange.audit_key`) closes the chain, and ``head.json`` beside the
-log remembers the newest head so that cutting lines off the end is noticed too. The exact
+log, signed too, remembers the newest head so that cutting lines off the end is noticed. A head
+is signed only over lines this lab's commands wrote (line MACs, :mod:`exchange.audit_seal`), so
+a line appended by someone without the audit key is never sealed by the next command. The exact
 format, the event types and the threat model are in ``docs/audit.md``; checking a log is
 :mod:`exchange.audit_verify`.
 
@@ -31,8 +33,9 @@ from typing import Any
 
 from ballistics.clock import format_time, now_utc
 from ballistics.errors import UsageError
-from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR
+from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR, TAIL_ACCEPTED
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
+from exchange.audit_seal import HeadFile, line_mac, line_mac_key, mac_holds
 from exchange.canonical import canonical_json, parse_time
 from exchange.errors import AuditLogError, AuditTamperedError, MalformedError, MissingIdentityError
 from exchange.files import ensure_private_dir, write_atomic
@@ -44,6 +47,8 @@ RECORD_VERSION = 1
 GENESIS = "0" * 64
 DOMAIN_HEAD = b"ballistics audit head v1"
 RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
+#: A line written while the lab holds an audit key also carries its line MAC (exchange/audit_seal.py).
+MAC_FIELD = "mac"
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 BULKY_DETAILS = {"signature", "certificate"}
@@ -104,7 +109,8 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         """The record for display: signatures and certificates left out (their key ids stay)."""
         details = {k: v for k, v in self.record["details"].items() if k not in BULKY_DETAILS}
-        return {"line": self.line, **{k: v for k, v in self.record.items() if k != "details"}, "details": details, "sha256": self.sha256}
+        shown = {k: v for k, v in self.record.items() if k not in ("details", MAC_FIELD)}
+        return {"line": self.line, **shown, "details": details, "sha256": self.sha256}
 
 
 def parse_since(text: str) -> datetime:
@@ -160,6 +166,7 @@ class AuditLog:
         self.head_path = self.directory / HEAD_NAME
         self._actor = actor
         self.appended = 0
+        self._key_cache: tuple[tuple[int, int, int] | None, AuditKey | None] | None = None
 
     @property
     def actor(self) -> Actor:
@@ -178,25 +185,56 @@ class AuditLog:
         return entry
 
     def sign_head(self, *, now: datetime | None = None) -> Entry | None:
-        """Close the chain with a signed head; None when there is nothing new or no audit key."""
+        """Close the chain with a signed head; None when there is nothing new or no audit key.
+
+        Refuses (:class:`AuditTamperedError`, exit 4) to seal lines since the last head that this
+        lab's commands did not write (:meth:`_check_unsealed`).
+        """
         with self._locked() as fd:
             last = self._tail(fd, now)
-            key = load_audit_key(self.home)
+            key = self._key()
             if last is None or last.type == HEAD or key is None:
                 return None
+            self._check_unsealed(fd, key)
             return self._write_head(fd, last, key, now)
 
-    def certify_key(self, identity: Identity, *, now: datetime | None = None) -> AuditKey:
+    def accept_tail(self, *, now: datetime | None = None) -> Entry | None:
+        """Put on record that the lines since the last head are accepted unproven, and sign over them.
+
+        The explicit step (``audit verify --accept-unsigned-tail``) after which commands sign
+        heads again; a ``tail_accepted`` record names the lines. None when there is nothing to
+        accept or no audit key to sign with.
+        """
+        with self._locked() as fd:
+            last = self._tail(fd, now)
+            key = self._key()
+            if last is None or key is None:
+                return None
+            _, _, unsealed = _since_last_head(fd, os.fstat(fd).st_size, self.path)
+            if not unsealed:
+                return None
+            details = {"from_line": unsealed[0].line, "to_line": unsealed[-1].line, "last_sha256": unsealed[-1].sha256}
+            accepted = self._write(fd, last, TAIL_ACCEPTED, details, self.actor, now)
+            return self._write_head(fd, accepted, key, now)
+
+    def certify_key(self, identity: Identity, *, now: datetime | None = None) -> AuditKey | None:
         """Make sure the audit key is certified by ``identity``'s current card, creating one if not.
 
         Called whenever the identity is unlocked (``keys init``, ``keys rotate``, export, import),
-        so a lab gets an audit key without an extra step and a rotation replaces it.
+        so a lab gets an audit key without an extra step and a rotation replaces it. The outgoing
+        key first signs a head over its lines, whose MACs only it can check. An identity that is
+        no longer the lab's current one (rotated meanwhile by another command) certifies nothing.
         """
         with self._locked() as fd:
-            key = load_audit_key(self.home)
+            key = self._key()
             if key is not None and key.certificate.identity_key_id == identity.card.key_id:
                 return key
+            if load_card(self.home).key_id != identity.card.key_id:
+                return key
             last = self._tail(fd, now)
+            if key is not None and last is not None and last.type != HEAD:
+                self._check_unsealed(fd, key)
+                last = self._write_head(fd, last, key, now)
             key = create_audit_key(identity, now or now_utc())
             save_audit_key(self.home, key)
             certificate = key.certificate
@@ -208,14 +246,58 @@ class AuditLog:
     def retire_key(self, reason: str, *, now: datetime | None = None) -> None:
         """Record the retirement, sign a last head with the key, then delete it (on revocation)."""
         with self._locked() as fd:
-            key = load_audit_key(self.home)
+            key = self._key()
             if key is None:
                 return
-            last = self._write(
-                fd, self._tail(fd, now), AUDIT_KEY_RETIRED, {"key_id": key.certificate.key_id, "reason": reason}, self.actor, now
-            )
+            last = self._tail(fd, now)
+            if last is not None and last.type != HEAD:
+                self._check_unsealed(fd, key)
+            last = self._write(fd, last, AUDIT_KEY_RETIRED, {"key_id": key.certificate.key_id, "reason": reason}, self.actor, now)
             self._write_head(fd, last, key, now)
             audit_key_path(self.home).unlink()
+
+    def _key(self) -> AuditKey | None:
+        """The audit key, read again only when its file changed (every line's MAC needs it)."""
+        try:
+            info = audit_key_path(self.home).stat()
+            stamp: tuple[int, int, int] | None = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if self._key_cache is None or self._key_cache[0] != stamp:
+            self._key_cache = (stamp, load_audit_key(self.home) if stamp is not None else None)
+        return self._key_cache[1]
+
+    def _check_unsealed(self, fd: int, key: AuditKey) -> None:
+        """Refuse to sign over lines since the last head that this lab's commands did not write.
+
+        A line passes when it carries a valid MAC of ``key``, or was written while the lab had no
+        audit key: before any head (and before this key's certificate) or after an
+        ``audit_key_retired`` record and its head. The key itself must be known to the log: the
+        last head is signed by it, or its certificate follows that head.
+        """
+        head, before, unsealed = _since_last_head(fd, os.fstat(fd).st_size, self.path)
+        keyless = head is None or before == AUDIT_KEY_RETIRED
+        known = head is not None and head["details"].get("key_id") == key.certificate.key_id
+        mac_key = line_mac_key(key)
+        foreign = []
+        for entry in unsealed:
+            if entry.type == AUDIT_KEY and entry.record["details"].get("key_id") == key.certificate.key_id:
+                keyless, known = False, True
+            if not (mac_holds(mac_key, entry.record) or (keyless and MAC_FIELD not in entry.record)):
+                foreign.append(entry.line)
+        if not known:
+            raise AuditTamperedError(
+                self.path,
+                f"the audit key {key.certificate.key_id[:16]} neither signed the last head nor is certified after it: "
+                "this is not the log the key belongs to; run: ballistics audit verify",
+            )
+        if foreign:
+            raise AuditTamperedError(
+                self.path,
+                f"{len(foreign)} lines since the last signed head (lines {foreign[0]}..{foreign[-1]}) were not written by this "
+                "lab's commands (no valid line MAC); nothing more is signed until they are examined: run ballistics audit verify, "
+                "and ballistics audit verify --accept-unsigned-tail to accept them on record",
+            )
 
     def read(self) -> bytes:
         """The whole log, read under a shared lock so that no append is seen half done."""
@@ -275,6 +357,9 @@ class AuditLog:
             "details": details,
             "prev": GENESIS if last is None else last.sha256,
         }
+        key = self._key()
+        if key is not None:
+            record[MAC_FIELD] = line_mac(line_mac_key(key), record)
         raw = encode_record(record)
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
@@ -296,7 +381,7 @@ class AuditLog:
         _write_all(fd, raw + b"\n")
         os.fsync(fd)
         entry = Entry(last.seq + 1, raw, record)
-        write_atomic(self.head_path, json.dumps({"seq": entry.seq, "sha256": entry.sha256}, sort_keys=True).encode("ascii") + b"\n")
+        write_atomic(self.head_path, HeadFile.signed(entry.seq, entry.sha256, key, now or now_utc()).to_bytes())
         return entry
 
 
@@ -321,8 +406,10 @@ def parse_record(raw: bytes) -> dict[str, Any] | str:
         record = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return "not valid JSON"
-    if not isinstance(record, dict) or set(record) != RECORD_FIELDS:
-        return f"a record has exactly the fields {', '.join(sorted(RECORD_FIELDS))}"
+    if not isinstance(record, dict) or set(record) - {MAC_FIELD} != RECORD_FIELDS:
+        return f"a record has exactly the fields {', '.join(sorted(RECORD_FIELDS))} (and mac)"
+    if MAC_FIELD in record and not (isinstance(record[MAC_FIELD], str) and HEX64.match(record[MAC_FIELD])):
+        return "mac is not a lower-case hex HMAC-SHA256"
     if record["v"] != RECORD_VERSION or type(record["seq"]) is not int or record["seq"] < 1:
         return "bad version or sequence number"
     if not isinstance(record["type"], str) or not EVENT_TYPE.match(record["type"]):
@@ -353,6 +440,34 @@ def _read_tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
             span *= 4
             continue
         return (data[begin + 1 : cut] if cut >= 0 else None), data[cut + 1 :]
+
+
+def _since_last_head(fd: int, size: int, path: Path) -> tuple[dict[str, Any] | None, str | None, list[Entry]]:
+    """(the last head record or None, the type of the line before it, the complete lines after it).
+
+    Reads back from the end, in growing spans, only as far as the last head.
+    """
+    span = 64 * 1024
+    while True:
+        start = max(0, size - span)
+        lines = os.pread(fd, size - start, start).split(b"\n")[:-1]
+        if start > 0:
+            lines = lines[1:]  # the first piece may begin inside a line
+        after: list[Entry] = []
+        for index in range(len(lines) - 1, -1, -1):
+            record = parse_record(lines[index])
+            if isinstance(record, str):
+                raise AuditTamperedError(path, f"a line near the end is not an audit record ({record}); run: ballistics audit verify")
+            if record["type"] == HEAD and (index > 0 or start == 0):
+                before = parse_record(lines[index - 1]) if index > 0 else None
+                return record, before["type"] if isinstance(before, dict) else None, after[::-1]
+            if record["type"] == HEAD:
+                break  # the line before the head lies further back
+            after.append(Entry(record["seq"], lines[index], record))
+        else:
+            if start == 0:
+                return None, None, after[::-1]
+        span *= 4
 
 
 def _write_all(fd: int, data: bytes) -> None:

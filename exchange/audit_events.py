@@ -13,8 +13,9 @@ HEAD: Final = "head"
 AUDIT_KEY: Final = "audit_key"
 AUDIT_KEY_RETIRED: Final = "audit_key_retired"
 REPAIR: Final = "repair"
+TAIL_ACCEPTED: Final = "tail_accepted"
 #: Types only the log writes; :meth:`exchange.audit.AuditLog.append` refuses them from callers.
-LOG_TYPES: Final = frozenset({HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR})
+LOG_TYPES: Final = frozenset({HEAD, AUDIT_KEY, AUDIT_KEY_RETIRED, REPAIR, TAIL_ACCEPTED})
 
 # --- comparisons and the collection ----------------------------------------------------------------
 COMPARISON: Final = "comparison"
@@ -30,6 +31,7 @@ KEY_ROTATE: Final = "key_rotate"
 KEY_REVOKE: Final = "key_revoke"
 TRUST_ADDED: Final = "trust_added"
 TRUST_REVOKED: Final = "trust_revoked"
+TRUST_DISTRUSTED: Final = "trust_distrusted"
 TRUST_REFUSED: Final = "trust_refused"
 
 # --- bundles ---------------------------------------------------------------------------------------
@@ -54,6 +56,7 @@ EVENT_TYPES: Final = frozenset(
         KEY_REVOKE,
         TRUST_ADDED,
         TRUST_REVOKED,
+        TRUST_DISTRUSTED,
         TRUST_REFUSED,
         BUNDLE_EXPORT,
         BUNDLE_IMPORT,

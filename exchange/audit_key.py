@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 from ballistics.clock import format_time
 from exchange.canonical import b64decode, b64encode, canonical_json
 from exchange.card import KeyCard
-from exchange.errors import AuditKeyError, MissingIdentityError
-from exchange.files import write_atomic
+from exchange.errors import AuditKeyError, ExchangeSecurityError, MalformedError, MissingIdentityError
+from exchange.files import check_owner_only, write_atomic
 from exchange.keys import Identity, keys_dir, load_card
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
 
@@ -40,6 +40,8 @@ DOMAIN_CERTIFICATE = b"ballistics audit key certificate v1"
 SEED_BYTES = 64
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952}
 CERTIFICATE_FIELDS = {"type", "version", "lab", "identity_key_id", "keys", "created"}
+#: A bound on the identity chain followed back from the current card (a rotation a month for 80 years).
+MAX_CHAIN = 1000
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def save_audit_key(home: Path, key: AuditKey) -> Path:
 def load_audit_key(home: Path) -> AuditKey | None:
     """The current audit key, or None when the lab has none (no identity yet, or revoked)."""
     path = audit_key_path(home)
+    check_owner_only(path)
     try:
         doc = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -154,16 +157,31 @@ def _raw(key: HybridVerifyKey) -> tuple[bytes, bytes]:
     return key.ed25519.public_bytes_raw(), key.ml_dsa_65.public_bytes_raw()
 
 
-def own_cards(home: Path) -> dict[str, KeyCard]:
-    """The lab's current and retired identity cards by key id: the only valid certifiers."""
+def identity_chain(home: Path) -> tuple[KeyCard, ...]:
+    """The lab's identity and its ancestors, newest first: the only cards that certify audit keys.
+
+    Starts at the current card (``keys/identity.json``) and follows each card's ``predecessor``
+    link into ``keys/retired/<key id>.json``, keeping a predecessor only when it countersigned
+    the card (``keys rotate``). A card under ``retired/`` that no such link reaches certifies
+    nothing: planting a self-made card there does not make it the lab's. The chain ends at a
+    missing or non-countersigning predecessor.
+    """
     try:
-        cards = [load_card(home)]
+        card = load_card(home)
     except MissingIdentityError:
-        return {}
-    retired = keys_dir(home) / "retired"
-    for path in sorted(retired.glob("*.json")) if retired.is_dir() else ():
+        return ()
+    chain = [card]
+    while card.predecessor is not None and len(chain) <= MAX_CHAIN:
+        path = keys_dir(home) / "retired" / f"{card.predecessor}.json"
         try:
-            cards.append(KeyCard.from_dict(json.loads(path.read_bytes())["card"], where=str(path)))
+            older = KeyCard.from_dict(json.loads(path.read_bytes())["card"], where=str(path))
+            card.verify_successor_of(older, where=str(path))
+        except FileNotFoundError:
+            break
+        except (ExchangeSecurityError, MalformedError):
+            break
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditKeyError(path, f"unreadable retired identity: {exc}") from None
-    return {card.key_id: card for card in cards}
+        chain.append(older)
+        card = older
+    return tuple(chain)

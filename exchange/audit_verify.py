@@ -2,15 +2,17 @@
 
 Every line is checked on its own (well-formed canonical record, sequence number one more than
 the line before, ``prev`` equal to the SHA-256 of the line before), every ``audit_key`` record's
-certificate against the lab's own identity cards, and every ``head`` signature against a key so
-certified earlier in the chain. ``head.json`` must name a line that is still in the log. The
-report lists every problem with the line that was altered; a torn last line, a missing tail and
-an unsigned tail are each reported as what they are.
+certificate against the lab's identity chain (the current card and the predecessors that
+countersigned it: :func:`exchange.audit_key.identity_chain`), in the chain's order, and every
+``head`` signature against a key so certified earlier in the chain. ``head.json`` must be signed
+by such a key and name a line that is still in the log. Lines after the last valid head are an
+**unsigned tail**: nothing proves them, so they are a problem unless the caller accepts them.
+The report says how far the log is proven and by which key; an auditor can pin the identity
+it expects (``expect_fingerprint``). Every problem names the line that was altered.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,9 @@ from exchange.audit import (
     parse_record,
 )
 from exchange.audit_events import AUDIT_KEY, HEAD
-from exchange.audit_key import AuditCertificate, own_cards
-from exchange.card import KeyCard
+from exchange.audit_key import AuditCertificate, identity_chain
+from exchange.audit_seal import HeadFile
+from exchange.card import KeyCard, format_fingerprint
 from exchange.errors import AuditLogError, AuditTamperedError, BadSignatureError, MalformedError
 from exchange.signing import HybridSignature, HybridVerifyKey
 
@@ -36,8 +39,10 @@ from exchange.signing import HybridSignature, HybridVerifyKey
 class Problem:
     """``line`` is the line found altered (or, for a cut, the first line that is missing)."""
 
-    line: int
-    kind: str  # torn, malformed_line, hash_mismatch, sequence_gap, sequence_order, bad_signature, unknown_signer, truncated
+    line: int  # 0: the log as a whole (its identity)
+    #: torn, malformed_line, hash_mismatch, sequence_gap, sequence_order, bad_signature, unknown_signer,
+    #: superseded_signer, stale_identity, unexpected_identity, head_file, truncated, unsigned_tail
+    kind: str
     message: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +59,10 @@ class AuditReport:
     last_sha256: str | None
     signers: tuple[str, ...]
     problems: tuple[Problem, ...]
+    #: The last valid head's audit key, the identity that certified it and its lab.
+    proven_by: dict[str, str] | None = None
+    #: The lab's identity chain, newest first (key ids).
+    identity_chain: tuple[str, ...] = ()
 
     @property
     def intact(self) -> bool:
@@ -77,7 +86,9 @@ class AuditReport:
             "events": self.events,
             "heads": self.heads,
             "signed_through_line": self.signed_through,
+            "proven_by": self.proven_by,
             "unsigned_tail": self.unsigned_tail,
+            "identity_chain": list(self.identity_chain),
             "last_sha256": self.last_sha256,
             "signers": list(self.signers),
             "first_break": first.to_dict() if first else None,
@@ -91,23 +102,42 @@ class AuditReport:
             raise AuditTamperedError(self.path, f"line {first.line}: {first.kind}: {first.message}{more}")
 
 
-def verify_log(home: Path) -> AuditReport:
-    """Check the whole chain; raises :class:`AuditLogError` only when there is no log to check."""
+def verify_log(home: Path, *, expect_fingerprint: bytes | None = None, accept_unsigned_tail: bool = False) -> AuditReport:
+    """Check the whole chain; raises :class:`AuditLogError` only when there is no log to check.
+
+    ``expect_fingerprint``: the identity key an auditor obtained independently; the lab's identity
+    chain must hold it. ``accept_unsigned_tail``: lines after the last valid head are reported
+    (``unsigned_tail``) but not counted as a problem.
+    """
     log = AuditLog(home)
     data = log.read()
     pieces = data.split(b"\n")
     lines, torn = pieces[:-1], pieces[-1]
-    checker = _Chain(own_cards(home))
+    chain = identity_chain(home)
+    checker = _Chain(chain)
     for number, raw in enumerate(lines, 1):
         checker.check(number, raw)
     if lines and checker.records == 0:
         raise AuditLogError(log.path, "no line is an audit record: this is not an audit log")
-    problems = checker.blamed()
+    problems = checker.blamed() + checker.identity_problems(expect_fingerprint)
     if torn:
         problems.append(Problem(len(lines) + 1, "torn", f"{len(torn)} bytes without a final newline: the last write was cut short"))
-    head_problem = _check_head_file(log.directory / HEAD_NAME, lines, signed=checker.signed_through > 0)
+    head_problem = _check_head_file(log.directory / HEAD_NAME, lines, checker.keys, signed=checker.signed_through > 0)
     if head_problem is not None:
         problems.append(head_problem)
+    # a broken line or a cut end inside the tail names what happened there already
+    tail_explained = any(p.line > checker.signed_through and p.kind != "head_file" for p in problems)
+    if checker.signed_through < len(lines) and not accept_unsigned_tail and not tail_explained:
+        first = checker.signed_through + 1
+        problems.append(
+            Problem(
+                first,
+                "unsigned_tail",
+                f"lines {first}..{len(lines)} are not covered by any valid head signature: nothing proves them "
+                "(appended without the audit key, a command that did not finish, or a lab without an audit key); "
+                "accept them explicitly with --accept-unsigned-tail",
+            )
+        )
     return AuditReport(
         str(log.path),
         len(lines),
@@ -117,15 +147,24 @@ def verify_log(home: Path) -> AuditReport:
         line_hash(lines[-1]) if lines else None,
         tuple(checker.keys),
         tuple(sorted(problems, key=lambda p: (p.line, p.kind))),
+        checker.proven_by,
+        tuple(card.key_id for card in chain),
     )
 
 
 class _Chain:
     """Walks the lines in order, keeping what the next line must agree with."""
 
-    def __init__(self, cards: dict[str, KeyCard]) -> None:
-        self.cards = cards
+    def __init__(self, chain: tuple[KeyCard, ...]) -> None:
+        self.chain = chain
+        self.cards = {card.key_id: card for card in chain}
+        #: A card's place in the chain, oldest 0: certificates must not go back to an older identity.
+        self.rank = {card.key_id: len(chain) - 1 - index for index, card in enumerate(chain)}
+        self.newest_rank = -1
+        self.last_certificate: tuple[int, str] | None = None  # (line, identity key id)
         self.keys: dict[str, HybridVerifyKey] = {}
+        self.certifiers: dict[str, str] = {}  # audit key id -> identity key id
+        self.proven_by: dict[str, str] | None = None
         self.prev, self.expected_seq = GENESIS, 1
         self.records = self.heads = self.signed_through = 0
         self.mismatches: set[int] = set()
@@ -166,11 +205,22 @@ class _Chain:
                     Problem(
                         number,
                         "unknown_signer",
-                        f"audit key certified by identity {certificate.identity_key_id[:16]}, which is not one of this lab's keys",
+                        f"audit key certified by identity {certificate.identity_key_id[:16]}, which is neither this lab's "
+                        "identity nor a predecessor that countersigned it",
                     )
                 )
                 return
             certificate.verify(card, where=where)
+            if self.rank[card.key_id] < self.newest_rank:
+                self.problems.append(
+                    Problem(
+                        number,
+                        "superseded_signer",
+                        f"audit key certified by identity {card.key_id[:16]} after a newer identity of the lab certified one: "
+                        "a superseded identity key certifies nothing",
+                    )
+                )
+                return
         except BadSignatureError as exc:
             self.problems.append(Problem(number, "bad_signature", exc.reason))
             return
@@ -181,6 +231,34 @@ class _Chain:
             self.problems.append(Problem(number, "malformed_line", "key_id is not the SHA-256 of the certificate body"))
             return
         self.keys[certificate.key_id] = certificate.verify_key
+        self.certifiers[certificate.key_id] = card.key_id
+        self.newest_rank = self.rank[card.key_id]
+        self.last_certificate = (number, card.key_id)
+
+    def identity_problems(self, expect_fingerprint: bytes | None) -> list[Problem]:
+        """The log's certificates must reach the lab's current identity; an expected identity must be in the chain."""
+        problems = []
+        if self.last_certificate is not None and self.chain and self.last_certificate[1] != self.chain[0].key_id:
+            line, identity = self.last_certificate
+            problems.append(
+                Problem(
+                    line,
+                    "stale_identity",
+                    f"the newest audit key is certified by identity {identity[:16]}, not by the lab's current identity "
+                    f"{self.chain[0].key_id[:16]}: the log was not continued after the rotation, or was rewritten",
+                )
+            )
+        if expect_fingerprint is not None and expect_fingerprint.hex() not in self.cards:
+            held = ", ".join(k[:16] for k in self.cards) or "none"
+            problems.append(
+                Problem(
+                    0,
+                    "unexpected_identity",
+                    f"the expected identity {format_fingerprint(expect_fingerprint)} is not in this lab's identity chain "
+                    f"({held}): this log is not proven by the lab you expect, or its keys were replaced",
+                )
+            )
+        return problems
 
     def _head(self, number: int, record: dict[str, Any]) -> None:
         details = record["details"]
@@ -208,6 +286,8 @@ class _Chain:
             self.problems.append(Problem(number, "bad_signature", f"unreadable head signature: {exc.reason}"))
             return
         self.signed_through = number
+        identity = self.cards[self.certifiers[key_id]]
+        self.proven_by = {"audit_key": key_id, "identity": identity.key_id, "lab": identity.lab.id}
 
     def blamed(self) -> list[Problem]:
         """Turn each broken link into the line that was altered.
@@ -235,20 +315,30 @@ class _Chain:
         return problems
 
 
-def _check_head_file(path: Path, lines: list[bytes], *, signed: bool) -> Problem | None:
-    """Cutting whole lines off the end leaves a valid chain; ``head.json`` catches it."""
+def _check_head_file(path: Path, lines: list[bytes], keys: dict[str, HybridVerifyKey], *, signed: bool) -> Problem | None:
+    """Cutting whole lines off the end leaves a valid chain; the signed ``head.json`` catches it."""
     end = len(lines) + 1
     try:
-        doc = json.loads(path.read_bytes())
-        seq, sha256 = doc["seq"], doc["sha256"]
+        head = HeadFile.parse(path.read_bytes(), HEAD_NAME)
     except FileNotFoundError:
         return Problem(end, "truncated", f"{HEAD_NAME} is missing although the log has signed heads") if signed else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return Problem(end, "truncated", f"{HEAD_NAME} is unreadable")
-    if type(seq) is not int or seq < 1 or not isinstance(sha256, str):
-        return Problem(end, "truncated", f"{HEAD_NAME} does not name a line")
-    if seq > len(lines):
-        return Problem(end, "truncated", f"the log ends at line {len(lines)} but the newest signed head is line {seq}: lines were cut off")
-    if line_hash(lines[seq - 1]) != sha256:
-        return Problem(seq, "truncated", f"line {seq} is not the signed head recorded in {HEAD_NAME}: the log was cut and rewritten")
+    except OSError:
+        return Problem(end, "head_file", f"{HEAD_NAME} is unreadable")
+    except MalformedError as exc:
+        return Problem(end, "head_file", f"{HEAD_NAME} is not a signed head file: {exc.reason}")
+    key = keys.get(head.key_id)
+    if key is None:
+        return Problem(end, "head_file", f"{HEAD_NAME} is signed by audit key {head.key_id[:16]}, which the log does not certify")
+    try:
+        head.verify(key, HEAD_NAME)
+    except BadSignatureError as exc:
+        return Problem(end, "head_file", f"{HEAD_NAME} was altered: {exc.reason}")
+    if head.seq > len(lines):
+        return Problem(
+            end, "truncated", f"the log ends at line {len(lines)} but the newest signed head is line {head.seq}: lines were cut off"
+        )
+    if line_hash(lines[head.seq - 1]) != head.sha256:
+        return Problem(
+            head.seq, "truncated", f"line {head.seq} is not the signed head recorded in {HEAD_NAME}: the log was cut and rewritten"
+        )
     return None

@@ -37,6 +37,8 @@ from exchange.manifest import (
     is_safe_base,
     member_name,
 )
+from exchange.policy import MAX_BUNDLE_LIFETIME
+from exchange.sent import record_sent
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
 
@@ -45,9 +47,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How long a bundle stays acceptable; an importer refuses it after ``expires``."""
+    """How long a bundle stays acceptable (at most ``MAX_BUNDLE_LIFETIME``); an importer refuses it after ``expires``."""
 
     lifetime: timedelta = timedelta(days=30)
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) < self.lifetime <= MAX_BUNDLE_LIFETIME:
+            raise UsageError("lifetime", f"a bundle's lifetime is more than 0 and at most {MAX_BUNDLE_LIFETIME.days} days")
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ def export_bundle(
                 if progress:
                     progress(done, total)
         writer.close()
+    record_sent(home, manifest, signature)
     return ExportResult(Path(output), manifest, header.hash.hex(), Path(output).stat().st_size)
 
 

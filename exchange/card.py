@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ MAX_DOCUMENT_BYTES = 64 * 1024
 LAB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952, "x25519": 32, "ml_kem_768": 1184}
+#: The longest validity period a card may claim (five years): a key is meant to be rotated.
+MAX_CARD_VALIDITY = timedelta(days=1826)
 
 
 def check_lab(lab: Lab, where: str) -> Lab:
@@ -217,6 +219,8 @@ def _check_card_body(body: object, where: str) -> None:
     times = [parse_time(body[k], where=where, error=MalformedCardError) for k in ("created", "not_before", "not_after")]
     if not times[1] < times[2]:
         raise MalformedCardError(where, "card validity period is empty")
+    if times[2] - times[1] > MAX_CARD_VALIDITY:
+        raise MalformedCardError(where, f"card validity period is longer than {MAX_CARD_VALIDITY.days} days")
     predecessor = body["predecessor"]
     if predecessor is not None and not (isinstance(predecessor, str) and re.fullmatch(r"[0-9a-f]{64}", predecessor)):
         raise MalformedCardError(where, "card predecessor must be null or a 64-digit lower-case hex key id")

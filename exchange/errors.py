@@ -35,8 +35,16 @@ class UntrustedRecipientError(ExchangeSecurityError):
     """A requested recipient is unknown, superseded or revoked."""
 
 
+class SuccessionConflictError(ExchangeSecurityError):
+    """A second successor of a key that was already succeeded: a fork, which needs a fingerprint."""
+
+
 class RevokedKeyError(ExchangeSecurityError):
     """The key has been revoked; nothing signed by it is accepted any more."""
+
+
+class InsecureKeyFileError(ExchangeSecurityError):
+    """A private-key file that others may read, or that another user owns."""
 
 
 class KeyValidityError(ExchangeSecurityError):
@@ -73,6 +81,10 @@ class StaleBundleError(ExchangeSecurityError):
 
 class ForeignContentError(ExchangeSecurityError):
     """Content the signer cannot vouch for: another lab's record, or a receipt for someone else's bundle."""
+
+
+class ReceiptMismatchError(ForeignContentError):
+    """A receipt for a bundle this lab never sent, from a lab it was not sent to, or with other hashes."""
 
 
 class ConflictingRecordError(ExchangeSecurityError):

@@ -32,9 +32,9 @@ from ballistics.clock import now_utc
 from ballistics.errors import UsageError
 from ballistics.labs import Lab
 from exchange.canonical import b64decode, b64encode, is_int
-from exchange.card import KeyCard, Revocation, card_body, check_lab, sign_card
+from exchange.card import MAX_CARD_VALIDITY, KeyCard, Revocation, card_body, check_lab, sign_card
 from exchange.errors import BadPassphraseError, MalformedCardError, MissingIdentityError, RevokedKeyError
-from exchange.files import ensure_private_dir, write_atomic
+from exchange.files import check_owner_only, ensure_private_dir, write_atomic
 from exchange.signing import HybridSigningKey
 
 PRIVATE_TYPE = "ballistics-private-keys"
@@ -45,6 +45,29 @@ PRIVATE_AAD_PREFIX = b"ballistics private keys v1\x00"
 MIN_PASSPHRASE_BYTES = 8
 
 
+#: Scrypt's floor: N=2**14 with r=8 is 16 MiB per guess, the interactive-login cost of
+#: Percival's scrypt paper (2009); below it the passphrase barely slows an offline guesser.
+MIN_SCRYPT_N = 2**14
+MIN_SCRYPT_R = 8
+#: Scrypt's ceiling: 128 * N * r bytes of memory at most 1 GiB, p at most 16, so that a key file
+#: cannot make loading allocate without bound.
+MAX_SCRYPT_MEMORY = 2**30
+MAX_SCRYPT_P = 16
+
+
+def scrypt_problem(n: Any, r: Any, p: Any) -> str | None:
+    """Why these scrypt parameters are refused (too weak, or too costly to run), or None."""
+    if not (is_int(n, 2, MAX_SCRYPT_MEMORY) and is_int(r, 1, MAX_SCRYPT_MEMORY) and is_int(p, 1, MAX_SCRYPT_P)):
+        return f"scrypt n, r and p must be integers (p 1..{MAX_SCRYPT_P})"
+    if n & (n - 1):
+        return f"scrypt n={n} is not a power of two"
+    if n < MIN_SCRYPT_N or r < MIN_SCRYPT_R:
+        return f"scrypt cost n={n}, r={r} is below the floor n={MIN_SCRYPT_N}, r={MIN_SCRYPT_R} (16 MiB per guess)"
+    if 128 * n * r > MAX_SCRYPT_MEMORY:
+        return f"scrypt cost n={n}, r={r} needs {128 * n * r >> 20} MiB, above the ceiling of {MAX_SCRYPT_MEMORY >> 20} MiB"
+    return None
+
+
 @dataclass(frozen=True)
 class KeyProtection:
     """Scrypt cost for the passphrase (OWASP's recommended minimum: N=2**17, r=8, p=1)."""
@@ -53,13 +76,21 @@ class KeyProtection:
     r: int = 8
     p: int = 1
 
+    def __post_init__(self) -> None:
+        if (problem := scrypt_problem(self.n, self.r, self.p)) is not None:
+            raise UsageError("key protection", problem)
+
 
 @dataclass(frozen=True)
 class IdentityParameters:
-    """How long a new card is valid, and how its private keys are protected."""
+    """How long a new card is valid (1 day to five years), and how its private keys are protected."""
 
     validity: timedelta = timedelta(days=730)
     protection: KeyProtection = KeyProtection()
+
+    def __post_init__(self) -> None:
+        if not timedelta(days=1) <= self.validity <= MAX_CARD_VALIDITY:
+            raise UsageError("validity", f"a card is valid for 1 to {MAX_CARD_VALIDITY.days} days, not {self.validity.days}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,8 @@ class Identity:
     keys: KeyMaterial
     retired: tuple[tuple[KeyCard, KeyMaterial], ...] = ()
     revocation: Revocation | None = None
+    #: The lab home the identity was loaded from (where its records of sent bundles live).
+    home: Path | None = None
 
     @property
     def signing(self) -> HybridSigningKey:
@@ -162,7 +195,7 @@ def init_identity(
     card = make_card(lab, material, now or now_utc(), parameters.validity)
     ensure_private_dir(keys_dir(home))
     _write_private(path, card, material, passphrase, parameters.protection, rng)
-    return Identity(card, material)
+    return Identity(card, material, home=Path(home))
 
 
 def load_card(home: Path) -> KeyCard:
@@ -172,12 +205,14 @@ def load_card(home: Path) -> KeyCard:
 
 def load_identity(home: Path, passphrase: bytes) -> Identity:
     path = identity_path(home)
+    check_owner_only(path)
     doc = _read_private_file(path)
     card = KeyCard.from_dict(doc["card"], where=str(path))
     material = _open_private(doc, card, passphrase, str(path))
     retired = []
     retired_dir = keys_dir(home) / "retired"
     for old in sorted(retired_dir.glob("*.json")) if retired_dir.is_dir() else ():
+        check_owner_only(old)
         old_doc = _read_private_file(old)
         old_card = KeyCard.from_dict(old_doc["card"], where=str(old))
         retired.append((old_card, _open_private(old_doc, old_card, passphrase, str(old))))
@@ -186,7 +221,7 @@ def load_identity(home: Path, passphrase: bytes) -> Identity:
     if revocation_file.exists():
         revocation = Revocation.from_dict(json.loads(revocation_file.read_bytes()), where=str(revocation_file))
         revocation.verify(card, where=str(revocation_file))
-    return Identity(card, material, tuple(retired), revocation)
+    return Identity(card, material, tuple(retired), revocation, Path(home))
 
 
 def rotate_identity(
@@ -206,7 +241,7 @@ def rotate_identity(
     write_atomic(retired_dir / f"{old.card.key_id}.json", current.read_bytes())
     _write_private(current, card, material, passphrase, parameters.protection, rng)
     (keys_dir(home) / "revocation.json").unlink(missing_ok=True)
-    return Identity(card, material, ((old.card, old.keys), *old.retired))
+    return Identity(card, material, ((old.card, old.keys), *old.retired), home=Path(home))
 
 
 def revoke_identity(home: Path, passphrase: bytes, reason: str, *, now: datetime | None = None) -> Revocation:
@@ -266,8 +301,8 @@ def _open_private(doc: dict[str, Any], card: KeyCard, passphrase: bytes, where: 
     kdf = doc.get("kdf")
     if not isinstance(kdf, dict) or kdf.get("name") != "scrypt" or doc.get("aead") != "AES-256-GCM":
         raise MalformedCardError(where, "private keys must be protected with scrypt and AES-256-GCM")
-    if not all(is_int(kdf.get(k), 1, 2**20) for k in ("n", "r", "p")) or kdf["n"] < 2 or kdf["n"] & (kdf["n"] - 1):
-        raise MalformedCardError(where, "scrypt parameters out of range (n a power of two 2..2^20, r and p 1..2^20)")
+    if (problem := scrypt_problem(kdf.get("n"), kdf.get("r"), kdf.get("p"))) is not None:
+        raise MalformedCardError(where, problem)
     salt = b64decode(kdf.get("salt"), where=where, error=MalformedCardError)
     nonce = b64decode(doc.get("nonce"), where=where, error=MalformedCardError)
     ciphertext = b64decode(doc.get("ciphertext"), where=where, error=MalformedCardError)

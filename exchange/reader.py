@@ -16,7 +16,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -27,6 +27,7 @@ from exchange.acceptance import check_against_store, check_content
 from exchange.card import KeyCard
 from exchange.errors import (
     ExpiredBundleError,
+    KeyValidityError,
     MalformedBundleError,
     ManifestMismatchError,
     NotARecipientError,
@@ -44,6 +45,7 @@ from exchange.manifest import (
     Manifest,
     parse_manifest,
 )
+from exchange.policy import CLOCK_SKEW, KEY_GRACE, MAX_BUNDLE_LIFETIME
 from exchange.receipts import parse_receipt
 from exchange.signing import HybridSignature
 from exchange.stream import CHUNK, decrypt_chunks, encrypted_length
@@ -53,8 +55,6 @@ if TYPE_CHECKING:
     from ballistics.store import Store
 
 Progress = Callable[[int, int], None]
-#: Tolerated clock difference between labs for a bundle's creation time.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _verify(
     with _open_file(path) as handle:
         header = read_header(handle, where)
         stanza, private_key = _our_stanza(header, identity, trust, where)
-        sender = trust.sender(header.sender.hex(), where=where)
+        sender = trust.sender(header.sender.hex(), where=where, now=now)
         payload_key, mac_key = derive_keys(unwrap_file_key(header, stanza, private_key, where), header.bundle_id)
         header.check_mac(mac_key, where)
         _check_length(header, os.fstat(handle.fileno()).st_size, where)
@@ -275,7 +275,17 @@ def _read_manifest(
         raise ExpiredBundleError(where, f"bundle created at {format_time(manifest.created)}, in the future (now {format_time(now)})")
     if manifest.expires < now:
         raise ExpiredBundleError(where, f"bundle expired at {format_time(manifest.expires)} (now {format_time(now)})")
+    if manifest.expires - manifest.created > MAX_BUNDLE_LIFETIME:
+        raise ExpiredBundleError(
+            where, f"bundle claims a lifetime above {MAX_BUNDLE_LIFETIME.days} days (created {format_time(manifest.created)})"
+        )
     sender.check_valid(manifest.created, where=where)
+    if now > sender.not_after + KEY_GRACE:  # judged at import too: a copy of an expired key can backdate
+        raise KeyValidityError(
+            where,
+            f"sender key {sender.key_id[:16]} of lab {sender.lab.id} expired at {sender.body['not_after']}; "
+            f"its bundles import for {KEY_GRACE.days} days after that, not at {format_time(now)}",
+        )
     return manifest
 
 

@@ -2,8 +2,13 @@
 
 Trusting is always an explicit act: a new key is accepted only with its full fingerprint,
 read out by the partner over an independent channel; a successor card is accepted without
-one only when the currently trusted key countersigned it (``keys rotate``). A revoked key is
-never trusted again, as sender or recipient. The store is one JSON file,
+one only when the currently trusted key countersigned it (``keys rotate``). A key that was
+already succeeded cannot vouch for a second successor: that is a fork (someone ran ``keys
+rotate`` on a copy of the old key), refused without a fingerprint. The key trusted last is the
+lab's one current key; every other key of the lab becomes ``superseded``, whose bundles still
+import for :data:`exchange.policy.KEY_GRACE` after this lab learnt of the successor. A revoked
+key (the partner's signed word) and a distrusted one (this lab's decision, ``keys distrust``)
+are never accepted as sender or recipient. The store is one JSON file,
 ``<home>/trust/partners.json``, rewritten atomically.
 """
 
@@ -16,18 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from ballistics.clock import format_time, now_utc
+from ballistics.errors import UsageError
+from exchange.canonical import parse_time
 from exchange.card import CARD_TYPE, REVOCATION_TYPE, KeyCard, Revocation, document_type, format_fingerprint, read_document
 from exchange.errors import (
     FingerprintMismatchError,
+    KeyValidityError,
     MalformedCardError,
     RevokedKeyError,
+    SuccessionConflictError,
     TrustStoreError,
     UntrustedRecipientError,
     UntrustedSenderError,
 )
 from exchange.files import ensure_private_dir, write_atomic
+from exchange.policy import KEY_GRACE
 
-TRUSTED, SUPERSEDED, REVOKED = "trusted", "superseded", "revoked"
+TRUSTED, SUPERSEDED, REVOKED, DISTRUSTED = "trusted", "superseded", "revoked", "distrusted"
+STATUSES = (TRUSTED, SUPERSEDED, REVOKED, DISTRUSTED)
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,10 @@ class TrustEntry:
     via: str
     superseded_by: str | None = None
     revocation: Revocation | None = None
+    #: When this lab trusted the key that superseded this one (the start of the grace period).
+    superseded_at: str | None = None
+    #: ``{"at": time, "reason": text}`` once this lab distrusted the key (``keys distrust``).
+    distrust: dict[str, str] | None = None
 
     def stored(self) -> dict[str, Any]:
         """The entry as ``partners.json`` keeps it (the card and revocation in full)."""
@@ -47,7 +62,9 @@ class TrustEntry:
             "trusted_at": self.trusted_at,
             "via": self.via,
             "superseded_by": self.superseded_by,
+            "superseded_at": self.superseded_at,
             "revocation": self.revocation.to_dict() if self.revocation else None,
+            "distrust": self.distrust,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +81,9 @@ class TrustEntry:
             "trusted_at": self.trusted_at,
             "not_after": card.body["not_after"],
             "superseded_by": self.superseded_by,
+            "superseded_at": self.superseded_at,
             "revoked_at": self.revocation.body["revoked_at"] if self.revocation else None,
+            "distrusted_at": self.distrust["at"] if self.distrust else None,
         }
 
 
@@ -91,7 +110,18 @@ class TrustStore:
                 revocation = Revocation.from_dict(item["revocation"], where=str(path)) if item["revocation"] else None
                 if revocation is not None:
                     revocation.verify(card, where=str(path))
-                entries[key_id] = TrustEntry(card, item["status"], item["trusted_at"], item["via"], item["superseded_by"], revocation)
+                if item["status"] not in STATUSES:
+                    raise TrustStoreError(path, f"entry {key_id[:16]} has an unknown status")
+                entries[key_id] = TrustEntry(
+                    card,
+                    item["status"],
+                    item["trusted_at"],
+                    item["via"],
+                    item["superseded_by"],
+                    revocation,
+                    item.get("superseded_at"),
+                    item.get("distrust"),
+                )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise TrustStoreError(path, f"unreadable trust store: {type(exc).__name__}: {exc}") from None
         return cls(path, entries)
@@ -103,7 +133,14 @@ class TrustStore:
         return self._entries.get(key_id)
 
     def trust(self, card: KeyCard, fingerprint: bytes | None, *, where: str, now: datetime | None = None) -> TrustEntry:
-        """Trust ``card`` on its fingerprint, or as the countersigned successor of a trusted key."""
+        """Trust ``card`` on its fingerprint, or as the countersigned successor of the lab's current key.
+
+        The card becomes its lab's one current key: every other trusted key of the lab is
+        marked superseded. Without a fingerprint, the predecessor must be the trusted current
+        key: a superseded one has vouched for a successor already, so a second successor is a
+        fork (:class:`SuccessionConflictError`); see :meth:`siblings` for the warning a caller
+        gives when a fork is resolved by fingerprint.
+        """
         existing = self._entries.get(card.key_id)
         if existing is not None and existing.status == REVOKED:
             raise RevokedKeyError(where, f"key {card.key_id[:16]} of lab {card.lab.id} was revoked; it cannot be trusted again")
@@ -112,23 +149,67 @@ class TrustStore:
             raise FingerprintMismatchError(
                 where, f"the fingerprint given does not match this card of lab {card.lab.id}; check it with the partner by phone"
             )
-        if existing is not None:
+        if existing is not None and existing.status == DISTRUSTED and fingerprint is None:
+            raise UntrustedSenderError(
+                where, f"key {card.key_id[:16]} of lab {card.lab.id} was distrusted; trust it again only with --fingerprint"
+            )
+        if existing is not None and existing.status != DISTRUSTED:
             return existing
         predecessor = self._entries.get(card.predecessor) if card.predecessor else None
         if fingerprint is None:
-            if predecessor is None:
-                raise FingerprintMismatchError(where, "a new partner key needs --fingerprint, read out by the partner")
-            if predecessor.status == REVOKED:
-                raise RevokedKeyError(
-                    where, f"predecessor key {predecessor.card.key_id[:16]} is revoked; trust the new card by fingerprint"
-                )
-        if predecessor is not None and predecessor.status != REVOKED:
+            self._check_successor(card, predecessor, where)
+        elif predecessor is not None and predecessor.status in (TRUSTED, SUPERSEDED):
             card.verify_successor_of(predecessor.card, where=where)
-            self._entries[predecessor.card.key_id] = _replace(predecessor, status=SUPERSEDED, superseded_by=card.key_id)
-        entry = TrustEntry(card, TRUSTED, format_time(now or now_utc()), "fingerprint" if fingerprint else "successor")
+        moment = format_time(now or now_utc())
+        for other in list(self._entries.values()):
+            if other.card.lab.id == card.lab.id and other.status == TRUSTED:
+                self._entries[other.card.key_id] = _replace(other, status=SUPERSEDED, superseded_by=card.key_id, superseded_at=moment)
+        entry = TrustEntry(card, TRUSTED, moment, "fingerprint" if fingerprint else "successor")
         self._entries[card.key_id] = entry
         self._save()
         return entry
+
+    def _check_successor(self, card: KeyCard, predecessor: TrustEntry | None, where: str) -> None:
+        """A card without a fingerprint: the lab's current key must have countersigned it."""
+        if predecessor is None:
+            raise FingerprintMismatchError(where, "a new partner key needs --fingerprint, read out by the partner")
+        old = predecessor.card.key_id[:16]
+        if predecessor.status == REVOKED:
+            raise RevokedKeyError(where, f"predecessor key {old} is revoked; trust the new card by fingerprint")
+        if predecessor.status == DISTRUSTED:
+            raise UntrustedSenderError(where, f"predecessor key {old} was distrusted; trust the new card by fingerprint")
+        if predecessor.status == SUPERSEDED:
+            raise SuccessionConflictError(
+                where,
+                f"key {old} of lab {card.lab.id} was already succeeded by {str(predecessor.superseded_by)[:16]}: "
+                f"a second successor {card.key_id[:16]} is a fork (a copy of the old key at work?). "
+                "Read its fingerprint with the lab by phone and trust it with --fingerprint; distrust the key that is not theirs",
+            )
+        card.verify_successor_of(predecessor.card, where=where)
+
+    def siblings(self, card: KeyCard) -> list[TrustEntry]:
+        """Other trusted-or-superseded keys naming the same predecessor: the other branches of a fork."""
+        if card.predecessor is None:
+            return []
+        return [
+            e
+            for e in self.entries()
+            if e.card.predecessor == card.predecessor and e.card.key_id != card.key_id and e.status in (TRUSTED, SUPERSEDED)
+        ]
+
+    def distrust(self, key_id: str, reason: str, *, where: str, now: datetime | None = None) -> TrustEntry:
+        """Stop trusting a key on this lab's own decision: never sender, recipient or vouching predecessor again."""
+        entry = self._entries.get(key_id)
+        if entry is None:
+            raise UsageError(where, f"no key {key_id[:16]} in the trust store (keys list shows them)")
+        if entry.status in (REVOKED, DISTRUSTED):
+            raise UsageError(where, f"key {key_id[:16]} of lab {entry.card.lab.id} is already {entry.status}")
+        distrusted = _replace(
+            entry, status=DISTRUSTED, distrust={"at": format_time(now or now_utc()), "reason": " ".join(reason.split())[:500]}
+        )
+        self._entries[key_id] = distrusted
+        self._save()
+        return distrusted
 
     def revoke(self, revocation: Revocation, *, where: str) -> TrustEntry:
         """Record a partner's signed revocation of one of its keys."""
@@ -152,19 +233,44 @@ class TrustStore:
             raise UntrustedRecipientError(where, f"cannot send to lab {lab_id}: {detail}")
         return max(current, key=lambda e: e.card.body["created"]).card
 
-    def sender(self, key_id: str, *, where: str) -> KeyCard:
-        """The card of a bundle's signer; superseded keys still verify, revoked keys never do."""
+    def sender(self, key_id: str, *, where: str, now: datetime | None = None) -> KeyCard:
+        """The card of a bundle's signer; revoked and distrusted keys never verify.
+
+        With ``now`` (the time of import), a superseded key verifies only until
+        :data:`~exchange.policy.KEY_GRACE` after this lab trusted its successor: the bundle's own
+        creation time is the sender's word, and a copy of an old key can backdate.
+        """
         entry = self._entries.get(key_id)
         if entry is None:
             raise UntrustedSenderError(where, f"sender key {key_id[:16]} is not in the trust store")
+        lab = entry.card.lab.id
         if entry.status == REVOKED:
             raise RevokedKeyError(
                 where,
-                f"sender key {key_id[:16]} of lab {entry.card.lab.id} was revoked at {entry.revocation.body['revoked_at']}"
+                f"sender key {key_id[:16]} of lab {lab} was revoked at {entry.revocation.body['revoked_at']}"
                 if entry.revocation
                 else f"sender key {key_id[:16]} was revoked",
             )
+        if entry.status == DISTRUSTED:
+            at = entry.distrust["at"] if entry.distrust else "?"
+            raise UntrustedSenderError(where, f"sender key {key_id[:16]} of lab {lab} was distrusted by this lab at {at}")
+        if entry.status == SUPERSEDED and now is not None:
+            since = self._superseded_since(entry)
+            if since is None or now > since + KEY_GRACE:
+                raise KeyValidityError(
+                    where,
+                    f"sender key {key_id[:16]} of lab {lab} was superseded by {str(entry.superseded_by)[:16]}"
+                    f"{f' at {format_time(since)}' if since else ''}; its bundles import for {KEY_GRACE.days} days after that, "
+                    f"not at {format_time(now)}",
+                )
         return entry.card
+
+    def _superseded_since(self, entry: TrustEntry) -> datetime | None:
+        """When this lab learnt of the successor (stores written before that was kept: the successor's trust time)."""
+        if entry.superseded_at is not None:
+            return parse_time(entry.superseded_at, where=str(self.path))
+        successor = self._entries.get(entry.superseded_by) if entry.superseded_by else None
+        return parse_time(successor.trusted_at, where=str(self.path)) if successor else None
 
     def lab_of(self, key_id: str) -> str | None:
         entry = self._entries.get(key_id)

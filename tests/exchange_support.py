@@ -27,7 +27,7 @@ from exchange.stream import StreamWriter
 from exchange.trust import TrustStore
 
 PASSPHRASE = b"correct horse battery staple"
-FAST = IdentityParameters(protection=KeyProtection(n=2**10, r=8, p=1))
+FAST = IdentityParameters(protection=KeyProtection(n=2**14, r=8, p=1))
 T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
 

@@ -220,13 +220,16 @@ class Reader:
     ours: list[PrivateKeys]  # current and retired
     trusted: dict[bytes, Card]
     revoked: set[bytes] = field(default_factory=set)
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # bundle id -> manifest of what this lab sent
 
 
 # --- the reader (section 5) --------------------------------------------------------------------
 
 
-def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[str, Any], bytes]]:
-    """The files of a bundle that passes every check, or :class:`Refused` at the first failure."""
+def read_bundle(
+    data: bytes, reader: Reader, now: datetime, manifests: list[dict[str, Any]] | None = None
+) -> list[tuple[dict[str, Any], bytes]]:
+    """The files of a bundle that passes every check, or :class:`Refused` at the first failure (its manifest appended to ``manifests``)."""
     # 1. header
     if len(data) < 8 or data[:8] != MAGIC:
         raise Refused(3, 1, "bad magic or empty")
@@ -342,10 +345,10 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
     # 10. time
     created, expires = parse_time(manifest["created"]), parse_time(manifest["expires"])
     assert created is not None and expires is not None
-    if not (created <= now + timedelta(minutes=5) and now <= expires):
-        raise Refused(4, 10, "expired or not yet valid")
-    if not card.not_before <= created <= card.not_after:
-        raise Refused(4, 10, "sender card not valid at created")
+    if not (created <= now + timedelta(minutes=5) and now <= expires) or expires - created > timedelta(days=90):
+        raise Refused(4, 10, "expired, not yet valid, or a lifetime above 90 days")
+    if not card.not_before <= created <= card.not_after or now > card.not_after + timedelta(days=14):
+        raise Refused(4, 10, "sender card not valid at created, or expired more than 14 days ago")
     # 11. files
     out, at = [], 4 + m + 2 + s
     for entry in files:
@@ -379,6 +382,18 @@ def read_bundle(data: bytes, reader: Reader, now: datetime) -> list[tuple[dict[s
             raise Refused(4, 13, "a receipt for a bundle this lab did not send")
         if doc["recipient"] != {"lab": card.lab, "key_id": sender_id.hex()}:
             raise Refused(4, 13, "a receipt in the name of another lab or key than the signer's")
+        sent = reader.sent.get(doc["bundle_id"])
+        if (
+            sent is None
+            or doc["recipient"]["lab"] not in {r["lab"] for r in sent["recipients"]}
+            or (doc["header_hash"], doc["sequence"], doc["sender"]["key_id"])
+            != (sent["header_hash"], sent["sequence"], sent["sender"]["key_id"])
+            or sorted((f["name"], f["sha256"], f["size"]) for f in doc["files"])
+            != sorted((f["name"], f["sha256"], f["size"]) for f in sent["files"])
+        ):
+            raise Refused(4, 13, "a receipt that does not match what this lab sent")
+    if manifests is not None:
+        manifests.append(manifest)
     return [({k: v for k, v in e.items() if not k.startswith("_")}, c) for e, c in out]
 
 

@@ -81,7 +81,10 @@ def test_round_trip_chains_every_line_to_the_one_before(labs: dict[str, LabHome]
     assert report.intact and report.lines == 4 and report.heads == 1 and report.events == 3
     assert report.signed_through == 4 and report.unsigned_tail == 0
     assert report.last_sha256 == hashlib.sha256(lines[-1]).hexdigest()
-    assert json.loads((home / "audit" / "head.json").read_bytes()) == {"seq": 4, "sha256": report.last_sha256}
+    head_file = json.loads((home / "audit" / "head.json").read_bytes())
+    assert (head_file["seq"], head_file["sha256"], head_file["key_id"]) == (4, report.last_sha256, report.signers[0])
+    assert report.proven_by == {"audit_key": report.signers[0], "identity": labs["UK-FSL"].identity.card.key_id, "lab": "UK-FSL"}
+    assert all(len(r["mac"]) == 64 for r in records[:3]) and "mac" not in records[3]  # events MAC'd, heads signed
     assert [e.type for e in AuditLog(home).entries()] == ["audit_key", "comparison", "trust_added", "head"]
 
 
@@ -293,6 +296,8 @@ def test_without_an_identity_events_are_chained_and_reported_unsigned(tmp_path: 
         log.append("comparison", {"decision": "inconclusive", "cmc": 4})
         log.append("comparison", {"decision": "elimination", "cmc": 0})
     report = verify_log(home)
+    assert [(p.line, p.kind) for p in report.problems] == [(1, "unsigned_tail")]  # nothing proves them
+    report = verify_log(home, accept_unsigned_tail=True)
     assert report.intact and report.lines == 2 and report.heads == 0 and report.unsigned_tail == 2
     assert AuditLog(home).entries()[0].record["actor"]["lab"] is None
 
@@ -308,12 +313,15 @@ def test_rotation_and_revocation_keep_old_heads_verifiable(labs: dict[str, LabHo
     AuditLog(home).retire_key("identity key revoked")
     with audit_session(home) as log:
         log.append("comparison", {"decision": "elimination", "cmc": 1})
-    report = verify_log(home)
+    report = verify_log(home, accept_unsigned_tail=True)
     assert report.intact, report.problems
     assert len(report.signers) == 2 and AuditCertificate.from_dict(old_key, where="t").key_id == report.signers[0]
+    assert report.identity_chain == (new_identity.card.key_id, labs["UK-FSL"].identity.card.key_id)
     types = [e.type for e in AuditLog(home).entries()]
-    assert types[4:] == ["key_rotate", "audit_key", "head", "audit_key_retired", "head", "comparison"]
+    # the outgoing audit key seals its own lines before the new one is certified
+    assert types[4:] == ["key_rotate", "head", "audit_key", "head", "audit_key_retired", "head", "comparison"]
     assert report.unsigned_tail == 1  # no audit key after the retirement
+    assert [p.kind for p in verify_log(home).problems] == ["unsigned_tail"]
 
 
 def test_details_must_encode_the_same_everywhere(tmp_path: Path) -> None:
@@ -441,3 +449,170 @@ def test_bundle_export_and_a_rejected_bundle_are_logged(labs: dict[str, LabHome]
     ]
     assert [r["lab"] for r in exported["recipients"]] == ["FR-IRCGN"] and len(exported["bundle_id"]) == 32
     assert (rejected["path"], rejected["error"], rejected["exit_code"]) == (str(bundle), "NotARecipientError", 4)
+
+
+# --- editing the log without the audit key (item 2) ----------------------------------------------
+
+
+def _two_sessions(home: Path) -> Path:
+    """small_log, then a second command: lines 5 (comparison) and 6 (its head)."""
+    path = small_log(home)
+    with audit_session(home) as log:
+        log.append("comparison", {"decision": "identification", "cmc": 22}, now=T0)
+    return path
+
+
+def test_an_edited_event_with_the_later_heads_dropped_and_head_json_repointed_is_refused(
+    labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    path = small_log(home)
+    old_head_file = (home / "audit" / "head.json").read_bytes()  # a genuine copy, as a backup would hold
+    with audit_session(home) as log:
+        log.append("comparison", {"decision": "identification", "cmc": 22}, now=T0)
+    lines = lines_of(path)
+    edited = lines[4].replace(b"identification", b"elimination")
+    path.write_bytes(b"\n".join([*lines[:4], edited]) + b"\n")  # line 6, the head over it, dropped
+    head = home / "audit" / "head.json"
+    head.write_text(json.dumps({"seq": 4, "sha256": hashlib.sha256(lines[3]).hexdigest()}))  # repointed, unsigned
+    report = verify_log(home)
+    assert [(p.line, p.kind) for p in report.problems] == [(5, "unsigned_tail"), (6, "head_file")]
+    head.write_bytes(old_head_file)  # even a genuine signed head file of the earlier state
+    assert [(p.line, p.kind) for p in verify_log(home).problems] == [(5, "unsigned_tail")]
+    signed = json.loads(old_head_file)
+    head.write_text(json.dumps({**signed, "seq": 2, "sha256": hashlib.sha256(lines[1]).hexdigest()}))
+    assert any(p.kind == "head_file" and "altered" in p.message for p in verify_log(home).problems)
+    head.write_bytes(old_head_file)
+    assert cli.main(["--home", str(home), "audit", "verify"]) == 4
+    assert "line 5: unsigned_tail" in capsys.readouterr().err
+
+
+def test_a_forged_event_appended_after_the_last_head_is_refused_and_never_sealed(labs: dict[str, LabHome], tmp_path: Path) -> None:
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    path = small_log(home)
+    last = lines_of(path)[-1]
+    forged = {
+        "v": 1,
+        "seq": 5,
+        "time": "2026-01-15T09:40:00Z",
+        "type": "bundle_import",
+        "actor": {"lab": "UK-FSL", "user": "mallory", "host": "h", "examiner": None},
+        "details": {"bundle_id": "00" * 16},
+        "prev": hashlib.sha256(last).hexdigest(),
+    }
+    with path.open("ab") as handle:
+        handle.write(canonical_json(forged) + b"\n")
+    assert [(p.line, p.kind) for p in verify_log(home).problems] == [(5, "unsigned_tail")]
+    # the lab's next command does not sign a head over it
+    with pytest.raises(AuditTamperedError, match=r"lines 5\.\.5\) were not written by this lab's commands"), audit_session(home) as log:
+        log.append("comparison", {"cmc": 3}, now=T0)
+    assert [e.type for e in AuditLog(home).entries()][-2:] == ["bundle_import", "comparison"]
+    assert verify_log(home).first_break.kind == "unsigned_tail"
+    # a forged MAC is no better
+    with path.open("ab") as handle:
+        record = {**forged, "seq": 7, "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest(), "mac": "ab" * 32}
+        handle.write(canonical_json(record) + b"\n")
+    with pytest.raises(AuditTamperedError, match=r"lines 5\.\.7\)"):
+        AuditLog(home).sign_head()
+
+
+def test_an_unsigned_tail_is_accepted_only_explicitly_and_on_record(
+    labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    path = small_log(home)
+    forged = canonical_json(
+        {
+            "v": 1,
+            "seq": 5,
+            "time": "2026-01-15T09:40:00Z",
+            "type": "comparison",
+            "actor": {"lab": "UK-FSL", "user": "u", "host": "h", "examiner": None},
+            "details": {"cmc": 9},
+            "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest(),
+        }
+    )
+    with path.open("ab") as handle:
+        handle.write(forged + b"\n")
+    assert cli.main(["--home", str(home), "audit", "verify", "--json", "--accept-unsigned-tail"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "intact" and doc["unsigned_tail"] == 1 and doc["tail_accepted_at_line"] == 6
+    accepted = AuditLog(home).entries()[5]
+    assert accepted.type == "tail_accepted" and accepted.record["details"] == {
+        "from_line": 5,
+        "to_line": 5,
+        "last_sha256": hashlib.sha256(forged).hexdigest(),
+    }
+    with audit_session(home) as log:  # commands sign again
+        log.append("comparison", {"cmc": 4}, now=T0)
+    report = verify_log(home)
+    assert report.intact and report.unsigned_tail == 0 and report.signed_through == 9
+
+
+def test_lines_of_a_command_that_did_not_finish_are_sealed_by_the_next(labs: dict[str, LabHome], tmp_path: Path) -> None:
+    """A killed command leaves MAC'd lines without a head: not a forgery, so the next command signs over them."""
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    small_log(home)
+    AuditLog(home).append("comparison", {"cmc": 5}, now=T0)  # no head: the command was killed here
+    assert verify_log(home).first_break.kind == "unsigned_tail"
+    with audit_session(home) as log:
+        log.append("comparison", {"cmc": 6}, now=T0)
+    assert verify_log(home).intact
+
+
+# --- audit keys must chain to the lab's identity (item 3) ------------------------------------------
+
+
+def _forged_home(labs: dict[str, LabHome], tmp_path: Path) -> tuple[Path, LabHome]:
+    """A look-alike UK-FSL identity with its own audit log, made by someone with file access only."""
+    impostor = make_lab(tmp_path / "impostor", "UK-FSL")
+    AuditLog(impostor.home).certify_key(impostor.identity, now=T0)
+    small_log(impostor.home)
+    return impostor.home, impostor
+
+
+def test_a_card_planted_in_retired_does_not_certify_a_rewritten_log(
+    labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    small_log(home)
+    forged, impostor = _forged_home(labs, tmp_path)
+    planted = home / "keys" / "retired" / f"{impostor.identity.card.key_id}.json"
+    planted.parent.mkdir(mode=0o700)
+    shutil.copy2(forged / "keys" / "identity.json", planted)
+    shutil.rmtree(home / "audit")
+    shutil.copytree(forged / "audit", home / "audit")
+    report = verify_log(home)
+    assert report.first_break.line == 1 and report.first_break.kind == "unknown_signer"
+    assert report.identity_chain == (labs["UK-FSL"].identity.card.key_id,) and report.proven_by is None
+    assert cli.main(["--home", str(home), "audit", "verify"]) == 4
+    assert "unknown_signer" in capsys.readouterr().err
+
+
+def test_expect_fingerprint_pins_the_identity_an_auditor_was_given(
+    labs: dict[str, LabHome], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = labs["UK-FSL"].identity.card
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    small_log(home)
+    rotate_identity(home, PASSPHRASE, now=T0, parameters=FAST)  # the expected key is an ancestor now
+    with audit_session(home) as log:
+        log.certify_key(load_identity(home, PASSPHRASE), now=T0)
+    verify = ["--home", str(home), "audit", "verify", "--expect-fingerprint"]
+    assert cli.main([*verify, real.key_id]) == 0
+    capsys.readouterr()
+    forged, _ = _forged_home(labs, tmp_path)
+    shutil.rmtree(home)
+    shutil.copytree(forged, home)  # the whole home replaced: identity, keys and log, all self-consistent
+    assert verify_log(home).intact
+    assert cli.main([*verify, real.key_id, "--json"]) == 4
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["first_break"]["kind"] == "unexpected_identity" and doc["first_break"]["line"] == 0
+
+
+def test_a_log_not_continued_after_a_rotation_is_stale(labs: dict[str, LabHome], tmp_path: Path) -> None:
+    """A log whose newest audit key is certified by a superseded identity (rewritten with a stolen old key)."""
+    home = copy_lab(labs["UK-FSL"], tmp_path / "uk")
+    small_log(home)
+    rotate_identity(home, PASSPHRASE, now=T0, parameters=FAST)
+    assert [(p.line, p.kind) for p in verify_log(home).problems] == [(1, "stale_identity")]

@@ -16,7 +16,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import x25519
-from exchange_support import PASSPHRASE, T0, LabHome, introduce, make_lab
+from exchange_support import FAST, PASSPHRASE, T0, LabHome, file_entry, introduce, make_lab, signed_bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyhpke import AEADId, CipherSuite, KDFId, KEMId, KEMKey
@@ -669,3 +669,67 @@ def test_export_refuses_a_name_with_control_characters(world: World, tmp_path: P
     with pytest.raises(UnsafeMemberNameError, match="control or invisible"):
         export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "o.bfx", recipients=["FR-IRCGN"], scans=[sneaky], now=T0)
     assert not (tmp_path / "o.bfx").exists()
+
+
+def test_bundle_lifetimes_are_bounded_when_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lifetime-days 0, negative, above 90 days or absurdly large: a usage error, nothing written."""
+    from exchange.bundle import ExportOptions
+
+    for days in (0, -1, 91):
+        with pytest.raises(UsageError, match="at most 90 days"):
+            ExportOptions(lifetime=timedelta(days=days))
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", "unused passphrase")
+    out = tmp_path / "out.bfx"
+    for days in ("0", "-3", "91", str(10**15)):
+        args = ["--home", str(tmp_path / "h"), "bundle", "export", "--to", "FR", "--scan", "x.x3p", "-o", str(out)]
+        assert cli.main([*args, "--lifetime-days", days]) == 2
+    assert not out.exists()
+
+
+# --- keys judged at the time of import, not only at the sender's claimed time (item 5) ----------
+
+
+def test_a_backdated_bundle_signed_with_a_superseded_key_imports_only_within_the_grace(tmp_path: Path) -> None:
+    """A copy of UK's old key signs a bundle dated before the rotation: accepted for 14 days after FR learnt of it, then refused."""
+    uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
+    introduce(uk, fr)
+    stolen = uk.identity
+    successor = rotate_identity(uk.home, PASSPHRASE, now=T0, parameters=FAST)
+    fr.trust.trust(successor.card, None, where="uk2.card", now=T0)  # FR learns of the rotation at T0
+    world = World(tmp_path, uk, fr, fr, write_record(a_record(), tmp_path / "r.json"), tmp_path / "none")
+    backdated = tmp_path / "backdated.bfx"
+    export_bundle(uk.home, stolen, uk.trust, backdated, recipients=["FR-IRCGN"], records=[world.record], now=T0 - timedelta(days=1))
+    assert verify(world, backdated, now=T0 + timedelta(days=13)).sender.key_id == stolen.card.key_id  # in flight: accepted
+    with pytest.raises(KeyValidityError, match=r"superseded by .* its bundles import for 14 days"):
+        verify(world, backdated, now=T0 + timedelta(days=15))
+
+
+def test_a_backdated_bundle_signed_with_an_expired_key_imports_only_within_the_grace(tmp_path: Path) -> None:
+    from exchange.keys import IdentityParameters, init_identity
+
+    short = IdentityParameters(validity=timedelta(days=2), protection=FAST.protection)
+    uk = LabHome(tmp_path / "UK-FSL", init_identity(tmp_path / "UK-FSL", Lab("UK-FSL", "UK", "GB"), PASSPHRASE, now=T0, parameters=short))
+    fr = make_lab(tmp_path, "FR-IRCGN", "FR")
+    introduce(uk, fr)
+    world = World(tmp_path, uk, fr, fr, write_record(a_record(), tmp_path / "r.json"), tmp_path / "none")
+    bundle = export(world, tmp_path / "b.bfx", scans=False, now=T0 + timedelta(days=1))  # while the key is valid
+    expiry = uk.identity.card.not_after
+    assert verify(world, bundle, now=expiry + timedelta(days=13)).sender.key_id == uk.identity.card.key_id
+    with pytest.raises(KeyValidityError, match=r"expired at .* its bundles import for 14 days"):
+        verify(world, bundle, now=expiry + timedelta(days=15))
+
+
+def test_a_bundle_claiming_a_lifetime_above_90_days_is_refused(world: World, tmp_path: Path) -> None:
+    files = [file_entry("records/CASE-42.json", "record", world.record.read_bytes())]
+
+    def lifetime(days: int):
+        def edit(doc: dict) -> None:
+            doc["expires"] = (T0 + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        return edit
+
+    at_most = signed_bundle(tmp_path / "90.bfx", world.uk, [world.fr], files, edit=lifetime(90))
+    assert verify(world, at_most, now=T0 + timedelta(days=1)).manifest.expires == T0 + timedelta(days=90)
+    too_long = signed_bundle(tmp_path / "91.bfx", world.uk, [world.fr], files, edit=lifetime(91))
+    with pytest.raises(ExpiredBundleError, match="lifetime above 90 days"):
+        verify(world, too_long, now=T0 + timedelta(days=1))

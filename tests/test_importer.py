@@ -66,9 +66,14 @@ def scan(name: str) -> Path:
 
 
 def copy_lab(lab: LabHome, target: Path) -> LabHome:
-    """A private copy of a session lab's home (keys, trust, sequence), so each test starts clean."""
+    """A private copy of a session lab's home (keys, trust, sequence, sent bundles), so each test starts clean.
+
+    The identity is loaded from the copy, so that it finds the copy's records (what it sent).
+    """
     shutil.copytree(lab.home, target)
-    return LabHome(target, lab.identity)
+    copied = LabHome(target, lab.identity)
+    copied.reload()
+    return copied
 
 
 def a_record(lab: LabHome, reference: Path | None, questioned: Path | None, case: str = "UK-2026-0117") -> dict:

@@ -145,3 +145,100 @@ def test_revocation_is_signed_by_the_key_and_blocks_its_use(tmp_path: Path) -> N
     parsed.body["reason"] = "nothing happened"
     with pytest.raises(BadSignatureError):
         parsed.verify(lab.identity.card, where="rev")
+
+
+def _reprotect(path: Path, n: int, r: int, p: int) -> None:
+    """Re-encrypt an identity file's seeds under other scrypt parameters, as a foreign tool could."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    from exchange.canonical import b64decode, b64encode
+    from exchange.keys import PRIVATE_AAD_PREFIX
+
+    doc = json.loads(path.read_bytes())
+    kdf, aad = doc["kdf"], PRIVATE_AAD_PREFIX + KeyCard.from_dict(doc["card"], where="t").fingerprint
+    key = Scrypt(salt=b64decode(kdf["salt"], where="t"), length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(PASSPHRASE)
+    seeds = AESGCM(key).decrypt(b64decode(doc["nonce"], where="t"), b64decode(doc["ciphertext"], where="t"), aad)
+    try:  # what the file would hold if written under these parameters (a dummy key where scrypt refuses them)
+        weak = Scrypt(salt=b"s" * 16, length=32, n=n, r=r, p=p).derive(PASSPHRASE) if n * r * p <= 2**20 else bytes(32)
+    except ValueError:
+        weak = bytes(32)
+    doc["kdf"] = {"name": "scrypt", "n": n, "r": r, "p": p, "salt": b64encode(b"s" * 16)}
+    doc["ciphertext"] = b64encode(AESGCM(weak).encrypt(b64decode(doc["nonce"], where="t"), seeds, aad))
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("n", "r", "p", "words"),
+    [
+        (2, 8, 1, "below the floor"),
+        (2**10, 8, 1, "below the floor"),
+        (2**14, 1, 1, "below the floor"),
+        (3, 8, 1, "not a power of two"),
+        (2**20, 2**20, 1, "above the ceiling"),
+        (2**14, 8, 10**6, "p 1..16"),
+    ],
+)
+def test_weak_or_ruinous_scrypt_parameters_in_a_key_file_are_refused(tmp_path: Path, n: int, r: int, p: int, words: str) -> None:
+    lab = make_lab(tmp_path, "UK-FSL")
+    _reprotect(lab.home / "keys" / "identity.json", n, r, p)
+    with pytest.raises(MalformedCardError, match=words):
+        load_identity(lab.home, PASSPHRASE)
+
+
+def test_key_protection_and_card_lifetimes_are_validated_when_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from exchange.keys import IdentityParameters, KeyProtection
+
+    with pytest.raises(UsageError, match="below the floor"):
+        KeyProtection(n=2**10)
+    for days in (0, -1, 1827):
+        with pytest.raises(UsageError, match="1 to 1826 days"):
+            IdentityParameters(validity=timedelta(days=days), protection=FAST.protection)
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    base = ["--home", str(tmp_path / "h"), "keys", "init", "--lab", "UK-FSL", "--name", "UK", "--country", "GB"]
+    for days in ("0", "-5", "1827", str(10**12)):
+        assert cli.main([*base, "--validity-days", days]) == 2
+    assert not (tmp_path / "h" / "keys" / "identity.json").exists()
+
+
+def test_a_partner_card_claiming_a_decade_of_validity_is_refused(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    lab = make_lab(tmp_path, "UK-FSL")
+    body = dict(lab.identity.card.body, not_after="2036-01-14T09:30:00Z")
+    card = KeyCard(body, lab.identity.signing.sign(b"ballistics key card v1", canonical_json(body)), None)
+    with pytest.raises(MalformedCardError, match="longer than 1826 days"):
+        KeyCard.from_dict(card.to_dict(), where="card")
+    assert lab.identity.card.not_after - lab.identity.card.not_before == timedelta(days=730)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_private_key_files_readable_by_others_are_refused_as_ssh_does(tmp_path: Path, mode: int) -> None:
+    from exchange.audit import AuditLog
+    from exchange.audit_key import audit_key_path, load_audit_key
+    from exchange.errors import InsecureKeyFileError
+
+    lab = make_lab(tmp_path, "UK-FSL")
+    AuditLog(lab.home).certify_key(lab.identity, now=T0)
+    rotate_identity(lab.home, PASSPHRASE, now=T0, parameters=FAST)
+    retired = next((lab.home / "keys" / "retired").iterdir())
+    for path in (lab.home / "keys" / "identity.json", retired, audit_key_path(lab.home)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        path.chmod(mode)
+        with pytest.raises(InsecureKeyFileError, match=f"permissions {mode:04o} are too open.*chmod 600"):
+            load_audit_key(lab.home) if path.parent.name == "audit" else load_identity(lab.home, PASSPHRASE)
+        path.chmod(0o600)
+    assert load_identity(lab.home, PASSPHRASE).card.predecessor == lab.identity.card.key_id
+    assert load_audit_key(lab.home) is not None
+
+
+def test_an_insecure_key_file_stops_the_command_with_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    lab = make_lab(tmp_path, "UK-FSL")
+    (lab.home / "keys" / "identity.json").chmod(0o644)
+    assert cli.main(["--home", str(lab.home), "keys", "rotate"]) == 4
+    assert "too open" in capsys.readouterr().err

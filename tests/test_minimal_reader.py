@@ -35,7 +35,17 @@ def _private(lab: str):
 def _reader(vector: dict[str, Any]) -> Reader:
     cards = {lab: load_card(_json(INDEX["keys"][lab]["card"])) for lab in {*vector["trust"], *vector["revoked"]}}
     revoked = {revoked_key_id(_json(INDEX["keys"][lab]["revocation"]), cards[lab]) for lab in vector["revoked"]}
-    return Reader([_private(vector["reader"])], {card.key_id: card for card in cards.values()}, revoked)
+    return Reader([_private(vector["reader"])], {card.key_id: card for card in cards.values()}, revoked, _sent(vector))
+
+
+def _sent(vector: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What the reader sent (``sent``): each bundle's manifest, as its recipient reads it."""
+    manifests: list[dict[str, Any]] = []
+    for name in vector.get("sent", []):
+        sent = next(v for v in INDEX["vectors"] if v["file"] == name and v["expect"] == "accept")
+        now = datetime.strptime(sent["now"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        read_bundle((VECTORS / name).read_bytes(), _reader(sent), now, manifests)
+    return {m["bundle_id"]: m for m in manifests}
 
 
 @pytest.mark.parametrize("vector", INDEX["vectors"], ids=[v["name"] for v in INDEX["vectors"]])

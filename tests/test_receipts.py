@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,13 +14,16 @@ from exchange_support import T0, LabHome, introduce, make_lab
 from test_records import a_record
 
 from ballistics.labs import LabKey
-from ballistics.ledger import DeliveryReceipt
+from ballistics.ledger import DeliveryReceipt, ReceiptFile
 from ballistics.records import write_record
+from ballistics.store import Store
 from exchange.bundle import export_bundle
 from exchange.canonical import canonical_json
-from exchange.errors import MalformedBundleError, NotARecipientError
+from exchange.errors import MalformedBundleError, NotARecipientError, ReceiptMismatchError
+from exchange.importer import import_bundles
 from exchange.reader import open_bundle
 from exchange.receipts import encode_receipt, parse_receipt, receipt_for, send_receipt
+from exchange.sent import sent_dir
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +107,73 @@ def test_oversized_and_non_json_receipts_are_refused() -> None:
         parse_receipt(b" " * (64 * 1024 + 1), "r")
     with pytest.raises(MalformedBundleError, match="not ASCII JSON"):
         parse_receipt('{"type": "é"}'.encode(), "r")
+
+
+# --- a receipt must match what this lab sent (item 11) ---------------------------------------------
+
+
+def _receipt_bundle(home: LabHome, to: LabHome, receipt: DeliveryReceipt, out: Path) -> Path:
+    """A receipt bundle ``home`` signs and sends to ``to``, saying whatever ``receipt`` says."""
+    source = out.parent / f"receipt-{receipt.bundle_id}.json"
+    source.write_bytes(encode_receipt(receipt))
+    export_bundle(home.home, home.identity, home.trust, out, recipients=[to.identity.card.lab.id], receipts=[source], now=T0)
+    return out
+
+
+def test_receipts_are_matched_against_what_this_lab_sent(labs: tuple[LabHome, LabHome, Path], tmp_path: Path) -> None:
+    uk, fr, bundle = labs
+    de = make_lab(tmp_path, "DE-BKA", "DE")
+    introduce(uk, de)
+    verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
+    genuine = receipt_for(verified, fr.identity, ["r1"], T0)
+    ok = open_bundle(_receipt_bundle(fr, uk, genuine, tmp_path / "ok.bfx"), uk.identity, uk.trust, now=T0)
+    assert ok.receipt == genuine  # the one that matches is confirmed
+    [sent_file] = genuine.files
+    attacks = {
+        "never sent": (fr, replace(genuine, bundle_id="5e" * 16), "which this lab never sent"),
+        "not a recipient": (de, replace(genuine, recipient=LabKey("DE-BKA", de.identity.card.key_id)), "lab DE-BKA was not a recipient"),
+        "header hash": (fr, replace(genuine, header_hash="00" * 32), "header hash 0000000000000000 is not the one sent"),
+        "file hash": (
+            fr,
+            replace(genuine, files=(ReceiptFile(sent_file.name, "11" * 32, sent_file.size),)),
+            f"{sent_file.name} is confirmed with SHA-256 1111111111111111",
+        ),
+        "extra file": (
+            fr,
+            replace(genuine, files=(*genuine.files, ReceiptFile("scans/never.x3p", "22" * 32, 9))),
+            "scans/never.x3p was never sent",
+        ),
+        "sequence": (fr, replace(genuine, sequence=genuine.sequence + 7), "is not the one sent"),
+    }
+    for name, (signer, receipt, words) in attacks.items():
+        path = _receipt_bundle(signer, uk, receipt, tmp_path / f"{name.replace(' ', '-')}.bfx")
+        with pytest.raises(ReceiptMismatchError, match=re.escape(words)):
+            open_bundle(path, uk.identity, uk.trust, now=T0)
+
+
+def test_a_mismatched_receipt_is_rejected_by_the_import_and_a_forged_record_of_sending_is_refused(
+    labs: tuple[LabHome, LabHome, Path], tmp_path: Path
+) -> None:
+    uk, fr, bundle = labs
+    verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
+    wrong = replace(receipt_for(verified, fr.identity, ["r1"], T0), header_hash="00" * 32)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _receipt_bundle(fr, uk, wrong, inbox / "wrong.bfx")
+    store = Store.open(uk.home)
+    report = import_bundles(uk.home, store, uk.identity, uk.trust, [inbox], now=T0)
+    store.close()
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.error, outcome.exit_code) == ("rejected", "ReceiptMismatchError", 4)
+    assert "does not match what this lab sent: header hash" in outcome.reason
+    # someone with file access rewrites the record of what was sent to agree with the receipt
+    record = sent_dir(uk.home) / f"{verified.manifest.bundle_id}.json"
+    saved = record.read_bytes()
+    doc = json.loads(saved)
+    doc["manifest"] = base64.b64encode(
+        base64.b64decode(doc["manifest"]).replace(verified.manifest.header_hash.encode(), b"0" * 64)
+    ).decode()
+    record.write_text(json.dumps(doc))
+    with pytest.raises(ReceiptMismatchError, match="was altered"):
+        open_bundle(_receipt_bundle(fr, uk, wrong, tmp_path / "again.bfx"), uk.identity, uk.trust, now=T0)
+    record.write_bytes(saved)

@@ -309,3 +309,23 @@ def test_reattribute_refuses_partner_labs_and_exhibit_clashes(tmp_path: Path) ->
     with pytest.raises(StoreError, match="exhibit K1 of case C1 exists for both local and UK-FSL"):
         store.reattribute(DEFAULT_LAB, LAB)
     assert [e.case for e in store.exhibits(lab=DEFAULT_LAB)] == ["C1"] and store.record(record["record_id"]) == record  # nothing moved
+
+
+def test_the_home_and_everything_it_stores_are_owner_only_under_a_permissive_umask(tmp_path: Path) -> None:
+    """Under umask 022 the home is created 0700 and the database, scans and caches 0600 (docs/security.md, item 14)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        home = tmp_path / "lab" / "home"
+        store = Store.open(home)
+        store.add_exhibit_scan(SAMPLE_DATA / "F01-01.x3p", case_id="C1", exhibit_id="K1", lab=LAB)
+        store.close()
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
+    assert modes[Path("lab")] == modes[Path("lab/home")] == 0o700
+    files = {p: m for p, m in modes.items() if (tmp_path / p).is_file()}
+    assert {p.name.rsplit(".", 1)[-1] for p in files} >= {"db", "x3p", "npz"}
+    assert set(files.values()) == {0o600}, files

@@ -23,7 +23,9 @@ from exchange.canonical import parse_time
 from exchange.card import KeyCard, Revocation
 from exchange.errors import MalformedBundleError
 from exchange.keys import Identity, load_identity
+from exchange.manifest import DOMAIN_MANIFEST
 from exchange.reader import open_bundle
+from exchange.sent import record_sent
 from exchange.trust import TrustStore
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -39,6 +41,7 @@ def _identity(lab: str, root: Path) -> Identity:
     home = root / f"home-{lab}"
     (home / "keys").mkdir(parents=True)
     shutil.copyfile(VECTORS / INDEX["keys"][lab]["identity"], home / "keys" / "identity.json")
+    (home / "keys" / "identity.json").chmod(0o600)  # a private-key file others may read is refused
     return load_identity(home, INDEX["keys"][lab]["passphrase"].encode("utf-8"))
 
 
@@ -53,6 +56,21 @@ def _trust(vector: dict[str, Any], home: Path) -> TrustStore:
     return trust
 
 
+def _record_sent(vector: dict[str, Any], identity: Identity, root: Path) -> None:
+    """What the reader sent (``sent``): each bundle's manifest, as its record of exports holds it.
+
+    The manifest is read by the bundle's first recipient; the reader, its sender, signs it as it
+    did when sending (the hybrid signature is randomised, so it is signed again, not copied).
+    """
+    for name in vector.get("sent", []):
+        sent = next(v for v in INDEX["vectors"] if v["file"] == name and v["expect"] == "accept")
+        home = root / f"trust-{sent['reader']}"
+        verified = open_bundle(
+            VECTORS / name, _identity(sent["reader"], root), _trust(sent, home), now=parse_time(sent["now"], where="index")
+        )
+        record_sent(identity.home, verified.manifest, identity.signing.sign(DOMAIN_MANIFEST, verified.manifest.encoded))
+
+
 @pytest.fixture(scope="module")
 def key_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("vector-keys")
@@ -63,6 +81,7 @@ def test_the_project_reader_agrees_with_the_index(vector: dict[str, Any], key_ro
     path = VECTORS / vector["file"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == vector["sha256"]
     identity = _identity(vector["reader"], key_root)
+    _record_sent(vector, identity, key_root)
     trust = _trust(vector, tmp_path / "home")
     now = parse_time(vector["now"], where="index")
     if vector["expect"] == "accept":

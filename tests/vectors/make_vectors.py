@@ -55,8 +55,8 @@ PASSPHRASES = {
     "DE-VECTOR": "vector passphrase DE-VECTOR",
     "NL-VECTOR": "vector passphrase NL-VECTOR",
 }
-#: scrypt cost of the vector key files: low, so that a test opens them quickly (the format allows n >= 2).
-SCRYPT = {"n": 2**10, "r": 8, "p": 1}
+#: scrypt cost of the vector key files: low, so that a test opens them quickly (the floor the format allows).
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 CHUNK = 64 * 1024
 #: The size caps of section 3.5: a record's (4 MiB) and a receipt's (64 KiB) content.
 MAX_RECORD, MAX_RECEIPT = 4 * 2**20, 64 * 2**10
@@ -491,6 +491,9 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     def from_fr(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
         return built(name, Spec(files, sender="recipient", recipients=("sender",)))
 
+    def from_de(name: str, files: list[tuple[dict[str, Any], bytes]]) -> bytes:
+        return built(name, Spec(files, sender="third", recipients=("sender",)))
+
     def sized_receipt(size: int) -> bytes:
         """A well-formed receipt of exactly ``size`` bytes: its records list padded with record ids (39 bytes each)."""
         ids = [f"00000000-0000-4000-8000-{i:012x}" for i in range(1, (size - len(receipt(records=[]))) // 39 + 1)]
@@ -646,7 +649,7 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
     # -- receipts (read by UK-VECTOR, which sent bundle-v1 to FR-VECTOR) ---------------------------
     ok = [receipt_entry(receipt())]
     fr_record = entry("records/FR-1.json", "record", record_bytes(record_document(lab_id="FR-VECTOR")))
-    at_uk = {"reader": uk_id, "trust": (fr,)}
+    at_uk = {"reader": uk_id, "trust": (fr,), "sent": ["bundle-v1.bfx"]}
     add("receipt-valid", from_fr("receipt-valid", ok), description="FR-VECTOR's receipt for bundle-v1, read by its sender UK-VECTOR",
         **at_uk, **accept(ok))
     at_limit = [receipt_entry(sized_receipt(MAX_RECEIPT))]
@@ -666,6 +669,18 @@ def main(out: Path = HERE) -> None:  # noqa: C901, PLR0915 - one flat list of ve
         description="a receipt for a bundle DE-VECTOR sent", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
     add("receipt-wrong-recipient", from_fr("receipt-wrong-recipient", [receipt_entry(receipt(recipient={"lab": de, "key_id": de_card.key_id}))]),
         description="a receipt in DE-VECTOR's name, signed by FR-VECTOR", **at_uk, **refuse(4, 13, "content", "ForeignContentError"))
+    add("receipt-never-sent", from_fr("receipt-never-sent", [receipt_entry(receipt(bundle_id="5e" * 16))]),
+        description="a receipt for a bundle id UK-VECTOR never sent", **at_uk, **refuse(4, 13, "content", "ReceiptMismatchError"))
+    add("receipt-wrong-header-hash", from_fr("receipt-wrong-header-hash", [receipt_entry(receipt(header_hash="00" * 32))]),
+        description="a receipt for bundle-v1 with another header hash", **at_uk, **refuse(4, 13, "content", "ReceiptMismatchError"))
+    wrong_file = [{**f, "sha256": "11" * 32} for f in json.loads(receipt())["files"]]
+    add("receipt-wrong-file-hash", from_fr("receipt-wrong-file-hash", [receipt_entry(receipt(files=wrong_file))]),
+        description="a receipt for bundle-v1 confirming a file with another SHA-256", **at_uk,
+        **refuse(4, 13, "content", "ReceiptMismatchError"))
+    add("receipt-from-a-lab-not-sent-to", from_de("receipt-from-a-lab-not-sent-to", [receipt_entry(
+        receipt(recipient={"lab": de, "key_id": de_card.key_id}))]),
+        description="DE-VECTOR's receipt for bundle-v1, which was sent to FR-VECTOR only", reader=uk_id, trust=(fr, de),
+        sent=["bundle-v1.bfx"], **refuse(4, 13, "content", "ReceiptMismatchError"))
 
     # -- write -------------------------------------------------------------------------------------
     for stale in out.glob("*.bfx"):
