@@ -73,6 +73,20 @@ class PreprocessParams:
     #: Smallest primer radius accepted, um: a 9 mm primer's breech-face area is over 1.5 mm
     #: in radius, so a smaller circle is noise or a crater, not the primer.
     primer_min_radius_um: float = 300.0
+    #: Scans showing the case head around the primer: the primer's edge is the seam between the
+    #: primer and its pocket, judged across a window of this half-width, um (the seam of a 9 mm
+    #: case is 50-200 um wide; the rim's rounded edge must lie 3 half-widths beyond it).
+    seam_width_um: float = 100.0
+    #: A seam is a groove at least this deep below both sides, or a step at least this high, um:
+    #: breech-face marks stay within a few micrometres, primer seams are tens deep.
+    seam_depth_um: float = 10.0
+    #: A seam is found at this fraction of the angles around the primer at least (dimensionless):
+    #: on the raw Fadul scans (primer only) the firing-pin aperture's steps reach 0.55, grooves 0.06.
+    seam_coverage: float = 0.75
+    #: A seam lies at least this far from the primer's centre, um: the smallest boxer primers are
+    #: 4.45 mm across, while firing-pin craters, their unmeasured walls and the aperture's edge
+    #: stay within about 1.2 mm of the centre (a crater's unmeasured wall is a ring too).
+    seam_min_radius_um: float = 1500.0
     #: Width removed inside the primer boundary, um (cmcR: exterior offset -30 px at 3.125 um).
     exterior_offset_um: float = 93.75
     #: Margin beyond the disturbed zone around the firing pin (crater plus aperture flow-back).
@@ -86,6 +100,11 @@ class PreprocessParams:
     #: Topographies: the crater's centre lies within this fraction of the primer radius from
     #: the primer's centre (dimensionless; the inner half of the primer).
     crater_max_offset: float = 0.5
+    #: The crater's radius (of a disc of its area) is at most this fraction of the primer radius
+    #: (dimensionless; 9 mm pins leave 0.2-0.4): a larger "crater" means the circle found is not
+    #: the primer's edge (the primer sits below a case head whose rim was taken for it), and the
+    #: scan is refused rather than compared on the wrong surface.
+    crater_max_radius: float = 0.6
     #: Topographies: the zone reaches at most this many crater radii from the crater's centre,
     #: angle by angle (dimensionless): primer metal pushed into the firing-pin aperture ends at
     #: the aperture (about 1.5 crater radii on the Fadul Rugers); anything connected beyond it
@@ -143,12 +162,23 @@ class PreprocessParams:
                 self.aperture_tolerance_um,
                 self.form_grid_um,
                 self.blur_coarse_sigmas,
+                self.seam_width_um,
+                self.seam_depth_um,
+                self.seam_min_radius_um,
                 self.trend_tolerance,
                 self.trend_floor,
             )
             > 0,
             "fractions of a radius must be in (0, 1]": all(
-                0 < f <= 1 for f in (self.firing_pin_max_offset, self.crater_max_offset, self.aperture_max_radius, self.form_fraction)
+                0 < f <= 1
+                for f in (
+                    self.firing_pin_max_offset,
+                    self.crater_max_offset,
+                    self.crater_max_radius,
+                    self.aperture_max_radius,
+                    self.form_fraction,
+                    self.seam_coverage,
+                )
             ),
             "flowback_reach must be at least 1 crater radius": self.flowback_reach >= 1,
             "counts must be positive": min(self.min_valid_points, self.trend_points, self.trend_passes) > 0,

@@ -28,6 +28,7 @@ from ballistics.primer import (
     bright_face,
     disc,
     fill_holes,
+    find_seam,
     fit_circle,
     largest_component,
     locate_aperture,
@@ -183,7 +184,17 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     measured = np.isfinite(heights)
     face = bright_face(heights, px(params.face_blur_um)) if is_image else largest_component(measured)
     filled = fill_holes(face)
-    primer = fit_circle(opening(filled, 3), max(2.0, px(params.primer_tolerance_um)), enclosing=True)
+    tolerance = max(2.0, px(params.primer_tolerance_um))
+    primer = fit_circle(opening(filled, 3), tolerance, enclosing=True)
+    if primer is not None and not is_image:
+        # A scan of the whole case head: the outline is the rim, the primer is inside its seam.
+        seam = find_seam(
+            heights, primer, px(params.seam_width_um), params.seam_depth_um, params.seam_coverage, px(params.seam_min_radius_um), tolerance
+        )
+        if seam is not None:
+            primer = seam
+            face = largest_component(measured & disc(heights.shape, seam, seam.r))
+            filled = fill_holes(face)
     if primer is None or primer.r < px(params.primer_min_radius_um):
         raise PrimerNotFoundError(
             scan.source,
@@ -217,6 +228,15 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
             flowback_reach=params.flowback_reach,
         )
     if pin is not None:
+        # measured points only: an unmeasured hole (cmcR's cut-out, forced through the raw path) may be wide
+        crater_r = float(np.sqrt((pin.crater & measured).sum() / np.pi))
+        if not is_image and crater_r > params.crater_max_radius * primer.r:
+            raise PrimerNotFoundError(
+                scan.source,
+                f"no primer edge found: the circle fitted to the outline of the measured data ({primer.r * spacing * 1e3:.2f} mm radius) "
+                f"holds a measured depression of {crater_r * spacing * 1e3:.2f} mm radius, more than {params.crater_max_radius:g} of it, and no "
+                f"groove or step at least {params.seam_depth_um:g} um deep runs around a primer inside it",
+            )
         region &= ~star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
     _require_size(scan, region, params, spacing)
     levelled = heights - _robust_trend(heights, region, params.trend, params)
