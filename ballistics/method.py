@@ -81,12 +81,17 @@ class PreprocessParams:
     #: breech-face marks stay within a few micrometres, primer seams are tens deep.
     seam_depth_um: float = 10.0
     #: A seam is found at this fraction of the angles around the primer at least (dimensionless):
-    #: on the raw Fadul scans (primer only) the firing-pin aperture's steps reach 0.55, grooves 0.06.
+    #: the headstamp's letters and the breech-face marks do not run around it.
     seam_coverage: float = 0.75
     #: A seam lies at least this far from the primer's centre, um: the smallest boxer primers are
-    #: 4.45 mm across, while firing-pin craters, their unmeasured walls and the aperture's edge
-    #: stay within about 1.2 mm of the centre (a crater's unmeasured wall is a ring too).
+    #: 4.45 mm across, while a crater's unmeasured wall and the firing-pin aperture's edge are rings
+    #: too, within about 1.2 mm of the centre (on the raw Fadul scans the aperture's edge is a step
+    #: found at 0.69-0.95 of the angles, 1.06-1.19 mm out).
     seam_min_radius_um: float = 1500.0
+    #: Largest primer radius, um (topographies): boxer primers are 4.45-5.33 mm across, shotgun
+    #: primers about 6.2 mm, while a 9 mm case head is 9.96 mm; a larger circle with no seam inside
+    #: is a case head whose primer could not be found, and the scan is refused.
+    primer_max_radius_um: float = 3500.0
     #: Width removed inside the primer boundary, um (cmcR: exterior offset -30 px at 3.125 um).
     exterior_offset_um: float = 93.75
     #: Margin beyond the disturbed zone around the firing pin (crater plus aperture flow-back).
@@ -100,7 +105,7 @@ class PreprocessParams:
     #: Topographies: the crater's centre lies within this fraction of the primer radius from
     #: the primer's centre (dimensionless; the inner half of the primer).
     crater_max_offset: float = 0.5
-    #: The crater's radius (of a disc of its area) is at most this fraction of the primer radius
+    #: The crater's radius (of a disc of its measured area) is at most this fraction of the primer radius
     #: (dimensionless; 9 mm pins leave 0.2-0.4): a larger "crater" means the circle found is not
     #: the primer's edge (the primer sits below a case head whose rim was taken for it), and the
     #: scan is refused rather than compared on the wrong surface.
@@ -165,6 +170,7 @@ class PreprocessParams:
                 self.seam_width_um,
                 self.seam_depth_um,
                 self.seam_min_radius_um,
+                self.primer_max_radius_um,
                 self.trend_tolerance,
                 self.trend_floor,
             )

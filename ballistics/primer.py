@@ -159,8 +159,9 @@ def find_seam(
     fit's centre); a groove's circle then moves inward to where the primer's side of the groove
     is halfway down (the primer ends where the seam begins).
 
-    A scan of the primer alone (the raw Fadul scans) shows no such ring: the steps at the
-    firing-pin aperture's edge there cover at most 0.55 of the angles, grooves 0.06.
+    On a scan of the primer alone the rings inside it are the firing-pin crater's unmeasured wall
+    and the aperture's edge (on the raw Fadul scans a step all around, 1.06-1.19 mm out): they lie
+    within ``min_radius_px`` of the centre, or within ``3 width_px`` of the outline.
 
     Parameters
     ----------
@@ -202,6 +203,12 @@ def find_seam(
             if ring is None:
                 continue
             lo, hi = ring
+            if kind == "step":
+                # |h(r + k) - h(r - k)| is flat over 2k around a sharp step: place it where the slope is steepest
+                slope = np.full_like(profile, np.nan)
+                slope[:, 2:-2] = np.abs(profile[:, 4:] - profile[:, :-4])  # over 4 pixels: a rounded edge is no sharper
+                with np.errstate(invalid="ignore"):
+                    strength = np.where(step >= depth_um, slope * k / 4, np.nan)
             window = np.where(np.isfinite(strength[:, lo:hi]), strength[:, lo:hi], -np.inf)
             best = lo + np.argmax(window, axis=1)
             hit = window.max(axis=1) >= depth_um
@@ -232,7 +239,8 @@ def _seam_ring(strength: np.ndarray, depth_um: float, coverage: float, usable: n
     first = last
     while first > 0 and covered[first - 1]:
         first -= 1
-    peak = first + int(np.argmax(near.mean(axis=0)[first : last + 1]))
+    band = near.mean(axis=0)[first : last + 1]
+    peak = first + round(float(np.mean(np.flatnonzero(band >= band.max() - 0.02))))  # the middle of a plateau
     return max(0, peak - k), min(strength.shape[1], peak + k + 1)
 
 

@@ -227,7 +227,9 @@ def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = 
     )
 
 
-def fire_whole_head(firearm: Firearm, shot_index: int, seed: int, head: WholeHead = WHOLE_HEAD, geometry: CaseGeometry = GEOMETRY) -> SimulatedCase:
+def fire_whole_head(
+    firearm: Firearm, shot_index: int, seed: int, head: WholeHead = WHOLE_HEAD, geometry: CaseGeometry = GEOMETRY
+) -> SimulatedCase:
     """Fire one case and scan its whole head with the coarser instrument of ``head``.
 
     The breech-face marks and the firing pin are the firearm's own (as in :func:`fire`); the
@@ -540,7 +542,9 @@ def _whole_head_relief(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, p
     # the seam: from the primer's edge down to the groove's bottom and up the pocket wall to the head
     t = np.clip((r - primer_r) / np.float32(head.groove_width_um / px), 0, 1)
     bottom = min(head_level, -edge_drop) - groove_depth  # below the primer's edge and the head
-    seam = np.where(t < 0.5, -edge_drop + (bottom + edge_drop) * np.sin(np.pi * t), bottom + (head_level - bottom) * (1 - np.cos(np.pi * (t - 0.5))))
+    seam = np.where(
+        t < 0.5, -edge_drop + (bottom + edge_drop) * np.sin(np.pi * t), bottom + (head_level - bottom) * (1 - np.cos(np.pi * (t - 0.5)))
+    )
     rim_r = head.head_radius_um / px
     rim = -np.float32(60.0) * np.clip((r - (rim_r - 150 / px)) / np.float32(150 / px), 0, 1) ** 2  # the rounded rim edge
     stamp = _headstamp(r.shape[0], 0.5 * (primer_r + head.groove_width_um / px + rim_r)) * np.float32(rng.uniform(*head.headstamp_depth_um))

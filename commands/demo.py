@@ -40,7 +40,10 @@ def sample_generate(
         ),
     ] = False,
     spacing_um: Annotated[
-        float, typer.Option("--spacing-um", min=6.25, max=50.0, help="Pixel spacing of the whole-head scans, µm (not finer than the model's 6.25 µm).")
+        float,
+        typer.Option(
+            "--spacing-um", min=6.25, max=50.0, help="Pixel spacing of the whole-head scans, µm (not finer than the model's 6.25 µm)."
+        ),
     ] = 9.5,
 ) -> None:
     """Simulate firearms, fire and scan cases: x3p + PNG per case and truth.csv."""

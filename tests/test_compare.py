@@ -179,6 +179,7 @@ NON_DEFAULT_PREPROCESS = {
     "seam_depth_um": 12.0,
     "seam_coverage": 0.7,
     "seam_min_radius_um": 1400.0,
+    "primer_max_radius_um": 3400.0,
     "exterior_offset_um": 90.0,
     "firing_pin_margin_um": 140.0,
     "firing_pin_depth_um": 9.0,
