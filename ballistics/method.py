@@ -73,6 +73,25 @@ class PreprocessParams:
     #: Smallest primer radius accepted, um: a 9 mm primer's breech-face area is over 1.5 mm
     #: in radius, so a smaller circle is noise or a crater, not the primer.
     primer_min_radius_um: float = 300.0
+    #: Scans showing the case head around the primer: the primer's edge is the seam between the
+    #: primer and its pocket, judged across a window of this half-width, um (the seam of a 9 mm
+    #: case is 50-200 um wide; the rim's rounded edge must lie 3 half-widths beyond it).
+    seam_width_um: float = 100.0
+    #: A seam is a groove at least this deep below both sides, or a step at least this high, um:
+    #: breech-face marks stay within a few micrometres, primer seams are tens deep.
+    seam_depth_um: float = 10.0
+    #: A seam is found at this fraction of the angles around the primer at least (dimensionless):
+    #: the headstamp's letters and the breech-face marks do not run around it.
+    seam_coverage: float = 0.75
+    #: A seam lies at least this far from the primer's centre, um: the smallest boxer primers are
+    #: 4.45 mm across, while a crater's unmeasured wall and the firing-pin aperture's edge are rings
+    #: too, within about 1.2 mm of the centre (on the raw Fadul scans the aperture's edge is a step
+    #: found at 0.69-0.95 of the angles, 1.06-1.19 mm out).
+    seam_min_radius_um: float = 1500.0
+    #: Largest primer radius, um (topographies): boxer primers are 4.45-5.33 mm across, shotgun
+    #: primers about 6.2 mm, while a 9 mm case head is 9.96 mm; a larger circle with no seam inside
+    #: is a case head whose primer could not be found, and the scan is refused.
+    primer_max_radius_um: float = 3500.0
     #: Width removed inside the primer boundary, um (cmcR: exterior offset -30 px at 3.125 um).
     exterior_offset_um: float = 93.75
     #: Margin beyond the disturbed zone around the firing pin (crater plus aperture flow-back).
@@ -86,6 +105,11 @@ class PreprocessParams:
     #: Topographies: the crater's centre lies within this fraction of the primer radius from
     #: the primer's centre (dimensionless; the inner half of the primer).
     crater_max_offset: float = 0.5
+    #: The crater's radius (of a disc of its measured area) is at most this fraction of the primer radius
+    #: (dimensionless; 9 mm pins leave 0.2-0.4): a larger "crater" means the circle found is not
+    #: the primer's edge (the primer sits below a case head whose rim was taken for it), and the
+    #: scan is refused rather than compared on the wrong surface.
+    crater_max_radius: float = 0.6
     #: Topographies: the zone reaches at most this many crater radii from the crater's centre,
     #: angle by angle (dimensionless): primer metal pushed into the firing-pin aperture ends at
     #: the aperture (about 1.5 crater radii on the Fadul Rugers); anything connected beyond it
@@ -143,12 +167,24 @@ class PreprocessParams:
                 self.aperture_tolerance_um,
                 self.form_grid_um,
                 self.blur_coarse_sigmas,
+                self.seam_width_um,
+                self.seam_depth_um,
+                self.seam_min_radius_um,
+                self.primer_max_radius_um,
                 self.trend_tolerance,
                 self.trend_floor,
             )
             > 0,
             "fractions of a radius must be in (0, 1]": all(
-                0 < f <= 1 for f in (self.firing_pin_max_offset, self.crater_max_offset, self.aperture_max_radius, self.form_fraction)
+                0 < f <= 1
+                for f in (
+                    self.firing_pin_max_offset,
+                    self.crater_max_offset,
+                    self.crater_max_radius,
+                    self.aperture_max_radius,
+                    self.form_fraction,
+                    self.seam_coverage,
+                )
             ),
             "flowback_reach must be at least 1 crater radius": self.flowback_reach >= 1,
             "counts must be positive": min(self.min_valid_points, self.trend_points, self.trend_passes) > 0,

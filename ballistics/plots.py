@@ -3,6 +3,9 @@
 The comparison figure follows cmcR's cmcPlot: the reference with its cells, the questioned case
 aligned onto it with the same cells where they registered, congruent cells outlined in colour,
 and the per-cell registrations (dx, dy, angle) whose agreement is what makes cells congruent.
+Given the scans, it opens with what was compared: each scan as received, with the primer's edge,
+the crop and the firing-pin zone removed drawn over it (:func:`crop_panel`), so that a bad crop
+shows at a glance. Figures are written at :data:`DPI` dots per inch.
 """
 
 from __future__ import annotations
@@ -14,15 +17,26 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, Patch, Polygon, Rectangle
+from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+from scipy import ndimage as ndi
 
 from ballistics.cmc import transform
 from ballistics.compare import Comparison
 from ballistics.files import write_atomic
+from ballistics.preprocess import BreechFace
+from ballistics.scan import Scan
 from ballistics.validate import Validation
 
 CONGRUENT = "#1b9e77"
 OTHER = "#d95f02"
+PRIMER = "#e7298a"
+ZONE = "#ffb000"
+#: Resolution of every figure written, dots per inch (print quality).
+DPI = 200
+#: Scale-bar lengths tried, micrometres: the longest one under a quarter of the picture's width.
+SCALE_BARS_UM = (50, 100, 200, 500, 1000, 2000, 5000)
 
 
 def _show_surface(ax: plt.Axes, surface: np.ndarray, title: str) -> None:
@@ -37,14 +51,97 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     write_atomic(Path(path), buffer.getvalue())
     return Path(path)
 
 
-def comparison_figure(comparison: Comparison, path: Path) -> Path:
-    """Aligned surfaces with congruent cells outlined, and the per-cell registration scatter."""
+def _display_values(scan: Scan) -> tuple[np.ndarray, str]:
+    """What to show of a scan: heights less their least-squares plane (µm), or grey level (0-255)."""
+    if scan.kind == "image":
+        return scan.heights / scan.spacing_x * 255.0, "grey level (0-255)"
+    heights = scan.heights * 1e6
+    valid = np.isfinite(heights)
+    ys, xs = np.nonzero(valid)
+    step = max(1, xs.size // 50_000)
+    design = np.stack([np.ones(xs.size), xs, ys], axis=1)[::step]
+    coef = np.linalg.lstsq(design, heights[valid][::step], rcond=None)[0]
+    yy, xx = np.indices(heights.shape)
+    return heights - (coef[0] + coef[1] * xx + coef[2] * yy), "height less its plane (µm)"
+
+
+def _scale_bar(ax: plt.Axes, width_px: float, spacing_um: float) -> None:
+    fitting = [length for length in SCALE_BARS_UM if length / spacing_um <= width_px / 4]
+    length = fitting[-1] if fitting else SCALE_BARS_UM[0]
+    bar = AnchoredSizeBar(
+        ax.transData, length / spacing_um, f"{length} µm", "lower right", pad=0.3, color="black", frameon=True, size_vertical=width_px / 150
+    )
+    bar.patch.set_facecolor("white")
+    bar.patch.set_alpha(0.8)
+    bar.patch.set_edgecolor("none")
+    ax.add_artist(bar)
+
+
+def crop_panel(fig: plt.Figure, ax: plt.Axes, scan: Scan, face: BreechFace, title: str) -> None:
+    """One scan as received, with what its comparison used drawn over it.
+
+    The breech face kept (green, outlined), the primer's edge (solid) and the crop inside it
+    (dashed), and the firing-pin zone removed with its margin (hatched); a colour bar in µm, a
+    scale bar and a legend under the picture.
+    """
+    values, unit = _display_values(scan)
+    finite = values[np.isfinite(values)]
+    low, high = np.percentile(finite, (1, 99)) if finite.size else (0.0, 1.0)
+    image = ax.imshow(values, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+    colourbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    colourbar.set_label(unit, fontsize=8)
+    colourbar.ax.tick_params(labelsize=7)
+    handles: list[Patch | Line2D] = []
+    crop = face.crop
+    if crop is not None:
+        kept = np.isfinite(face.surface)
+        overlay = np.zeros((*kept.shape, 4))
+        overlay[kept] = (0.11, 0.62, 0.47, 0.35)
+        ax.imshow(overlay, extent=crop.surface_extent, interpolation="nearest")
+        outline = ndi.binary_fill_holes(kept).astype(float)  # the region's edges, not every unmeasured speck
+        ax.contour(outline, levels=[0.5], colors=CONGRUENT, linewidths=0.8, extent=crop.surface_extent, origin="upper")
+        handles.append(Patch(facecolor=CONGRUENT, alpha=0.5, edgecolor=CONGRUENT, label="breech face compared"))
+        if crop.primer is not None:
+            x, y, r = crop.primer
+            ax.add_patch(Circle((x, y), r, fill=False, edgecolor=PRIMER, linewidth=1.2))
+            name = "primer edge" if face.mode == "raw" else "circle around the processed face"
+            handles.append(Line2D([], [], color=PRIMER, linewidth=1.2, label=f"{name} (radius {r * scan.spacing_x * 1e3:.2f} mm)"))
+            if crop.kept_radius_px is not None:
+                ax.add_patch(Circle((x, y), crop.kept_radius_px, fill=False, edgecolor=PRIMER, linewidth=1.0, linestyle="--"))
+                handles.append(Line2D([], [], color=PRIMER, linewidth=1.0, linestyle="--", label="crop (exterior offset)"))
+        if crop.firing_pin_zone is not None:
+            ax.add_patch(Polygon(crop.firing_pin_zone, closed=True, fill=False, edgecolor=ZONE, hatch="////", linewidth=1.2))
+            handles.append(Patch(facecolor="none", edgecolor=ZONE, hatch="////", label="firing-pin zone removed"))
+    ax.set_xlim(-0.5, values.shape[1] - 0.5)
+    ax.set_ylim(values.shape[0] - 0.5, -0.5)
+    _scale_bar(ax, values.shape[1], scan.spacing_x * 1e6)
+    ax.set_axis_off()
+    mode = "processed, passed through" if face.mode == "preprocessed" else "raw, cropped here"
+    ax.set_title(f"{title}\n{scan.kind}, {scan.spacing_x * 1e6:.3g} µm per pixel, {mode}", fontsize=9)
+    if handles:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=7, frameon=False)
+
+
+def crop_figure(items: list[tuple[Scan, BreechFace, str]], path: Path) -> Path:
+    """One :func:`crop_panel` per (scan, prepared face, title), side by side."""
+    fig, axes = plt.subplots(1, len(items), figsize=(6.2 * len(items), 6.6), squeeze=False)
+    for ax, (scan, face, title) in zip(axes[0], items, strict=True):
+        crop_panel(fig, ax, scan, face, title)
+    return _save(fig, path)
+
+
+def comparison_figure(comparison: Comparison, path: Path, scans: tuple[tuple[Scan, str], tuple[Scan, str]] | None = None) -> Path:
+    """Aligned surfaces with congruent cells outlined, and the per-cell registration scatter.
+
+    With ``scans`` (each scan as loaded and its name for the examiner: file or CASE/EXHIBIT) the
+    figure opens with a row showing both scans with their crops (:func:`crop_panel`).
+    """
     if comparison.details is None or comparison.surfaces is None:
         raise ValueError("the comparison was made without its details; plot it where it was computed")
     result = comparison.details
@@ -60,12 +157,21 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
     cdx = forward.dx[i] - np.nanmedian(forward.dx[i][congruent]) if congruent.any() else np.zeros(len(congruent))
     cdy = forward.dy[i] - np.nanmedian(forward.dy[i][congruent]) if congruent.any() else np.zeros(len(congruent))
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
+    if scans is None:
+        fig, grid = plt.subplots(1, 3, figsize=(15, 5.2))
+        axes = list(grid)
+    else:
+        fig = plt.figure(figsize=(15, 12.4))
+        top = fig.add_gridspec(2, 2, height_ratios=(1.25, 1), hspace=0.25)
+        for k, ((scan, label), face, side) in enumerate(zip(scans, (ref, qst), ("reference", "questioned"), strict=True)):
+            crop_panel(fig, fig.add_subplot(top[0, k]), scan, face, f"{side}: {label}")
+        bottom = top[1, :].subgridspec(1, 3, wspace=0.25)
+        axes = [fig.add_subplot(bottom[0, k]) for k in range(3)]
     _show_surface(axes[0], ref.surface, f"reference\n{Path(str(comparison.reference['path'])).name}")
     _show_surface(
         axes[1],
         aligned,
-        f"questioned, aligned (rotated {comparison.rotation_deg:.1f} deg)\n{Path(str(comparison.questioned['path'])).name}",
+        f"questioned, aligned (rotated {comparison.rotation_deg:.1f}°)\n{Path(str(comparison.questioned['path'])).name}",
     )
     for k, (y0, x0, y1, x1) in enumerate(forward.cell_box):
         colour, width = (CONGRUENT, 1.6) if congruent[k] else (OTHER, 0.6)
@@ -85,11 +191,11 @@ def comparison_figure(comparison: Comparison, path: Path) -> Path:
         cmap="twilight",
         edgecolors=[CONGRUENT if c else OTHER for c in rules.original.congruent],
     )
-    fig.colorbar(points, ax=scatter, label="cell's best angle (deg)")
+    fig.colorbar(points, ax=scatter, label="cell's best angle (°)")
     threshold = result.params.translation_um
     scatter.add_patch(Rectangle((-threshold, -threshold), 2 * threshold, 2 * threshold, fill=False, linestyle="--", edgecolor="grey"))
-    scatter.set_xlabel("dx (um)")
-    scatter.set_ylabel("dy (um)")
+    scatter.set_xlabel("dx (µm)")
+    scatter.set_ylabel("dy (µm)")
     scatter.set_title(f"per-cell registration (size = correlation)\nCMC {comparison.cmc} ({comparison.decision})", fontsize=9)
     scatter.invert_yaxis()
     return _save(fig, path)

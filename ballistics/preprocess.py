@@ -25,9 +25,11 @@ from ballistics.errors import PreprocessError, PrimerNotFoundError, SurfaceTooSm
 from ballistics.firing_pin import FiringPinImpression, extract_firing_pin
 from ballistics.method import Mode, PreprocessParams
 from ballistics.primer import (
+    ZONE_ANGLES,
     bright_face,
     disc,
     fill_holes,
+    find_seam,
     fit_circle,
     largest_component,
     locate_aperture,
@@ -36,6 +38,26 @@ from ballistics.primer import (
     star_mask,
 )
 from ballistics.scan import Scan
+
+
+@dataclass(frozen=True, eq=False)
+class Crop:
+    """Where the working surface was taken from, in the pixels of the scan as loaded.
+
+    Coordinates are (x = column, y = row) of the scan's own array, pixel centres at integers, so
+    that the crop can be drawn over the scan as the examiner received it.
+    """
+
+    #: The primer's edge: centre x, y and radius (pixels along x), or None when none was fitted.
+    primer: tuple[float, float, float] | None
+    #: Radius (pixels along x) within which the breech face was kept: the primer's minus the
+    #: exterior offset (None for processed scans, which are not cropped again).
+    kept_radius_px: float | None
+    #: Outline (N x 2: x, y) of the firing-pin zone removed, margin included; None when none was.
+    firing_pin_zone: np.ndarray | None
+    #: Where the working surface's array lies on the scan: (left, right, bottom, top) edges,
+    #: as matplotlib's ``imshow(extent=...)`` takes them.
+    surface_extent: tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +77,8 @@ class BreechFace:
     params: PreprocessParams
     #: What the scan measured: heights (``topography``) or grey levels of a photograph (``image``).
     kind: Literal["topography", "image"] = "topography"
+    #: Where the surface lies on the scan it was prepared from (None when loaded from a cache).
+    crop: Crop | None = None
 
 
 def looks_preprocessed(scan: Scan, params: PreprocessParams = PreprocessParams()) -> bool:
@@ -152,9 +176,16 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
     fx, fy = (scan.spacing_x * 1e6 / params.working_spacing_um, scan.spacing_y * 1e6 / params.working_spacing_um)
     if not (np.isclose(fx, 1.0, rtol=1e-3) and np.isclose(fy, 1.0, rtol=1e-3)):
         heights, valid = _resample(heights, valid, fx, fy)
-    surface, _ = _trim(np.where(valid, heights, np.nan))
+    surface, origin = _trim(np.where(valid, heights, np.nan))
     _require_size(scan, surface, params)
     primer = fit_circle(fill_holes(np.isfinite(surface)), max(2.0, surface.shape[0] / 200), enclosing=True)
+    to_scan = _Grid(params.working_spacing_um * 1e-6, scan, origin)
+    crop = Crop(
+        primer=None if primer is None else to_scan.circle(primer.x, primer.y, primer.r),
+        kept_radius_px=None,
+        firing_pin_zone=None,
+        surface_extent=to_scan.extent(surface.shape),
+    )
     return BreechFace(
         surface=surface,
         spacing_m=params.working_spacing_um * 1e-6,
@@ -164,10 +195,40 @@ def _pass_through(scan: Scan, params: PreprocessParams) -> BreechFace:
         firing_pin=None,
         params=params,
         kind=scan.kind,
+        crop=crop,
     )
 
 
+class _Grid:
+    """Converts pixel coordinates of a grid at ``spacing_m`` (offset by ``origin`` pixels) to those of ``scan``.
+
+    Grids made by area averaging share their array's corner, so a pixel edge e of one grid is
+    the edge e * spacing / scan spacing of the other; pixel centres sit half a pixel in.
+    """
+
+    def __init__(self, spacing_m: float, scan: Scan, origin: tuple[int, int] = (0, 0)) -> None:
+        self.rx, self.ry = spacing_m / scan.spacing_x, spacing_m / scan.spacing_y
+        self.x0, self.y0 = origin
+
+    def point(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray | float, np.ndarray | float]:
+        return (x + self.x0 + 0.5) * self.rx - 0.5, (y + self.y0 + 0.5) * self.ry - 0.5
+
+    def circle(self, x: float, y: float, r: float) -> tuple[float, float, float]:
+        cx, cy = self.point(x, y)
+        return float(cx), float(cy), r * self.rx
+
+    def extent(self, shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+        rows, cols = shape
+        return (
+            self.x0 * self.rx - 0.5,
+            (self.x0 + cols) * self.rx - 0.5,
+            (self.y0 + rows) * self.ry - 0.5,
+            self.y0 * self.ry - 0.5,
+        )
+
+
 def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
+    loaded = scan
     if not np.isclose(scan.spacing_x, scan.spacing_y, rtol=1e-3):
         scan = _square_pixels(scan)
     finest = params.working_spacing_um * 1e-6 / 2
@@ -183,7 +244,24 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     measured = np.isfinite(heights)
     face = bright_face(heights, px(params.face_blur_um)) if is_image else largest_component(measured)
     filled = fill_holes(face)
-    primer = fit_circle(opening(filled, 3), max(2.0, px(params.primer_tolerance_um)), enclosing=True)
+    tolerance = max(2.0, px(params.primer_tolerance_um))
+    primer = fit_circle(opening(filled, 3), tolerance, enclosing=True)
+    if primer is not None and not is_image:
+        # A scan of the whole case head: the outline is the rim, the primer is inside its seam.
+        seam = find_seam(
+            heights, primer, px(params.seam_width_um), params.seam_depth_um, params.seam_coverage, px(params.seam_min_radius_um), tolerance
+        )
+        if seam is not None:
+            primer = seam
+            face = largest_component(measured & disc(heights.shape, seam, seam.r))
+            filled = fill_holes(face)
+        elif primer.r > px(params.primer_max_radius_um):
+            raise PrimerNotFoundError(
+                scan.source,
+                f"no primer edge found: the measured data end on a circle of {primer.r * spacing * 1e3:.2f} mm radius, larger than "
+                f"a primer ({params.primer_max_radius_um / 1000:g} mm), and no groove or step at least {params.seam_depth_um:g} um "
+                f"deep runs around a primer inside it",
+            )
     if primer is None or primer.r < px(params.primer_min_radius_um):
         raise PrimerNotFoundError(
             scan.source,
@@ -191,6 +269,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
         )
     inside = disc(heights.shape, primer, primer.r - px(params.exterior_offset_um))
     region = measured & inside & face
+    zone_outline: np.ndarray | None = None
     if is_image:
         pin = locate_aperture(
             heights,
@@ -217,7 +296,19 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
             flowback_reach=params.flowback_reach,
         )
     if pin is not None:
+        # measured points only: an unmeasured hole (cmcR's cut-out, forced through the raw path) may be wide
+        crater_r = float(np.sqrt((pin.crater & measured).sum() / np.pi))
+        if not is_image and crater_r > params.crater_max_radius * primer.r:
+            raise PrimerNotFoundError(
+                scan.source,
+                f"no primer edge found: the circle fitted to the outline of the measured data ({primer.r * spacing * 1e3:.2f} mm radius) "
+                f"holds a measured depression of {crater_r * spacing * 1e3:.2f} mm radius, more than {params.crater_max_radius:g} of it, and no "
+                f"groove or step at least {params.seam_depth_um:g} um deep runs around a primer inside it",
+            )
         region &= ~star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
+        reach = pin.extents + px(params.firing_pin_margin_um)
+        angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
+        zone_outline = np.stack([pin.centre.x + reach * np.cos(angles), pin.centre.y - reach * np.sin(angles)], axis=1)
     _require_size(scan, region, params, spacing)
     levelled = heights - _robust_trend(heights, region, params.trend, params)
     filtered = _bandpass(levelled, region, params, spacing)
@@ -229,6 +320,13 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
     work, work_valid = _resample(filtered, region, factor, factor)
     surface, (x0, y0) = _trim(np.where(work_valid, work, np.nan) * (1.0 if is_image else 1e-6))
     _require_size(scan, surface, params)
+    on_loaded = _Grid(spacing, loaded)
+    crop = Crop(
+        primer=on_loaded.circle(primer.x, primer.y, primer.r),
+        kept_radius_px=(primer.r - px(params.exterior_offset_um)) * on_loaded.rx,
+        firing_pin_zone=None if zone_outline is None else np.stack(on_loaded.point(zone_outline[:, 0], zone_outline[:, 1]), axis=1),
+        surface_extent=_Grid(params.working_spacing_um * 1e-6, loaded, (x0, y0)).extent(surface.shape),
+    )
     to_work = lambda x, y: ((x + 0.5) * factor - 0.5 - x0, (y + 0.5) * factor - 0.5 - y0)  # noqa: E731
     firing_pin = None
     if pin is not None:
@@ -246,6 +344,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
         firing_pin=firing_pin,
         params=params,
         kind=scan.kind,
+        crop=crop,
     )
 
 

@@ -1,7 +1,8 @@
 """Where the breech face is on a scan: the primer circle and the firing-pin zone inside it.
 
 Everything here is geometry in the pixels of the scan being prepared: robust (RANSAC) circles,
-the connected pieces that stand for the firing-pin crater, and the zone the firing pin disturbed
+the primer's own edge inside a scan that shows more of the case head (the seam between the
+primer and its pocket), the connected pieces that stand for the firing-pin crater, and the zone the firing pin disturbed
 (crater, primer metal pushed back into the firing-pin aperture, and on ring-light photographs
 the dark and bright aperture rings). :mod:`ballistics.preprocess` removes that zone plus a margin
 and keeps the rest of the primer disc as the breech face.
@@ -119,6 +120,146 @@ def _ransac_circle(points: np.ndarray, threshold_px: float, region: np.ndarray |
         return None
     (x, y), r = model.center, model.radius
     return Circle(float(x), float(y), float(r))
+
+
+def polar(values: np.ndarray, centre: Circle, radii: np.ndarray) -> np.ndarray:
+    """``values`` sampled (bilinear; NaN where a neighbour is NaN or outside) at :data:`ZONE_ANGLES` angles x ``radii``.
+
+    Row a is the polar angle 360 a / ZONE_ANGLES degrees, counter-clockwise as displayed (row 0
+    at the top); ``radii`` in pixels from the centre of ``centre``.
+    """
+    angles = np.arange(ZONE_ANGLES) * 2 * np.pi / ZONE_ANGLES
+    rows = centre.y - radii[None, :] * np.sin(angles[:, None])
+    cols = centre.x + radii[None, :] * np.cos(angles[:, None])
+    return ndi.map_coordinates(values, [rows, cols], order=1, mode="constant", cval=np.nan)
+
+
+def find_seam(
+    heights: np.ndarray,
+    outer: Circle,
+    width_px: float,
+    depth_um: float,
+    coverage: float,
+    min_radius_px: float,
+    tolerance_px: float,
+) -> Circle | None:
+    """The primer's own edge inside ``outer``: the seam between the primer and its pocket.
+
+    A scan of the whole case head holds the primer, a seam around it (a groove lower than both
+    sides, an unmeasured ring, or a step between primer and head), and the head surface out to
+    the rim, whose edge is the outline of the measured region. Radial profiles from the centre
+    of ``outer`` find the seam angle by angle: a *groove* point lies at least ``depth_um`` below
+    both neighbours ``width_px`` inward and outward (an unmeasured point between measured ones
+    counts too); a *step* point where the heights ``width_px`` inward and outward differ by at
+    least ``depth_um``. A ring of such points found at ``coverage`` of the angles, at least
+    ``min_radius_px`` from the centre and ``3 width_px`` inside ``outer`` (the rim's rounded
+    edge is a step too), is a seam; the outermost one is the primer's edge (the firing-pin crater
+    and the aperture lie inside it). Grooves are looked for first, steps only when no groove
+    qualifies. The seam points are fitted by RANSAC, twice (the second time around the first
+    fit's centre); a groove's circle then moves inward to where the primer's side of the groove
+    is halfway down (the primer ends where the seam begins).
+
+    On a scan of the primer alone the rings inside it are the firing-pin crater's unmeasured wall
+    and the aperture's edge (on the raw Fadul scans a step all around, 1.06-1.19 mm out): they lie
+    within ``min_radius_px`` of the centre, or within ``3 width_px`` of the outline.
+
+    Parameters
+    ----------
+    heights : numpy.ndarray
+        Heights, micrometres, NaN where not measured.
+    outer : Circle
+        The outline of the measured region (pixels).
+    width_px : float
+        Half-width of the window a seam is judged across, pixels.
+    depth_um : float
+        Least depth of a groove below both sides, or height of a step, micrometres.
+    coverage : float
+        Least fraction of the angles at which the seam is found.
+    min_radius_px : float
+        Smallest seam radius, pixels.
+    tolerance_px : float
+        RANSAC inlier tolerance, pixels.
+
+    Returns
+    -------
+    Circle or None
+        The primer's edge (pixels), or None when ``outer`` holds no seam.
+    """
+    k = max(1, round(width_px))
+    centre = outer
+    found: Circle | None = None
+    for _ in range(2):
+        radii = np.arange(0.0, centre.r + k + 1)
+        profile = polar(heights, centre, radii)
+        inner, out = np.full_like(profile, np.nan), np.full_like(profile, np.nan)
+        inner[:, k:], out[:, :-k] = profile[:, :-k], profile[:, k:]
+        sides = np.isfinite(inner) & np.isfinite(out)
+        with np.errstate(invalid="ignore"):
+            groove = np.where(np.isfinite(profile), np.minimum(inner, out) - profile, np.where(sides, np.inf, np.nan))
+            step = np.abs(out - inner)
+        usable = (radii >= min_radius_px) & (radii <= outer.r - 3 * k)
+        for kind, strength in (("groove", groove), ("step", step)):
+            ring = _seam_ring(strength, depth_um, coverage, usable, k)
+            if ring is None:
+                continue
+            lo, hi = ring
+            if kind == "step":
+                # |h(r + k) - h(r - k)| is flat over 2k around a sharp step: place it where the slope is steepest
+                slope = np.full_like(profile, np.nan)
+                slope[:, 2:-2] = np.abs(profile[:, 4:] - profile[:, :-4])  # over 4 pixels: a rounded edge is no sharper
+                with np.errstate(invalid="ignore"):
+                    strength = np.where(step >= depth_um, slope * k / 4, np.nan)
+            window = np.where(np.isfinite(strength[:, lo:hi]), strength[:, lo:hi], -np.inf)
+            best = lo + np.argmax(window, axis=1)
+            hit = window.max(axis=1) >= depth_um
+            angles = np.arange(ZONE_ANGLES)[hit] * 2 * np.pi / ZONE_ANGLES
+            points = np.stack([centre.x + best[hit] * np.cos(angles), centre.y - best[hit] * np.sin(angles)], axis=1)
+            circle = _ransac_circle(points, tolerance_px)
+            if circle is None or circle.r < min_radius_px:
+                continue
+            if kind == "groove":
+                circle = _inner_wall(heights, circle, k)
+            found, centre = circle, Circle(circle.x, circle.y, outer.r)
+            break
+        else:
+            return found
+    return found
+
+
+def _seam_ring(strength: np.ndarray, depth_um: float, coverage: float, usable: np.ndarray, k: int) -> tuple[int, int] | None:
+    """Radius window (first, past-last index) of the outermost ring found at ``coverage`` of the angles."""
+    with np.errstate(invalid="ignore"):
+        hits = strength >= depth_um
+    # a ring found within +-k/2 of a radius counts at that radius: the centre may be off a little
+    near = ndi.maximum_filter1d(hits.astype(np.uint8), size=k + 1, axis=1).astype(bool)
+    covered = usable & (near.mean(axis=0) >= coverage)
+    if not covered.any():
+        return None
+    last = int(np.flatnonzero(covered)[-1])
+    first = last
+    while first > 0 and covered[first - 1]:
+        first -= 1
+    band = near.mean(axis=0)[first : last + 1]
+    peak = first + round(float(np.mean(np.flatnonzero(band >= band.max() - 0.02))))  # the middle of a plateau
+    return max(0, peak - k), min(strength.shape[1], peak + k + 1)
+
+
+def _inner_wall(heights: np.ndarray, groove: Circle, k: int) -> Circle:
+    """The groove's circle moved inward to where its primer side is halfway down (median over angles)."""
+    radii = np.arange(max(0.0, groove.r - 2 * k), groove.r + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # radii unmeasured at every angle (a gap)
+        profile = np.nanmedian(polar(heights, groove, radii), axis=0)
+    if not np.isfinite(profile[0]):
+        return groove
+    measured = np.isfinite(profile)
+    bottom = float(np.nanmin(profile[-(k // 2 + 1) :])) if measured[-(k // 2 + 1) :].any() else None
+    if bottom is None:  # an unmeasured seam: the primer ends where the measurements do
+        edge = radii[np.flatnonzero(measured)[-1]]
+    else:
+        high = profile >= 0.5 * (profile[0] + bottom)
+        edge = radii[np.flatnonzero(high & measured)[-1]]
+    return Circle(groove.x, groove.y, float(edge))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

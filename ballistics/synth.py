@@ -18,6 +18,13 @@ The model, in the frame of the firearm (all lengths in pixels of :data:`PIXEL_M`
 - the case is then placed under the microscope at an arbitrary angle and offset, tilted, measured
   with noise, and loses points where a confocal microscope does: steep walls, specks, patches.
 
+A second instrument model (:class:`WholeHead`, :func:`fire_whole_head`) scans the whole case head
+at a coarser spacing (9.5 um), as several commercial 3D instruments export it: the primer, a
+measured groove around it (the primer pocket's seam), the head surface with a headstamp out to
+the rim, and a firing-pin crater measured down to its bottom. The breech-face marks and the
+firing pin are the firearm's own, the same as in the confocal model, so scans from the two
+instruments compare with each other.
+
 Everything is drawn from ``numpy.random.Generator`` streams keyed by (seed, firearm, shot, part),
 so the same seed gives the same cases, and byte-identical files.
 """
@@ -81,6 +88,41 @@ class CaseGeometry:
 
 
 GEOMETRY = CaseGeometry()
+
+
+@dataclass(frozen=True)
+class WholeHead:
+    """A scan of the whole case head around the primer, lengths in micrometres.
+
+    The field of view holds the primer, the seam between the primer and its pocket (a groove
+    ``groove_width_um`` wide, its bottom ``groove_depth_um`` below the lower of its two sides), the head
+    surface ``head_offset_um`` above or below the primer with lathe marks and an engraved
+    headstamp ``headstamp_depth_um`` deep, and the rounded rim edge at ``head_radius_um`` (9 mm
+    Luger: 9.96 mm rim diameter). The instrument measures walls up to ``slope_limit`` (rise over
+    run; a limit drawn per scan from ``slope_limit``) steep, so the firing-pin crater is measured
+    down to its bottom.
+    """
+
+    spacing_um: float = 9.5
+    head_radius_um: float = 4950.0
+    groove_width_um: float = 140.0
+    groove_depth_um: tuple[float, float] = (30.0, 80.0)
+    head_offset_um: tuple[float, float] = (8.0, 40.0)
+    headstamp_depth_um: tuple[float, float] = (15.0, 30.0)
+    slope_limit: tuple[float, float] = (1.2, 1.6)
+
+    def model_grid_px(self, geometry: CaseGeometry = GEOMETRY) -> int:
+        """Side of the square firearm-frame grid (pixels of :data:`PIXEL_M`) holding the head wherever the shift puts it."""
+        return 2 * math.ceil((self.head_radius_um + geometry.max_shift_um) / (PIXEL_M * 1e6) + 4)
+
+    def scan_grid_px(self, geometry: CaseGeometry = GEOMETRY) -> int:
+        """Side of the square scan, pixels of ``spacing_um``."""
+        return 2 * math.ceil((self.head_radius_um + geometry.max_shift_um) / self.spacing_um + 4)
+
+
+WHOLE_HEAD = WholeHead()
+#: Headstamp engraved on the simulated whole-head cases, one word at 12, 3, 6 and 9 o'clock.
+HEADSTAMP = ("SYN", "9mm", "LUGER", "26")
 
 
 @dataclass(frozen=True)
@@ -185,6 +227,56 @@ def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = 
     )
 
 
+def fire_whole_head(
+    firearm: Firearm, shot_index: int, seed: int, head: WholeHead = WHOLE_HEAD, geometry: CaseGeometry = GEOMETRY
+) -> SimulatedCase:
+    """Fire one case and scan its whole head with the coarser instrument of ``head``.
+
+    The breech-face marks and the firing pin are the firearm's own (as in :func:`fire`); the
+    shot's variation is drawn from its own stream, so whole-head shot k is another firing than
+    confocal shot k. The truth's pose is in the same convention, the scan's pixels being
+    ``head.spacing_um`` wide.
+    """
+    rng = _rng(seed, firearm.seed, shot_index, "whole-head shot")
+    size = geometry.grid_px()
+    primer_r = geometry.radii_px()[0]
+    x, y = _centred_grid(size)
+    marks = _transferred_marks(firearm, rng, size, primer_r, x, y, np.hypot(x, y))
+    marks += _firing_pin(firearm, size) * np.float32(rng.normal(1.0, 0.04))
+    big = head.model_grid_px(geometry)
+    case = np.zeros((big, big), np.float32)
+    start = (big - size) // 2
+    case[start : start + size, start : start + size] = marks
+    bx, by = _centred_grid(big)
+    case += _whole_head_relief(rng, bx, by, primer_r, head)
+
+    spacing = head.spacing_um * 1e-6
+    rotation_deg = round(float(rng.uniform(0.0, 360.0)), 3)
+    shift_um = (round(float(rng.uniform(-1, 1) * geometry.max_shift_um), 1), round(float(rng.uniform(-1, 1) * geometry.max_shift_um), 1))
+    out = head.scan_grid_px(geometry)
+    scan = _place(case, rotation_deg, shift_um, spacing, out)
+    sx, sy = _centred_grid(out)
+    scan += _tilt_and_noise(rng, sx, sy, spacing)
+    scan[_dropouts(rng, scan, spacing, head.slope_limit)] = np.nan
+    heights = np.rint(scan.astype(np.float64) * 1e-6 / Z_STEP_M) * Z_STEP_M
+    metadata = {
+        "date": _file_date(seed, firearm.index, shot_index).isoformat(),
+        "creator": "ballistics synth",
+        "instrument": f"ballistics synth whole head {MODEL_VERSION}",
+        "comment": (
+            f"simulated case {firearm.id} shot {shot_index} (family {firearm.family}, {firearm.firing_pin_shape} firing pin, "
+            f"{firearm.lay} breech face), whole case head at {head.spacing_um:g} um, seed {seed}"
+        ),
+    }
+    return SimulatedCase(
+        firearm=firearm,
+        shot=shot_index,
+        scan=Scan(heights=heights, spacing_x=spacing, spacing_y=spacing, metadata=metadata),
+        rotation_deg=rotation_deg,
+        shift_um=shift_um,
+    )
+
+
 def to_firearm_frame(heights: np.ndarray, rotation_deg: float, shift_um: tuple[float, float], spacing_m: float = PIXEL_M) -> np.ndarray:
     """Turn and shift a scan back into the firearm frame, undoing the pose in the truth."""
     size_y, size_x = heights.shape
@@ -220,7 +312,8 @@ def render_image(
 
 
 def write_case(case: SimulatedCase, out_dir: Path) -> Path:
-    """Write ``<stem>.x3p`` (int16 heights) and ``<stem>.png`` (:data:`IMAGE_PIXEL_M`); return the x3p path."""
+    """Write ``<stem>.x3p`` (int16 heights) and ``<stem>.png`` (half the scan's resolution: :data:`IMAGE_PIXEL_M` for
+    the confocal model); return the x3p path."""
     scan = case.scan
     date = datetime.fromisoformat(scan.metadata["date"])
     metadata = x3pio.Metadata(
@@ -231,11 +324,11 @@ def write_case(case: SimulatedCase, out_dir: Path) -> Path:
         comment=scan.metadata["comment"],
     )
     buffer = io.BytesIO()
-    x3pio.write(buffer, scan.heights, x_scale=PIXEL_M, y_scale=PIXEL_M, z_type=x3pio.DataType.INT16, z_scale=Z_STEP_M, metadata=metadata)
+    spacing = scan.spacing_x
+    x3pio.write(buffer, scan.heights, x_scale=spacing, y_scale=spacing, z_type=x3pio.DataType.INT16, z_scale=Z_STEP_M, metadata=metadata)
     target = out_dir / f"{case.stem}.x3p"
     write_atomic(target, buffer.getvalue())
-    factor = PIXEL_M / IMAGE_PIXEL_M
-    image = cv2.resize(render_image(scan.heights), None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    image = cv2.resize(render_image(scan.heights, spacing), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise RuntimeError(f"cannot encode the image of {case.stem}")
@@ -243,8 +336,19 @@ def write_case(case: SimulatedCase, out_dir: Path) -> Path:
     return target
 
 
-def write_sample_set(out_dir: str | Path, firearms: list[Firearm], shots: int, seed: int, progress: Progress | None = None) -> list[Path]:
-    """Fire ``shots`` cases (numbered from 1) from each firearm; write them and ``truth.csv``."""
+def write_sample_set(
+    out_dir: str | Path,
+    firearms: list[Firearm],
+    shots: int,
+    seed: int,
+    progress: Progress | None = None,
+    whole_head: WholeHead | None = None,
+) -> list[Path]:
+    """Fire ``shots`` cases (numbered from 1) from each firearm; write them and ``truth.csv``.
+
+    With ``whole_head`` the cases are scanned whole-head by that instrument
+    (:func:`fire_whole_head`) instead of by the confocal model (:func:`fire`).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -252,7 +356,7 @@ def write_sample_set(out_dir: str | Path, firearms: list[Firearm], shots: int, s
     total = len(firearms) * shots
     for firearm in firearms:
         for shot in range(1, shots + 1):
-            case = fire(firearm, shot, seed)
+            case = fire(firearm, shot, seed) if whole_head is None else fire_whole_head(firearm, shot, seed, whole_head)
             paths.append(write_case(case, out_dir))
             rows.append(
                 [
@@ -421,28 +525,88 @@ def _dome_and_head(rng: np.random.Generator, r: np.ndarray, primer_r: float, inn
     return np.where(r < inner_r, dome + edge, head_level + lathe).astype(np.float32)
 
 
-def _place(case: np.ndarray, rotation_deg: float, shift_um: tuple[float, float]) -> np.ndarray:
-    """Put the case under the microscope: rotate and shift the firearm frame into the scan grid."""
-    size = case.shape[0]
+def _whole_head_relief(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, primer_r: float, head: WholeHead) -> np.ndarray:
+    """Primer dome and rounded edge, the seam groove, the head surface with lathe marks and headstamp, the rim.
+
+    Micrometres on the firearm-frame grid (pixels of :data:`PIXEL_M`), NaN beyond the rim.
+    """
+    px = PIXEL_M * 1e6
+    r = np.hypot(x, y)
+    rel = r / np.float32(primer_r)
+    dome = np.float32(rng.uniform(-4, 8)) * np.clip(1 - rel**2, 0, None)
+    edge_drop = np.float32(rng.uniform(5, 12))
+    primer = dome - edge_drop * np.clip((rel - 0.95) / 0.05, 0, 1) ** 2
+    head_level = np.float32(rng.choice([-1, 1]) * rng.uniform(*head.head_offset_um))
+    groove_depth = np.float32(rng.uniform(*head.groove_depth_um))
+    lathe = _profile_along(_band_noise_1d(rng, r.shape[0], 20, 200), r) * np.float32(0.3)
+    # the seam: from the primer's edge down to the groove's bottom and up the pocket wall to the head
+    t = np.clip((r - primer_r) / np.float32(head.groove_width_um / px), 0, 1)
+    bottom = min(head_level, -edge_drop) - groove_depth  # below the primer's edge and the head
+    seam = np.where(
+        t < 0.5, -edge_drop + (bottom + edge_drop) * np.sin(np.pi * t), bottom + (head_level - bottom) * (1 - np.cos(np.pi * (t - 0.5)))
+    )
+    rim_r = head.head_radius_um / px
+    rim = -np.float32(60.0) * np.clip((r - (rim_r - 150 / px)) / np.float32(150 / px), 0, 1) ** 2  # the rounded rim edge
+    stamp = _headstamp(r.shape[0], 0.5 * (primer_r + head.groove_width_um / px + rim_r)) * np.float32(rng.uniform(*head.headstamp_depth_um))
+    surface = np.where(r <= primer_r, primer, np.where(t < 1, seam, head_level + lathe + rim - stamp)).astype(np.float32)
+    surface[r > rim_r] = np.nan
+    return surface
+
+
+@lru_cache(maxsize=4)
+def _headstamp(size: int, radius_px: float) -> np.ndarray:
+    """The engraved headstamp (0..1 depth profile): :data:`HEADSTAMP` at 12, 3, 6 and 9 o'clock, 0.6 mm letters."""
+    canvas = np.zeros((size, size), np.uint8)
     centre = (size - 1) / 2
-    shift = np.asarray(shift_um) * 1e-6 / PIXEL_M
+    height_px = 600 / (PIXEL_M * 1e6)
+    scale = height_px / 22.0  # FONT_HERSHEY_SIMPLEX capitals are about 22 units high at scale 1
+    thickness = max(1, round(70 / (PIXEL_M * 1e6)))
+    for word, (dx, dy) in zip(HEADSTAMP, ((0, -1), (1, 0), (0, 1), (-1, 0)), strict=True):
+        (width, height), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        origin = (round(centre + dx * radius_px - width / 2), round(centre + dy * radius_px + height / 2))
+        cv2.putText(canvas, word, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+    return _blur(canvas.astype(np.float32) / np.float32(255.0), 1.5)
+
+
+def _place(
+    case: np.ndarray, rotation_deg: float, shift_um: tuple[float, float], spacing_m: float = PIXEL_M, size: int | None = None
+) -> np.ndarray:
+    """Put the case under the microscope: rotate and shift the firearm frame into the scan grid.
+
+    The scan grid is ``size`` pixels square (the model's by default) at ``spacing_m``; a coarser
+    spacing samples the model's :data:`PIXEL_M` grid after an area-averaging blur.
+    """
+    model_centre = (case.shape[0] - 1) / 2
+    size = case.shape[0] if size is None else size
+    centre = (size - 1) / 2
+    scale = spacing_m / PIXEL_M
+    if scale > 1:
+        case = _blur(case, 0.5 * math.sqrt(scale * scale - 1))  # the instrument's pixels average the surface
+    shift = np.asarray(shift_um) * 1e-6 / spacing_m
     c, s = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
-    inverse = np.array([[c, s], [-s, c]])  # R(-theta): scan pixel p comes from centre + R(-theta)(p - centre - shift)
-    offset = np.array([centre, centre]) - inverse @ (np.array([centre, centre]) + shift)
+    # R(-theta): scan pixel p comes from model centre + scale R(-theta)(p - centre - shift)
+    inverse = np.array([[c, s], [-s, c]]) * scale
+    offset = np.array([model_centre, model_centre]) - inverse @ (np.array([centre, centre]) + shift)
     matrix = np.hstack([inverse, offset[:, None]])
     return cv2.warpAffine(case, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=float("nan"))
 
 
-def _tilt_and_noise(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    slope = rng.normal(0, 8e-4, 2) * PIXEL_M * 1e6  # micrometres per pixel
+def _tilt_and_noise(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, spacing_m: float = PIXEL_M) -> np.ndarray:
+    slope = rng.normal(0, 8e-4, 2) * spacing_m * 1e6  # micrometres per pixel
     noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(0.03)
     return (np.float32(slope[0]) * x + np.float32(slope[1]) * y + noise).astype(np.float32)
 
 
-def _dropouts(rng: np.random.Generator, surface: np.ndarray) -> np.ndarray:
-    """Points a confocal microscope loses: steep walls, isolated specks and a few patches."""
-    gy, gx = np.gradient(np.nan_to_num(surface), PIXEL_M * 1e6)
-    steep = np.hypot(gx, gy) > rng.uniform(0.35, 0.5)
+def _dropouts(
+    rng: np.random.Generator, surface: np.ndarray, spacing_m: float = PIXEL_M, slope_limit: tuple[float, float] = (0.35, 0.5)
+) -> np.ndarray:
+    """Points an instrument loses: steep walls, isolated specks and a few patches.
+
+    Walls steeper than a limit drawn from ``slope_limit`` (rise over run; a confocal objective's
+    0.35-0.5 by default) are lost.
+    """
+    gy, gx = np.gradient(np.nan_to_num(surface), spacing_m * 1e6)
+    steep = np.hypot(gx, gy) > rng.uniform(*slope_limit)
     specks = rng.random(surface.shape, dtype=np.float32) < rng.uniform(0.001, 0.004)
     blobs = _blur(rng.standard_normal(surface.shape, dtype=np.float32), 6.0)
     patches = blobs > np.float32(blobs.std() * rng.uniform(3.0, 3.6))

@@ -149,7 +149,13 @@ def compare(
     reference: ScanArg,
     questioned: ScanArg,
     json_out: JsonOpt = False,
-    plot: Annotated[Path | None, typer.Option(help="Write the diagnostic figure (PNG) here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the diagnostic figure (PNG) here: both scans with the primer edge, crop and firing-pin zone drawn over them, "
+            "the aligned surfaces with their congruent cells, and the per-cell registrations."
+        ),
+    ] = None,
     pixel_um: PixelOpt = None,
     preprocessed: ModeOpt = None,
     cells: CellsOpt = _CMC.cells[0],
@@ -203,7 +209,7 @@ def compare(
     if plot is not None:
         from ballistics.plots import comparison_figure
 
-        comparison_figure(result, plot)
+        comparison_figure(result, plot, scans=((ref, ref_label), (qst, qst_label)))
     if record is not None:
         from ballistics.labs import DEFAULT_LAB
         from ballistics.recording import record_comparison

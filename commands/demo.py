@@ -15,13 +15,14 @@ from commands.common import PASSPHRASE_ENV, add_row, note, out, print_table, pro
 sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)
 
 
-def write_samples(out_dir: Path, firearms: int, shots: int, seed: int) -> list[Path]:
-    """Generate a sample set with a progress bar on stderr."""
+def write_samples(out_dir: Path, firearms: int, shots: int, seed: int, whole_head_um: float | None = None) -> list[Path]:
+    """Generate a sample set with a progress bar on stderr; whole-head scans at ``whole_head_um`` when given."""
     from ballistics import synth
 
     guns = synth.generate_firearms(firearms, seed)
+    head = None if whole_head_um is None else synth.WholeHead(spacing_um=whole_head_um)
     with progress("firing and scanning", total=firearms * shots) as update:
-        return synth.write_sample_set(out_dir, guns, shots, seed, progress=update)
+        return synth.write_sample_set(out_dir, guns, shots, seed, progress=update, whole_head=head)
 
 
 @sample_app.command("generate")
@@ -30,9 +31,23 @@ def sample_generate(
     firearms: Annotated[int, typer.Option(min=1, help="Number of simulated firearms.")] = 4,
     shots: Annotated[int, typer.Option(min=1, help="Cases fired from each firearm.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed: the same seed gives byte-identical files.")] = 2026,
+    whole_head: Annotated[
+        bool,
+        typer.Option(
+            "--whole-head",
+            help="Scan the whole case head (primer, seam groove, headstamp, rim) with a measured firing-pin crater, "
+            "as several commercial instruments export it, instead of the primer alone at 6.25 µm.",
+        ),
+    ] = False,
+    spacing_um: Annotated[
+        float,
+        typer.Option(
+            "--spacing-um", min=6.25, max=50.0, help="Pixel spacing of the whole-head scans, µm (not finer than the model's 6.25 µm)."
+        ),
+    ] = 9.5,
 ) -> None:
     """Simulate firearms, fire and scan cases: x3p + PNG per case and truth.csv."""
-    paths = write_samples(out_dir, firearms, shots, seed)
+    paths = write_samples(out_dir, firearms, shots, seed, spacing_um if whole_head else None)
     note(f"wrote {len(paths)} cases and truth.csv to {out_dir}")
 
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from commands.common import JsonOpt, PixelOpt, emit_json, note, print_rows
+from commands.common import JsonOpt, PixelOpt, emit_json, note, print_rows, progress
 
 if TYPE_CHECKING:
+    from ballistics.preprocess import BreechFace
     from ballistics.scan import Scan
 
 
@@ -44,13 +45,65 @@ def scan_summary(scan: Scan) -> dict[str, Any]:
     }
 
 
+def prepared_summary(scan: Scan, face: BreechFace) -> dict[str, Any]:
+    """Where the comparison takes the breech face from: the primer's edge (scan pixels, mm) and the firing-pin zone."""
+    import numpy as np
+
+    crop = face.crop
+    primer = None
+    if crop is not None and crop.primer is not None:
+        x, y, r = crop.primer
+        primer = {"center_px": [round(x, 1), round(y, 1)], "radius_mm": round(r * scan.spacing_x * 1e3, 4)}
+    return {
+        "mode": face.mode,
+        "primer": primer,
+        "firing_pin": None if face.firing_pin is None else face.firing_pin.to_dict(),
+        "valid_points": int(np.isfinite(face.surface).sum()),
+    }
+
+
+def prepared_rows(prepared: dict[str, Any]) -> list[tuple[str, str]]:
+    primer, pin = prepared["primer"], prepared["firing_pin"]
+    return [
+        ("prepared as", str(prepared["mode"])),
+        (
+            "primer edge (scan pixels)",
+            "not found"
+            if primer is None
+            else f"centre {primer['center_px'][0]:.1f}, {primer['center_px'][1]:.1f}; radius {primer['radius_mm']:.3f} mm",
+        ),
+        (
+            "firing-pin zone",
+            "none" if pin is None else f"{pin['shape']}, crater radius {pin['radius_um']:.0f} µm, zone {pin['extent_um']:.0f} µm",
+        ),
+        ("breech-face points (working spacing)", str(prepared["valid_points"])),
+    ]
+
+
 def info(
     scans: Annotated[list[Path], typer.Argument(help="x3p files or images.")],
     json_out: JsonOpt = False,
     pixel_um: PixelOpt = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prepare the scans for comparison and write a figure (PNG) here: each scan with the primer edge, "
+            "the crop and the firing-pin zone removed drawn over it."
+        ),
+    ] = None,
 ) -> None:
     """Describe scans: format, kind, shape, spacing, valid fraction, heights, metadata, SHA-256."""
-    summaries = [scan_summary(load_file(path, pixel_um)) for path in scans]
+    loaded = [load_file(path, pixel_um) for path in scans]
+    summaries = [scan_summary(scan) for scan in loaded]
+    if plot is not None:
+        from ballistics.plots import crop_figure
+        from ballistics.preprocess import prepare
+
+        with progress("preparing for comparison", quiet=json_out):
+            faces = [prepare(scan) for scan in loaded]
+        crop_figure([(scan, face, path.name) for scan, face, path in zip(loaded, faces, scans, strict=True)], plot)
+        for summary, scan, face in zip(summaries, loaded, faces, strict=True):
+            summary["prepared"] = prepared_summary(scan, face)
     if json_out:
         emit_json({"scans": summaries})
         return
@@ -64,7 +117,11 @@ def info(
             (f"height range ({unit})", f"{s['height_range_um'][0]:.3f} .. {s['height_range_um'][1]:.3f}"),
             *((key, str(value)) for key, value in s["metadata"].items()),
         ]
+        if "prepared" in s:
+            rows.extend(prepared_rows(s["prepared"]))
         print_rows(s["path"], rows, whole=[("sha256", s["sha256"] or "")])
+    if plot is not None:
+        note(f"wrote {plot}")
 
 
 def convert(

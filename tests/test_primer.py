@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import FADUL, SAMPLE_DATA, require_real_scans
+from conftest import FADUL, RAW_FADUL, SAMPLE_DATA, require_real_scans
 from scipy import ndimage as ndi
 
 from ballistics.errors import PrimerNotFoundError
@@ -16,6 +16,7 @@ from ballistics.primer import (
     Circle,
     disc,
     fill_holes,
+    find_seam,
     fit_circle,
     largest_component,
     locate_firing_pin,
@@ -149,3 +150,52 @@ def test_primer_minimum_radius_is_a_parameter() -> None:
     """A 3 mm minimum refuses the simulated primer (2.2 mm), and the error says the limit."""
     with pytest.raises(PrimerNotFoundError, match="3 mm"):
         prepare(load_scan(SAMPLE_DATA / "F01-01.x3p"), PreprocessParams(primer_min_radius_um=3000.0), mode="raw")
+
+
+@pytest.mark.parametrize("name", ["F01-01.x3p", "F03-02.x3p"])
+def test_no_seam_inside_a_primer_scanned_alone(name: str) -> None:
+    """The confocal cases show the primer alone: its crater's unmeasured wall is a ring, but too small to be a primer's seam."""
+    heights = load_scan(SAMPLE_DATA / name).heights * 1e6
+    outline = fit_circle(opening(fill_holes(largest_component(np.isfinite(heights))), 3), 2.0, enclosing=True)
+    assert outline is not None
+    params = PreprocessParams()
+    px = 1 / 6.25
+    seam = find_seam(
+        heights, outline, params.seam_width_um * px, params.seam_depth_um, params.seam_coverage, params.seam_min_radius_um * px, 2.0
+    )
+    assert seam is None
+
+
+@pytest.mark.parametrize("name", ["fadul1.1_raw", "fadul2.1_raw"])
+def test_no_seam_inside_a_raw_fadul_primer(name: str) -> None:
+    """The raw Fadul scans show the primer alone: no seam inside it (the firing-pin aperture's edge, a step
+    1.06-1.19 mm out, lies within the seam's least radius)."""
+    require_real_scans()
+    scan = load_scan(RAW_FADUL / f"{name}.x3p")
+    heights = scan.heights * 1e6
+    outline = fit_circle(opening(fill_holes(largest_component(np.isfinite(heights))), 3), 2.0, enclosing=True)
+    assert outline is not None
+    px = 1e-6 / scan.spacing_x
+    params = PreprocessParams()
+    args = (params.seam_width_um * px, params.seam_depth_um, params.seam_coverage)
+    assert find_seam(heights, outline, *args, params.seam_min_radius_um * px, 2.0) is None
+
+
+def test_seam_of_a_generated_groove_and_of_a_generated_step() -> None:
+    """A primer 2.2 mm in radius inside a head to 4.9 mm, parted by a groove or by a step alone."""
+    spacing = 10.0
+    size = 1000
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    centre = Circle(503.0, 497.0, 0.0)
+    r = np.hypot(xx - centre.x, yy - centre.y) * spacing
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 0.5, (size, size))
+    groove = np.where(r < 2200, 0.0, np.where(r < 2340, -40.0 * np.sin(np.pi * (r - 2200) / 140), 15.0)) + base
+    step = np.where(r < 2200, 0.0, -25.0) + base
+    for heights in (groove, step):
+        heights[r > 4900] = np.nan
+        outline = fit_circle(np.isfinite(heights), 2.0, enclosing=True)
+        assert outline is not None and abs(outline.r * spacing - 4900) < 20
+        seam = find_seam(heights, outline, 10.0, 10.0, 0.75, 150.0, 2.0)
+        assert seam is not None
+        assert np.hypot(seam.x - centre.x, seam.y - centre.y) * spacing < 10 and abs(seam.r * spacing - 2200) < 30, seam
