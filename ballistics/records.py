@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ballistics.clock import format_time
 from ballistics.errors import RecordError
@@ -38,10 +39,44 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("ballistics").joinpath("schemas/match-record.schema.json").read_text("utf-8"))
 
 
+@lru_cache(maxsize=64)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema ``pattern`` compiled as ECMA-262 reads it: ``$`` is the end of the text, nothing else.
+
+    JSON Schema patterns are ECMA-262 regular expressions, in which ``$`` (without the multiline
+    flag) matches only at the very end; Python's ``$`` also matches before a final newline, which
+    would let ``"FR-IRCGN\\n"`` pass ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$``. Every ``$`` outside a
+    character class and not escaped becomes ``\\Z``.
+    """
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: object, _schema: Any) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 with ECMA-262 semantics for ``pattern`` (:func:`ecma_pattern`).
+RecordValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
     Draft202012Validator.check_schema(schema())
-    return Draft202012Validator(schema())
+    return RecordValidator(schema())
 
 
 def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> None:

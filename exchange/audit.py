@@ -44,8 +44,8 @@ RECORD_VERSION = 1
 GENESIS = "0" * 64
 DOMAIN_HEAD = b"ballistics audit head v1"
 RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
-EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+HEX64 = re.compile(r"[0-9a-f]{64}")
 BULKY_DETAILS = {"signature", "certificate"}
 
 
@@ -169,7 +169,7 @@ class AuditLog:
 
     def append(self, event_type: str, details: Mapping[str, Any], *, actor: Actor | None = None, now: datetime | None = None) -> Entry:
         """Chain one event after the current last line (under the lock) and return it."""
-        if not EVENT_TYPE.match(event_type) or event_type in LOG_TYPES:
+        if not EVENT_TYPE.fullmatch(event_type) or event_type in LOG_TYPES:
             raise AuditLogError(event_type, "event types are 1-40 of a-z 0-9 _ (starting with a letter), other than the log's own")
         with self._locked() as fd:
             last = self._tail(fd, now)
@@ -325,9 +325,9 @@ def parse_record(raw: bytes) -> dict[str, Any] | str:
         return f"a record has exactly the fields {', '.join(sorted(RECORD_FIELDS))}"
     if record["v"] != RECORD_VERSION or type(record["seq"]) is not int or record["seq"] < 1:
         return "bad version or sequence number"
-    if not isinstance(record["type"], str) or not EVENT_TYPE.match(record["type"]):
+    if not isinstance(record["type"], str) or not EVENT_TYPE.fullmatch(record["type"]):
         return "bad event type"
-    if not isinstance(record["prev"], str) or not HEX64.match(record["prev"]):
+    if not isinstance(record["prev"], str) or not HEX64.fullmatch(record["prev"]):
         return "prev is not a lower-case hex SHA-256"
     if not isinstance(record["actor"], dict) or not isinstance(record["details"], dict):
         return "actor and details must be objects"

@@ -33,7 +33,7 @@ MAX_RECEIPT_BYTES = 64 * 1024
 #: A scan is an x3p file: a zip archive (these first bytes) whose member name ends in ``.x3p``.
 X3P_MAGIC = b"PK\x03\x04"
 X3P_SUFFIX = ".x3p"
-BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+BASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MAX_ORIGINAL_NAME = 255
 FILE_FIELDS = {"name", "kind", "size", "sha256"}
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
@@ -124,14 +124,14 @@ def member_name(kind: str, base: str, where: str) -> str:
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains a path separator or is absolute")
     if base in (".", "..") or ".." in base.split("."):
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains '..'")
-    if not BASE_NAME.match(base):
+    if not BASE_NAME.fullmatch(base):
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} must be 1-200 of A-Z a-z 0-9 . _ - starting alphanumeric")
     return f"{KINDS[kind]}/{base}"
 
 
 def is_safe_base(base: str) -> bool:
     """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``; no ``..``)."""
-    return BASE_NAME.match(base) is not None and ".." not in base.split(".")
+    return BASE_NAME.fullmatch(base) is not None and ".." not in base.split(".")
 
 
 def check_original_name(name: str, where: str) -> str:
