@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from ballistics.clock import format_time
 from ballistics.errors import RecordError
 from ballistics.files import write_atomic
+from ballistics.json_input import load_json
 from ballistics.labs import Lab
 
 SCHEMA_VERSION = 1
@@ -90,13 +91,17 @@ def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> 
 
 
 def parse_record(data: bytes, path: str | os.PathLike[str] | None = None) -> MatchRecord:
-    """Decode and validate a record held in memory (as read from a bundle)."""
+    """Decode and validate a record held in memory (as read from a bundle).
+
+    Depth, numbers and keys are bounded (:func:`ballistics.json_input.load_json`): a record nested
+    100,000 deep, ``NaN`` or a 5,000-digit integer is a :class:`RecordError` (exit 3).
+    """
     if len(data) > MAX_RECORD_BYTES:
         raise RecordError(path, f"record larger than {MAX_RECORD_BYTES} bytes")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(path, f"not UTF-8 JSON: {exc}") from None
+        doc = load_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecordError(path, f"not UTF-8 JSON within bounds: {exc}") from None
     validate_record(doc, path)
     return doc
 

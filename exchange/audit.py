@@ -31,6 +31,7 @@ from typing import Any
 
 from ballistics.clock import format_time, now_utc
 from ballistics.errors import UsageError
+from ballistics.json_input import load_json
 from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
 from exchange.canonical import canonical_json, parse_time
@@ -318,7 +319,7 @@ def audit_session(home: Path, actor: Actor | None = None) -> Iterator[AuditLog]:
 def parse_record(raw: bytes) -> dict[str, Any] | str:
     """The record on one line, or a one-line reason why it is not a well-formed audit record."""
     try:
-        record = json.loads(raw.decode("utf-8"))
+        record = load_json(raw.decode("utf-8"), floats=False)
     except (UnicodeDecodeError, ValueError):
         return "not valid JSON"
     if not isinstance(record, dict) or set(record) != RECORD_FIELDS:

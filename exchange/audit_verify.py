@@ -10,11 +10,11 @@ an unsigned tail are each reported as what they are.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ballistics.json_input import load_json
 from exchange.audit import (
     DOMAIN_HEAD,
     GENESIS,
@@ -239,7 +239,7 @@ def _check_head_file(path: Path, lines: list[bytes], *, signed: bool) -> Problem
     """Cutting whole lines off the end leaves a valid chain; ``head.json`` catches it."""
     end = len(lines) + 1
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes().decode("utf-8"), floats=False)
         seq, sha256 = doc["seq"], doc["sha256"]
     except FileNotFoundError:
         return Problem(end, "truncated", f"{HEAD_NAME} is missing although the log has signed heads") if signed else None
