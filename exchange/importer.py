@@ -5,9 +5,9 @@ For every input the importer decides one of three outcomes (docs/import.md):
 * **imported**: every check of the bundle format held, the bundle is newer than anything taken
   from its sender, and its records and scans were committed in one database transaction
   together with its row in the replay ledger (``bundle_ledger``), whose primary key on the
-  bundle id makes a second import of the same bundle impossible;
-* **duplicate**: the ledger already holds this bundle (same id, same header hash); nothing
-  changes;
+  (sender lab, bundle id) makes a second import of the same bundle impossible;
+* **duplicate**: the ledger already holds this bundle (same sender and id, same header hash);
+  nothing changes;
 * **rejected**: anything else; the file is moved to ``<home>/quarantine/`` beside a JSON file
   giving the reason, and the batch goes on.
 
@@ -216,7 +216,7 @@ def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
     except StoreError:
         # Another database than SQLite (no IMMEDIATE lock): the ledger's primary key stopped a
         # concurrent second import; anything else is a genuine refusal.
-        seen = batch.store.ledger_entry(manifest.bundle_id)
+        seen = batch.store.ledger_entry(manifest.sender.lab, manifest.bundle_id)
         if seen is None or seen.header_hash != manifest.header_hash:
             raise
     shutil.rmtree(staged, ignore_errors=True)
@@ -393,7 +393,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
     if batch.receipt_dir is None:
         return None
     sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
-    batch.store.set_receipt(verified.manifest.bundle_id, sent.sha256)
+    batch.store.set_receipt(verified.manifest.sender.lab, verified.manifest.bundle_id, sent.sha256)
     if batch.audit is not None:
         batch.audit.append(
             events.RECEIPT_SENT,

@@ -72,11 +72,14 @@ def send_receipt(
     out_dir: Path,
     now: datetime,
 ) -> SentReceipt:
-    """Write ``<out_dir>/receipt-<bundle id>-<our lab>.bfx`` to the bundle's sender."""
+    """Write ``<out_dir>/receipt-<bundle id>-<our lab>-to-<sender lab>.bfx`` to the bundle's sender.
+
+    Bundle ids are chosen by senders, so two labs may use one: the name carries the sender too.
+    """
     receipt = receipt_for(verified, identity, records, now)
     body = encode_receipt(receipt)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}.bfx"
+    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}-to-{receipt.sender.lab}.bfx"
     with tempfile.TemporaryDirectory(prefix=".receipt-", dir=out_dir) as tmp:
         source = Path(tmp) / f"receipt-{receipt.bundle_id}.json"
         source.write_bytes(body)

@@ -120,7 +120,7 @@ def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION == 3
+        assert current_version(conn) == SCHEMA_VERSION == 4
         assert sa.inspect(conn).has_table("bundle_ledger")
     assert store.ledger() == [] and store.last_sequence("UK-FSL") == 0
 
