@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ballistics.clock import format_time, now_utc
+from ballistics.files import open_regular
 from ballistics.ledger import DeliveryReceipt, LedgerEntry
 from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record
 from exchange.acceptance import check_against_store, check_content
@@ -238,8 +239,9 @@ def _verify(
 
 
 def _open_file(path: Path) -> BinaryIO:
+    """A bundle is a regular file: a FIFO or a device is refused at once, never waited on or read."""
     try:
-        return open(path, "rb")
+        return open_regular(path)
     except OSError as exc:
         raise MalformedBundleError(path, f"cannot read: {exc.strerror}") from None
 
