@@ -30,8 +30,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import x3pio
+from conftest import SAMPLE_DATA
 from exchange_support import PASSPHRASE, LabHome, file_entry, signed_bundle
 from PIL import Image
+from rich.console import Console
 from test_importer import World, a_record, copy_lab, findings, run
 from test_importer import world as world  # the labs fixture, shared
 
@@ -42,6 +44,7 @@ from ballistics.records import record_bytes
 from ballistics.scan import load_scan
 from ballistics.schema import create_engine, current_version, migrate
 from ballistics.store import Store
+from commands import common
 from exchange.audit import AuditLog
 from exchange.canonical import canonical_json
 from exchange.errors import TamperedError
@@ -584,3 +587,30 @@ def test_a_tiff_named_x3p_is_refused_and_not_stored(world: World, tmp_path: Path
     rejected = only_rejection(run(fr, bad))
     assert (rejected.error, rejected.exit_code) == ("MalformedBundleError", 3) and "must be an x3p file" in rejected.reason
     assert Store.open(fr.home).exhibits() == []
+
+
+# --- 6. partner strings are data on screen: no markup, no terminal control ----------------------------
+
+
+def test_partner_case_and_exhibit_ids_cannot_break_or_spoof_db_list_search_and_import(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    k1, q1 = SAMPLE_DATA / "F01-01.x3p", SAMPLE_DATA / "F01-02.x3p"
+    record = a_record(world.uk, k1, q1, case="[/]UK-[bold red]2026")
+    record["exhibits"]["questioned"] = "Q1\u202eexe.1gp\x9b2J[/]"  # a bidi override and a C1 CSI: no C0 control passes the schema
+    findings(world.uk, tmp_path / "inbox" / "uk.bfx", scans=(k1, q1), record=record)
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    monkeypatch.setattr(common, "out", lambda: Console(width=400, soft_wrap=True))  # wide enough that no cell is folded
+    home = ["--home", str(fr.home)]
+    assert cli.main([*home, "bundle", "import", str(tmp_path / "inbox")]) == 0
+    capsys.readouterr()
+    for command in (["db", "list"], ["search", str(k1), "--shortlist", "2", "--workers", "1"]):
+        assert cli.main([*home, *command]) == 0
+        screen = capsys.readouterr().out
+        assert "[/]UK-[bold red]2026/Q1\\u202eexe.1gp\\x9b2J[/]" in screen  # the one other exhibit: the query is K1
+        assert "\u202e" not in screen and "\x9b" not in screen
+    assert cli.main([*home, "db", "show", "[/]UK-[bold red]2026/K1"]) == 0
+    assert "[/]UK-[bold red]2026" in capsys.readouterr().out
+    assert cli.main([*home, "db", "show", "[/]UK-[bold red]2026/Q1\u202e"]) == 3
+    assert "Q1\\u202e" in capsys.readouterr().err
