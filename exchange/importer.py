@@ -1,6 +1,6 @@
 """Batch import of partner bundles: verify, dedupe, replay ledger, quarantine, one transaction each.
 
-For every input the importer decides one of three outcomes (docs/import.md):
+For every input the importer decides one of four outcomes (docs/import.md):
 
 * **imported**: every check of the bundle format held, the bundle is newer than anything taken
   from its sender, and its records and scans were committed in one database transaction
@@ -12,8 +12,8 @@ For every input the importer decides one of three outcomes (docs/import.md):
   (a shared exchange folder holds other labs' bundles), and the batch goes on;
 * **rejected**: anything else; the file is moved to ``<home>/quarantine/`` beside a JSON file
   giving the reason, and the batch goes on. Only a regular file is moved: a FIFO, a device
-  node, a link or a directory named ``*.bfx`` is refused without being opened for long, moved,
-  copied or deleted, and so is a file the inbox does not let this process move.
+  node or a link named ``*.bfx`` is refused without being waited on, read, moved, copied or
+  deleted, and a file the inbox does not let this process move stays where it is too.
 
 Files are staged by :meth:`VerifiedBundle.extract_to` in a work directory of this process and
 copied into the content-addressed store inside the transaction, before the commit: a crash
