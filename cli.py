@@ -21,7 +21,7 @@ import typer
 from ballistics import SOFTWARE_NAME
 from ballistics.errors import EXIT_UNEXPECTED, EXIT_USAGE, BallisticsError
 from commands import audit, bundles, collection, comparison, demo, keys, scans
-from commands.common import HOME_ENV, default_home, state
+from commands.common import HOME_ENV, default_home, state, visible
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -72,7 +72,7 @@ def _whole_summaries(command: Any) -> Any:
 
 def _fail(path: str, reason: str, code: int, as_json: bool) -> int:
     """One line on stderr; under ``--json`` also the one JSON document on stdout."""
-    print(f"error: {path}: {reason}", file=sys.stderr)
+    print(visible(f"error: {path}: {reason}"), file=sys.stderr)  # a partner's name must not drive the terminal
     if as_json and not state.json_emitted:
         sys.stdout.write(json.dumps({"error": {"path": path, "reason": reason, "exit_code": code}}) + "\n")
     return code

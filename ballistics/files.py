@@ -7,9 +7,11 @@ rename is atomic on POSIX file systems, so the target is either the old file or 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -107,8 +109,31 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int | None = N
     return Path(path)
 
 
-def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], mode: int | None = None) -> Path:
-    """Copy a file atomically, streaming it in 1 MiB blocks."""
-    with atomic_output(target, mode) as handle, open(source, "rb") as src:
+def open_regular(path: str | os.PathLike[str], *, follow: bool = True) -> BinaryIO:
+    """Open a regular file for reading; anything else is an ``OSError`` (``EINVAL``), raised without blocking.
+
+    A FIFO would block the open (or the first read) until a writer comes; a device node can be
+    read forever (``/dev/zero``) or change state when opened. The path is looked at first and not
+    opened unless it is a regular file; the open itself does not block (``O_NONBLOCK``) and the
+    opened file is checked again, so a file swapped in between is refused too. With
+    ``follow=False`` a symbolic link is refused as well (``O_NOFOLLOW``).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    if not stat.S_ISREG((os.stat if follow else os.lstat)(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], mode: int | None = None, *, follow: bool = True) -> Path:
+    """Copy a regular file atomically, streaming it in 1 MiB blocks (anything else: :func:`open_regular`)."""
+    with open_regular(source, follow=follow) as src, atomic_output(target, mode) as handle:
         shutil.copyfileobj(src, handle, 1 << 20)
     return Path(target)

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ballistics.clock import format_time
 from ballistics.errors import RecordError
 from ballistics.files import write_atomic
+from ballistics.json_input import load_json
 from ballistics.labs import Lab
 
 SCHEMA_VERSION = 1
@@ -38,10 +40,44 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("ballistics").joinpath("schemas/match-record.schema.json").read_text("utf-8"))
 
 
+@lru_cache(maxsize=64)
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema ``pattern`` compiled as ECMA-262 reads it: ``$`` is the end of the text, nothing else.
+
+    JSON Schema patterns are ECMA-262 regular expressions, in which ``$`` (without the multiline
+    flag) matches only at the very end; Python's ``$`` also matches before a final newline, which
+    would let ``"FR-IRCGN\\n"`` pass ``^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$``. Every ``$`` outside a
+    character class and not escaped becomes ``\\Z``.
+    """
+    out, in_class, escaped = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: object, _schema: Any) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 with ECMA-262 semantics for ``pattern`` (:func:`ecma_pattern`).
+RecordValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @lru_cache(maxsize=1)
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
     Draft202012Validator.check_schema(schema())
-    return Draft202012Validator(schema())
+    return RecordValidator(schema())
 
 
 def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> None:
@@ -55,13 +91,17 @@ def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> 
 
 
 def parse_record(data: bytes, path: str | os.PathLike[str] | None = None) -> MatchRecord:
-    """Decode and validate a record held in memory (as read from a bundle)."""
+    """Decode and validate a record held in memory (as read from a bundle).
+
+    Depth, numbers and keys are bounded (:func:`ballistics.json_input.load_json`): a record nested
+    100,000 deep, ``NaN`` or a 5,000-digit integer is a :class:`RecordError` (exit 3).
+    """
     if len(data) > MAX_RECORD_BYTES:
         raise RecordError(path, f"record larger than {MAX_RECORD_BYTES} bytes")
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(path, f"not UTF-8 JSON: {exc}") from None
+        doc = load_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RecordError(path, f"not UTF-8 JSON within bounds: {exc}") from None
     validate_record(doc, path)
     return doc
 

@@ -40,12 +40,15 @@ from ballistics.errors import (
     UnreadableImageError,
 )
 from ballistics.files import write_atomic
+from ballistics.scan_limits import MAX_XML_BYTES, check_x3p_data, check_x3p_members, declared_image_shape, read_member
 
 #: Largest accepted side of a scan, in pixels. A full-resolution confocal scan of a 9 mm
 #: primer is about 2,500 px across; anything far beyond is a mistake or a denial of service.
 MAX_SIDE_PX = 20_000
 #: Largest accepted number of points (800 MB as float64).
 MAX_POINTS = 100_000_000
+#: An x3ptools mask has the surface's size; one may be resized to it, from at most this many pixels per point.
+MASK_POINTS_PER_POINT = 4
 
 ScanKind = Literal["topography", "image"]
 
@@ -177,6 +180,7 @@ def _check_size(where: str | os.PathLike[str], shape: tuple[int, ...]) -> None:
 def _load_x3p(path: Path) -> Scan:
     if not zipfile.is_zipfile(path):
         raise MalformedX3PError(path, "not a readable zip archive")
+    check_x3p_members(path)  # before x3pio inflates main.xml and the vendor files
     try:
         description = x3pio.info(path)
     except x3pio.X3pChecksumError as exc:
@@ -186,6 +190,7 @@ def _load_x3p(path: Path) -> Scan:
     if description.feature_type != x3pio.FeatureType.SURFACE:
         raise NotASurfaceError(path, f"holds a {description.feature_type.name.lower().replace('_', ' ')}, not a surface")
     _check_size(path, description.shape)
+    check_x3p_data(path, description.shape, description.layer_count)
     try:
         surface = x3pio.read(path, verify=True)
     except x3pio.X3pChecksumError as exc:
@@ -249,9 +254,18 @@ def _x3ptools_mask(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
         mask_name = names.get("bindata/mask.png")
         if mask_name is None:
             return None
-        xml = archive.read(names["main.xml"]) if "main.xml" in names else b""
-        png = archive.read(mask_name)
+        xml = read_member(archive, names["main.xml"], MAX_XML_BYTES, path) if "main.xml" in names else b""
+        png = archive.read(mask_name)  # bounded by the grid (check_x3p_data)
     background = _mask_background(xml)
+    try:
+        mask_shape = declared_image_shape(io.BytesIO(png), path, "png")
+    except UnreadableImageError:
+        raise MalformedX3PError(path, "bindata/mask.png is not a readable PNG image") from None
+    _check_size(path, mask_shape)
+    if mask_shape[0] * mask_shape[1] > MASK_POINTS_PER_POINT * shape[0] * shape[1]:
+        raise TooLargeError(
+            path, f"bindata/mask.png declares {mask_shape[1]} x {mask_shape[0]} pixels for a {shape[1]} x {shape[0]} surface"
+        )
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise MalformedX3PError(path, "bindata/mask.png is not a readable PNG image")
@@ -268,6 +282,7 @@ def _mask_background(xml: bytes) -> str:
 
 
 def _load_image(path: Path, kind: str, pixel_um: float | None) -> Scan:
+    _check_size(path, declared_image_shape(path, path, kind))  # before the decoder allocates what the header declares
     data = np.fromfile(path, dtype=np.uint8)
     header = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if header is None:

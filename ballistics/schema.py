@@ -98,8 +98,10 @@ signatures = sa.Table(
 bundle_ledger = sa.Table(
     "bundle_ledger",
     metadata,
-    sa.Column("bundle_id", sa.String(32), primary_key=True),  # the unique key that stops a second import
-    sa.Column("sender_lab", sa.String(64), nullable=False),
+    # (sender lab, bundle id) is the key that stops a second import: the id is chosen by the
+    # sender and readable in the clear header, so another lab reusing it is not a replay.
+    sa.Column("sender_lab", sa.String(64), primary_key=True),
+    sa.Column("bundle_id", sa.String(32), primary_key=True),
     sa.Column("sender_key_id", sa.String(64), nullable=False),
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("header_hash", sa.String(64), nullable=False),
@@ -124,12 +126,46 @@ def _migrate_2(conn: Connection) -> None:
 
 
 def _migrate_3(conn: Connection) -> None:
-    """The ledger of imported partner bundles: replay detection and proof of what was received."""
+    """The ledger of imported partner bundles: replay detection and proof of what was received.
+
+    As it was at version 3 (keyed by the bundle id alone); migration 4 gives it its present key.
+    """
+    sa.Table(
+        "bundle_ledger",
+        sa.MetaData(),
+        sa.Column("bundle_id", sa.String(32), primary_key=True),
+        sa.Column("sender_lab", sa.String(64), nullable=False),
+        sa.Column("sender_key_id", sa.String(64), nullable=False),
+        sa.Column("sequence", sa.BigInteger, nullable=False),
+        sa.Column("header_hash", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("details", sa.Text, nullable=False),
+        sa.Column("imported", sa.String(40), nullable=False),
+        sa.Column("receipt_sha256", sa.String(64)),
+        sa.Index("ix_bundle_ledger_sender", "sender_lab", "sequence"),
+    ).create(conn)
+
+
+def _migrate_4(conn: Connection) -> None:
+    """The ledger keyed by (sender lab, bundle id), not the bundle id alone: the table is rebuilt.
+
+    Neither SQLite nor a portable ``ALTER TABLE`` changes a primary key, so the old table is
+    renamed, the new one created and filled from it, and the old one dropped (the index name is
+    freed first: SQLite's index names are global to the database).
+    """
+    old = "bundle_ledger_v3"
+    conn.execute(sa.text(f"ALTER TABLE bundle_ledger RENAME TO {old}"))
+    conn.execute(sa.text("DROP INDEX ix_bundle_ledger_sender"))
     bundle_ledger.create(conn)
+    columns = [c.name for c in bundle_ledger.columns]
+    previous = sa.Table(old, sa.MetaData(), *(sa.Column(name) for name in columns))
+    conn.execute(bundle_ledger.insert().from_select(columns, sa.select(*previous.columns)))
+    conn.execute(sa.text(f"DROP TABLE {old}"))
 
 
 #: Ordered migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3, _migrate_4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -473,15 +473,16 @@ class Store:
             )
         )
 
-    def set_receipt(self, bundle_id: str, receipt_sha256: str) -> None:
+    def set_receipt(self, sender_lab: str, bundle_id: str, receipt_sha256: str) -> None:
         with self.transaction() as c:
-            c.execute(bundle_ledger.update().where(bundle_ledger.c.bundle_id == bundle_id).values(receipt_sha256=receipt_sha256))
+            c.execute(bundle_ledger.update().where(*_ledger_key(sender_lab, bundle_id)).values(receipt_sha256=receipt_sha256))
 
     # --- reads ---
 
-    def ledger_entry(self, bundle_id: str, *, conn: Connection | None = None) -> LedgerEntry | None:
+    def ledger_entry(self, sender_lab: str, bundle_id: str, *, conn: Connection | None = None) -> LedgerEntry | None:
+        """The bundle ``bundle_id`` imported from ``sender_lab`` (ids are the sender's: two labs may reuse one)."""
         with self._reading(conn) as c:
-            row = c.execute(sa.select(bundle_ledger).where(bundle_ledger.c.bundle_id == bundle_id)).first()
+            row = c.execute(sa.select(bundle_ledger).where(*_ledger_key(sender_lab, bundle_id))).first()
         return None if row is None else _ledger_entry(row)
 
     def last_sequence(self, sender_lab: str, *, conn: Connection | None = None) -> int:
@@ -615,6 +616,10 @@ class Store:
             )
             for r in conn.execute(query)
         ]
+
+
+def _ledger_key(sender_lab: str, bundle_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (bundle_ledger.c.sender_lab == sender_lab, bundle_ledger.c.bundle_id == bundle_id)
 
 
 def _ledger_entry(row: Any) -> LedgerEntry:

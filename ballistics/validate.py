@@ -118,8 +118,8 @@ def auc(positives: Sequence[float] | np.ndarray, negatives: Sequence[float] | np
     return float((greater + 0.5 * ties) / (pos.size * neg.size))
 
 
-_FADUL_KNOWN = re.compile(r"^Fadul (\d+)-(\d+)$")
-_WELLER = re.compile(r"^TW(\d+)-(\d+)$")
+_FADUL_KNOWN = re.compile(r"Fadul (\d+)-(\d+)")
+_WELLER = re.compile(r"TW(\d+)-(\d+)")
 
 
 def firearm_from_name(path: Path) -> str | None:
@@ -128,9 +128,9 @@ def firearm_from_name(path: Path) -> str | None:
     Questioned Fadul cases (``Fadul A``...) have no firearm: their source is a blind test.
     """
     stem = path.stem
-    if match := _FADUL_KNOWN.match(stem):
+    if match := _FADUL_KNOWN.fullmatch(stem):
         return f"Fadul {match.group(1)}"
-    if match := _WELLER.match(stem):
+    if match := _WELLER.fullmatch(stem):
         return f"TW{match.group(1)}"
     return None
 

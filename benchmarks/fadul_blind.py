@@ -46,8 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     if not FADUL.is_dir():
         sys.exit(f"real scans not found at {FADUL}")
-    known = sorted(p for p in FADUL.glob("Fadul *.x3p") if re.match(r"Fadul \d+-\d+$", p.stem))
-    questioned = sorted(p for p in FADUL.glob("Fadul *.x3p") if re.match(r"Fadul [A-Z]$", p.stem))
+    known = sorted(p for p in FADUL.glob("Fadul *.x3p") if re.fullmatch(r"Fadul \d+-\d+", p.stem))
+    questioned = sorted(p for p in FADUL.glob("Fadul *.x3p") if re.fullmatch(r"Fadul [A-Z]", p.stem))
     prepared = {}
     for path in known + questioned:
         scan = load_scan(path)

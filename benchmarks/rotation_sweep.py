@@ -104,8 +104,8 @@ def _compare(job: tuple[str, str, str, bool, float]) -> tuple[str, str, str, boo
 
 def _attributions(fadul: Path, pool: ProcessPoolExecutor, attribution_csv: Path | None) -> list[tuple[str, str]]:
     """Each questioned case with the known case of its highest unrotated deciding CMC."""
-    known = sorted(p.stem for p in fadul.glob("Fadul *.x3p") if re.match(r"Fadul \d+-\d+$", p.stem))
-    questioned = sorted(p.stem for p in fadul.glob("Fadul *.x3p") if re.match(r"Fadul [A-Z]$", p.stem))
+    known = sorted(p.stem for p in fadul.glob("Fadul *.x3p") if re.fullmatch(r"Fadul \d+-\d+", p.stem))
+    questioned = sorted(p.stem for p in fadul.glob("Fadul *.x3p") if re.fullmatch(r"Fadul [A-Z]", p.stem))
     scores: dict[tuple[str, str], tuple[int, int]] = {}
     if attribution_csv is not None:  # as written by benchmarks/fadul_blind.py --csv
         with open(attribution_csv, newline="") as stream:
@@ -138,7 +138,7 @@ def main() -> None:
         sys.exit(f"real scans not found at {SCANS}")
     angles = [0.0] + [round(float(a), 2) for a in rng.uniform(-180, 180, args.random)] + DENSE_180[: args.dense]
     scans = {p.stem: p for p in (*fadul.glob("*.x3p"), *weller.glob("*.x3p"))}
-    known = sorted(s for s in scans if re.match(r"Fadul \d+-\d+$", s))
+    known = sorted(s for s in scans if re.fullmatch(r"Fadul \d+-\d+", s))
     wells = sorted(s for s in scans if s.startswith("TW"))
     by_firearm: dict[str, list[str]] = defaultdict(list)
     for name in wells:

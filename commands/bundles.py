@@ -159,20 +159,22 @@ def bundle_import(
 def print_import_report(report: ImportReport) -> None:
     from rich.text import Text
 
-    styles = {"imported": "green", "duplicate": "yellow", "rejected": "bold red"}
+    styles = {"imported": "green", "duplicate": "yellow", "not_for_us": "dim", "rejected": "bold red"}
     listing = table(
-        f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, {len(report.of('rejected'))} rejected",
+        f"{len(report.of('imported'))} imported, {len(report.of('duplicate'))} duplicates, "
+        f"{len(report.of('not_for_us'))} not for us, {len(report.of('rejected'))} rejected",
         ("bundle", "outcome", "sender #seq", "id", "exit", "what happened"),
         keep=("outcome", "sender #seq", "id", "exit"),
         fold=("bundle", "what happened"),
     )
     for o in report.outcomes:
-        outcome = "receipt" if o.kind == "receipt" and o.status == "imported" else o.status
+        outcome = "receipt" if o.kind == "receipt" and o.status == "imported" else o.status.replace("_", " ")
         sender = f"{o.sender or '?'} #{o.sequence if o.sequence is not None else '?'}"
         detail = (
             o.reason
             + (f"; receipt {Path(o.receipt).name}" if o.receipt else "")
             + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
+            + (f"; {o.not_moved}" if o.not_moved else "")
         )
         # Partner-supplied text (names, reasons) is data: Text() never interprets it as markup.
         add_row(

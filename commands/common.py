@@ -110,12 +110,26 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def visible(text: str) -> str:
+    """``text`` with every character that is not printable shown as its escape (``\\x1b``, ``\\u202e``).
+
+    Rich strips a few control characters but passes ESC through, so a partner's case id could
+    carry terminal escape sequences (clear the screen, move the cursor, rewrite a line), and
+    bidirectional or invisible format characters reorder or hide what an examiner reads. Shown
+    escaped, they are seen for what they are.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 def note(message: str) -> None:
     """One line for the person at the terminal (stderr): what was written, what changed.
 
-    Printed without markup: names and reasons may come from partners and are data.
+    Printed without markup and with control characters made visible: names and reasons may come
+    from partners and are data.
     """
-    err().print(message, markup=False, highlight=False)
+    err().print(visible(message), markup=False, highlight=False)
 
 
 def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold: Sequence[str] = ()) -> Table:
@@ -128,7 +142,7 @@ def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold:
     from rich.table import Table
     from rich.text import Text
 
-    result = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    result = Table(title=Text(visible(title)), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in columns:
         if column in keep:
             result.add_column(column, no_wrap=True, overflow="ignore")
@@ -138,13 +152,14 @@ def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold:
 
 
 def add_row(target: Table, *cells: str | Text) -> None:
-    """One row; plain strings are shown as they are, never read as markup.
+    """One row; every cell is shown as it is, never read as markup, control characters made visible.
 
-    Case and exhibit ids, lab names and refusal reasons may come from partners: they are data.
+    Case and exhibit ids, lab names and refusal reasons may come from partners: they are data. A
+    :class:`~rich.text.Text` cell keeps its style (the whole cell's) and has its text made visible too.
     """
     from rich.text import Text
 
-    target.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+    target.add_row(*(Text(visible(cell)) if isinstance(cell, str) else Text(visible(cell.plain), style=cell.style) for cell in cells))
 
 
 def print_table(result: Table) -> None:
@@ -160,14 +175,14 @@ def print_rows(title: str, rows: Sequence[tuple[str, str]], whole: Sequence[tupl
     from rich.table import Table
     from rich.text import Text
 
-    result = Table(title=Text(title), show_header=False, title_justify="left")
+    result = Table(title=Text(visible(title)), show_header=False, title_justify="left")
     result.add_column(no_wrap=True)
     result.add_column(overflow="fold")
     for key, value in rows:
-        result.add_row(Text(key), Text(value))
+        result.add_row(Text(visible(key)), Text(visible(value)))
     out().print(result)
     for key, value in whole:
-        out().print(f"{key}: {value}", markup=False, highlight=False, soft_wrap=True)
+        out().print(visible(f"{key}: {value}"), markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

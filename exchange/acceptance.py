@@ -30,6 +30,12 @@ from exchange.sent import match_receipt
 if TYPE_CHECKING:
     from ballistics.store import Store
 
+#: How far one bundle may move a sender's sequence forward. Sequences end at 2^53 - 1: without
+#: this window one bundle numbered near the end would make every later bundle of its lab stale;
+#: with it, exhausting the counter takes 2^21 imported bundles. A lab making a thousand bundles a
+#: day needs eleven thousand years to leave the window.
+MAX_SEQUENCE_STEP = 2**32
+
 
 def check_content(
     manifest: Manifest, records: Sequence[MatchRecord], receipts: Sequence[DeliveryReceipt], identity: Identity, where: str | Path
@@ -57,19 +63,28 @@ def check_against_store(
 ) -> LedgerEntry | None:
     """The ledger entry of this very bundle (a duplicate: nothing to do), or None for a new one.
 
-    Raises :class:`ReplayedBundleError` (same id, other bytes), :class:`StaleBundleError`
+    Raises :class:`ReplayedBundleError` (same sender and id, other bytes), :class:`StaleBundleError`
     (sequence not newer than the last imported from the sender's lab) and
-    :class:`ConflictingRecordError` (a record id stored with another document). Reads only.
+    :class:`ConflictingRecordError` (a record id stored with another document); a sequence more
+    than :data:`MAX_SEQUENCE_STEP` ahead of the last is stale too (it would lock the lab out). Reads only.
     """
-    seen = store.ledger_entry(manifest.bundle_id, conn=conn)
+    sender = manifest.sender.lab
+    seen = store.ledger_entry(sender, manifest.bundle_id, conn=conn)
     if seen is not None:
         if seen.header_hash == manifest.header_hash:
             return seen
-        raise ReplayedBundleError(where, f"bundle id {manifest.bundle_id} was already imported ({seen.imported}) with other content")
-    sender = manifest.sender.lab
+        raise ReplayedBundleError(
+            where, f"bundle id {manifest.bundle_id} of {sender} was already imported ({seen.imported}) with other content"
+        )
     last = store.last_sequence(sender, conn=conn)
     if manifest.sequence <= last:
         raise StaleBundleError(where, f"replay: sequence {manifest.sequence} is not newer than {last}, the last imported from {sender}")
+    if manifest.sequence > last + MAX_SEQUENCE_STEP:
+        raise StaleBundleError(
+            where,
+            f"sequence {manifest.sequence} is more than 2^32 ahead of {last}, the last imported from {sender}: "
+            "taking it would make the lab's later bundles stale",
+        )
     for record in records:
         stored = store.record(record["record_id"], conn=conn)
         if stored is not None and stored != record:

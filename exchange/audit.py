@@ -33,6 +33,7 @@ from typing import Any
 
 from ballistics.clock import format_time, now_utc
 from ballistics.errors import UsageError
+from ballistics.json_input import load_json
 from exchange.audit_events import AUDIT_KEY, AUDIT_KEY_RETIRED, HEAD, LOG_TYPES, REPAIR, TAIL_ACCEPTED
 from exchange.audit_key import AuditKey, audit_key_path, create_audit_key, load_audit_key, save_audit_key
 from exchange.audit_seal import HeadFile, line_mac, line_mac_key, mac_holds
@@ -49,8 +50,8 @@ DOMAIN_HEAD = b"ballistics audit head v1"
 RECORD_FIELDS = {"v", "seq", "time", "type", "actor", "details", "prev"}
 #: A line written while the lab holds an audit key also carries its line MAC (exchange/audit_seal.py).
 MAC_FIELD = "mac"
-EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+HEX64 = re.compile(r"[0-9a-f]{64}")
 BULKY_DETAILS = {"signature", "certificate"}
 
 
@@ -176,7 +177,7 @@ class AuditLog:
 
     def append(self, event_type: str, details: Mapping[str, Any], *, actor: Actor | None = None, now: datetime | None = None) -> Entry:
         """Chain one event after the current last line (under the lock) and return it."""
-        if not EVENT_TYPE.match(event_type) or event_type in LOG_TYPES:
+        if not EVENT_TYPE.fullmatch(event_type) or event_type in LOG_TYPES:
             raise AuditLogError(event_type, "event types are 1-40 of a-z 0-9 _ (starting with a letter), other than the log's own")
         with self._locked() as fd:
             last = self._tail(fd, now)
@@ -403,18 +404,18 @@ def audit_session(home: Path, actor: Actor | None = None) -> Iterator[AuditLog]:
 def parse_record(raw: bytes) -> dict[str, Any] | str:
     """The record on one line, or a one-line reason why it is not a well-formed audit record."""
     try:
-        record = json.loads(raw.decode("utf-8"))
+        record = load_json(raw.decode("utf-8"), floats=False)
     except (UnicodeDecodeError, ValueError):
         return "not valid JSON"
     if not isinstance(record, dict) or set(record) - {MAC_FIELD} != RECORD_FIELDS:
         return f"a record has exactly the fields {', '.join(sorted(RECORD_FIELDS))} (and mac)"
-    if MAC_FIELD in record and not (isinstance(record[MAC_FIELD], str) and HEX64.match(record[MAC_FIELD])):
+    if MAC_FIELD in record and not (isinstance(record[MAC_FIELD], str) and HEX64.fullmatch(record[MAC_FIELD])):
         return "mac is not a lower-case hex HMAC-SHA256"
     if record["v"] != RECORD_VERSION or type(record["seq"]) is not int or record["seq"] < 1:
         return "bad version or sequence number"
-    if not isinstance(record["type"], str) or not EVENT_TYPE.match(record["type"]):
+    if not isinstance(record["type"], str) or not EVENT_TYPE.fullmatch(record["type"]):
         return "bad event type"
-    if not isinstance(record["prev"], str) or not HEX64.match(record["prev"]):
+    if not isinstance(record["prev"], str) or not HEX64.fullmatch(record["prev"]):
         return "prev is not a lower-case hex SHA-256"
     if not isinstance(record["actor"], dict) or not isinstance(record["details"], dict):
         return "actor and details must be objects"

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ballistics.clock import format_time
+from ballistics.json_input import load_json
 from exchange.audit_key import AuditKey
 from exchange.canonical import canonical_json, is_int, parse_time
 from exchange.errors import MalformedError
@@ -84,7 +85,7 @@ class HeadFile:
     def parse(cls, data: bytes, where: str) -> HeadFile:
         """Raise :class:`MalformedError` for anything but a signed head file."""
         try:
-            doc = json.loads(data)
+            doc = load_json(data.decode("utf-8"), floats=False)
         except ValueError:
             raise MalformedError(where, "not JSON") from None
         if not isinstance(doc, dict) or set(doc) != HEAD_FILE_FIELDS:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ballistics.json_input import load_json
 from exchange.audit import (
     DOMAIN_HEAD,
     GENESIS,
@@ -263,7 +264,7 @@ class _Chain:
     def _head(self, number: int, record: dict[str, Any]) -> None:
         details = record["details"]
         key_id = details.get("key_id")
-        if set(details) != {"key_id", "signature"} or not isinstance(key_id, str) or not HEX64.match(key_id):
+        if set(details) != {"key_id", "signature"} or not isinstance(key_id, str) or not HEX64.fullmatch(key_id):
             self.problems.append(Problem(number, "malformed_line", "a head has exactly the details key_id and signature"))
             return
         key = self.keys.get(key_id)

@@ -17,6 +17,7 @@ from os import PathLike
 from typing import Any
 
 from ballistics.clock import TIME_FORMAT, format_time
+from ballistics.json_input import MAX_INT, load_json
 from exchange.errors import MalformedError
 
 
@@ -26,7 +27,7 @@ def canonical_json(document: Any) -> bytes:
 
 
 #: The largest integer a signed document may carry: every JSON parser reads it exactly.
-MAX_JSON_INT = 2**53 - 1
+MAX_JSON_INT = MAX_INT
 
 
 def is_int(value: object, minimum: int = 0, maximum: int = MAX_JSON_INT) -> bool:
@@ -37,29 +38,18 @@ def is_int(value: object, minimum: int = 0, maximum: int = MAX_JSON_INT) -> bool
 def parse_json(
     data: bytes, *, where: str | PathLike[str], what: str, error: type[MalformedError] = MalformedError, ascii_only: bool = True
 ) -> Any:
-    """JSON as signed documents allow it: no floats, no NaN or Infinity, no duplicated keys.
+    """JSON as signed documents allow it: integers only, no NaN or Infinity, no duplicated keys.
+
+    Nesting depth and number sizes are bounded (:func:`ballistics.json_input.load_json`).
 
     ``ascii_only`` documents (manifests, receipts) must be ASCII bytes; others (card and
     revocation files, which are re-encoded before their signatures are checked) may be UTF-8.
     Every way the text can be refused is ``error`` (never a bare ``ValueError``).
     """
 
-    def no_float(text: str) -> Any:
-        raise ValueError(f"number {text[:20]} is not an integer (integers only)")
-
-    def no_constant(text: str) -> Any:
-        raise ValueError(f"{text} is not JSON (integers only)")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        doc = dict(pairs)
-        if len(doc) != len(pairs):
-            raise ValueError("an object has a duplicated key")
-        return doc
-
     try:
-        text = data.decode("ascii" if ascii_only else "utf-8")
-        return json.loads(text, parse_float=no_float, parse_constant=no_constant, object_pairs_hook=unique)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return load_json(data.decode("ascii" if ascii_only else "utf-8"), floats=False)
+    except (UnicodeDecodeError, ValueError) as exc:
         kind = "ASCII JSON" if ascii_only else "JSON"
         raise error(where, f"{what} is not {kind}: {exc}") from None
 

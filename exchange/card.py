@@ -34,8 +34,8 @@ DOMAIN_CARD_SUCCESSOR = b"ballistics key card successor v1"
 DOMAIN_REVOCATION = b"ballistics key revocation v1"
 #: Cards and revocations are small; anything bigger is refused before parsing.
 MAX_DOCUMENT_BYTES = 64 * 1024
-LAB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
+LAB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+COUNTRY = re.compile(r"[A-Z]{2}")
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952, "x25519": 32, "ml_kem_768": 1184}
 #: The longest validity period a card may claim (five years): a key is meant to be rotated.
 MAX_CARD_VALIDITY = timedelta(days=1826)
@@ -43,11 +43,11 @@ MAX_CARD_VALIDITY = timedelta(days=1826)
 
 def check_lab(lab: Lab, where: str) -> Lab:
     """The lab as a card may name it: a safe id, a printable name, an ISO 3166 alpha-2 country."""
-    if not LAB_ID.match(lab.id):
+    if not LAB_ID.fullmatch(lab.id):
         raise MalformedCardError(where, f"lab id {lab.id[:70]!r} must be 1-64 of A-Z a-z 0-9 . _ - (starting alphanumeric)")
     if not lab.name.strip() or len(lab.name) > 200 or not lab.name.isprintable():
         raise MalformedCardError(where, "lab name must be 1-200 printable characters")
-    if not COUNTRY.match(lab.country):
+    if not COUNTRY.fullmatch(lab.country):
         raise MalformedCardError(where, f"country {lab.country[:10]!r} must be an ISO 3166 alpha-2 code such as GB or FR")
     return lab
 

@@ -1,29 +1,37 @@
 """Batch import of partner bundles: verify, dedupe, replay ledger, quarantine, one transaction each.
 
-For every input the importer decides one of three outcomes (docs/import.md):
+For every input the importer decides one of four outcomes (docs/import.md):
 
 * **imported**: every check of the bundle format held, the bundle is newer than anything taken
   from its sender, and its records and scans were committed in one database transaction
   together with its row in the replay ledger (``bundle_ledger``), whose primary key on the
-  bundle id makes a second import of the same bundle impossible;
-* **duplicate**: the ledger already holds this bundle (same id, same header hash); nothing
-  changes;
+  (sender lab, bundle id) makes a second import of the same bundle impossible;
+* **duplicate**: the ledger already holds this bundle (same sender and id, same header hash);
+  nothing changes;
+* **not for us**: the bundle has no stanza for any key of this lab; it is left where it is
+  (a shared exchange folder holds other labs' bundles), and the batch goes on;
 * **rejected**: anything else; the file is moved to ``<home>/quarantine/`` beside a JSON file
-  giving the reason, and the batch goes on.
+  giving the reason, and the batch goes on. Only a regular file is moved: a FIFO, a device
+  node or a link named ``*.bfx`` is refused without being waited on, read, moved, copied or
+  deleted, and a file the inbox does not let this process move stays where it is too.
 
 Files are staged by :meth:`VerifiedBundle.extract_to` in a work directory of this process and
 copied into the content-addressed store inside the transaction, before the commit: a crash
 leaves at most files without rows (listed in the work directory's journal and removed by the
-next run), never a row without its file.
+next run), never a row without its file. A journal names scans by SHA-256 only, so recovery
+deletes nothing but the store's own files for those hashes.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,16 +43,17 @@ from typing import Any
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time, now_utc
 from ballistics.errors import BallisticsError, InvalidInputError, StoreError
-from ballistics.files import copy_atomic, temporaries_of
+from ballistics.files import copy_atomic, open_regular, temporaries_of
+from ballistics.json_input import load_json
 from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetails, LedgerDetails, LedgerEntry, ReceiptDetails, ReceivedFile
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord
-from ballistics.scan import load_scan, sniff_format
+from ballistics.scan import load_scan
 from ballistics.store import Store
 from exchange import audit_events as events
 from exchange.acceptance import check_against_store
 from exchange.audit import AuditLog
-from exchange.errors import MalformedBundleError
+from exchange.errors import MalformedBundleError, NotARecipientError
 from exchange.files import write_atomic
 from exchange.keys import Identity
 from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
@@ -53,6 +62,9 @@ from exchange.trust import TrustStore
 
 Progress = Callable[[int, int], None]
 BUNDLE_SUFFIX = ".bfx"
+#: A journal is a list of hashes; a larger file is not one this software wrote.
+MAX_JOURNAL_BYTES = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class Outcome:
     """What happened to one input; ``to_dict`` is its entry in the summary."""
 
     path: Path
-    status: str  # imported, duplicate, rejected
+    status: str  # imported, duplicate, not_for_us, rejected
     bundle_id: str | None = None
     sender: str | None = None
     sequence: int | None = None
@@ -74,6 +86,8 @@ class Outcome:
     confirms: str | None = None
     receipt: str | None = None
     quarantine: str | None = None
+    #: Why a rejected file is still where it was (not a regular file, an inbox that is not writable).
+    not_moved: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +105,7 @@ class Outcome:
             "confirms": self.confirms,
             "receipt": self.receipt,
             "quarantine": self.quarantine,
+            "not_moved": self.not_moved,
         }
 
 
@@ -110,6 +125,7 @@ class ImportReport:
         return {
             "imported": [o.to_dict() for o in self.of("imported")],
             "duplicates": [o.to_dict() for o in self.of("duplicate")],
+            "not_for_us": [o.to_dict() for o in self.of("not_for_us")],
             "rejected": [o.to_dict() for o in self.of("rejected")],
             "exit_code": self.exit_code,
         }
@@ -177,6 +193,8 @@ def import_bundles(
         for done, path in enumerate(inputs, 1):
             try:
                 verified.append(open_bundle(path, identity, trust, now=batch.now))
+            except NotARecipientError as exc:
+                batch.outcomes.append(Outcome(path, "not_for_us", _claimed_id(path), reason=f"{exc.reason}; left where it is"))
             except BallisticsError as exc:
                 _reject(batch, path, exc, None)
             if progress:
@@ -216,7 +234,7 @@ def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
     except StoreError:
         # Another database than SQLite (no IMMEDIATE lock): the ledger's primary key stopped a
         # concurrent second import; anything else is a genuine refusal.
-        seen = batch.store.ledger_entry(manifest.bundle_id)
+        seen = batch.store.ledger_entry(manifest.sender.lab, manifest.bundle_id)
         if seen is None or seen.header_hash != manifest.header_hash:
             raise
     shutil.rmtree(staged, ignore_errors=True)
@@ -393,7 +411,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
     if batch.receipt_dir is None:
         return None
     sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
-    batch.store.set_receipt(verified.manifest.bundle_id, sent.sha256)
+    batch.store.set_receipt(verified.manifest.sender.lab, verified.manifest.bundle_id, sent.sha256)
     if batch.audit is not None:
         batch.audit.append(
             events.RECEIPT_SENT,
@@ -409,7 +427,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
 
 def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedBundle | None) -> None:
     bundle_id, sender = _identify(path, verified)
-    quarantined = _quarantine(
+    quarantined, not_moved = _quarantine(
         batch.home,
         path,
         {
@@ -433,6 +451,7 @@ def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedB
                 "bundle_id": bundle_id,
                 "sender": sender,
                 "quarantine": str(quarantined) if quarantined else None,
+                "not_moved": not_moved,
             },
         )
     batch.outcomes.append(
@@ -447,6 +466,7 @@ def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedB
             type(exc).__name__,
             exc.exit_code,
             quarantine=str(quarantined) if quarantined else None,
+            not_moved=not_moved,
         )
     )
 
@@ -455,36 +475,70 @@ def _identify(path: Path, verified: VerifiedBundle | None) -> tuple[str | None, 
     """Bundle id and sender: authenticated when verified, else as the header claims (if it parses)."""
     if verified is not None:
         return verified.manifest.bundle_id, verified.manifest.sender.to_dict()
+    return _claimed_id(path), None
+
+
+def _claimed_id(path: Path) -> str | None:
+    """The bundle id an (unauthenticated) header claims, if it parses."""
     try:
-        header = inspect_bundle(path)
+        return str(inspect_bundle(path)["bundle_id"])
     except BallisticsError:
-        return None, None
-    return header["bundle_id"], None
+        return None
 
 
-def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> Path | None:
+def _quarantine(home: Path, path: Path, reason: dict[str, Any]) -> tuple[Path | None, str | None]:
     """Move the bundle to ``<home>/quarantine/`` by rename, the reason written beside it first.
 
-    Returns None when the file is already gone (another import running at the same time moved it).
+    Returns (where it went, None); (None, None) when the file is already gone (another import
+    running at the same time moved it); (None, why) when it stays where it is: it is not a
+    regular file (nothing but a regular file is ever moved, copied or deleted), or the inbox
+    does not let this process move it (read-only, another owner). Across file systems a regular
+    file is copied, synced and renamed into the quarantine, then removed from the inbox; if it
+    cannot be removed, the copy is, and the file stays.
     """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None, "not a regular file: left where it is"
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"cannot look at it: {exc.strerror}; left where it is"
     folder = home / "quarantine"
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = reason["time"].replace("-", "").replace(":", "")
     target = folder / f"{stamp}-{secrets.token_hex(3)}-{path.name}"
-    write_atomic(
-        target.with_name(target.name + ".reason.json"),
-        json.dumps({**reason, "quarantined_as": str(target)}, indent=2).encode() + b"\n",
-        mode=0o644,
-    )
+    sidecar = target.with_name(target.name + ".reason.json")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(sidecar, json.dumps({**reason, "quarantined_as": str(target)}, indent=2).encode() + b"\n", mode=0o644)
+    except OSError as exc:
+        return None, f"cannot write to {folder}: {exc.strerror}; left where it is"
     try:
         os.rename(path, target)
+        return target, None
     except FileNotFoundError:
-        target.with_name(target.name + ".reason.json").unlink(missing_ok=True)
-        return None
-    except OSError:  # another file system: copy, sync, rename, then remove the original
-        copy_atomic(path, target, mode=0o600)
+        sidecar.unlink(missing_ok=True)
+        return None, None
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            sidecar.unlink(missing_ok=True)
+            return None, f"cannot move it: {exc.strerror}; left where it is"
+    try:  # another file system: a regular file only (checked again on the open file), never a device
+        copy_atomic(path, target, mode=0o600, follow=False)
+    except FileNotFoundError:
+        sidecar.unlink(missing_ok=True)
+        return None, None
+    except OSError as exc:
+        sidecar.unlink(missing_ok=True)
+        return None, f"cannot copy it to {folder}: {exc.strerror}; left where it is"
+    try:
         path.unlink()
-    return target
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        return None, f"cannot remove it from {path.parent}: {exc.strerror}; left where it is"
+    return target, None
 
 
 # --- crash recovery ----------------------------------------------------------------------------
@@ -494,14 +548,7 @@ def _journal(batch: _Batch, bundle_id: str, content: _Content) -> None:
     """Name the store files this bundle may create, so a crash before the commit can be swept."""
     if not content.scans:
         return
-    files = [
-        {
-            "sha256": scan.sha256,
-            "scan": str(batch.store.scan_file(scan.sha256, sniff_format(scan.path))),
-            "cache": str(batch.store.cache_file(scan.sha256)),
-        }
-        for scan in content.scans
-    ]
+    files = [{"sha256": scan.sha256} for scan in content.scans]  # partner scans are x3p files (the reader checks)
     write_atomic(batch.work / f"{bundle_id}.journal.json", json.dumps({"files": files}).encode())
 
 
@@ -509,24 +556,43 @@ def recover(home: Path, store: Store) -> list[Path]:
     """Remove what killed imports left behind: staging directories and store files without rows.
 
     A work directory belongs to a live import while its lock file is held; the journal of a dead
-    one names the scan and cache files its unfinished transaction may have written. Those whose
-    scan has no row are deleted under the database's write lock. Returns the files removed.
+    one names, by SHA-256, the scans its unfinished transaction may have written. The store's
+    scan and cache files of those without a row are deleted under the database's write lock:
+    the paths are the store's own (:meth:`Store.scan_file`, :meth:`Store.cache_file`), never
+    read from the journal, so a journal planted in ``<home>/import/`` can name nothing else, and
+    one that is not a journal (not a regular file, not JSON, other fields) names nothing.
+    Returns the files removed.
     """
     removed: list[Path] = []
     for work in sorted((home / "import").glob("work-*")):
+        if work.is_symlink() or not work.is_dir():
+            continue
         handle = _try_lock(work / "lock")
         if handle is None:
             continue
         try:
             with store.transaction(immediate=True) as conn:
-                for journal in work.glob("*.journal.json"):
-                    for item in json.loads(journal.read_bytes())["files"]:
-                        if not store.scan_known(item["sha256"], conn=conn):
-                            removed += _remove_orphans(Path(item["scan"]), Path(item["cache"]))
+                for journal in sorted(work.glob("*.journal.json")):
+                    for sha256 in _journaled(journal):
+                        if not store.scan_known(sha256, conn=conn):
+                            removed += _remove_orphans(store.scan_file(sha256, "x3p"), store.cache_file(sha256))
             shutil.rmtree(work, ignore_errors=True)
         finally:
             os.close(handle)
     return removed
+
+
+def _journaled(journal: Path) -> list[str]:
+    """The SHA-256 hashes a journal names; none for a file that is not a journal this software wrote."""
+    try:
+        with open_regular(journal, follow=False) as handle:
+            data = handle.read(MAX_JOURNAL_BYTES + 1)
+        files = load_json(data.decode("utf-8"), floats=False)["files"] if len(data) <= MAX_JOURNAL_BYTES else []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [f["sha256"] for f in files if isinstance(f, dict) and isinstance(f.get("sha256"), str) and _SHA256.fullmatch(f["sha256"])]
 
 
 def _remove_orphans(*paths: Path) -> list[Path]:
@@ -541,7 +607,7 @@ def _remove_orphans(*paths: Path) -> list[Path]:
 
 def _try_lock(path: Path) -> int | None:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
     except OSError:
         return None
     try:

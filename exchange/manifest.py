@@ -34,10 +34,10 @@ MAX_RECEIPT_BYTES = 64 * 1024
 #: A scan is an x3p file: a zip archive (these first bytes) whose member name ends in ``.x3p``.
 X3P_MAGIC = b"PK\x03\x04"
 X3P_SUFFIX = ".x3p"
-BASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+BASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 #: A scan base that reads as a SHA-256 (64 hex digits, then ``.x3p``, in any case) names its content:
 #: it must be exactly the entry's ``sha256`` followed by ``.x3p``, all lower case.
-CONTENT_NAME = re.compile(r"^[0-9A-Fa-f]{64}\.[Xx]3[Pp]$")
+CONTENT_NAME = re.compile(r"[0-9A-Fa-f]{64}\.[Xx]3[Pp]")
 #: The most bytes a file of each kind may hold, checked from the manifest before anything is read.
 MAX_FILE_BYTES = {"record": MAX_RECORD_BYTES, "receipt": MAX_RECEIPT_BYTES}
 MAX_ORIGINAL_NAME = 255
@@ -130,14 +130,14 @@ def member_name(kind: str, base: str, where: str) -> str:
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains a path separator or is absolute")
     if base in (".", "..") or ".." in base.split("."):
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains '..'")
-    if not BASE_NAME.match(base):
+    if not BASE_NAME.fullmatch(base):
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} must be 1-200 of A-Z a-z 0-9 . _ - starting alphanumeric")
     return f"{KINDS[kind]}/{base}"
 
 
 def is_safe_base(base: str) -> bool:
     """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``; no ``..``)."""
-    return BASE_NAME.match(base) is not None and ".." not in base.split(".")
+    return BASE_NAME.fullmatch(base) is not None and ".." not in base.split(".")
 
 
 def check_original_name(name: str, where: str) -> str:
@@ -159,7 +159,7 @@ def check_original_name(name: str, where: str) -> str:
 
 def is_content_name(base: str) -> bool:
     """Whether a scan's base name reads as a SHA-256 (and so must be its content's, section 3.5)."""
-    return CONTENT_NAME.match(base) is not None
+    return CONTENT_NAME.fullmatch(base) is not None
 
 
 def check_entries(entries: Sequence[FileEntry], where: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ballistics.clock import format_time, now_utc
+from ballistics.files import open_regular
 from ballistics.ledger import DeliveryReceipt, LedgerEntry
 from ballistics.records import MatchRecord, parse_record
 from exchange.acceptance import check_against_store, check_content
@@ -99,7 +100,12 @@ class VerifiedBundle:
         }
 
     def extract_to(self, destination: Path, progress: Progress | None = None) -> Path:
-        """Stage the files under a temporary directory, re-verifying everything; rename into place."""
+        """Stage the files under a temporary directory, re-verifying everything; rename into place.
+
+        The second pass must find this very header and this very manifest (its bytes): each staged
+        file then has the SHA-256 that :func:`open_bundle` verified, and that the ledger and the
+        audit log record.
+        """
         destination = Path(destination)
         if destination.exists():
             raise MalformedBundleError(destination, "extraction target already exists")
@@ -108,6 +114,10 @@ class VerifiedBundle:
             again = _verify(self.path, self.identity, self.trust, self.verified_at, progress, _staging_sink(staging))
             if again.header.raw != self.header.raw:
                 raise TamperedError(self.path, "the bundle changed between verification and extraction")
+            if again.manifest.encoded != self.manifest.encoded:
+                # The sender holds the file key and can sign a second manifest for the very same
+                # header; the staged files must be those whose hashes were verified (and recorded).
+                raise TamperedError(self.path, "the bundle changed between verification and extraction: another signed manifest")
             os.replace(staging, destination)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -228,8 +238,9 @@ def _verify(
 
 
 def _open_file(path: Path) -> BinaryIO:
+    """A bundle is a regular file: a FIFO or a device is refused at once, never waited on or read."""
     try:
-        return open(path, "rb")
+        return open_regular(path)
     except OSError as exc:
         raise MalformedBundleError(path, f"cannot read: {exc.strerror}") from None
 

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from exchange.reader import VerifiedBundle
 
 RECEIPT_FIELDS = {"type", "version", "bundle_id", "header_hash", "sequence", "sender", "recipient", "files", "records", "received"}
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,14 @@ def send_receipt(
     out_dir: Path,
     now: datetime,
 ) -> SentReceipt:
-    """Write ``<out_dir>/receipt-<bundle id>-<our lab>.bfx`` to the bundle's sender."""
+    """Write ``<out_dir>/receipt-<bundle id>-<our lab>-to-<sender lab>.bfx`` to the bundle's sender.
+
+    Bundle ids are chosen by senders, so two labs may use one: the name carries the sender too.
+    """
     receipt = receipt_for(verified, identity, records, now)
     body = encode_receipt(receipt)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}.bfx"
+    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}-to-{receipt.sender.lab}.bfx"
     with tempfile.TemporaryDirectory(prefix=".receipt-", dir=out_dir) as tmp:
         source = Path(tmp) / f"receipt-{receipt.bundle_id}.json"
         source.write_bytes(body)
@@ -106,9 +109,9 @@ def parse_receipt(data: bytes, where: str) -> DeliveryReceipt:
         and isinstance(doc["records"], list)
         and all(isinstance(r, str) for r in doc["records"])
         and isinstance(doc["bundle_id"], str)
-        and HEX32.match(doc["bundle_id"])
+        and HEX32.fullmatch(doc["bundle_id"])
         and isinstance(doc["header_hash"], str)
-        and HEX64.match(doc["header_hash"])
+        and HEX64.fullmatch(doc["header_hash"])
         and is_int(doc["sequence"], 1)
     ):
         raise MalformedBundleError(
@@ -124,7 +127,7 @@ def _is_party(value: Any) -> bool:
         and set(value) == {"lab", "key_id"}
         and isinstance(value["lab"], str)
         and isinstance(value["key_id"], str)
-        and HEX64.match(value["key_id"]) is not None
+        and HEX64.fullmatch(value["key_id"]) is not None
     )
 
 
@@ -134,6 +137,6 @@ def _is_file(value: Any) -> bool:
         and set(value) == {"name", "sha256", "size"}
         and isinstance(value["name"], str)
         and isinstance(value["sha256"], str)
-        and HEX64.match(value["sha256"]) is not None
+        and HEX64.fullmatch(value["sha256"]) is not None
         and is_int(value["size"])
     )

@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from ballistics.json_input import load_json
 from ballistics.ledger import DeliveryReceipt
 from exchange.canonical import b64decode, b64encode
 from exchange.errors import BadSignatureError, MalformedError, ReceiptMismatchError
@@ -42,7 +43,7 @@ def sent_manifest(identity: Identity, bundle_id: str, where: str) -> Manifest | 
         return None
     path = sent_dir(identity.home) / f"{bundle_id}.json"
     try:
-        doc = json.loads(path.read_bytes())
+        doc = load_json(path.read_bytes().decode("utf-8"), floats=False)
         manifest = parse_manifest(b64decode(doc["manifest"], where=str(path)), str(path))
         signature = HybridSignature.from_dict(doc["signature"], where=str(path))
     except FileNotFoundError:

@@ -71,13 +71,15 @@ def signed_bundle(
     edit: Callable[[dict[str, Any]], None] | None = None,
     encode: Callable[[dict[str, Any]], bytes] = canonical_json,
     now: datetime = T0,
+    bundle_id: bytes | None = None,
 ) -> Path:
     """A bundle validly signed by ``sender`` whatever its manifest says: for the rules a writer never breaks.
 
     ``edit`` changes the manifest document in place (after the fields are filled in, before the
-    header hash, which it must leave fixed-width); ``encode`` spells it (canonical by default).
+    header hash, which it must leave fixed-width); ``encode`` spells it (canonical by default);
+    ``bundle_id`` is random unless given (the 16 bytes of the header).
     """
-    bundle_id, file_key = os.urandom(16), os.urandom(32)
+    bundle_id, file_key = bundle_id or os.urandom(16), os.urandom(32)
     card = sender.identity.card
     cards = [r.identity.card for r in recipients]
     stanzas = [wrap_file_key(file_key, bundle_id, card.fingerprint, c.fingerprint, c.encryption_key) for c in cards]

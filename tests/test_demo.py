@@ -10,7 +10,7 @@ import cli
 def test_demo_tells_the_whole_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["demo"]) == 0
     text = capsys.readouterr().out
-    assert "1 imported, 0 duplicates, 2 rejected" in text  # the case bundle in, the tampered copy and the replay out
+    assert "1 imported, 0 duplicates, 0 not for us, 2 rejected" in text  # the case bundle in, the tampered copy and the replay out
     assert "TamperedError" in text or "fails authentication" in text
     assert "replay: sequence 1 is not newer than 2" in text
     assert "UK holds FR-IRCGN's signed receipt" in text

@@ -17,6 +17,7 @@ from ballistics.files import (
     atomic_output,
     copy_atomic,
     is_temporary_of,
+    open_regular,
     temporaries_of,
     temporary_affixes,
     write_atomic,
@@ -121,3 +122,23 @@ def test_a_killed_writer_leaves_the_old_file_and_a_recognisable_temporary(tmp_pa
     assert target.read_bytes() == b"old"
     leftovers = temporaries_of(target)
     assert len(leftovers) == 1 and leftovers[0].read_bytes().startswith(b"half of a scan")
+
+
+def test_only_regular_files_are_opened_or_copied(tmp_path: Path) -> None:
+    """A FIFO would block the open; a device can be read forever: both are refused at once."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    link = tmp_path / "link"
+    link.symlink_to(plain)
+    for path in (fifo, Path("/dev/zero"), tmp_path):
+        with pytest.raises(OSError, match="not a regular file"):
+            open_regular(path)
+        with pytest.raises(OSError, match="not a regular file"):
+            copy_atomic(path, tmp_path / "copy")
+    with pytest.raises(OSError, match="not a regular file"):
+        open_regular(link, follow=False)
+    with open_regular(link) as handle:
+        assert handle.read() == b"x"
+    assert not (tmp_path / "copy").exists() and temporaries_of(tmp_path / "copy") == []

@@ -26,10 +26,13 @@ from test_records import a_record
 
 import cli
 from ballistics.clock import now_utc
+from ballistics.errors import RecordError
+from ballistics.labs import Lab
 from ballistics.records import record_bytes
+from exchange.audit import parse_record as audit_record
 from exchange.bundle import export_bundle
 from exchange.canonical import canonical_json
-from exchange.card import DOMAIN_CARD, DOMAIN_REVOCATION, KeyCard, Revocation, read_document
+from exchange.card import DOMAIN_CARD, DOMAIN_REVOCATION, KeyCard, Revocation, check_lab, read_document
 from exchange.errors import (
     BundleContentError,
     ExpiredBundleError,
@@ -39,6 +42,7 @@ from exchange.errors import (
     UnsafeMemberNameError,
 )
 from exchange.keys import load_identity
+from exchange.manifest import is_safe_base
 from exchange.reader import open_bundle
 from exchange.receipts import parse_receipt
 
@@ -112,7 +116,7 @@ def test_booleans_are_not_integers_in_a_signed_manifest(labs: Labs, tmp_path: Pa
         (b'"sequence":NaN', "NaN is not JSON"),
         (b'"sequence":Infinity', "Infinity is not JSON"),
         (b'"sequence":' + b"1" * 5000, "not ASCII JSON"),
-        (b'"sequence":9007199254740992', "sequence"),
+        (b'"sequence":9007199254740992', "beyond"),
         (b'"sequence":1,"sequence":1', "duplicated key"),
     ],
 )
@@ -359,3 +363,31 @@ JSON_VALUES = st.recursive(
 @given(JSON_VALUES)
 def test_the_documented_canonical_form_is_the_code_s(value: object) -> None:
     assert section_3_6(value).encode("ascii") == canonical_json(value)
+
+
+# --- anchored patterns are full matches: a trailing newline is not part of any name ----------------
+
+
+def test_a_trailing_newline_is_refused_in_lab_ids_countries_member_names_receipts_and_audit_records(labs: Labs, tmp_path: Path) -> None:
+    with pytest.raises(MalformedCardError, match="lab id"):
+        check_lab(Lab("FR-IRCGN\n", "IRCGN", "FR"), "card")
+    with pytest.raises(MalformedCardError, match="country"):
+        check_lab(Lab("FR-IRCGN", "IRCGN", "FR\n"), "card")
+    assert not is_safe_base("K1.x3p\n")
+    with pytest.raises(UnsafeMemberNameError, match="must be 1-200"):
+        opened(labs, bundle(labs, tmp_path, files=[file_entry("records/CASE-42.json\n", "record", record_bytes(a_record()))]))
+    for field, value in (("bundle_id", "01" * 16 + "\n"), ("header_hash", "cd" * 32 + "\n")):
+        with pytest.raises(MalformedBundleError, match="malformed"):
+            parse_receipt(canonical_json({**_receipt_doc(), field: value}), "r")
+    line = {"v": 1, "seq": 1, "type": "bundle_import\n", "time": "2026-01-15T09:30:00Z", "actor": {}, "details": {}, "prev": "0" * 64}
+    assert audit_record(canonical_json(line)) == "bad event type"
+    assert (
+        audit_record(canonical_json({**line, "type": "bundle_import", "prev": "0" * 64 + "\n"})) == "prev is not a lower-case hex SHA-256"
+    )
+
+
+def test_a_record_naming_its_case_with_a_trailing_newline_is_refused(labs: Labs, tmp_path: Path) -> None:
+    document = a_record()
+    document["case_id"] += "\n"
+    with pytest.raises(RecordError, match="at case_id"):
+        opened(labs, bundle(labs, tmp_path, files=[file_entry("records/CASE-42.json", "record", record_bytes(document))]))

@@ -125,7 +125,7 @@ def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION == 3
+        assert current_version(conn) == SCHEMA_VERSION == 4
         assert sa.inspect(conn).has_table("bundle_ledger")
     assert store.ledger() == [] and store.last_sequence("UK-FSL") == 0
 
@@ -202,10 +202,6 @@ def _revoked(w: World, tmp: Path, fr: LabHome) -> Path:
     return bundle
 
 
-def _not_for_us(w: World, tmp: Path, fr: LabHome) -> Path:
-    return findings(w.uk, tmp / "in.bfx", to=("DE-BKA",))
-
-
 def _tampered(w: World, tmp: Path, fr: LabHome) -> Path:
     bundle = findings(w.uk, tmp / "in.bfx")
     data = bytearray(bundle.read_bytes())
@@ -260,7 +256,6 @@ def _foreign_record(w: World, tmp: Path, fr: LabHome, monkeypatch: pytest.Monkey
 REFUSALS = {
     "untrusted sender": (_untrusted, "UntrustedSenderError", 4, "not in the trust store"),
     "revoked sender": (_revoked, "RevokedKeyError", 4, "revoked"),
-    "not a recipient": (_not_for_us, "NotARecipientError", 4, "not to this lab"),
     "tampered byte": (_tampered, "TamperedError", 4, ""),
     "truncated": (_truncated, "TruncatedError", 4, "truncated"),
     "replayed id": (_replayed_id, "ReplayedBundleError", 4, "already imported"),
@@ -331,7 +326,8 @@ def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Pa
     run(fr, findings(uk, tmp_path / "out" / "uk.bfx"), receipt_dir=tmp_path / "receipts")
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
-    assert run(de, receipt).of("rejected")[0].error == "NotARecipientError"
+    [outcome] = run(de, receipt).outcomes
+    assert outcome.status == "not_for_us" and "not to this lab" in outcome.reason and receipt.exists()
 
 
 # --- bundle verify agrees with import ---------------------------------------------------------------
@@ -386,7 +382,7 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
     assert cli.main(["bundle", "import", str(inbox), "--json"]) == 3
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"imported", "duplicates", "rejected", "exit_code"} and doc["exit_code"] == 3
+    assert set(doc) == {"imported", "duplicates", "not_for_us", "rejected", "exit_code"} and doc["exit_code"] == 3
     assert [e["path"] for e in doc["imported"]] == [str(good)] and doc["duplicates"] == []
     [rejected] = doc["rejected"]
     assert (
@@ -395,7 +391,7 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
     assert {"path", "bundle_id", "reason", "exit_code"} <= set(doc["imported"][0])
     assert cli.main(["bundle", "import", str(inbox)]) == 0
     table = capsys.readouterr().out
-    assert "0 imported, 1 duplicates, 0 rejected" in table and "duplicate" in table
+    assert "0 imported, 1 duplicates, 0 not for us, 0 rejected" in table and "duplicate" in table
     assert cli.main(["audit", "verify", "--json"]) == 0
 
 

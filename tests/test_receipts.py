@@ -59,7 +59,7 @@ def test_the_receipt_bundle_goes_back_to_the_sender_who_reads_the_same_receipt(l
     uk, fr, bundle = labs
     verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
     sent = send_receipt(fr.home, fr.identity, fr.trust, verified, ["r1"], tmp_path / "out", T0)
-    assert sent.path == tmp_path / "out" / f"receipt-{verified.manifest.bundle_id}-FR-IRCGN.bfx"
+    assert sent.path == tmp_path / "out" / f"receipt-{verified.manifest.bundle_id}-FR-IRCGN-to-UK-FSL.bfx"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [sent.path.name]  # the temporary source is gone
     back = open_bundle(sent.path, uk.identity, uk.trust, now=T0)  # the sender opens it, checked like any bundle
     assert back.receipt == sent.receipt and back.records == ()

@@ -11,7 +11,7 @@ import pytest
 
 from ballistics.errors import InvalidInputError, RecordError
 from ballistics.labs import Lab
-from ballistics.records import build_record, load_record, record_bytes, schema, validate_record, write_record
+from ballistics.records import build_record, ecma_pattern, load_record, record_bytes, schema, validate_record, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
@@ -115,3 +115,40 @@ def test_build_refuses_a_comparison_without_scan_hashes() -> None:
 def test_schema_file_is_valid_json_for_partners() -> None:
     doc = json.loads((REPO / "docs" / "match-record.schema.json").read_text())
     assert set(doc["required"]) >= {"lab", "case_id", "exhibits", "comparison", "scores", "conclusion", "examiner", "created", "scans"}
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        (("lab", "id"), "lab/id"),
+        (("lab", "country"), "lab/country"),
+        (("case_id",), "case_id"),
+        (("exhibits", "questioned"), "exhibits/questioned"),
+        (("record_id",), "record_id"),
+        (("created",), "created"),
+        (("scans", "reference", "sha256"), "scans/reference/sha256"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_an_anchored_pattern(field: tuple[str, ...], where: str) -> None:
+    """Python's ``$`` also matches before a final newline; a schema pattern's does not (ECMA-262)."""
+    record = copy.deepcopy(a_record())
+    parent = record
+    for key in field[:-1]:
+        parent = parent[key]
+    parent[field[-1]] += "\n"
+    with pytest.raises(RecordError, match=f"at {where}: .* does not match"):
+        validate_record(record, "r.json")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("^[A-Z]{2}$", "FR", True),
+        ("^[A-Z]{2}$", "FR\n", False),
+        ("^a[$]b$", "a$b", True),
+        (r"^a\$$", "a$", True),
+        (r"^a\$$", "a$\n", False),
+    ],
+)
+def test_schema_patterns_read_dollar_as_ecma_262_does(pattern: str, text: str, matches: bool) -> None:
+    assert (ecma_pattern(pattern).search(text) is not None) is matches

@@ -149,7 +149,7 @@ def test_an_old_database_is_migrated(tmp_path: Path, real_scans: Path) -> None:
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION == 3
+        assert current_version(conn) == SCHEMA_VERSION == 4
         assert sa.inspect(conn).has_table("signatures")
     assert [(e.case, e.exhibit) for e in store.exhibits()] == [("OLD-1", "K1")]
     store.add_exhibit_scan(fadul("1-1"), case_id="NEW-1", exhibit_id="K1", lab=LAB)
