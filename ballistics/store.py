@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics import settings
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
@@ -42,7 +43,6 @@ from ballistics.files import copy_atomic
 from ballistics.labs import Lab
 from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.method import PreprocessParams, SignatureParams
-from ballistics import settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -379,30 +379,32 @@ class Store:
                 return _already(existing[0], lab.id, case_id, exhibit_id)
             self.ensure_lab(lab, partner=partner, conn=c)
             case_pk = self._case_pk(c, lab.id, case_id)
-            taken = c.execute(
-                sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)
-            ).first()
-            if taken is not None:
-                raise StoreError(
-                    path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
+            holder = _holder(c, case_pk, exhibit_id)
+            inserted = False
+            if holder is None:
+                self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um, original_name=original_name)
+                inserted = insert_new(
+                    c,
+                    exhibits,
+                    case_pk=case_pk,
+                    exhibit_id=exhibit_id,
+                    scan_sha256=sha,
+                    partner=partner,
+                    added=format_time(),
+                    calibre=characteristics.calibre,
+                    firing_pin_shape=characteristics.firing_pin_shape,
+                    ejector_position=characteristics.ejector_position,
                 )
-            self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um, original_name=original_name)
-            inserted = insert_new(
-                c,
-                exhibits,
-                case_pk=case_pk,
-                exhibit_id=exhibit_id,
-                scan_sha256=sha,
-                partner=partner,
-                added=format_time(),
-                calibre=characteristics.calibre,
-                firing_pin_shape=characteristics.firing_pin_shape,
-                ejector_position=characteristics.ejector_position,
-            )
-            if not inserted:  # another process filed this scan, or this exhibit id, since the checks above
+            if not inserted:
+                # Each statement sees what was committed before it began (PostgreSQL's read committed):
+                # another process may have filed this scan, or this exhibit id, since the first check.
                 if existing := self._exhibit_rows(c, exhibits.c.scan_sha256 == sha):
                     return _already(existing[0], lab.id, case_id, exhibit_id)
-                raise StoreError(path, f"exhibit {exhibit_id} of case {case_id} was just given another scan; choose another exhibit id")
+                raise StoreError(
+                    path,
+                    f"exhibit {exhibit_id} of case {case_id} already holds scan {(holder or _holder(c, case_pk, exhibit_id) or '?')[:12]}; "
+                    "choose another exhibit id",
+                )
             added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
         return AddResult(added, True, f"added as exhibit #{added.id} {case_id}/{exhibit_id} (lab {lab.id})")
 
@@ -637,6 +639,13 @@ class Store:
             )
             for r in conn.execute(query)
         ]
+
+
+def _holder(conn: Connection, case_pk: int, exhibit_id: str) -> str | None:
+    """The scan (SHA-256) that exhibit ``exhibit_id`` of the case holds, if any."""
+    return conn.execute(
+        sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)
+    ).scalar()
 
 
 def _ledger_entry(row: Any) -> LedgerEntry:

@@ -130,6 +130,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     chosen.drop_since(0)  # what module fixtures made
 
 
+@pytest.fixture
+def postgres(postgres_server: sa.Engine) -> Iterator[Backend]:
+    """PostgreSQL alone, for what only a server shows (several processes writing at once); schemas dropped after."""
+    chosen = Backend("postgresql", postgres_server)
+    yield chosen
+    chosen.drop_since(0)
+
+
 @pytest.fixture(autouse=True)
 def _drop_test_schemas(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test's own PostgreSQL schemas are dropped when it ends."""

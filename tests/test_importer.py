@@ -35,7 +35,6 @@ from exchange.importer import ImportReport, import_bundles, recover
 from exchange.keys import revoke_identity
 from exchange.reader import open_bundle
 
-
 pytestmark = pytest.mark.usefixtures("backend")
 
 
