@@ -186,6 +186,7 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
     config.attributes["connection"] = conn
     return config
 

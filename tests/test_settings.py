@@ -16,9 +16,7 @@ from ballistics.store import Store
 from cli import main
 
 
-def test_each_setting_comes_from_the_option_the_environment_the_file_then_the_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_each_setting_comes_from_the_option_the_environment_the_file_then_the_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(settings.DB_URL_ENV, raising=False)
     monkeypatch.delenv(settings.SCAN_STORE_ENV, raising=False)
     home = tmp_path / "home"
