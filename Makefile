@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/ballistics demo
 
+# The store, search and import suites run on SQLite and on this PostgreSQL server (a schema per
+# test, dropped after); an unreachable server fails the run. Set it empty to run SQLite alone.
+BALLISTICS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export BALLISTICS_TEST_POSTGRES_URL
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

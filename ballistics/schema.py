@@ -1,17 +1,18 @@
 """The collection's database schema and its migrations.
 
 SQLAlchemy Core tables, so the same code runs on SQLite (the default, under the lab home) and on
-PostgreSQL (``BALLISTICS_DB_URL``). The schema is versioned: :data:`MIGRATIONS` are applied in
-order when a store is opened, and the ``schema_version`` table says how far a database has come;
-a database newer than the software is refused rather than misread.
+PostgreSQL (``BALLISTICS_DB_URL`` or the home's ``settings.toml``; :mod:`ballistics.settings`).
+The tables here are the schema at :data:`HEAD`; the Alembic revisions under
+``ballistics/migrations/versions`` build it step by step, each with its own frozen DDL, and
+:func:`migrate` applies the missing ones when a store is opened. A database whose revision this
+software does not know (written by newer software) is refused rather than misread.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -19,10 +20,21 @@ from sqlalchemy.engine import Connection, Engine
 from ballistics.errors import StoreError
 from ballistics.files import PRIVATE_FILE_MODE
 
-DB_URL_ENV = "BALLISTICS_DB_URL"
-DB_FILE = "ballistics.db"
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 #: Execution option asking SQLite for ``BEGIN IMMEDIATE`` (see :meth:`ballistics.store.Store.transaction`).
 IMMEDIATE = "ballistics_immediate"
+#: The newest revision under ``ballistics/migrations/versions`` (a test checks they agree), so
+#: opening an up-to-date database reads one row and loads no Alembic.
+HEAD = "0005"
+#: Revisions of the schema versions counted by hand before Alembic (table ``schema_version``).
+LEGACY_REVISIONS = {1: "0001", 2: "0002", 3: "0003"}
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: First keys of the PostgreSQL advisory locks that serialise migrations and exclusive
+#: transactions (:func:`lock_exclusive`); the second key is the schema.
+_MIGRATION_LOCK = 0x0BA1
+_EXCLUSIVE_LOCK = 0x0BA2
 
 
 metadata = sa.MetaData()
@@ -114,71 +126,14 @@ bundle_ledger = sa.Table(
 )
 
 
-def _migrate_1(conn: Connection) -> None:
-    """Labs, cases, exhibits, scans, comparisons, match records."""
-    for table in (schema_version, labs, cases, scans, exhibits, comparisons, match_records):
-        table.create(conn)
-
-
-def _migrate_2(conn: Connection) -> None:
-    """Search signatures in the database, so a query reads the whole collection's in one select."""
-    signatures.create(conn)
-
-
-def _migrate_3(conn: Connection) -> None:
-    """The ledger of imported partner bundles: replay detection and proof of what was received.
-
-    As it was at version 3 (keyed by the bundle id alone); migration 4 gives it its present key.
-    """
-    sa.Table(
-        "bundle_ledger",
-        sa.MetaData(),
-        sa.Column("bundle_id", sa.String(32), primary_key=True),
-        sa.Column("sender_lab", sa.String(64), nullable=False),
-        sa.Column("sender_key_id", sa.String(64), nullable=False),
-        sa.Column("sequence", sa.BigInteger, nullable=False),
-        sa.Column("header_hash", sa.String(64), nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("path", sa.Text, nullable=False),
-        sa.Column("details", sa.Text, nullable=False),
-        sa.Column("imported", sa.String(40), nullable=False),
-        sa.Column("receipt_sha256", sa.String(64)),
-        sa.Index("ix_bundle_ledger_sender", "sender_lab", "sequence"),
-    ).create(conn)
-
-
-def _migrate_4(conn: Connection) -> None:
-    """The ledger keyed by (sender lab, bundle id), not the bundle id alone: the table is rebuilt.
-
-    Neither SQLite nor a portable ``ALTER TABLE`` changes a primary key, so the old table is
-    renamed, the new one created and filled from it, and the old one dropped (the index name is
-    freed first: SQLite's index names are global to the database).
-    """
-    old = "bundle_ledger_v3"
-    conn.execute(sa.text(f"ALTER TABLE bundle_ledger RENAME TO {old}"))
-    conn.execute(sa.text("DROP INDEX ix_bundle_ledger_sender"))
-    bundle_ledger.create(conn)
-    columns = [c.name for c in bundle_ledger.columns]
-    previous = sa.Table(old, sa.MetaData(), *(sa.Column(name) for name in columns))
-    conn.execute(bundle_ledger.insert().from_select(columns, sa.select(*previous.columns)))
-    conn.execute(sa.text(f"DROP TABLE {old}"))
-
-
-#: Ordered migrations: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_1, _migrate_2, _migrate_3, _migrate_4)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def database_url(home: Path, url: str | None = None) -> str:
-    """The option, else ``BALLISTICS_DB_URL``, else SQLite in the home."""
-    return url or os.environ.get(DB_URL_ENV) or f"sqlite:///{Path(home) / DB_FILE}"
-
-
 def create_engine(url: str) -> Engine:
+    """An engine for SQLite or PostgreSQL, the two backends the tests run against."""
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise StoreError(url, f"unusable database URL: {exc}") from None
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        raise StoreError(engine.url.render_as_string(hide_password=True), "the collection runs on SQLite or PostgreSQL only")
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -205,21 +160,92 @@ def create_engine(url: str) -> Engine:
     return engine
 
 
-def current_version(conn: Connection) -> int:
-    if not sa.inspect(conn).has_table("schema_version"):
-        return 0
-    return int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+def insert_new(conn: Connection, table: sa.Table, **values: Any) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING``: True when this call added the row, False when a unique key already held one.
+
+    On PostgreSQL a conflicting row that another transaction has not committed yet makes this
+    wait for that transaction: its commit means "already there", its rollback lets this insert.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    return conn.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
-def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
-    """Apply the missing migrations up to ``target``, each in its own transaction."""
-    with engine.begin() as conn:
-        version = current_version(conn)
-    if version > SCHEMA_VERSION:
-        raise StoreError(str(engine.url), f"database schema version {version} is newer than this software's {SCHEMA_VERSION}")
-    for step in range(version, target):
-        with engine.begin() as conn:
-            MIGRATIONS[step](conn)
-            conn.execute(schema_version.delete())
-            conn.execute(schema_version.insert().values(version=step + 1))
-    return max(version, target)
+def lock_exclusive(conn: Connection) -> None:
+    """Make the current transaction exclusive among those that call this (until it ends).
+
+    PostgreSQL: a transaction-level advisory lock of the current schema, released at commit,
+    rollback or when a killed client's connection drops. SQLite needs nothing: a write
+    transaction there holds the database's single write lock already (``BEGIN IMMEDIATE``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": _EXCLUSIVE_LOCK})
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    """Alembic's configuration for the collection's revisions, running on ``conn``."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
+    config.attributes["connection"] = conn
+    return config
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The database's schema revision: Alembic's, else that of a hand-made version, else ``None`` (empty)."""
+    inspector = sa.inspect(conn)
+    if inspector.has_table("alembic_version"):
+        heads = [row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+        if len(heads) > 1:
+            raise StoreError(str(conn.engine.url), f"database has several schema heads ({', '.join(sorted(heads))})")
+        if heads:
+            return str(heads[0])
+    if inspector.has_table("schema_version"):
+        version = int(conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0)
+        if version in LEGACY_REVISIONS:
+            return LEGACY_REVISIONS[version]
+        if version:
+            raise StoreError(str(conn.engine.url), f"database schema version {version} is newer than this software's {HEAD}")
+    return None
+
+
+def migrate(engine: Engine, target: str = HEAD) -> str | None:
+    """Bring the database to ``target`` (default: the newest revision); returns the revision it is at.
+
+    The revisions run in one transaction under a lock (SQLite ``BEGIN IMMEDIATE``, a
+    PostgreSQL advisory lock for this schema), so workstations opening a new or old database at
+    the same moment migrate it once, and a failure leaves it as it was.
+    """
+    with engine.connect() as conn:
+        revision = current_revision(conn)
+    if revision == target:
+        return revision
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"), {"key": _MIGRATION_LOCK})
+        revision = current_revision(conn)  # again: another process may have migrated meanwhile
+        if revision is not None:
+            try:
+                scripts.get_revision(revision)
+            except CommandError:
+                raise StoreError(
+                    str(engine.url), f"database schema revision {revision} is newer than this software's {HEAD}; use newer software"
+                ) from None
+        config = alembic_config(conn)
+        if revision is not None and not sa.inspect(conn).has_table("alembic_version"):
+            command.stamp(config, revision)  # a database of the hand-made migrations joins Alembic where it stands
+        command.upgrade(config, target)
+        return current_revision(conn)

@@ -1,16 +1,22 @@
 """The reference collection: the one module that talks to the database, and the scan files.
 
-The database (SQLAlchemy Core; SQLite under the lab home by default, any SQLAlchemy URL through
-``BALLISTICS_DB_URL`` so a multi-user lab can use PostgreSQL) holds labs, cases, exhibits with
-their class characteristics, scans (by SHA-256), comparisons, match records and search
-signatures. Its schema is versioned: :data:`MIGRATIONS` are applied in order when a store is
-opened, and ``schema_version`` says how far a database has come.
+The database (SQLAlchemy Core; SQLite under the lab home by default, PostgreSQL for a lab of
+several workstations: :mod:`ballistics.settings`) holds labs, cases, exhibits with their class
+characteristics, scans (by SHA-256), comparisons, match records and search signatures. Its
+schema is migrated to the newest revision when a store is opened (:func:`ballistics.schema.migrate`).
 
-Files live beside the database, content-addressed: ``scans/<sha[:2]>/<sha>.<ext>`` for the
-scans as received, ``cache/<sha[:2]>/<sha>-<key>.npz`` for the prepared working surface, keyed
-by the preprocessing parameters and signature version, so that search never prepares a
-collection scan again. A file is written (temporary file, rename) before the row naming it is
-committed: a crash can leave an unreferenced file, never a row pointing at a missing one.
+Files live in the scan store (the home, or a shared directory named by the settings),
+content-addressed: ``scans/<sha[:2]>/<sha>.<ext>`` for the scans as received,
+``cache/<sha[:2]>/<sha>-<key>.npz`` for the prepared working surface, keyed by the
+preprocessing parameters and signature version, so that search never prepares a collection
+scan again. A file is written (temporary file, rename) before the row naming it is committed:
+a crash can leave an unreferenced file, never a row pointing at a missing one.
+
+Several processes may write at once (examiners at several workstations, imports): rows that
+two of them may both create (labs, cases, scans, signatures) are inserted with ``ON CONFLICT
+DO NOTHING`` and read back, so the second writer joins the first's row instead of failing, and
+the unique constraints (one exhibit per scan, one exhibit id per case, one ledger entry per
+bundle) decide every other race.
 
 Preprocessing, signatures, scan reading and the surface cache are imported inside the methods
 that prepare or read scans, so that listing, showing and removing exhibits loads no NumPy.
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ballistics import settings
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
@@ -48,9 +55,10 @@ from ballistics.schema import (
     cases,
     comparisons,
     create_engine,
-    database_url,
     exhibits,
+    insert_new,
     labs,
+    lock_exclusive,
     match_records,
     migrate,
     scans,
@@ -130,10 +138,11 @@ class AddResult:
 
 @dataclass
 class Store:
-    """A lab's collection: database, scan files and caches under ``home``."""
+    """A lab's collection: the database, and the scan files and caches under ``files`` (the scan store)."""
 
     home: Path
     engine: Engine
+    files: Path
     preprocess: PreprocessParams = PreprocessParams()
     signature_params: SignatureParams = SignatureParams()
     _cache_key: str = field(init=False)
@@ -142,19 +151,29 @@ class Store:
         self._cache_key = self.signature_params.key(self.preprocess.to_dict())
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str], url: str | None = None, **params: Any) -> Store:
+    def open(
+        cls, home: str | os.PathLike[str], url: str | None = None, *, files: str | os.PathLike[str] | None = None, **params: Any
+    ) -> Store:
+        """The collection of ``home``: database ``url`` and scan store ``files``, else as :mod:`ballistics.settings` resolves them."""
         home = Path(home)
         if not home.exists():
             ensure_private_dir(home)
+        root = settings.scan_store(home, files)
+        if not root.is_dir():
+            raise StoreError(root, "the scan store is not a directory (is the shared file system mounted?)")
         for folder in ("scans", "cache"):
-            if not (home / folder).exists():
-                ensure_private_dir(home / folder)
-        engine = create_engine(database_url(home, url))
+            if not (root / folder).exists():
+                ensure_private_dir(root / folder)
+        engine = create_engine(settings.database_url(home, url))
         try:
             migrate(engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(str(engine.url), f"cannot open the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from None
-        return cls(home, engine, **params)
+            engine.dispose()
+            raise StoreError(
+                engine.url.render_as_string(hide_password=True),
+                f"cannot open the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            ) from None
+        return cls(home, engine, root, **params)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -166,13 +185,19 @@ class Store:
 
     @contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[Connection]:
-        """One atomic unit of work; pass the connection to the store's methods to join it.
+        """One atomic unit of writes; pass the connection to the store's methods to join it.
 
-        ``immediate`` takes the write lock before the first read (SQLite ``BEGIN IMMEDIATE``),
-        for a check-then-insert that two processes must not both pass.
+        On SQLite it takes the database's one write lock before its first read (``BEGIN
+        IMMEDIATE``, waiting up to the busy timeout): a transaction that read first could not
+        take it once another process had written. ``immediate`` makes the transaction exclusive
+        among immediate ones on PostgreSQL too (an advisory lock of the schema, held until the
+        end), for a check-then-insert that two processes must not both pass, such as a bundle
+        import; other PostgreSQL writers proceed in parallel under row locks.
         """
         try:
-            with self.engine.connect().execution_options(**{IMMEDIATE: immediate}) as conn, conn.begin():
+            with self.engine.connect().execution_options(**{IMMEDIATE: True}) as conn, conn.begin():
+                if immediate:
+                    lock_exclusive(conn)
                 yield conn
         except sa.exc.IntegrityError as exc:
             raise StoreError(
@@ -191,10 +216,10 @@ class Store:
 
     def scan_file(self, sha256: str, fmt: str) -> Path:
         suffix = "x3p" if fmt == "x3p" else fmt
-        return self.home / "scans" / sha256[:2] / f"{sha256}.{suffix}"
+        return self.files / "scans" / sha256[:2] / f"{sha256}.{suffix}"
 
     def cache_file(self, sha256: str) -> Path:
-        return self.home / "cache" / sha256[:2] / f"{sha256}-{self.cache_key}.npz"
+        return self.files / "cache" / sha256[:2] / f"{sha256}-{self.cache_key}.npz"
 
     def prepared(self, sha256: str) -> BreechFace:
         """The cached working surface of a stored scan, prepared again only if the cache is gone."""
@@ -209,7 +234,7 @@ class Store:
             row = conn.execute(sa.select(scans).where(scans.c.sha256 == sha256)).first()
         if row is None:
             raise StoreError(sha256, "no such scan in the collection")
-        face = prepare(load_scan(self.home / row.file), self.preprocess)
+        face = prepare(load_scan(self.files / row.file), self.preprocess)
         save_prepared(face, path)
         return face
 
@@ -217,8 +242,7 @@ class Store:
 
     def ensure_lab(self, lab: Lab, *, partner: bool = False, conn: Connection | None = None) -> None:
         with self._joined(conn) as c:
-            if c.execute(sa.select(labs.c.id).where(labs.c.id == lab.id)).first() is None:
-                c.execute(labs.insert().values(id=lab.id, name=lab.name, country=lab.country, partner=partner))
+            insert_new(c, labs, id=lab.id, name=lab.name, country=lab.country, partner=partner)
 
     def reattribute(self, from_lab: str, to: Lab) -> Reattribution:
         """Give the cases, exhibits and match records of lab ``from_lab`` to the lab ``to``, in one transaction.
@@ -308,17 +332,18 @@ class Store:
             if not target.exists():
                 copy_atomic(path, target, mode=PRIVATE_FILE_MODE)
             save_prepared(face, self.cache_file(sha))
-            c.execute(
-                scans.insert().values(
-                    sha256=sha,
-                    file=str(target.relative_to(self.home)),
-                    original_name=(original_name if original_name is not None else path.name)[:255],
-                    format=fmt,
-                    size=target.stat().st_size,
-                    added=format_time(),
-                )
+            # Another process may be adding the same scan: its row, once committed, stands for ours.
+            insert_new(
+                c,
+                scans,
+                sha256=sha,
+                file=str(target.relative_to(self.files)),
+                original_name=(original_name if original_name is not None else path.name)[:255],
+                format=fmt,
+                size=target.stat().st_size,
+                added=format_time(),
             )
-            c.execute(signatures.insert().values(sha256=sha, key=self.cache_key, data=signature_bytes(sig)))
+            insert_new(c, signatures, sha256=sha, key=self.cache_key, data=signature_bytes(sig))
         return sha
 
     def add_exhibit_scan(
@@ -358,16 +383,13 @@ class Store:
                 return _already(existing[0], lab.id, case_id, exhibit_id)
             self.ensure_lab(lab, partner=partner, conn=c)
             case_pk = self._case_pk(c, lab.id, case_id)
-            taken = c.execute(
-                sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)
-            ).first()
-            if taken is not None:
-                raise StoreError(
-                    path, f"exhibit {exhibit_id} of case {case_id} already holds scan {taken.scan_sha256[:12]}; choose another exhibit id"
-                )
-            self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um, original_name=original_name)
-            c.execute(
-                exhibits.insert().values(
+            holder = _holder(c, case_pk, exhibit_id)
+            inserted = False
+            if holder is None:
+                self.add_scan_file(path, conn=c, sha256=sha, face=face, pixel_um=pixel_um, original_name=original_name)
+                inserted = insert_new(
+                    c,
+                    exhibits,
                     case_pk=case_pk,
                     exhibit_id=exhibit_id,
                     scan_sha256=sha,
@@ -377,7 +399,16 @@ class Store:
                     firing_pin_shape=characteristics.firing_pin_shape,
                     ejector_position=characteristics.ejector_position,
                 )
-            )
+            if not inserted:
+                # Each statement sees what was committed before it began (PostgreSQL's read committed):
+                # another process may have filed this scan, or this exhibit id, since the first check.
+                if existing := self._exhibit_rows(c, exhibits.c.scan_sha256 == sha):
+                    return _already(existing[0], lab.id, case_id, exhibit_id)
+                raise StoreError(
+                    path,
+                    f"exhibit {exhibit_id} of case {case_id} already holds scan {(holder or _holder(c, case_pk, exhibit_id) or '?')[:12]}; "
+                    "choose another exhibit id",
+                )
             added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
         return AddResult(added, True, f"added as exhibit #{added.id} {case_id}/{exhibit_id} (lab {lab.id})")
 
@@ -386,10 +417,8 @@ class Store:
             return c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha256)).first() is not None
 
     def _case_pk(self, conn: Connection, lab_id: str, case_id: str) -> int:
-        row = conn.execute(sa.select(cases.c.pk).where(cases.c.lab_id == lab_id, cases.c.case_id == case_id)).first()
-        if row is not None:
-            return int(row.pk)
-        return _inserted_pk(conn.execute(cases.insert().values(lab_id=lab_id, case_id=case_id)))
+        insert_new(conn, cases, lab_id=lab_id, case_id=case_id)  # or another process's, once it commits
+        return int(conn.execute(sa.select(cases.c.pk).where(cases.c.lab_id == lab_id, cases.c.case_id == case_id)).scalar_one())
 
     def remove_exhibit(self, ident: str) -> Exhibit:
         """Remove an exhibit; its scan and caches go too unless a comparison cites the scan."""
@@ -409,7 +438,7 @@ class Store:
                 c.execute(scans.delete().where(scans.c.sha256 == exhibit.sha256))
         if cited is None:  # after the commit: a crash before this leaves files without rows, not the reverse
             exhibit.path.unlink(missing_ok=True)
-            for cached in (self.home / "cache" / exhibit.sha256[:2]).glob(f"{exhibit.sha256}-*.npz"):
+            for cached in (self.files / "cache" / exhibit.sha256[:2]).glob(f"{exhibit.sha256}-*.npz"):
                 cached.unlink(missing_ok=True)
         return exhibit
 
@@ -564,9 +593,8 @@ class Store:
     def put_signature(self, sha256: str, sig: np.ndarray) -> None:
         from ballistics.signature import signature_bytes
 
-        with self.transaction() as c:
-            c.execute(signatures.delete().where(signatures.c.sha256 == sha256, signatures.c.key == self.cache_key))
-            c.execute(signatures.insert().values(sha256=sha256, key=self.cache_key, data=signature_bytes(sig)))
+        with self.transaction() as c:  # the same key gives the same signature: a concurrent search's row is as good
+            insert_new(c, signatures, sha256=sha256, key=self.cache_key, data=signature_bytes(sig))
 
     def _find(self, conn: Connection, ident: str) -> Exhibit:
         text = ident.strip()
@@ -610,7 +638,7 @@ class Store:
                     r.calibre, FiringPinShape(r.firing_pin_shape) if r.firing_pin_shape else None, r.ejector_position
                 ),
                 sha256=r.scan_sha256,
-                path=self.home / r.file,
+                path=self.files / r.file,
                 original_name=r.original_name,
                 added=r.added,
             )
@@ -620,6 +648,13 @@ class Store:
 
 def _ledger_key(sender_lab: str, bundle_id: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (bundle_ledger.c.sender_lab == sender_lab, bundle_ledger.c.bundle_id == bundle_id)
+
+
+def _holder(conn: Connection, case_pk: int, exhibit_id: str) -> str | None:
+    """The scan (SHA-256) that exhibit ``exhibit_id`` of the case holds, if any."""
+    return conn.execute(
+        sa.select(exhibits.c.scan_sha256).where(exhibits.c.case_pk == case_pk, exhibits.c.exhibit_id == exhibit_id)
+    ).scalar()
 
 
 def _ledger_entry(row: Any) -> LedgerEntry:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import fcntl
 import getpass
 import hashlib
-import json
 import os
 import re
 import socket

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ballistics.json_input import load_json
 from exchange.audit import (
     DOMAIN_HEAD,
     GENESIS,

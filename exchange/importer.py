@@ -564,12 +564,16 @@ def recover(home: Path, store: Store) -> list[Path]:
     Returns the files removed.
     """
     removed: list[Path] = []
-    for work in sorted((home / "import").glob("work-*")):
-        if work.is_symlink() or not work.is_dir():
-            continue
-        handle = _try_lock(work / "lock")
-        if handle is None:
-            continue
+    root = home / "import"
+    if not root.is_dir():
+        return removed
+    with _creating(root):  # not in the instant between another import's mkdtemp and its lock
+        dead = [
+            (work, handle)
+            for work in sorted(root.glob("work-*"))
+            if not work.is_symlink() and work.is_dir() and (handle := _try_lock(work / "lock")) is not None
+        ]
+    for work, handle in dead:
         try:
             with store.transaction(immediate=True) as conn:
                 for journal in sorted(work.glob("*.journal.json")):
@@ -619,13 +623,25 @@ def _try_lock(path: Path) -> int | None:
 
 
 @contextmanager
+def _creating(root: Path) -> Iterator[None]:
+    """An exclusive lock on the ``import`` directory itself, for making a work directory and its lock as one step."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def _work_directory(home: Path) -> Iterator[Path]:
     """``<home>/import/work-<pid>-<random>``, locked for as long as this import runs."""
     root = home / "import"
     root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=root))
-    fd = os.open(work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    with _creating(root):
+        work = Path(tempfile.mkdtemp(prefix=f"work-{os.getpid()}-", dir=root))
+        fd = os.open(work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield work
     finally:

@@ -111,3 +111,8 @@ def test_the_package_builds_without_warnings(tmp_path: Path) -> None:
 
     names = zipfile.ZipFile(wheel).namelist()
     assert "ballistics/schemas/match-record.schema.json" in names and "commands/collection.py" in names and "cli.py" in names
+    assert {
+        "ballistics/migrations/env.py",
+        "ballistics/migrations/script.py.mako",
+        "ballistics/migrations/versions/v0004_alembic.py",
+    } <= set(names)

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import x3pio
-from conftest import SAMPLE_DATA
+from conftest import SAMPLE_DATA, Backend
 from exchange_support import PASSPHRASE, LabHome, file_entry, signed_bundle
 from PIL import Image
 from rich.console import Console
@@ -42,7 +42,7 @@ from ballistics.clock import now_utc
 from ballistics.errors import TooLargeError
 from ballistics.records import record_bytes
 from ballistics.scan import load_scan
-from ballistics.schema import create_engine, current_version, migrate
+from ballistics.schema import HEAD, create_engine, current_revision, migrate
 from ballistics.store import Store
 from commands import common
 from exchange.audit import AuditLog
@@ -181,9 +181,9 @@ def test_the_same_sender_reusing_an_id_for_other_bytes_is_still_a_replay(world: 
     assert (rejected.error, rejected.exit_code) == ("ReplayedBundleError", 4)
 
 
-def test_a_version_3_ledger_is_rebuilt_with_its_rows_under_the_new_key(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
-    migrate(engine, target=3)
+def test_a_revision_3_ledger_is_rebuilt_with_its_rows_under_the_new_key(tmp_path: Path, backend: Backend) -> None:
+    engine = create_engine(backend.url(tmp_path))
+    migrate(engine, target="0003")
     row = {
         "bundle_id": "ab" * 16,
         "sender_lab": "UK-FSL",
@@ -202,7 +202,7 @@ def test_a_version_3_ledger_is_rebuilt_with_its_rows_under_the_new_key(tmp_path:
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == 4
+        assert current_revision(conn) == HEAD
         assert sa.inspect(conn).get_pk_constraint("bundle_ledger")["constrained_columns"] == ["sender_lab", "bundle_id"]
         assert [i["name"] for i in sa.inspect(conn).get_indexes("bundle_ledger")] == ["ix_bundle_ledger_sender"]
     entry = store.ledger_entry("UK-FSL", "ab" * 16)

@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import REPO, SAMPLE_DATA
+from conftest import REPO, SAMPLE_DATA, Backend
 from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
 from test_files import kill_writer_mid_write
 from test_records import comparison_dict
@@ -28,13 +27,15 @@ from ballistics.files import temporaries_of
 from ballistics.ledger import FindingsDetails, ReceiptDetails
 from ballistics.records import build_record, record_bytes
 from ballistics.scan import sha256_file
-from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
+from ballistics.schema import HEAD, create_engine, current_revision, migrate
 from ballistics.store import Store
 from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
 from exchange.importer import ImportReport, import_bundles, recover
 from exchange.keys import revoke_identity
 from exchange.reader import open_bundle
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 @dataclass
@@ -119,13 +120,13 @@ def events(home: Path) -> list[str]:
 # --- the store's migration ------------------------------------------------------------------------
 
 
-def test_a_version_2_database_gains_the_ledger(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
-    migrate(engine, target=2)
+def test_a_revision_2_database_gains_the_ledger(tmp_path: Path, backend: Backend) -> None:
+    engine = create_engine(backend.url(tmp_path))
+    migrate(engine, target="0002")
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION == 4
+        assert current_revision(conn) == HEAD
         assert sa.inspect(conn).has_table("bundle_ledger")
     assert store.ledger() == [] and store.last_sequence("UK-FSL") == 0
 
@@ -398,8 +399,8 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
 # --- crashes and concurrency -----------------------------------------------------------------------
 
 
-def _subprocess_import(home: Path, inbox: Path) -> subprocess.Popen:
-    env = {**os.environ, "BALLISTICS_HOME": str(home), "BALLISTICS_PASSPHRASE": PASSPHRASE.decode()}
+def _subprocess_import(home: Path, inbox: Path, backend: Backend) -> subprocess.Popen:
+    env = {**os.environ, "BALLISTICS_HOME": str(home), "BALLISTICS_PASSPHRASE": PASSPHRASE.decode(), **backend.env(home)}
     return subprocess.Popen(
         [sys.executable, "-c", "import sys, cli; sys.exit(cli.main(sys.argv[1:]))", "bundle", "import", str(inbox), "--json"],
         cwd=REPO,
@@ -423,17 +424,20 @@ def _batch(world: World, inbox: Path, names: list[tuple[str, str]]) -> dict[Path
     return out
 
 
-def _check_consistent(home: Path, bundles: dict[Path, set[str]]) -> int:
+def _check_consistent(home: Path, bundles: dict[Path, set[str]], backend: Backend) -> int:
     """Integrity, rows -> files, and each bundle wholly imported or not at all; returns how many are in."""
-    db = home / "ballistics.db"
-    if not db.exists():
+    if backend.name == "sqlite" and not (home / "ballistics.db").exists():
         return 0
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        rows = dict(conn.execute("SELECT sha256, file FROM scans").fetchall()) if _has(conn, "scans") else {}
-        ledger = {row[0] for row in conn.execute("SELECT header_hash FROM bundle_ledger")} if _has(conn, "bundle_ledger") else set()
-        records = {row[0] for row in conn.execute("SELECT case_id FROM match_records")} if _has(conn, "match_records") else set()
+    engine = create_engine(backend.url(home))
+    with engine.connect() as conn:
+        if backend.name == "sqlite":  # PostgreSQL checks foreign keys on every write
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        tables = set(sa.inspect(conn).get_table_names())
+        rows = dict(conn.execute(sa.text("SELECT sha256, file FROM scans")).all()) if "scans" in tables else {}
+        ledger = set(conn.execute(sa.text("SELECT header_hash FROM bundle_ledger")).scalars()) if "bundle_ledger" in tables else set()
+        records = set(conn.execute(sa.text("SELECT case_id FROM match_records")).scalars()) if "match_records" in tables else set()
+    engine.dispose()
     assert all((home / file).exists() for file in rows.values())  # no row without its file
     imported = 0
     for index, shas in enumerate(bundles.values()):
@@ -445,11 +449,7 @@ def _check_consistent(home: Path, bundles: dict[Path, set[str]]) -> int:
     return imported
 
 
-def _has(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
-
-
-def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: World, tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: World, tmp_path: Path, backend: Backend) -> None:
     """Each round kills a fresh import at a random moment of its run; the first one is then finished."""
     inbox = tmp_path / "inbox"
     bundles = _batch(world, inbox, [("F01-01", "F01-02"), ("F02-01", "F02-02"), ("F03-01", "F03-02"), ("F01-03", "F02-03")])
@@ -457,18 +457,21 @@ def test_sigkill_at_random_moments_leaves_every_bundle_whole_or_absent(world: Wo
     homes = []
     for round_ in range(4):
         home = copy_lab(world.fr, tmp_path / f"fr{round_}").home
-        proc = _subprocess_import(home, inbox)
+        proc = _subprocess_import(home, inbox, backend)
         time.sleep(rng.uniform(1.0, 7.0))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-        _check_consistent(home, bundles)
+        _check_consistent(home, bundles, backend)
         homes.append(home)
     for home in homes[:1]:
-        proc = _subprocess_import(home, inbox)
+        proc = _subprocess_import(home, inbox, backend)
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr.decode()
-        assert _check_consistent(home, bundles) == len(bundles)
-        referenced = {str(home / file) for (file,) in sqlite3.connect(home / "ballistics.db").execute("SELECT file FROM scans")}
+        assert _check_consistent(home, bundles, backend) == len(bundles)
+        engine = create_engine(backend.url(home))
+        with engine.connect() as conn:
+            referenced = {str(home / file) for file in conn.execute(sa.text("SELECT file FROM scans")).scalars()}
+        engine.dispose()
         assert {str(p) for p in (home / "scans").rglob("*") if p.is_file()} == referenced  # orphans of the killed run swept
         assert not list((home / "import").iterdir())
     assert all(b.exists() for b in bundles)
@@ -499,12 +502,12 @@ def test_recovery_removes_the_temporary_of_a_copy_killed_mid_write(tmp_path: Pat
     assert list(scan_file.parent.iterdir()) == []
 
 
-def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_path: Path) -> None:
+def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_path: Path, backend: Backend) -> None:
     fr = copy_lab(world.fr, tmp_path / "fr")
     Store.open(fr.home).close()  # both start from a migrated database
     inbox = tmp_path / "inbox"
     bundles = _batch(world, inbox, [("F01-01", "F02-01"), ("F03-01", "F01-02")])
-    procs = [_subprocess_import(fr.home, inbox) for _ in range(2)]
+    procs = [_subprocess_import(fr.home, inbox, backend) for _ in range(2)]
     docs = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
@@ -513,5 +516,5 @@ def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_p
     imported = [e["path"] for d in docs for e in d["imported"]]
     duplicates = [e["path"] for d in docs for e in d["duplicates"]]
     assert sorted(imported) == sorted(map(str, bundles)) and sorted(duplicates) == sorted(map(str, bundles))
-    assert _check_consistent(fr.home, bundles) == len(bundles)
+    assert _check_consistent(fr.home, bundles, backend) == len(bundles)
     assert events(fr.home).count("bundle_import") == len(bundles)

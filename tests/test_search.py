@@ -1,4 +1,4 @@
-"""Ranked search on a small real collection (Fadul and generated cases): ranking, rotation, executors, CLI."""
+"""Ranked search on a small real collection (Fadul and generated cases), on SQLite and PostgreSQL: ranking, rotation, executors, CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FADUL, SAMPLE_DATA, require_real_scans
+from conftest import FADUL, SAMPLE_DATA, Backend, require_real_scans
 
 from ballistics.cmc import transform
 from ballistics.errors import SearchError
@@ -22,10 +22,12 @@ from cli import main
 REAL = ["1-1", "1-2", "2-1", "2-2", "3-1", "4-1"]
 GENERATED = ["F01-01", "F01-02", "F02-01"]
 
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A collection of six Fadul cases (one per case id) and three generated ones, built with db add."""
+def collection(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Path:
+    """A collection of six Fadul cases (one per case id) and three generated ones, built with db add (on each backend)."""
     require_real_scans()
     home = tmp_path_factory.mktemp("collection")
     for name in REAL:
@@ -65,7 +67,9 @@ def test_same_slide_ranks_first_and_a_rotated_query_agrees(collection: Path) -> 
     assert abs(abs(turned.candidates[0].comparison["rotation_deg"] - result.candidates[0].comparison["rotation_deg"]) - 133.0) % 360 < 6.0
 
 
-def test_local_pool_and_dask_rank_identically(collection: Path) -> None:
+def test_local_pool_and_dask_rank_identically(collection: Path, backend: Backend) -> None:
+    if backend.name != "sqlite":
+        pytest.skip("the executors read no database (the store hands them prepared surfaces): compared once, on SQLite")
     from distributed import Client, LocalCluster
 
     store = Store.open(collection)

@@ -1,15 +1,20 @@
-"""The reference collection: a real SQLite database and content-addressed files under tmp_path."""
+"""The reference collection: real SQLite and PostgreSQL databases, content-addressed files under tmp_path."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from conftest import FADUL, SAMPLE_DATA
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from conftest import FADUL, SAMPLE_DATA, Backend
 from test_records import comparison_dict
 
 from ballistics.characteristics import ClassCharacteristics
@@ -18,13 +23,28 @@ from ballistics.labs import DEFAULT_LAB, Lab
 from ballistics.preprocess import prepare
 from ballistics.records import build_record, load_record, validate_record
 from ballistics.scan import load_scan
-from ballistics.schema import SCHEMA_VERSION, create_engine, current_version, migrate
+from ballistics.schema import (
+    HEAD,
+    LEGACY_REVISIONS,
+    MIGRATIONS,
+    cases,
+    create_engine,
+    current_revision,
+    exhibits,
+    labs,
+    metadata,
+    migrate,
+    scans,
+    schema_version,
+)
 from ballistics.store import Store
 from ballistics.surface_cache import load_prepared, save_prepared
 from cli import main
 
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
 PARTNER = Lab("FR-IRCGN", "IRCGN", "FR")
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def fadul(name: str) -> Path:
@@ -35,13 +55,19 @@ def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".x3p", ".npz"))
 
 
-def test_database_is_sqlite_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+def test_database_settings_of_each_backend(tmp_path: Path, backend: Backend) -> None:
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert current_version(conn) == SCHEMA_VERSION
-    assert (tmp_path / "ballistics.db").is_file()
+        assert current_revision(conn) == HEAD
+        if backend.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert (tmp_path / "ballistics.db").is_file()
+        else:
+            assert int(conn.exec_driver_sql("SHOW server_version_num").scalar()) >= 150000
+            assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "read committed"
+            assert not (tmp_path / "ballistics.db").exists()
+    store.close()
 
 
 def test_add_is_content_addressed_and_idempotent(tmp_path: Path, real_scans: Path) -> None:
@@ -132,37 +158,70 @@ def test_remove_deletes_rows_files_and_caches(tmp_path: Path, real_scans: Path) 
         store.exhibit("K1")
 
 
-def test_an_old_database_is_migrated(tmp_path: Path, real_scans: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ballistics.db'}"
+def _hand_made(url: str, version: int) -> None:
+    """A database as the hand-made migrations left it at ``version``: same tables, ``schema_version``, no Alembic."""
     engine = create_engine(url)
-    assert migrate(engine, target=1) == 1
+    assert migrate(engine, target=LEGACY_REVISIONS[version]) == LEGACY_REVISIONS[version]
     with engine.begin() as conn:
-        assert not sa.inspect(conn).has_table("signatures")
-        conn.exec_driver_sql("INSERT INTO labs (id, name, country, partner) VALUES ('UK-FSL', 'UK FSL', 'GB', 0)")
-        conn.exec_driver_sql("INSERT INTO cases (pk, lab_id, case_id) VALUES (1, 'UK-FSL', 'OLD-1')")
-        conn.exec_driver_sql("INSERT INTO scans VALUES ('" + "a" * 64 + "', 'scans/aa/x.x3p', 'x.x3p', 'x3p', 10, '2025-01-01T00:00:00Z')")
-        conn.exec_driver_sql(
-            "INSERT INTO exhibits (case_pk, exhibit_id, scan_sha256, partner, added) VALUES (1, 'K1', '"
-            + "a" * 64
-            + "', 0, '2025-01-01T00:00:00Z')"
-        )
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+        conn.execute(schema_version.insert().values(version=version))
+    engine.dispose()
+
+
+def test_a_database_of_the_hand_made_migrations_joins_alembic(tmp_path: Path, backend: Backend, real_scans: Path) -> None:
+    url = backend.url(tmp_path)
+    _hand_made(url, 1)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        assert current_revision(conn) == "0001" and not sa.inspect(conn).has_table("signatures")
+        conn.execute(labs.insert().values(id="UK-FSL", name="UK FSL", country="GB", partner=False))
+        case_pk = conn.execute(cases.insert().values(lab_id="UK-FSL", case_id="OLD-1")).inserted_primary_key[0]
+        conn.execute(scans.insert().values(sha256="a" * 64, file="scans/aa/x.x3p", original_name="x.x3p", format="x3p", size=10, added="t"))
+        conn.execute(exhibits.insert().values(case_pk=case_pk, exhibit_id="K1", scan_sha256="a" * 64, partner=False, added="t"))
     engine.dispose()
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        assert current_version(conn) == SCHEMA_VERSION == 4
-        assert sa.inspect(conn).has_table("signatures")
+        assert current_revision(conn) == HEAD
+        assert sa.inspect(conn).has_table("signatures") and sa.inspect(conn).has_table("bundle_ledger")
+        # the old counter now says 4: software from before Alembic, which knows 1 to 3, refuses the database
+        assert conn.execute(sa.select(schema_version.c.version)).scalars().all() == [4]
     assert [(e.case, e.exhibit) for e in store.exhibits()] == [("OLD-1", "K1")]
     store.add_exhibit_scan(fadul("1-1"), case_id="NEW-1", exhibit_id="K1", lab=LAB)
     assert len(store.exhibits()) == 2
+    store.close()
 
 
-def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+def test_the_revisions_build_exactly_the_tables_of_the_schema(tmp_path: Path, backend: Backend) -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+    for start in (None, 2):  # a new database, and one of the hand-made version 2
+        home = tmp_path / f"from-{start}"
+        home.mkdir()
+        if start is not None:
+            _hand_made(backend.url(home), start)
+        store = Store.open(home)
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        store.close()
+
+
+def test_a_newer_database_is_refused(tmp_path: Path, backend: Backend) -> None:
     Store.open(tmp_path).close()
-    engine = create_engine(f"sqlite:///{tmp_path / 'ballistics.db'}")
+    engine = create_engine(backend.url(tmp_path))
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE schema_version SET version = 99")
-    with pytest.raises(StoreError, match="schema version 99 is newer"):
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=f"schema revision 9999 is newer than this software's {HEAD}"):
         Store.open(tmp_path)
+    # a hand-made counter beyond what Alembic took over from is refused too
+    home = tmp_path / "counter"
+    home.mkdir()
+    _hand_made(backend.url(home), 3)
+    engine = create_engine(backend.url(home))
+    with engine.begin() as conn:
+        conn.execute(schema_version.update().values(version=7))
+    engine.dispose()
+    with pytest.raises(StoreError, match="schema version 7 is newer"):
+        Store.open(home)
 
 
 def test_prepared_cache_round_trip_keeps_the_firing_pin(tmp_path: Path) -> None:
@@ -311,10 +370,8 @@ def test_reattribute_refuses_partner_labs_and_exhibit_clashes(tmp_path: Path) ->
     assert [e.case for e in store.exhibits(lab=DEFAULT_LAB)] == ["C1"] and store.record(record["record_id"]) == record  # nothing moved
 
 
-def test_the_home_and_everything_it_stores_are_owner_only_under_a_permissive_umask(tmp_path: Path) -> None:
-    """Under umask 022 the home is created 0700 and the database, scans and caches 0600 (docs/security.md, item 14)."""
-    import os
-    import stat
+def test_the_home_and_everything_it_stores_are_owner_only_under_a_permissive_umask(tmp_path: Path, backend: Backend) -> None:
+    """Under umask 022 the home is created 0700 and the database (SQLite's file), scans and caches 0600 (docs/security.md, item 14)."""
 
     old = os.umask(0o022)
     try:
@@ -327,5 +384,6 @@ def test_the_home_and_everything_it_stores_are_owner_only_under_a_permissive_uma
     modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
     assert modes[Path("lab")] == modes[Path("lab/home")] == 0o700
     files = {p: m for p, m in modes.items() if (tmp_path / p).is_file()}
-    assert {p.name.rsplit(".", 1)[-1] for p in files} >= {"db", "x3p", "npz"}
+    expected = {"x3p", "npz"} | ({"db"} if backend.name == "sqlite" else set())
+    assert {p.name.rsplit(".", 1)[-1] for p in files} >= expected
     assert set(files.values()) == {0o600}, files
