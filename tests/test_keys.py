@@ -242,3 +242,27 @@ def test_an_insecure_key_file_stops_the_command_with_exit_4(
     (lab.home / "keys" / "identity.json").chmod(0o644)
     assert cli.main(["--home", str(lab.home), "keys", "rotate"]) == 4
     assert "too open" in capsys.readouterr().err
+
+
+def test_a_fifo_given_as_a_card_is_refused_at_once_not_waited_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``keys trust`` on a named pipe used to block in ``open`` until a writer came (docs/security.md, item 12)."""
+    import os
+    import signal
+
+    lab = make_lab(tmp_path, "UK-FSL")
+    pipe = tmp_path / "FR-IRCGN.card.json"
+    os.mkfifo(pipe)
+
+    def hung(_signum: int, _frame: object) -> None:
+        raise TimeoutError("keys trust waited on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        code = cli.main(["--home", str(lab.home), "keys", "trust", str(pipe)])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {pipe}: ") and "not a regular file" in err and len(err.strip().splitlines()) == 1
