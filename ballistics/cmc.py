@@ -24,6 +24,9 @@ rotation, in reference pixels (x to the right, y down).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 
@@ -248,9 +251,9 @@ def _as_float32(surface: np.ndarray) -> np.ndarray:
 # --- cell-level registration -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _CellGrid:
-    """The fixed side's cells, standardised and transformed once per direction."""
+    """The fixed side's cells, standardised and transformed once (see :func:`_cell_grid`)."""
 
     index: np.ndarray  # (N, 2)
     box: np.ndarray  # (N, 4) y0, x0, y1, x1 in the fixed surface
@@ -259,6 +262,45 @@ class _CellGrid:
     cell: int
     region: int
     fft_size: int
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(N, C, C) 1 where the cell is measured, 0 where not."""
+        return np.isfinite(self.raw).astype(np.float32)
+
+    @property
+    def values(self) -> np.ndarray:
+        """(N, C, C) heights, 0 where not measured."""
+        return np.where(np.isfinite(self.raw), self.raw, np.float32(0))
+
+
+#: Cell grids kept in each process, by content: a surface compared with many others (the
+#: questioned scan of a search, every scan of a validation set) is cut and transformed once.
+GRID_CACHE_SIZE = 4
+_GRIDS: OrderedDict[bytes, _CellGrid] = OrderedDict()
+_GRIDS_LOCK = threading.Lock()
+
+
+def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+    """The grid of cells over the measured breech face of ``fixed`` (:func:`_cut_cells`), cached.
+
+    The key is a digest of the surface's bytes, shape and the grid's parameters, so a cached
+    grid is only ever reused for the same heights.
+    """
+    surface = np.ascontiguousarray(fixed, np.float32)
+    digest = hashlib.blake2b(repr((surface.shape, params.cells, params.region_factor, params.max_missing)).encode(), digest_size=16)
+    digest.update(surface.data)
+    key = digest.digest()
+    with _GRIDS_LOCK:
+        if key in _GRIDS:
+            _GRIDS.move_to_end(key)
+            return _GRIDS[key]
+    grid = _cut_cells(surface, params)
+    with _GRIDS_LOCK:
+        _GRIDS[key] = grid
+        while len(_GRIDS) > GRID_CACHE_SIZE:
+            _GRIDS.popitem(last=False)
+    return grid
 
 
 def measured_extent(surface: np.ndarray) -> tuple[int, int, int, int]:
@@ -270,7 +312,7 @@ def measured_extent(surface: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+def _cut_cells(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
     """The grid of cells over the measured breech face of ``fixed``.
 
     The grid spans the bounding box of the measured points, not the array that holds them: a
@@ -366,8 +408,7 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     out_shape = (fixed.shape[0] + 2 * margin, fixed.shape[1] + 2 * margin)
     corners = grid.box[:, :2] + margin - half  # each region's corner in the rotated frame
     reach = (int(corners[:, 0].max()) + grid.region, int(corners[:, 1].max()) + grid.region)  # no region reaches beyond
-    cell_weight = np.isfinite(grid.raw).astype(np.float32)
-    cell_values = np.where(cell_weight > 0, grid.raw, np.float32(0))
+    cell_weight, cell_values = grid.weight, grid.values
     per_batch = max(1, REGION_BATCH // n)
     padded = np.zeros((min(per_batch, a) * n, grid.fft_size, grid.fft_size), np.float32)
     for start in range(0, a, per_batch):
