@@ -424,8 +424,9 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
         spectra = sfft.rfft2(padded[:m], axes=(1, 2), workers=-1)
         spectra.reshape(len(frames), n, *spectra.shape[1:])[...] *= grid.spectra
         columns = sfft.ifft(spectra, axis=1, norm="forward", overwrite_x=True, workers=-1)[:, :span]
-        corr = sfft.irfft(columns, grid.fft_size, axis=2, norm="forward", workers=-1)[:, :, :span]
-        by, bx = np.divmod(corr.reshape(m, -1).argmax(axis=1), span)
+        corr = sfft.irfft(columns, grid.fft_size, axis=2, norm="forward", workers=-1)
+        corr[:, :, span:] = -np.inf  # shifts beyond the region: never the best
+        by, bx = np.divmod(corr.reshape(m, -1).argmax(axis=1), grid.fft_size)
         for j, (i, frame) in enumerate(zip(batch, frames, strict=True)):
             cells = slice(j * n, (j + 1) * n)
             dx[i], dy[i] = bx[cells] - half, by[cells] - half
@@ -455,10 +456,10 @@ def _centred_regions(
     area = side * side
     for k, (y, x) in enumerate(corners):
         heights, measured, region = values[y : y + side, x : x + side], weight[y : y + side, x : x + side], out[k, :side, :side]
-        count = int(measured.sum())
+        count = round(cv2.sumElems(measured)[0])
         usable[k] = (area - count) / area <= max_missing
-        np.subtract(heights, np.float32(heights.sum(dtype=np.float64) / max(count, 1)), out=region)
-        region *= measured
+        mean = cv2.sumElems(heights)[0] / max(count, 1)  # summed in double precision
+        cv2.scaleAdd(measured, -mean, heights, dst=region)  # heights - mean where measured, 0 elsewhere
     return usable
 
 
