@@ -14,6 +14,10 @@ Sets (``--sets``):
   random sample of both kinds.
 
     PYTHONPATH=. .venv/bin/python benchmarks/engine_agreement.py --workers 2 --csv agreement.csv
+
+Today's engine is the slow half of the work and never changes: ``--baseline-csv`` takes its
+values from an earlier run's CSV for the pairs found there, so that a changed engine is checked
+again at the cost of its own comparisons only.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
@@ -71,13 +76,27 @@ def _values(result: Comparison) -> tuple[object, ...]:
     return tuple(getattr(result, name) for name in FIELDS)
 
 
-def _compare(job: tuple[str, str, str, bool]) -> Row:
-    group, a, b = job[:3]
+def _compare(job: tuple[str, str, str, bool, tuple[object, ...] | None]) -> Row:
+    group, a, b, same, known = job
     ids = {"path": a, "sha256": None}, {"path": b, "sha256": None}
     ours = compare_prepared(_prepared(a), _prepared(b), *ids)
+    if known is not None:  # today's engine does not change: its answer from an earlier run stands
+        return Row(group, a, b, same, _values(ours), known)
     with baseline_engine():
         base = compare_prepared(_prepared(a), _prepared(b), *ids)
-    return Row(group, a, b, job[3], _values(ours), _values(base))
+    return Row(group, a, b, same, _values(ours), _values(base))
+
+
+def earlier_baseline(path: Path | None) -> dict[tuple[str, str], tuple[object, ...]]:
+    """The baseline's values per pair from an earlier run's CSV (``--baseline-csv``)."""
+    if path is None:
+        return {}
+    convert: tuple[Callable[[str], object], ...] = (str, int, int, int, float, lambda v: float(v) if v else None, float)
+    with open(path, newline="") as stream:
+        return {
+            (row["reference"], row["questioned"]): tuple(f(row[f"baseline_{name}"]) for f, name in zip(convert, FIELDS, strict=True))
+            for row in csv.DictReader(stream)
+        }
 
 
 def jobs(sets: set[str], weller_different: str, seed: int) -> list[tuple[str, str, str, bool]]:
@@ -127,12 +146,17 @@ def main() -> None:
     parser.add_argument("--weller-different", default="all", help="different-source Weller pairs: a number, or all")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--csv", type=Path, help="one row per pair, both engines side by side")
+    parser.add_argument("--baseline-csv", type=Path, help="reuse the baseline's values of an earlier run's --csv")
     args = parser.parse_args()
     if not SCANS.is_dir():
         sys.exit(f"real scans not found at {SCANS}")
     paths = {p.stem: p for p in SCANS.glob("*/*.x3p")}
-    todo = jobs(set(args.sets.split(",")), args.weller_different, args.seed)
-    print(f"{len(todo)} pairs, {args.workers} worker processes", flush=True)
+    known = earlier_baseline(args.baseline_csv)
+    todo = [(*job, known.get((job[1], job[2]))) for job in jobs(set(args.sets.split(",")), args.weller_different, args.seed)]
+    print(
+        f"{len(todo)} pairs ({sum(job[4] is not None for job in todo)} with the baseline from {args.baseline_csv}), {args.workers} worker processes",
+        flush=True,
+    )
     started = time.perf_counter()
     rows: list[Row] = []
     with (
