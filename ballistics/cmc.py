@@ -24,8 +24,13 @@ rotation, in reference pixels (x to the right, y down).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 
+import cv2
 import numpy as np
 import scipy.fft as sfft
 
@@ -35,11 +40,16 @@ from ballistics.registration import (
     angle_key,
     coarse_candidates,
     coarse_scores,
+    in_parallel,
     inverse_shifts,
     rotation_matrix,
     transform,
     wrap_deg,
 )
+
+#: Regions registered per batch of FFTs in :func:`register_direction` (bounds the memory of the
+#: spectra it holds; the batch spans several angles).
+REGION_BATCH = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,9 +203,13 @@ def compare_surfaces(reference: np.ndarray, target: np.ndarray, spacing_m: float
         candidates = []
         forward_angles = np.arange(-params.fixed_window_deg, params.fixed_window_deg + 1e-9, params.angle_step_deg)
         forward_shifts = coarse_scores(ref, tgt, forward_angles, block=block, min_overlap=min_overlap, max_shift_px=max_shift_px)[1]
-    forward = register_direction(ref, tgt, forward_angles, forward_shifts, params)
     backward_angles = np.asarray(wrap_deg(-forward_angles))
-    backward = register_direction(tgt, ref, backward_angles, inverse_shifts(forward_angles, forward_shifts), params)
+    forward, backward = in_parallel(
+        [
+            partial(register_direction, ref, tgt, forward_angles, forward_shifts, params),
+            partial(register_direction, tgt, ref, backward_angles, inverse_shifts(forward_angles, forward_shifts), params),
+        ]
+    )
     tx_px = params.translation_um * 1e-6 / spacing_m
     forward_rules, backward_rules = (direction_rules(direction, tx_px, params) for direction in (forward, backward))
     cmc_high, passed = combine_directions(forward_rules, backward_rules, params)
@@ -237,9 +251,9 @@ def _as_float32(surface: np.ndarray) -> np.ndarray:
 # --- cell-level registration -------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _CellGrid:
-    """The fixed side's cells, standardised and transformed once per direction."""
+    """The fixed side's cells, standardised and transformed once (see :func:`_cell_grid`)."""
 
     index: np.ndarray  # (N, 2)
     box: np.ndarray  # (N, 4) y0, x0, y1, x1 in the fixed surface
@@ -248,6 +262,45 @@ class _CellGrid:
     cell: int
     region: int
     fft_size: int
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(N, C, C) 1 where the cell is measured, 0 where not."""
+        return np.isfinite(self.raw).astype(np.float32)
+
+    @property
+    def values(self) -> np.ndarray:
+        """(N, C, C) heights, 0 where not measured."""
+        return np.where(np.isfinite(self.raw), self.raw, np.float32(0))
+
+
+#: Cell grids kept in each process, by content: a surface compared with many others (the
+#: questioned scan of a search, every scan of a validation set) is cut and transformed once.
+GRID_CACHE_SIZE = 4
+_GRIDS: OrderedDict[bytes, _CellGrid] = OrderedDict()
+_GRIDS_LOCK = threading.Lock()
+
+
+def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+    """The grid of cells over the measured breech face of ``fixed`` (:func:`_cut_cells`), cached.
+
+    The key is a digest of the surface's bytes, shape and the grid's parameters, so a cached
+    grid is only ever reused for the same heights.
+    """
+    surface = np.ascontiguousarray(fixed, np.float32)
+    digest = hashlib.blake2b(repr((surface.shape, params.cells, params.region_factor, params.max_missing)).encode(), digest_size=16)
+    digest.update(surface.data)
+    key = digest.digest()
+    with _GRIDS_LOCK:
+        if key in _GRIDS:
+            _GRIDS.move_to_end(key)
+            return _GRIDS[key]
+    grid = _cut_cells(surface, params)
+    with _GRIDS_LOCK:
+        _GRIDS[key] = grid
+        while len(_GRIDS) > GRID_CACHE_SIZE:
+            _GRIDS.popitem(last=False)
+    return grid
 
 
 def measured_extent(surface: np.ndarray) -> tuple[int, int, int, int]:
@@ -259,7 +312,7 @@ def measured_extent(surface: np.ndarray) -> tuple[int, int, int, int]:
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
-def _cell_grid(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
+def _cut_cells(fixed: np.ndarray, params: CmcParams) -> _CellGrid:
     """The grid of cells over the measured breech face of ``fixed``.
 
     The grid spans the bounding box of the measured points, not the array that holds them: a
@@ -316,6 +369,11 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     cross-correlation of standardised, zero-filled surfaces (as cmcR). The score is the
     pairwise-complete Pearson correlation (:func:`pearson_complete`) at the best shift.
 
+    The regions of several angles go through one batch of real FFTs (``scipy.fft``, all cores),
+    at most :data:`REGION_BATCH` regions at a time; the moving surface is rotated only over the
+    rows the regions cover; the inverse transform is carried out only for the shifts that keep
+    the cell inside its region, and without its constant scale, which does not move the maximum.
+
     Parameters
     ----------
     fixed, moving : numpy.ndarray
@@ -339,42 +397,96 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     dx = np.full((a, n), np.nan)
     dy = np.full((a, n), np.nan)
     ccf = np.full((a, n), np.nan)
-    margin = grid.region
-    out_shape = (fixed.shape[0] + 2 * margin, fixed.shape[1] + 2 * margin)
-    half = (grid.region - grid.cell) // 2
-    for i, angle in enumerate(angles):
-        frame = transform(moving, angle, (shifts[i][0], shifts[i][1]), out_shape)
-        if n == 0:
-            continue
-        regions = _regions(frame, grid, margin, half)
-        usable = np.isnan(regions).mean(axis=(1, 2)) <= params.max_missing
-        spectra = sfft.rfft2(_standardise(regions), (grid.fft_size, grid.fft_size), axes=(1, 2), workers=-1)
-        corr = sfft.irfft2(spectra * grid.spectra, (grid.fft_size, grid.fft_size), axes=(1, 2), workers=-1)
-        span = grid.region - grid.cell + 1  # shifts that keep the cell inside its region
-        window = corr[:, :span, :span].reshape(n, -1)
-        best = np.argmax(window, axis=1)
-        by, bx = np.divmod(best, span)
-        dx[i] = bx - half
-        dy[i] = by - half
-        ccf[i] = np.where(usable, _pairwise_complete(grid.raw, regions, by, bx), np.nan)
-    return DirectionResult(
+    result = DirectionResult(
         angles=np.asarray(angles, float), cell_index=grid.index, cell_box=grid.box, dx=dx, dy=dy, ccf=ccf, shifts=np.asarray(shifts, float)
     )
+    if n == 0 or a == 0:
+        return result
+    half = (grid.region - grid.cell) // 2
+    span = grid.region - grid.cell + 1  # shifts that keep the cell inside its region
+    margin = grid.region
+    out_shape = (fixed.shape[0] + 2 * margin, fixed.shape[1] + 2 * margin)
+    corners = grid.box[:, :2] + margin - half  # each region's corner in the rotated frame
+    reach = (int(corners[:, 0].max()) + grid.region, int(corners[:, 1].max()) + grid.region)  # no region reaches beyond
+    cell_weight, cell_values = grid.weight, grid.values
+    per_batch = max(1, REGION_BATCH // n)
+    padded = np.zeros((min(per_batch, a) * n, grid.fft_size, grid.fft_size), np.float32)
+    for start in range(0, a, per_batch):
+        batch = range(start, min(start + per_batch, a))
+        frames = [_measured(transform(moving, angles[i], (shifts[i][0], shifts[i][1]), out_shape, reach)) for i in batch]
+        usable = np.concatenate(
+            [
+                _centred_regions(*frame, corners, grid.region, padded[j * n : (j + 1) * n], params.max_missing)
+                for j, frame in enumerate(frames)
+            ]
+        )
+        m = len(frames) * n
+        spectra = sfft.rfft2(padded[:m], axes=(1, 2), workers=-1)
+        spectra.reshape(len(frames), n, *spectra.shape[1:])[...] *= grid.spectra
+        columns = sfft.ifft(spectra, axis=1, norm="forward", overwrite_x=True, workers=-1)[:, :span]
+        corr = sfft.irfft(columns, grid.fft_size, axis=2, norm="forward", workers=-1)
+        corr[:, :, span:] = -np.inf  # shifts beyond the region: never the best
+        by, bx = np.divmod(corr.reshape(m, -1).argmax(axis=1), grid.fft_size)
+        for j, (i, frame) in enumerate(zip(batch, frames, strict=True)):
+            cells = slice(j * n, (j + 1) * n)
+            dx[i], dy[i] = bx[cells] - half, by[cells] - half
+            scores = _pearson_at(cell_values, cell_weight, *frame, corners + np.stack([by[cells], bx[cells]], axis=1))
+            ccf[i] = np.where(usable[cells], scores, np.nan)
+    return result
 
 
-def _regions(frame: np.ndarray, grid: _CellGrid, margin: int, half: int) -> np.ndarray:
-    out = np.empty((len(grid.index), grid.region, grid.region), np.float32)
-    for k, (y0, x0, _, _) in enumerate(grid.box):
-        ry, rx = y0 + margin - half, x0 + margin - half
-        out[k] = frame[ry : ry + grid.region, rx : rx + grid.region]
-    return out
+def _measured(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` with NaN set to 0 (in place), and its weight: 1 where measured, 0 where not."""
+    weight = np.isfinite(frame).astype(np.float32)
+    cv2.patchNaNs(frame, 0.0)
+    return frame, weight
 
 
-def _pairwise_complete(cells: np.ndarray, regions: np.ndarray, by: np.ndarray, bx: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each cell with the region patch at its best shift."""
-    c = cells.shape[1]
-    scores = [pearson_complete(cells[k], regions[k, by[k] : by[k] + c, bx[k] : bx[k] + c]) for k in range(len(cells))]
-    return np.array([np.nan if v is None else v for v in scores], dtype=float)
+def _centred_regions(
+    values: np.ndarray, weight: np.ndarray, corners: np.ndarray, side: int, out: np.ndarray, max_missing: float
+) -> np.ndarray:
+    """Write each region into ``out[k, :side, :side]``, less its mean over its measured points, 0 elsewhere.
+
+    ``values`` are heights with 0 where ``weight`` (1 measured, 0 not) is 0. This is cmcR's
+    standardisation without the division by the standard deviation, a positive factor that
+    does not move the correlation maximum. Returns which regions are usable (at most
+    ``max_missing`` of their points missing).
+    """
+    usable = np.empty(len(corners), bool)
+    area = side * side
+    for k, (y, x) in enumerate(corners):
+        heights, measured, region = values[y : y + side, x : x + side], weight[y : y + side, x : x + side], out[k, :side, :side]
+        count = round(cv2.sumElems(measured)[0])
+        usable[k] = (area - count) / area <= max_missing
+        mean = cv2.sumElems(heights)[0] / max(count, 1)  # summed in double precision
+        cv2.scaleAdd(measured, -mean, heights, dst=region)  # heights - mean where measured, 0 elsewhere
+    return usable
+
+
+def _pearson_at(
+    cells: np.ndarray, cell_weight: np.ndarray, values: np.ndarray, weight: np.ndarray, corners: np.ndarray, min_points: int = 100
+) -> np.ndarray:
+    """Pairwise-complete Pearson correlation of each cell with the patch of a frame at its corner.
+
+    The vectorised form of :func:`pearson_complete` over a stack of cells: ``cells`` and
+    ``values`` hold heights with 0 where their ``weight`` (1 measured, 0 not) is 0; sums are
+    float64 over the points both measured. NaN where fewer than ``min_points`` are common or
+    either side is flat.
+    """
+    side = cells.shape[1]
+    both = cell_weight * np.stack([weight[y : y + side, x : x + side] for y, x in corners])
+    count = both.sum(axis=(1, 2), dtype=np.float64)
+    x = cells * both.astype(np.float64)
+    y = np.stack([values[y : y + side, x : x + side] for y, x in corners]) * both.astype(np.float64)
+    safe = np.maximum(count, 1)[:, None, None]
+    x -= x.sum(axis=(1, 2), keepdims=True) / safe
+    y -= y.sum(axis=(1, 2), keepdims=True) / safe
+    x *= both
+    y *= both
+    xx, yy, xy = (np.einsum("nij,nij->n", u, v) for u, v in ((x, x), (y, y), (x, y)))
+    denominator = np.sqrt(xx * yy)
+    ok = (count >= min_points) & (denominator > 0)
+    return np.where(ok, xy / np.where(ok, denominator, 1.0), np.nan)
 
 
 def pearson_complete(a: np.ndarray, b: np.ndarray, min_points: int = 100) -> float | None:

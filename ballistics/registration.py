@@ -15,15 +15,31 @@ the fixed surface's centre plus the translation.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import overload
+from functools import partial
+from typing import TypeVar, overload
 
 import cv2
 import numpy as np
 import scipy.fft as sfft
 
 #: Angles registered per batch of FFTs in :func:`coarse_scores`.
-ANGLE_BATCH = 60
+ANGLE_BATCH = 30
+#: Threads that run independent batches at once (NumPy, SciPy's FFTs and OpenCV release the GIL).
+THREADS = min(2, os.cpu_count() or 1)
+
+T = TypeVar("T")
+
+
+def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """The results of independent calls, run on up to :data:`THREADS` threads, in order."""
+    if THREADS == 1 or len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(min(THREADS, len(calls))) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 @dataclass(frozen=True)
@@ -64,18 +80,29 @@ def _frame_size(a: np.ndarray, b: np.ndarray) -> int:
     return int(max(a.shape + b.shape))
 
 
-def transform(moving: np.ndarray, angle_deg: float, shift_px: tuple[float, float], out_shape: tuple[int, int]) -> np.ndarray:
+def transform(
+    moving: np.ndarray,
+    angle_deg: float,
+    shift_px: tuple[float, float],
+    out_shape: tuple[int, int],
+    reach: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Rotate ``moving`` about its centre, translate, and place it on a grid of ``out_shape``.
 
     The moving surface's centre lands on the output's centre plus the shift. Bilinear
     interpolation lets NaN spread to its neighbours, so no height is invented next to a hole.
+    ``reach`` (rows, columns) computes only the top-left corner of that grid that a caller
+    needs, with the same values: OpenCV computes each output row on its own, and each pixel
+    of a row alike as long as the row's width is a multiple of its vector width (the width is
+    rounded up to a multiple of 64 pixels for that).
     """
     h, w = moving.shape
     oh, ow = out_shape
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), float(angle_deg), 1.0)
     matrix[0, 2] += (ow - w) / 2.0 + shift_px[0]
     matrix[1, 2] += (oh - h) / 2.0 + shift_px[1]
-    return cv2.warpAffine(moving, matrix, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    size = (ow, oh) if reach is None else (min(ow, -(-reach[1] // 64) * 64), min(oh, reach[0]))
+    return cv2.warpAffine(moving, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
 def block_mean(surface: np.ndarray, block: int) -> np.ndarray:
@@ -99,13 +126,17 @@ class _MaskedNcc:
     surfaces of the same shape in one batch of FFTs and returns, for each, the best NCC and the
     shift that moves it onto the fixed one, among shifts of at most ``max_shift`` pixels whose
     overlap is large enough to mean something. Zero-padding to ``n + max_shift`` keeps those
-    shifts free of wrap-around while keeping the transforms small.
+    shifts free of wrap-around while keeping the transforms small. Only the shifts within reach
+    are transformed back (the inverse FFT runs over all columns, then over the reachable rows
+    only) and scored, in the order of the full circular grid, so that ties resolve as there.
     """
 
     def __init__(self, fixed: np.ndarray, min_overlap: float, max_shift: int) -> None:
         self.shape = fixed.shape
         self.max_shift = max_shift
         self.size = tuple(sfft.next_fast_len(n + max_shift, real=True) for n in fixed.shape)
+        # reachable circular shifts along each axis, in increasing index order
+        self.reach = tuple(np.flatnonzero(np.minimum(np.arange(size), size - np.arange(size)) <= max_shift) for size in self.size)
         mask = np.isfinite(fixed).astype(np.float64)
         values = np.where(mask > 0, fixed, 0).astype(np.float64)
         if mask.any():
@@ -117,14 +148,22 @@ class _MaskedNcc:
         self.f_values = sfft.rfft2(values, self.size)
         self.f_squares = sfft.rfft2(values * values, self.size)
 
+    def _correlate(self, spectrum: np.ndarray) -> np.ndarray:
+        """The circular correlation of a product spectrum (overwritten) at the reachable shifts only."""
+        columns = sfft.ifft(spectrum, axis=1, overwrite_x=True, workers=-1)[:, self.reach[0]]
+        return sfft.irfft(columns, self.size[1], axis=2, workers=-1)[:, :, self.reach[1]]
+
     def best(self, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = np.isfinite(moving)
         area = mask.sum(axis=(1, 2)).astype(np.float64)
         values = np.where(mask, moving, 0).astype(np.float64)
         values -= (values.sum(axis=(1, 2)) / np.maximum(area, 1))[:, None, None]
         values *= mask
-        fwd = lambda a: np.conj(sfft.rfft2(a, self.size, axes=(1, 2), workers=-1))  # noqa: E731
-        inv = lambda spectrum: sfft.irfft2(spectrum, self.size, axes=(1, 2), workers=-1)  # noqa: E731
+
+        def fwd(a: np.ndarray) -> np.ndarray:
+            return np.conj(sfft.rfft2(a, self.size, axes=(1, 2), workers=-1))
+
+        inv = self._correlate
         m_mask, m_values, m_squares = fwd(mask.astype(np.float64)), fwd(values), fwd(values * values)
         # corr[s] = sum_p fixed[p + s] * moving[p]: the conjugate spectrum of the moving side.
         overlap = np.round(inv(self.f_mask * m_mask))
@@ -138,24 +177,13 @@ class _MaskedNcc:
         denominator = (sum_ff - sum_f**2 / n) * (sum_mm - sum_m**2 / n)
         enough = overlap >= self.min_overlap * np.minimum(self.fixed_area, area)[:, None, None]
         ncc = np.where(enough & (denominator > 1e-30), numerator / np.sqrt(np.maximum(denominator, 1e-30)), -1.0)
-        ncc = self._within_reach(ncc)
         flat = ncc.reshape(len(ncc), -1).argmax(axis=1)
-        py, px = np.unravel_index(flat, ncc.shape[1:])
-        scores = ncc[np.arange(len(ncc)), py, px]
+        iy, ix = np.unravel_index(flat, ncc.shape[1:])
+        scores = ncc[np.arange(len(ncc)), iy, ix]
+        py, px = self.reach[0][iy], self.reach[1][ix]
         signed = lambda k, size: np.where(k > size // 2, k - size, k)  # noqa: E731
         shifts = np.stack([signed(px, self.size[1]), signed(py, self.size[0])], axis=1).astype(float)
         return scores, shifts
-
-    def _within_reach(self, ncc: np.ndarray) -> np.ndarray:
-        """Blank the circular shifts beyond ``max_shift``, which wrap around."""
-        reach = self.max_shift
-        for axis, size in ((1, self.size[0]), (2, self.size[1])):
-            k = np.arange(size)
-            far = np.minimum(k, size - k) > reach
-            index = [slice(None)] * 3
-            index[axis] = far
-            ncc[tuple(index)] = -1.0
-        return ncc
 
 
 def _coarse_frames(fixed: np.ndarray, moving: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,11 +228,14 @@ def coarse_scores(
     """
     small_fixed, small_moving = _coarse_frames(fixed, moving, block)
     ncc = _MaskedNcc(small_fixed, min_overlap, int(np.ceil(max_shift_px / block)))
-    scores, shifts = np.empty(len(angles)), np.empty((len(angles), 2))
-    for start in range(0, len(angles), ANGLE_BATCH):
-        batch = angles[start : start + ANGLE_BATCH]
-        stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in batch])
-        scores[start : start + len(batch)], shifts[start : start + len(batch)] = ncc.best(stack)
+
+    def batch(start: int) -> tuple[np.ndarray, np.ndarray]:
+        stack = np.stack([transform(small_moving, angle, (0.0, 0.0), small_fixed.shape) for angle in angles[start : start + ANGLE_BATCH]])
+        return ncc.best(stack)
+
+    batches = in_parallel([partial(batch, start) for start in range(0, len(angles), ANGLE_BATCH)])
+    scores = np.concatenate([b[0] for b in batches]) if batches else np.empty(0)
+    shifts = np.concatenate([b[1] for b in batches]) if batches else np.empty((0, 2))
     return scores, shifts * block
 
 

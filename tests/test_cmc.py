@@ -11,14 +11,19 @@ from conftest import FADUL, require_real_scans
 from hypothesis import given
 from hypothesis import strategies as st
 
+import ballistics.cmc as cmc_module
+import ballistics.registration as registration_module
 from ballistics.cmc import (
     DirectionResult,
     _cell_grid,
+    _measured,
+    _pearson_at,
     combine_directions,
     compare_surfaces,
     direction_rules,
     high_cmc_rule,
     original_rule,
+    pearson_complete,
     register_direction,
     transform,
     wrap_deg,
@@ -213,3 +218,91 @@ def test_decision_does_not_depend_on_the_orientation_of_the_questioned_scan() ->
     assert max(abs(c - np.median(same)) for c in same) <= 4, dict(zip(DENSE_ANGLES, same, strict=True))
     different = [compare_surfaces(fadul("1-1"), rotated_scan(fadul("2-1"), a), SPACING).cmc_original for a in DENSE_ANGLES]
     assert max(different) < identification, dict(zip(DENSE_ANGLES, different, strict=True))
+
+
+def test_vectorised_cell_correlation_is_the_pairwise_complete_pearson_of_each_cell() -> None:
+    """The batched scores equal :func:`pearson_complete` cell by cell, NaN where it has no answer."""
+    rng = np.random.default_rng(3)
+    side, n = 30, 6
+    cells = rng.normal(size=(n, side, side)).astype(np.float32)
+    cells[0, :10] = np.nan  # holes in a cell
+    cells[1, 2:, :] = np.nan  # 60 measured points: fewer than 100, no answer
+    cells[2] = 1.5  # flat: no answer
+    frame = rng.normal(size=(120, 130)).astype(np.float32)
+    frame[40:70, 50:60] = np.nan
+    corners = np.array([[0, 0], [5, 7], [45, 40], [60, 90], [90, 100], [30, 55]])
+    cell_weight = np.isfinite(cells).astype(np.float32)
+    values, weight = _measured(frame.copy())
+    scores = _pearson_at(np.where(cell_weight > 0, cells, 0), cell_weight, values, weight, corners)
+    expected = [pearson_complete(cells[k], frame[y : y + side, x : x + side]) for k, (y, x) in enumerate(corners)]
+    assert expected[1] is None and expected[2] is None
+    np.testing.assert_allclose(scores, [np.nan if e is None else e for e in expected], rtol=0, atol=1e-12)
+
+
+def test_batching_angles_together_does_not_change_the_registrations(monkeypatch: pytest.MonkeyPatch) -> None:
+    face = _annulus()
+    target = transform(face, -20.0, (4.0, -3.0), (260, 260))
+    angles, shifts = np.array([17.0, 20.0, 23.0, 80.0, -150.0]), np.tile([-4.0, 3.0], (5, 1))
+    monkeypatch.setattr(cmc_module, "REGION_BATCH", 1)  # one angle per batch of FFTs
+    one = register_direction(face, target, angles, shifts, CmcParams())
+    monkeypatch.setattr(cmc_module, "REGION_BATCH", 10_000)  # every angle in one batch
+    every = register_direction(face, target, angles, shifts, CmcParams())
+    np.testing.assert_array_equal(one.dx, every.dx)
+    np.testing.assert_array_equal(one.dy, every.dy)
+    np.testing.assert_allclose(one.ccf, every.ccf, rtol=0, atol=1e-12)
+    assert np.nanmax(one.ccf[1]) > 0.9  # 20 degrees is the true angle
+
+
+def test_cells_register_where_a_direct_search_of_every_shift_puts_them() -> None:
+    """The FFT registration finds cmcR's maximum: the standardised cell's correlation with its
+    standardised, zero-filled region over every shift that keeps it inside, computed directly."""
+    params = CmcParams(cells=(4, 4))
+    face = _annulus(seed=11, side=100)
+    target = transform(face, 8.0, (2.0, 1.0), (112, 112))
+    target = target + np.asarray(np.random.default_rng(5).normal(scale=0.3, size=target.shape), np.float32)
+    angles, shifts = np.array([-9.0, -6.0, 30.0]), np.zeros((3, 2))
+    result = register_direction(face, target, angles, shifts, params)
+    grid = _cell_grid(face, params)
+    half, span, margin = (grid.region - grid.cell) // 2, grid.region - grid.cell + 1, grid.region
+    out_shape = (face.shape[0] + 2 * margin, face.shape[1] + 2 * margin)
+    standard = lambda a: np.nan_to_num((a - np.nanmean(a)) / np.nanstd(a))  # noqa: E731
+    checked = 0
+    for i, angle in enumerate(angles):
+        frame = transform(target, angle, (0.0, 0.0), out_shape)
+        for k, (y0, x0, _, _) in enumerate(grid.box):
+            region = frame[y0 + margin - half : y0 + margin - half + grid.region, x0 + margin - half : x0 + margin - half + grid.region]
+            if np.isnan(region).mean() > params.max_missing:
+                assert np.isnan(result.ccf[i, k])
+                continue
+            windows = np.lib.stride_tricks.sliding_window_view(standard(region), (grid.cell, grid.cell))[:span, :span]
+            corr = np.einsum("abij,ij->ab", windows, standard(grid.raw[k]))
+            by, bx = np.unravel_index(np.argmax(corr), corr.shape)
+            assert (result.dy[i, k], result.dx[i, k]) == (by - half, bx - half)
+            score = pearson_complete(grid.raw[k], region[by : by + grid.cell, bx : bx + grid.cell])
+            assert result.ccf[i, k] == pytest.approx(np.nan if score is None else score, abs=1e-9, nan_ok=True)
+            checked += 1
+    assert checked >= 2 * len(grid.index)
+
+
+def test_one_thread_and_two_give_the_same_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
+    face = _annulus()
+    target = transform(face, 100.0, (5.0, 2.0), (250, 250))
+    threaded = compare_surfaces(face, target, SPACING)
+    monkeypatch.setattr(registration_module, "THREADS", 1)
+    single = compare_surfaces(face, target, SPACING)
+    for a, b in ((threaded.forward, single.forward), (threaded.backward, single.backward)):
+        np.testing.assert_array_equal(a.dx, b.dx)
+        np.testing.assert_array_equal(a.ccf, b.ccf)
+    assert (threaded.cmc_original, threaded.cmc_high, threaded.rotation_deg) == (single.cmc_original, single.cmc_high, single.rotation_deg)
+    assert threaded.cmc_original >= 6
+
+
+def test_cell_grids_are_reused_only_for_the_same_heights() -> None:
+    face = _annulus(seed=21)
+    grid = _cell_grid(face, CmcParams())
+    assert _cell_grid(face.copy(), CmcParams()) is grid  # same heights, another array: cut once
+    assert _cell_grid(face, CmcParams(cells=(6, 6))) is not grid  # other grid parameters
+    assert np.isfinite(face[20, 120])
+    face[20, 120] += 1.0  # the same array, changed in place: its cells are cut again
+    changed = _cell_grid(face, CmcParams())
+    assert changed is not grid and not np.array_equal(changed.raw, grid.raw, equal_nan=True)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ballistics.cmc import register_direction
 from ballistics.method import CmcParams
-from ballistics.registration import block_mean, coarse_candidates, inverse_shifts, rotation_matrix, transform, wrap_deg
+from ballistics.registration import block_mean, coarse_candidates, coarse_scores, inverse_shifts, rotation_matrix, transform, wrap_deg
 from ballistics.scan import load_scan
 
 SPACING_M = 6.25e-6
@@ -117,3 +117,46 @@ def test_transform_puts_the_centre_on_the_centre_plus_shift_and_never_invents_he
     ys, xs = np.nonzero(np.isfinite(out))
     assert abs(xs.mean() - (20 + 5)) <= 1 and abs(ys.mean() - (20 - 3)) <= 1
     assert np.isfinite(out).sum() <= 9  # NaN spreads under bilinear interpolation, values do not
+
+
+@pytest.mark.parametrize("angle", [0.0, 33.3, -101.0, 179.5])
+def test_transform_computes_the_same_pixels_when_asked_for_only_a_corner(angle: float) -> None:
+    """The cell search asks only for the rows and columns its regions reach: the same values, bit for bit."""
+    rng = np.random.default_rng(1)
+    moving = rng.normal(size=(301, 290)).astype(np.float32)
+    moving[rng.random(moving.shape) < 0.05] = np.nan
+    full = transform(moving, angle, (7.25, -3.5), (707, 701))
+    for reach in ((500, 433), (707, 640), (312, 701)):
+        corner = transform(moving, angle, (7.25, -3.5), (707, 701), reach)
+        assert corner.shape[0] == reach[0] and reach[1] <= corner.shape[1] <= 701
+        np.testing.assert_array_equal(corner, full[: corner.shape[0], : corner.shape[1]])
+
+
+def test_coarse_scores_match_a_direct_masked_correlation_at_every_shift() -> None:
+    """Padfield's FFT form, scored over the reachable shifts only, against the Pearson correlation
+    of the overlapping measured points computed shift by shift."""
+    rng = np.random.default_rng(2)
+    fixed = rng.normal(size=(24, 24))
+    fixed[:5, :7] = np.nan
+    moving = np.roll(fixed, (3, -2), axis=(0, 1)) + rng.normal(scale=0.5, size=fixed.shape)
+    moving[15:, 18:] = np.nan
+    max_shift, min_overlap = 6, 0.5
+    scores, shifts = coarse_scores(fixed, moving, np.array([0.0]), block=1, min_overlap=min_overlap, max_shift_px=max_shift)
+    # what the registration sees: both placed on the common frame, the moving one then turned (by
+    # 0 degrees); each bilinear placement lets NaN spread to its neighbours
+    place = lambda s: transform(np.asarray(s, np.float32), 0.0, (0.0, 0.0), (24, 24))  # noqa: E731
+    fixed, moving = place(fixed).astype(float), place(place(moving)).astype(float)
+    best, where = -1.0, (0, 0)
+    smaller = min(np.isfinite(fixed).sum(), np.isfinite(moving).sum())
+    for sy in range(-max_shift, max_shift + 1):
+        for sx in range(-max_shift, max_shift + 1):
+            # corr[s] = sum_p fixed[p + s] * moving[p]
+            f = fixed[max(sy, 0) : 24 + min(sy, 0), max(sx, 0) : 24 + min(sx, 0)]
+            m = moving[max(-sy, 0) : 24 + min(-sy, 0), max(-sx, 0) : 24 + min(-sx, 0)]
+            both = np.isfinite(f) & np.isfinite(m)
+            if both.sum() >= min_overlap * smaller:
+                r = np.corrcoef(f[both], m[both])[0, 1]
+                if r > best:
+                    best, where = r, (sx, sy)
+    assert scores[0] == pytest.approx(best, abs=1e-9)
+    assert tuple(shifts[0]) == where == (2, -3)  # x, y: moves the moving surface back onto the fixed one
