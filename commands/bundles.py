@@ -173,6 +173,7 @@ def print_import_report(report: ImportReport) -> None:
         detail = (
             o.reason
             + (f"; receipt {Path(o.receipt).name}" if o.receipt else "")
+            + (f"; {o.no_receipt}" if o.no_receipt else "")
             + (f"; quarantined as {Path(o.quarantine).name}" if o.quarantine else "")
             + (f"; {o.not_moved}" if o.not_moved else "")
         )

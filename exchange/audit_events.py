@@ -41,6 +41,8 @@ BUNDLE_DUPLICATE: Final = "bundle_duplicate"
 BUNDLE_REJECTED: Final = "bundle_rejected"
 RECEIPT_SENT: Final = "receipt_sent"
 RECEIPT_RECEIVED: Final = "receipt_received"
+#: A bundle was imported but its delivery receipt would exceed the receipt cap, so none was sent.
+RECEIPT_IMPOSSIBLE: Final = "receipt_impossible"
 
 #: Every event a caller may append (the log's own types excluded).
 EVENT_TYPES: Final = frozenset(
@@ -64,5 +66,6 @@ EVENT_TYPES: Final = frozenset(
         BUNDLE_REJECTED,
         RECEIPT_SENT,
         RECEIPT_RECEIVED,
+        RECEIPT_IMPOSSIBLE,
     }
 )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from ballistics.clock import now_utc
 from ballistics.errors import UsageError
 from ballistics.labs import DEFAULT_LAB, Lab, LabKey
 from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record, record_lab
+from exchange.canonical import canonical_json
+from exchange.card import KeyCard
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import derive_keys, encode_header, wrap_file_key
@@ -38,6 +40,7 @@ from exchange.manifest import (
     member_name,
 )
 from exchange.policy import MAX_BUNDLE_LIFETIME
+from exchange.receipts import encode_receipt, receipt_for
 from exchange.sent import record_sent
 from exchange.stream import CHUNK, StreamWriter
 from exchange.trust import TrustStore
@@ -61,6 +64,7 @@ class _Source:
     path: Path
     entry: FileEntry
     data: bytes | None  # records are held (small, validated); scans are streamed
+    record_id: str | None = None  # a record's id, which the delivery receipt lists
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,9 @@ def export_bundle(
     unbound = Manifest(
         bundle_id=bundle_id.hex(),
         header_hash="0" * 64,
-        sender=LabKey(identity.card.lab.id, identity.card.key_id),
+        sender=identity.card.lab_key,
         recipients=tuple(sorted((LabKey(lab, card.key_id) for lab, card in cards.items()), key=lambda r: r.key_id)),
-        sequence=next_sequence(home, identity.card.lab.id),
+        sequence=upcoming_sequence(home, identity.card.lab.id),
         created=now,
         expires=now + options.lifetime,
         files=tuple(s.entry for s in sources),
@@ -128,6 +132,9 @@ def export_bundle(
             where,
             f"the manifest of these {len(sources)} files is {len(unbound.encoded)} bytes (at most {MAX_MANIFEST_BYTES}): send fewer files",
         )
+    if not receipts:
+        check_receiptable(unbound, [s.record_id for s in sources], cards, now, where)
+    unbound = replace(unbound, sequence=next_sequence(home, identity.card.lab.id), encoded=b"")
     payload_length = unbound.payload_length()  # the hash is fixed-width, so known before the header
     header = encode_header(payload_length, bundle_id, sender, stanzas, mac_key)
     manifest = unbound.with_header_hash(header.hash.hex())
@@ -149,17 +156,58 @@ def export_bundle(
     return ExportResult(Path(output), manifest, header.hash.hex(), Path(output).stat().st_size)
 
 
+def check_receiptable(
+    manifest: Manifest, record_ids: Sequence[str | None], cards: Mapping[str, KeyCard], now: datetime, where: str
+) -> None:
+    """Refuse a findings bundle whose delivery receipt would exceed ``MAX_RECEIPT_BYTES`` (docs/bundle-format.md, section 6).
+
+    The receipt is built as a recipient will build it (``exchange.receipts.receipt_for``): every
+    file of ``manifest`` and the ids of its records (``record_ids``, one per file, ``None`` for a
+    scan), signed by the recipient whose lab id encodes longest (key ids and the time are fixed
+    width; the header hash is fixed width, so the unbound manifest gives the exact size).
+    """
+    card = max(cards.values(), key=lambda c: len(canonical_json(c.lab.id)))
+    receipt = receipt_for(manifest, card.lab_key, filter(None, record_ids), now)
+
+    def size(count: int) -> int:
+        """The receipt's bytes for the first ``count`` files (and their records)."""
+        return len(encode_receipt(replace(receipt, files=receipt.files[:count], records=tuple(sorted(filter(None, record_ids[:count]))))))
+
+    total = size(len(receipt.files))
+    if total <= MAX_RECEIPT_BYTES:
+        return
+    low, high = 0, len(receipt.files) - 1  # the most files whose receipt fits, by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if size(middle) <= MAX_RECEIPT_BYTES else (low, middle - 1)
+    raise BundleContentError(
+        where,
+        f"{len(receipt.files)} files: the delivery receipt for this bundle would be {total:,} bytes,"
+        f" over the {MAX_RECEIPT_BYTES:,}-byte cap; send at most {low} files per bundle",
+    )
+
+
+def upcoming_sequence(home: Path, lab_id: str) -> int:
+    """The sequence number the next bundle will take, read without taking it."""
+    return int(_sequences(Path(home) / "exchange" / "sequence.json").get(lab_id, 0)) + 1
+
+
 def next_sequence(home: Path, lab_id: str) -> int:
     """The next per-sender sequence number, persisted before the bundle is written (gaps are harmless)."""
     path = Path(home) / "exchange" / "sequence.json"
-    try:
-        counters = json.loads(path.read_bytes()) if path.exists() else {}
-    except ValueError:
-        raise BundleContentError(path, "sequence file is not JSON") from None
+    counters = _sequences(path)
     counters[lab_id] = int(counters.get(lab_id, 0)) + 1
     ensure_private_dir(path.parent)
     write_atomic(path, json.dumps(counters, sort_keys=True).encode("ascii"))
     return counters[lab_id]
+
+
+def _sequences(path: Path) -> dict[str, int]:
+    try:
+        counters: dict[str, int] = json.loads(path.read_bytes()) if path.exists() else {}
+        return counters
+    except ValueError:
+        raise BundleContentError(path, "sequence file is not JSON") from None
 
 
 def _record_source(path: Path, ours: Lab) -> _Source:
@@ -168,9 +216,10 @@ def _record_source(path: Path, ours: Lab) -> _Source:
             data = handle.read(MAX_RECORD_BYTES + 1)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
-    check_own_record(parse_record(data, path), ours, path)
+    record = parse_record(data, path)
+    check_own_record(record, ours, path)
     entry = FileEntry(member_name("record", path.name, str(path)), "record", len(data), hashlib.sha256(data).hexdigest())
-    return _Source(path, entry, data)
+    return _Source(path, entry, data, record["record_id"])
 
 
 def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:

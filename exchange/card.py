@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25
 
 from ballistics.clock import format_time
 from ballistics.files import open_regular
-from ballistics.labs import Lab
+from ballistics.labs import Lab, LabKey
 from exchange.canonical import b64decode, b64encode, canonical_json, is_int, parse_json, parse_time
 from exchange.errors import FingerprintMismatchError, KeyValidityError, MalformedCardError
 from exchange.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
@@ -86,6 +86,11 @@ class KeyCard:
     @property
     def lab(self) -> Lab:
         return Lab.from_dict(self.body["lab"])
+
+    @property
+    def lab_key(self) -> LabKey:
+        """The (lab id, key id) pair that manifests and receipts name a party by."""
+        return LabKey(self.lab.id, self.key_id)
 
     @property
     def created(self) -> datetime:

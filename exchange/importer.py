@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -53,11 +54,13 @@ from ballistics.store import Store
 from exchange import audit_events as events
 from exchange.acceptance import check_against_store
 from exchange.audit import AuditLog
+from exchange.bundle import export_bundle
 from exchange.errors import MalformedBundleError, NotARecipientError
 from exchange.files import write_atomic
 from exchange.keys import Identity
+from exchange.manifest import MAX_RECEIPT_BYTES
 from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
-from exchange.receipts import SentReceipt, send_receipt
+from exchange.receipts import encode_receipt, receipt_for
 from exchange.trust import TrustStore
 
 Progress = Callable[[int, int], None]
@@ -85,6 +88,8 @@ class Outcome:
     exhibits: int = 0
     confirms: str | None = None
     receipt: str | None = None
+    #: Why no delivery receipt could be sent for a bundle that was taken in (it would exceed the cap).
+    no_receipt: str | None = None
     quarantine: str | None = None
     #: Why a rejected file is still where it was (not a regular file, an inbox that is not writable).
     not_moved: str | None = None
@@ -104,6 +109,7 @@ class Outcome:
             "exhibits": self.exhibits,
             "confirms": self.confirms,
             "receipt": self.receipt,
+            "no_receipt": self.no_receipt,
             "quarantine": self.quarantine,
             "not_moved": self.not_moved,
         }
@@ -360,7 +366,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
                     "records": records,
                 },
             )
-    receipt = _receipt(batch, verified, records) if kind == FINDINGS else None
+    receipt, no_receipt = _receipt(batch, verified, records) if kind == FINDINGS else (None, None)
     reason = (
         f"delivery of bundle {confirms} confirmed by {manifest.sender.lab}"
         if confirms
@@ -380,6 +386,7 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
             exhibits=exhibits,
             confirms=confirms,
             receipt=str(receipt.path) if receipt else None,
+            no_receipt=no_receipt,
         )
     )
 
@@ -390,9 +397,9 @@ def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> No
         batch.audit.append(
             events.BUNDLE_DUPLICATE, {"bundle_id": manifest.bundle_id, "sender": manifest.sender.to_dict(), "path": str(verified.path)}
         )
-    receipt = None
-    if isinstance(seen.details, FindingsDetails) and seen.receipt_sha256 is None:  # an earlier run stopped before its receipt
-        receipt = _receipt(batch, verified, list(seen.details.records))
+    receipt, no_receipt = None, None
+    if isinstance(seen.details, FindingsDetails) and seen.receipt_sha256 is None:  # no receipt yet: a crash, or one too large
+        receipt, no_receipt = _receipt(batch, verified, list(seen.details.records))
     batch.outcomes.append(
         Outcome(
             verified.path,
@@ -403,14 +410,58 @@ def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> No
             seen.kind,
             f"already imported {seen.imported}; nothing changed",
             receipt=str(receipt.path) if receipt else None,
+            no_receipt=no_receipt,
         )
     )
 
 
-def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> SentReceipt | None:
+@dataclass(frozen=True)
+class SentReceipt:
+    path: Path
+    sha256: str  # of the receipt document, which the sender sees after decrypting
+    receipt: DeliveryReceipt
+
+
+def send_receipt(home: Path, identity: Identity, trust: TrustStore, receipt: DeliveryReceipt, out_dir: Path, now: datetime) -> SentReceipt:
+    """Write ``<out_dir>/receipt-<bundle id>-<our lab>-to-<sender lab>.bfx`` to the bundle's sender.
+
+    Bundle ids are chosen by senders, so two labs may use one: the name carries the sender too.
+    A receipt over ``MAX_RECEIPT_BYTES`` is refused by the writer (``BundleContentError``).
+    """
+    body = encode_receipt(receipt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}-to-{receipt.sender.lab}.bfx"
+    with tempfile.TemporaryDirectory(prefix=".receipt-", dir=out_dir) as tmp:
+        source = Path(tmp) / f"receipt-{receipt.bundle_id}.json"
+        source.write_bytes(body)
+        export_bundle(home, identity, trust, output, recipients=[receipt.sender.lab], receipts=[source], now=now)
+    return SentReceipt(output, hashlib.sha256(body).hexdigest(), receipt)
+
+
+def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> tuple[SentReceipt | None, str | None]:
+    """The receipt sent for a findings bundle taken in, or why none can be (it would exceed the cap).
+
+    A bundle from another implementation may list more than a receipt can hold. It stays
+    imported (it verified); the answer is reported, audited, and given again, as cheaply (one
+    encoding, nothing signed or written), by every later run that meets the bundle: it depends
+    only on the ledger row and this lab's key, so recording it would only add a schema column.
+    """
     if batch.receipt_dir is None:
-        return None
-    sent = send_receipt(batch.home, batch.identity, batch.trust, verified, records, Path(batch.receipt_dir), batch.now)
+        return None, None
+    receipt = receipt_for(verified.manifest, batch.identity.card.lab_key, records, batch.now)
+    size = len(encode_receipt(receipt))
+    if size > MAX_RECEIPT_BYTES:
+        reason = (
+            f"no delivery receipt: for {len(receipt.files)} files and {len(receipt.records)} records it would be {size:,} bytes,"
+            f" over the {MAX_RECEIPT_BYTES:,}-byte cap of a receipt; {receipt.sender.lab} should send fewer files per bundle"
+        )
+        if batch.audit is not None:
+            batch.audit.append(
+                events.RECEIPT_IMPOSSIBLE,
+                {"bundle_id": receipt.bundle_id, "partner": receipt.sender.lab, "size": size, "reason": reason},
+            )
+        return None, reason
+    sent = send_receipt(batch.home, batch.identity, batch.trust, receipt, Path(batch.receipt_dir), batch.now)
     batch.store.set_receipt(verified.manifest.sender.lab, verified.manifest.bundle_id, sent.sha256)
     if batch.audit is not None:
         batch.audit.append(
@@ -422,7 +473,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> Sen
                 "path": str(sent.path),
             },
         )
-    return sent
+    return sent, None
 
 
 def _reject(batch: _Batch, path: Path, exc: BallisticsError, verified: VerifiedBundle | None) -> None:

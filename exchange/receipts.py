@@ -6,52 +6,39 @@ hash and sequence of what was received, the name and SHA-256 of every file taken
 record ids stored, and when. Being a bundle, it is signed by the receiving lab and encrypted to
 the sender, so the sender learns from ``bundle import`` on its side, with the same checks as
 for findings, that exactly these bytes arrived.
+
+This module is the document: what a receipt lists, its bytes, and parsing one received. The
+writer (:mod:`exchange.bundle`) uses it to refuse a bundle whose receipt could not fit in
+``MAX_RECEIPT_BYTES``; the importer (:mod:`exchange.importer`) builds and sends receipts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ballistics.clock import format_time
 from ballistics.labs import LabKey
 from ballistics.ledger import RECEIPT_TYPE, RECEIPT_VERSION, DeliveryReceipt, ReceiptFile
-from exchange.bundle import export_bundle
 from exchange.canonical import canonical_json, is_int, parse_json, parse_time
 from exchange.errors import MalformedBundleError
-from exchange.keys import Identity
-from exchange.manifest import MAX_RECEIPT_BYTES
-from exchange.trust import TrustStore
-
-if TYPE_CHECKING:
-    from exchange.reader import VerifiedBundle
+from exchange.manifest import MAX_RECEIPT_BYTES, Manifest
 
 RECEIPT_FIELDS = {"type", "version", "bundle_id", "header_hash", "sequence", "sender", "recipient", "files", "records", "received"}
 HEX64 = re.compile(r"[0-9a-f]{64}")
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
-@dataclass(frozen=True)
-class SentReceipt:
-    path: Path
-    sha256: str  # of the receipt document, which the sender sees after decrypting
-    receipt: DeliveryReceipt
-
-
-def receipt_for(verified: VerifiedBundle, identity: Identity, records: list[str], received: datetime) -> DeliveryReceipt:
-    """The receipt this lab signs for a bundle it imported."""
-    manifest = verified.manifest
+def receipt_for(manifest: Manifest, recipient: LabKey, records: Iterable[str], received: datetime) -> DeliveryReceipt:
+    """The receipt ``recipient`` signs for the bundle of ``manifest`` after storing ``records``."""
     return DeliveryReceipt(
         bundle_id=manifest.bundle_id,
         header_hash=manifest.header_hash,
         sequence=manifest.sequence,
         sender=manifest.sender,
-        recipient=LabKey(identity.card.lab.id, identity.card.key_id),
+        recipient=recipient,
         files=tuple(ReceiptFile(f.name, f.sha256, f.size) for f in manifest.files),
         records=tuple(sorted(records)),
         received=format_time(received),
@@ -61,30 +48,6 @@ def receipt_for(verified: VerifiedBundle, identity: Identity, records: list[str]
 def encode_receipt(receipt: DeliveryReceipt) -> bytes:
     """The receipt file's bytes: canonical JSON, so its SHA-256 is reproducible."""
     return canonical_json(receipt.to_dict())
-
-
-def send_receipt(
-    home: Path,
-    identity: Identity,
-    trust: TrustStore,
-    verified: VerifiedBundle,
-    records: list[str],
-    out_dir: Path,
-    now: datetime,
-) -> SentReceipt:
-    """Write ``<out_dir>/receipt-<bundle id>-<our lab>-to-<sender lab>.bfx`` to the bundle's sender.
-
-    Bundle ids are chosen by senders, so two labs may use one: the name carries the sender too.
-    """
-    receipt = receipt_for(verified, identity, records, now)
-    body = encode_receipt(receipt)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / f"receipt-{receipt.bundle_id}-{identity.card.lab.id}-to-{receipt.sender.lab}.bfx"
-    with tempfile.TemporaryDirectory(prefix=".receipt-", dir=out_dir) as tmp:
-        source = Path(tmp) / f"receipt-{receipt.bundle_id}.json"
-        source.write_bytes(body)
-        export_bundle(home, identity, trust, output, recipients=[receipt.sender.lab], receipts=[source], now=now)
-    return SentReceipt(output, hashlib.sha256(body).hexdigest(), receipt)
 
 
 def parse_receipt(data: bytes, where: str) -> DeliveryReceipt:

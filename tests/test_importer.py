@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import REPO, SAMPLE_DATA, Backend
-from exchange_support import PASSPHRASE, LabHome, introduce, make_lab
+from exchange_support import PASSPHRASE, LabHome, file_entry, introduce, make_lab, signed_bundle
 from test_files import kill_writer_mid_write
 from test_records import comparison_dict
 
 import cli
+from ballistics.clock import now_utc
 from ballistics.errors import BallisticsError
 from ballistics.files import temporaries_of
 from ballistics.ledger import FindingsDetails, ReceiptDetails
@@ -329,6 +331,45 @@ def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Pa
     de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
     [outcome] = run(de, receipt).outcomes
     assert outcome.status == "not_for_us" and "not to this lab" in outcome.reason and receipt.exists()
+
+
+def test_a_verified_bundle_too_large_to_receipt_is_imported_and_says_why_no_receipt_was_sent(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another implementation may send more files than a receipt can list (this writer refuses to)."""
+    fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
+    records = [a_record(uk, None, None) for _ in range(250)]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bundle = signed_bundle(
+        inbox / "big.bfx",
+        uk,
+        [fr],
+        [file_entry(f"records/{i:03d}-{'x' * 176}.json", "record", record_bytes(r)) for i, r in enumerate(records)],
+        now=now_utc().replace(microsecond=0),
+    )
+    monkeypatch.setenv("BALLISTICS_HOME", str(fr.home))
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    receipts = tmp_path / "receipts"
+    assert cli.main(["bundle", "import", str(inbox), "--receipt-dir", str(receipts), "--json"]) == 0  # not a rejection
+    [imported] = json.loads(capsys.readouterr().out)["imported"]
+    assert imported["path"] == str(bundle) and len(imported["records"]) == 250 and imported["receipt"] is None
+    reason = imported["no_receipt"]
+    size = int(re.search(r"would be ([0-9,]+) bytes", reason)[1].replace(",", ""))
+    assert size > 65_536 and reason.startswith("no delivery receipt: for 250 files and 250 records") and "UK-FSL" in reason
+    assert not receipts.exists() or not list(receipts.iterdir())  # nothing half-written
+    store = Store.open(fr.home)
+    assert len(store.records()) == 250 and store.ledger()[0].receipt_sha256 is None
+    store.close()
+    [audited] = [e.record["details"] for e in AuditLog(fr.home).entries() if e.type == "receipt_impossible"]
+    assert audited == {"bundle_id": imported["bundle_id"], "partner": "UK-FSL", "size": size, "reason": reason}
+
+    assert cli.main(["bundle", "import", str(inbox), "--receipt-dir", str(receipts)]) == 0  # a rerun says the same, and goes on
+    assert "0 imported, 1 duplicates" in capsys.readouterr().out
+    assert cli.main(["audit", "verify", "--json"]) == 0
+    [again] = run(fr, inbox, receipt_dir=receipts).outcomes
+    assert (again.status, again.receipt, again.no_receipt) == ("duplicate", None, reason)
+    assert events(fr.home).count("receipt_impossible") == 3 and "receipt_sent" not in events(fr.home)
 
 
 # --- bundle verify agrees with import ---------------------------------------------------------------

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ballistics.labs import LabKey
 from exchange.header import FIXED, MAC_BYTES, MAX_HEADER_BYTES, MAX_STANZA_BYTES, MAX_STANZAS, MIN_HEADER_BYTES, STANZA_BYTES
-from exchange.manifest import MAX_FILES, MAX_MANIFEST_BYTES, MAX_ORIGINAL_NAME, FileEntry, Manifest
+from exchange.manifest import MAX_FILES, MAX_MANIFEST_BYTES, MAX_ORIGINAL_NAME, MAX_RECEIPT_BYTES, FileEntry, Manifest
+from exchange.receipts import encode_receipt, receipt_for
 from exchange.stream import CHUNK, TAG
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bundle-format.md"
@@ -29,8 +30,8 @@ def header_bytes(stanzas: int, stanza_body: int = STANZA_BYTES) -> int:
     return FIXED.size + stanzas * (2 + stanza_body) + MAC_BYTES
 
 
-def manifest_bytes(entries: list[FileEntry], recipients: int = MAX_STANZAS) -> int:
-    manifest = Manifest(
+def manifest_of(entries: list[FileEntry], recipients: int = MAX_STANZAS) -> Manifest:
+    return Manifest(
         bundle_id="ff" * 16,
         header_hash="ff" * 32,
         sender=LabKey(LONGEST_LAB, "ff" * 32),
@@ -40,15 +41,24 @@ def manifest_bytes(entries: list[FileEntry], recipients: int = MAX_STANZAS) -> i
         expires=T0 + timedelta(days=30),
         files=tuple(entries),
     )
-    return len(manifest.encoded)
 
 
-def fitting(entry_of, cap: int = MAX_MANIFEST_BYTES) -> int:
-    """How many entries ``entry_of(i)`` fit in a manifest of at most ``cap`` bytes (bisection)."""
+def manifest_bytes(entries: list[FileEntry], recipients: int = MAX_STANZAS) -> int:
+    return len(manifest_of(entries, recipients).encoded)
+
+
+def receipt_bytes(entries: list[FileEntry]) -> int:
+    """The delivery receipt for these entries, signed by a lab with a 64-character id; a record entry's id is a UUID."""
+    records = [f"{i:08x}-0000-4000-8000-{i:012x}" for i, e in enumerate(entries) if e.kind == "record"]
+    return len(encode_receipt(receipt_for(manifest_of(entries), LabKey(LONGEST_LAB, "ff" * 32), records, T0)))
+
+
+def fitting(entry_of, cap: int = MAX_MANIFEST_BYTES, size=manifest_bytes) -> int:
+    """How many entries ``entry_of(i)`` fit in a document (``size``: manifest or receipt) of at most ``cap`` bytes (bisection)."""
     low, high = 0, MAX_FILES
     while low < high:
         middle = (low + high + 1) // 2
-        if manifest_bytes([entry_of(i) for i in range(middle)]) <= cap:
+        if size([entry_of(i) for i in range(middle)]) <= cap:
             low = middle
         else:
             high = middle - 1
@@ -64,6 +74,14 @@ def smallest(i: int) -> FileEntry:
 
 def typical(i: int) -> FileEntry:
     return FileEntry(f"scans/CASE-2026-{i:04d}-K1-Q1-land-3.x3p", "scan", 25_000_000, SHA)
+
+
+def content_named(i: int) -> FileEntry:
+    return FileEntry(f"scans/{i:064x}.x3p", "scan", 25_000_000, SHA)
+
+
+def record(i: int) -> FileEntry:
+    return FileEntry(f"records/CASE-2026-{i:04d}-K1-Q1.json", "record", 3_000, SHA)
 
 
 def largest(i: int) -> FileEntry:
@@ -83,6 +101,10 @@ def numbers() -> dict[str, int]:
         "fit_typical": fitting(typical),
         "fit_largest": fitting(largest),
         "max_files_smallest_bytes": manifest_bytes([smallest(i) for i in range(MAX_FILES)]),
+        "receipt_no_files": receipt_bytes([]),
+        "receipt_fit_typical": fitting(typical, MAX_RECEIPT_BYTES, receipt_bytes),
+        "receipt_fit_content_named": fitting(content_named, MAX_RECEIPT_BYTES, receipt_bytes),
+        "receipt_fit_record": fitting(record, MAX_RECEIPT_BYTES, receipt_bytes),
         "chunk_overhead_ppm": TAG * 1_000_000 // CHUNK,
     }
 
@@ -97,6 +119,8 @@ def test_the_limits_table_states_the_computed_numbers() -> None:
             continue
         assert f"{value:,}" in table, f"{name} = {value:,} is not in the limits table"
     assert values["fit_smallest"] < MAX_FILES < values["max_files_smallest_bytes"]  # the manifest cap binds first
+    # a receipt lists every file: for ordinary files its cap binds long before the manifest's (section 6)
+    assert values["receipt_fit_content_named"] < values["receipt_fit_record"] < values["receipt_fit_typical"] < values["fit_typical"] // 10
     assert re.search(r"0\.02 %", table) and values["chunk_overhead_ppm"] == 244
 
 

@@ -19,10 +19,11 @@ from ballistics.records import write_record
 from ballistics.store import Store
 from exchange.bundle import export_bundle
 from exchange.canonical import canonical_json
-from exchange.errors import MalformedBundleError, NotARecipientError, ReceiptMismatchError
-from exchange.importer import import_bundles
+from exchange.errors import BundleContentError, MalformedBundleError, NotARecipientError, ReceiptMismatchError
+from exchange.importer import import_bundles, send_receipt
+from exchange.manifest import MAX_RECEIPT_BYTES
 from exchange.reader import open_bundle
-from exchange.receipts import encode_receipt, parse_receipt, receipt_for, send_receipt
+from exchange.receipts import encode_receipt, parse_receipt, receipt_for
 from exchange.sent import sent_dir
 
 
@@ -40,7 +41,7 @@ def labs(tmp_path_factory: pytest.TempPathFactory) -> tuple[LabHome, LabHome, Pa
 def test_a_receipt_names_the_bundle_its_files_and_both_labs(labs: tuple[LabHome, LabHome, Path]) -> None:
     uk, fr, bundle = labs
     verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
-    receipt = receipt_for(verified, fr.identity, ["r2", "r1"], T0)
+    receipt = receipt_for(verified.manifest, fr.identity.card.lab_key, ["r2", "r1"], T0)
     assert (receipt.bundle_id, receipt.header_hash, receipt.sequence) == (
         verified.manifest.bundle_id,
         verified.manifest.header_hash,
@@ -58,7 +59,9 @@ def test_a_receipt_names_the_bundle_its_files_and_both_labs(labs: tuple[LabHome,
 def test_the_receipt_bundle_goes_back_to_the_sender_who_reads_the_same_receipt(labs: tuple[LabHome, LabHome, Path], tmp_path: Path) -> None:
     uk, fr, bundle = labs
     verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
-    sent = send_receipt(fr.home, fr.identity, fr.trust, verified, ["r1"], tmp_path / "out", T0)
+    sent = send_receipt(
+        fr.home, fr.identity, fr.trust, receipt_for(verified.manifest, fr.identity.card.lab_key, ["r1"], T0), tmp_path / "out", T0
+    )
     assert sent.path == tmp_path / "out" / f"receipt-{verified.manifest.bundle_id}-FR-IRCGN-to-UK-FSL.bfx"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [sent.path.name]  # the temporary source is gone
     back = open_bundle(sent.path, uk.identity, uk.trust, now=T0)  # the sender opens it, checked like any bundle
@@ -125,7 +128,7 @@ def test_receipts_are_matched_against_what_this_lab_sent(labs: tuple[LabHome, La
     de = make_lab(tmp_path, "DE-BKA", "DE")
     introduce(uk, de)
     verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
-    genuine = receipt_for(verified, fr.identity, ["r1"], T0)
+    genuine = receipt_for(verified.manifest, fr.identity.card.lab_key, ["r1"], T0)
     ok = open_bundle(_receipt_bundle(fr, uk, genuine, tmp_path / "ok.bfx"), uk.identity, uk.trust, now=T0)
     assert ok.receipt == genuine  # the one that matches is confirmed
     [sent_file] = genuine.files
@@ -156,7 +159,7 @@ def test_a_mismatched_receipt_is_rejected_by_the_import_and_a_forged_record_of_s
 ) -> None:
     uk, fr, bundle = labs
     verified = open_bundle(bundle, fr.identity, fr.trust, now=T0)
-    wrong = replace(receipt_for(verified, fr.identity, ["r1"], T0), header_hash="00" * 32)
+    wrong = replace(receipt_for(verified.manifest, fr.identity.card.lab_key, ["r1"], T0), header_hash="00" * 32)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     _receipt_bundle(fr, uk, wrong, inbox / "wrong.bfx")
@@ -177,3 +180,59 @@ def test_a_mismatched_receipt_is_rejected_by_the_import_and_a_forged_record_of_s
     with pytest.raises(ReceiptMismatchError, match="was altered"):
         open_bundle(_receipt_bundle(fr, uk, wrong, tmp_path / "again.bfx"), uk.identity, uk.trust, now=T0)
     record.write_bytes(saved)
+
+
+# --- a bundle must stay receiptable (docs/bundle-format.md, section 6) --------------------------------
+
+
+def _receipt_size(sender: LabHome, recipient: LabHome, files: list[Path], sequence: int) -> int:
+    """The receipt ``recipient`` would send for a bundle of these record files, spelled out from the format."""
+    records = [json.loads(f.read_bytes())["record_id"] for f in files]
+    receipt = DeliveryReceipt(
+        bundle_id="0" * 32,
+        header_hash="0" * 64,
+        sequence=sequence,
+        sender=sender.identity.card.lab_key,
+        recipient=recipient.identity.card.lab_key,
+        files=tuple(ReceiptFile(f"records/{f.name}", hashlib.sha256(f.read_bytes()).hexdigest(), f.stat().st_size) for f in files),
+        records=tuple(sorted(records)),
+        received="2026-01-15T09:30:00Z",
+    )
+    return len(encode_receipt(receipt))
+
+
+def test_the_writer_sends_a_bundle_whose_receipt_just_fits_and_refuses_one_more_file(tmp_path: Path) -> None:
+    uk, fr = make_lab(tmp_path, "UK-FSL"), make_lab(tmp_path, "FR-IRCGN", "FR")
+    introduce(uk, fr)
+    folder = tmp_path / "records"
+    folder.mkdir()
+    files = [write_record(a_record(), folder / f"r{i:03d}.json") for i in range(300)]
+    missing = MAX_RECEIPT_BYTES - _receipt_size(uk, fr, files, 1)  # the first bundle of a new lab is number 1
+    assert 0 < missing < 190 * len(files)
+    for i, path in enumerate(files):  # lengthen the names until the receipt is exactly 64 KiB
+        files[i] = path.rename(path.with_name(f"r{i:03d}{'x' * (missing // len(files) + (i < missing % len(files)))}.json"))
+    assert _receipt_size(uk, fr, files, 1) == MAX_RECEIPT_BYTES
+
+    one_more = [*files, write_record(a_record(), folder / "r300.json")]
+    sequences = uk.home / "exchange" / "sequence.json"
+    with pytest.raises(BundleContentError) as refused:
+        export_bundle(uk.home, uk.identity, uk.trust, tmp_path / "big.bfx", recipients=["FR-IRCGN"], records=one_more, now=T0)
+    size = _receipt_size(uk, fr, one_more, 1)
+    assert refused.value.reason == (
+        f"301 files: the delivery receipt for this bundle would be {size:,} bytes, over the 65,536-byte cap; send at most 300 files per bundle"
+    )
+    assert not (tmp_path / "big.bfx").exists() and not list(tmp_path.glob(".*big.bfx*"))  # nothing written,
+    assert not sent_dir(uk.home).exists() or not list(sent_dir(uk.home).iterdir())  # nothing recorded as sent,
+    assert not sequences.exists()  # and no sequence number taken: the bundle below is number 1
+
+    bundle = tmp_path / "fits.bfx"
+    export_bundle(uk.home, uk.identity, uk.trust, bundle, recipients=["FR-IRCGN"], records=files, now=T0)
+    store = Store.open(fr.home)
+    try:
+        report = import_bundles(fr.home, store, fr.identity, fr.trust, [bundle], receipt_dir=tmp_path / "receipts", now=T0)
+    finally:
+        store.close()
+    [outcome] = report.outcomes
+    assert outcome.status == "imported" and outcome.receipt is not None and outcome.no_receipt is None
+    [sent] = open_bundle(Path(outcome.receipt), uk.identity, uk.trust, now=T0).files
+    assert sent.kind == "receipt" and sent.size == MAX_RECEIPT_BYTES  # the writer's computation was exact
