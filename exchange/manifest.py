@@ -128,16 +128,14 @@ def member_name(kind: str, base: str, where: str) -> str:
     """``records/<base>`` or ``scans/<base>``, refusing anything that could escape or collide."""
     if "/" in base or "\\" in base or base.startswith("/"):
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains a path separator or is absolute")
-    if base in (".", "..") or ".." in base.split("."):
-        raise UnsafeMemberNameError(where, f"member name {base[:80]!r} contains '..'")
-    if not BASE_NAME.fullmatch(base):
+    if not BASE_NAME.fullmatch(base):  # starts alphanumeric: never "." or ".."
         raise UnsafeMemberNameError(where, f"member name {base[:80]!r} must be 1-200 of A-Z a-z 0-9 . _ - starting alphanumeric")
     return f"{KINDS[kind]}/{base}"
 
 
 def is_safe_base(base: str) -> bool:
-    """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``; no ``..``)."""
-    return BASE_NAME.fullmatch(base) is not None and ".." not in base.split(".")
+    """Whether a file name can be a member name as it is (ASCII letters, digits, ``. _ -``, starting alphanumeric)."""
+    return BASE_NAME.fullmatch(base) is not None
 
 
 def check_original_name(name: str, where: str) -> str:
