@@ -22,8 +22,10 @@ A second instrument model (:class:`WholeHead`, :func:`fire_whole_head`) scans th
 at a coarser spacing (9.5 um), as several commercial 3D instruments export it: the primer, a
 measured groove around it (the primer pocket's seam), the head surface with a headstamp out to
 the rim, and a firing-pin crater measured down to its bottom. The breech-face marks and the
-firing pin are the firearm's own, the same as in the confocal model, so scans from the two
-instruments compare with each other.
+firing pin are the firearm's own, the same as in the confocal model fired with the same
+generation of marks (:data:`Marks`), so scans from the two instruments compare with each other.
+Whole-head scans use generation 2, whose individual marks lie at wavelengths a 9.5 um
+instrument still resolves; the committed confocal sample set keeps generation 1.
 
 Everything is drawn from ``numpy.random.Generator`` streams keyed by (seed, firearm, shot, part),
 so the same seed gives the same cases, and byte-identical files.
@@ -61,16 +63,17 @@ TRUTH_COLUMNS = ("file", "firearm", "family", "firing_pin_shape", "rotation_deg"
 
 Lay = Literal["striated", "arched"]
 #: Generation of the breech-face marks, written into each file as the instrument's version.
-#: 1: the marks of the committed sample set (:func:`fire`'s default), whose individual part lies
-#: mostly at 20-50 um: area-averaging a prepared surface to 9.5 um and back keeps 0.53 of its
-#: variance, against 0.88-0.92 on the real Fadul and Weller knowns, so a coarser instrument loses
-#: half the individual marks and the shared subclass marks decide. 2 (:func:`fire_whole_head`'s
-#: default): the same marks plus the firearm's own marks at 50-400 um, keeping 0.76
-#: (docs/sample-data.md).
+#: 1 (:func:`fire`'s default: the committed sample set): the firearm's individual marks are a
+#: profile along the lay at 20-150 um and a texture at 16-200 um, most of whose variance lies
+#: below 40 um; a 9.5 um instrument loses half of it (area-averaging a prepared surface to 9.5 um
+#: and back keeps 0.53 of its variance, against 0.88-0.92 on the real Fadul and Weller knowns),
+#: so on whole-head scans the subclass marks shared by consecutively made slides decide.
+#: 2 (:func:`fire_whole_head`'s default): the same draws at 50-400 and 40-400 um (keeps 0.67;
+#: docs/sample-data.md).
 Marks = Literal[1, 2]
-#: Weights (micrometres per unit standard deviation) of the 50-400 um individual marks of
-#: ``marks`` 2: a profile along the lay and an isotropic texture.
-COARSE_INDIVIDUAL = (2.0, 1.2)
+#: Wavelength bands (short, long), micrometres, of a firearm's individual marks by generation:
+#: the profile along the lay, then the isotropic texture.
+INDIVIDUAL_BANDS_UM: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {1: ((20, 150), (16, 200)), 2: ((50, 400), (40, 400))}
 Progress = Callable[[int, int], None]
 
 
@@ -241,7 +244,7 @@ def fire_whole_head(
 ) -> SimulatedCase:
     """Fire one case and scan its whole head with the coarser instrument of ``head``.
 
-    The breech-face marks and the firing pin are the firearm's own (as in :func:`fire`); the
+    The breech-face marks (generation ``marks``) and the firing pin are the firearm's own (as in :func:`fire`); the
     shot's variation is drawn from its own stream, so whole-head shot k is another firing than
     confocal shot k. The truth's pose is in the same convention, the scan's pixels being
     ``head.spacing_um`` wide.
@@ -461,24 +464,18 @@ def _lay_coordinate(firearm: Firearm, x: np.ndarray, y: np.ndarray) -> np.ndarra
 def _breech_face(firearm: Firearm, size: int, marks: Marks = 1) -> np.ndarray:
     """The breech-face marks of a firearm, micrometres, in its own frame (cached: shared by its shots).
 
-    ``marks`` 2 adds the firearm's own marks at 50-400 um (:data:`COARSE_INDIVIDUAL`) to those of
-    ``marks`` 1, which are left unchanged.
+    The individual profile and texture lie in the bands of :data:`INDIVIDUAL_BANDS_UM` for the
+    generation ``marks``; the random draws are the same for both generations.
     """
-    if marks == 2:
-        x, y = _centred_grid(size)
-        own = _rng(firearm.seed, 0, 0, "coarse marks")
-        weight_lay, weight_texture = COARSE_INDIVIDUAL
-        along = _profile_along(_band_noise_1d(own, 4 * size, 50, 400), _lay_coordinate(firearm, x, y))
-        texture = _band_noise_2d(own, size, 50, 400)
-        return (_breech_face(firearm, size, 1) + weight_lay * along + weight_texture * texture).astype(np.float32)
     x, y = _centred_grid(size)
     u = _lay_coordinate(firearm, x, y)
     length = 4 * size
     family_rng = _rng(firearm.family_seed, 0, 0, "tool")
     own = _rng(firearm.seed, 0, 0, "marks")
+    (profile_short, profile_long), (texture_short, texture_long) = INDIVIDUAL_BANDS_UM[marks]
     subclass = _profile_along(_band_noise_1d(family_rng, length, 120, 500), u)
-    individual = _profile_along(_band_noise_1d(own, length, 20, 150), u)
-    granular = _band_noise_2d(own, size, 16, 200)
+    individual = _profile_along(_band_noise_1d(own, length, profile_short, profile_long), u)
+    granular = _band_noise_2d(own, size, texture_short, texture_long)
     pits = np.zeros((size, size), np.float32)
     for sigma in (1.5, 2.5, 4.0):
         spots = np.zeros((size, size), np.float32)

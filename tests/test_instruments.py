@@ -106,7 +106,7 @@ def test_different_firearm_whole_head_pair_is_not_an_identification() -> None:
 def test_consecutively_made_slides_are_told_apart_on_whole_head_scans() -> None:
     """F04, F05 (family C) share their subclass marks; at 9.5 um the firearm's own marks still decide.
 
-    With the marks of the committed confocal set (generation 1, individual marks mostly at 20-50 um,
+    With the marks of the committed confocal set (generation 1: individual marks mostly below 40 um,
     half of whose variance a 9.5 um scan loses) F04-01 against F05-02 reached CMC 7, an identification.
     """
     same = compare(whole_head(3, 1).scan, whole_head(3, 2).scan)
