@@ -361,7 +361,8 @@ def write_sample_set(
     """Fire ``shots`` cases (numbered from 1) from each firearm; write them and ``truth.csv``.
 
     With ``whole_head`` the cases are scanned whole-head by that instrument
-    (:func:`fire_whole_head`) instead of by the confocal model (:func:`fire`).
+    (:func:`fire_whole_head`, marks of generation 2) instead of by the confocal model (:func:`fire`,
+    generation 1, as the committed sample set); see :data:`Marks`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
