@@ -22,8 +22,10 @@ A second instrument model (:class:`WholeHead`, :func:`fire_whole_head`) scans th
 at a coarser spacing (9.5 um), as several commercial 3D instruments export it: the primer, a
 measured groove around it (the primer pocket's seam), the head surface with a headstamp out to
 the rim, and a firing-pin crater measured down to its bottom. The breech-face marks and the
-firing pin are the firearm's own, the same as in the confocal model, so scans from the two
-instruments compare with each other.
+firing pin are the firearm's own, the same as in the confocal model fired with the same
+generation of marks (:data:`Marks`), so scans from the two instruments compare with each other.
+Whole-head scans use generation 2, whose individual marks lie at wavelengths a 9.5 um
+instrument still resolves; the committed confocal sample set keeps generation 1.
 
 Everything is drawn from ``numpy.random.Generator`` streams keyed by (seed, firearm, shot, part),
 so the same seed gives the same cases, and byte-identical files.
@@ -54,14 +56,24 @@ PIXEL_M = 6.25e-6
 #: Height increment of the stored x3p files (int16): fine against toolmarks of 0.5-3 um, coarse
 #: enough that the committed sample set stays small.
 Z_STEP_M = 20e-9
-#: Version of the model; written into every file, so a change shows in the metadata.
-MODEL_VERSION = "1"
 #: Pixel size of the rendered images: a comparison-microscope camera sees half the detail of the
 #: confocal scan, and the committed sample set stays small.
 IMAGE_PIXEL_M = 2 * PIXEL_M
 TRUTH_COLUMNS = ("file", "firearm", "family", "firing_pin_shape", "rotation_deg", "shift_x_um", "shift_y_um")
 
 Lay = Literal["striated", "arched"]
+#: Generation of the breech-face marks, written into each file as the instrument's version.
+#: 1 (:func:`fire`'s default: the committed sample set): the firearm's individual marks are a
+#: profile along the lay at 20-150 um and a texture at 16-200 um, most of whose variance lies
+#: below 40 um; a 9.5 um instrument loses half of it (area-averaging a prepared surface to 9.5 um
+#: and back keeps 0.53 of its variance, against 0.88-0.92 on the real Fadul and Weller knowns),
+#: so on whole-head scans the subclass marks shared by consecutively made slides decide.
+#: 2 (:func:`fire_whole_head`'s default): the same draws at 50-400 and 40-400 um (keeps 0.67;
+#: docs/sample-data.md).
+Marks = Literal[1, 2]
+#: Wavelength bands (short, long), micrometres, of a firearm's individual marks by generation:
+#: the profile along the lay, then the isotropic texture.
+INDIVIDUAL_BANDS_UM: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {1: ((20, 150), (16, 200)), 2: ((50, 400), (40, 400))}
 Progress = Callable[[int, int], None]
 
 
@@ -192,15 +204,15 @@ def generate_firearms(n: int, seed: int) -> list[Firearm]:
     return firearms
 
 
-def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = GEOMETRY) -> SimulatedCase:
-    """Fire one case and scan it: the marks of ``firearm`` with this shot's variation and pose."""
+def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = GEOMETRY, marks: Marks = 1) -> SimulatedCase:
+    """Fire one case and scan it: the marks of ``firearm`` (generation ``marks``, :data:`Marks`) with this shot's variation and pose."""
     rng = _rng(seed, firearm.seed, shot_index, "shot")
     size = geometry.grid_px()
     primer_r, inner_r, outer_r = geometry.radii_px()
     x, y = _centred_grid(size)
     r = np.hypot(x, y)
 
-    case = _transferred_marks(firearm, rng, size, primer_r, x, y, r)
+    case = _transferred_marks(firearm, rng, size, primer_r, x, y, r, marks)
     case += _firing_pin(firearm, size) * np.float32(rng.normal(1.0, 0.04))
     case += _dome_and_head(rng, r, primer_r, inner_r)
     case[(r > primer_r) & (r < inner_r)] = np.nan  # the primer gap is too deep to measure
@@ -215,7 +227,7 @@ def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = 
     metadata = {
         "date": _file_date(seed, firearm.index, shot_index).isoformat(),
         "creator": "ballistics synth",
-        "instrument": f"ballistics synth {MODEL_VERSION}",
+        "instrument": f"ballistics synth {marks}",
         "comment": f"simulated case {firearm.id} shot {shot_index} (family {firearm.family}, {firearm.firing_pin_shape} firing pin, {firearm.lay} breech face), seed {seed}",
     }
     return SimulatedCase(
@@ -228,11 +240,11 @@ def fire(firearm: Firearm, shot_index: int, seed: int, geometry: CaseGeometry = 
 
 
 def fire_whole_head(
-    firearm: Firearm, shot_index: int, seed: int, head: WholeHead = WHOLE_HEAD, geometry: CaseGeometry = GEOMETRY
+    firearm: Firearm, shot_index: int, seed: int, head: WholeHead = WHOLE_HEAD, geometry: CaseGeometry = GEOMETRY, marks: Marks = 2
 ) -> SimulatedCase:
     """Fire one case and scan its whole head with the coarser instrument of ``head``.
 
-    The breech-face marks and the firing pin are the firearm's own (as in :func:`fire`); the
+    The breech-face marks (generation ``marks``) and the firing pin are the firearm's own (as in :func:`fire`); the
     shot's variation is drawn from its own stream, so whole-head shot k is another firing than
     confocal shot k. The truth's pose is in the same convention, the scan's pixels being
     ``head.spacing_um`` wide.
@@ -241,12 +253,12 @@ def fire_whole_head(
     size = geometry.grid_px()
     primer_r = geometry.radii_px()[0]
     x, y = _centred_grid(size)
-    marks = _transferred_marks(firearm, rng, size, primer_r, x, y, np.hypot(x, y))
-    marks += _firing_pin(firearm, size) * np.float32(rng.normal(1.0, 0.04))
+    surface = _transferred_marks(firearm, rng, size, primer_r, x, y, np.hypot(x, y), marks)
+    surface += _firing_pin(firearm, size) * np.float32(rng.normal(1.0, 0.04))
     big = head.model_grid_px(geometry)
     case = np.zeros((big, big), np.float32)
     start = (big - size) // 2
-    case[start : start + size, start : start + size] = marks
+    case[start : start + size, start : start + size] = surface
     bx, by = _centred_grid(big)
     case += _whole_head_relief(rng, bx, by, primer_r, head)
 
@@ -262,7 +274,7 @@ def fire_whole_head(
     metadata = {
         "date": _file_date(seed, firearm.index, shot_index).isoformat(),
         "creator": "ballistics synth",
-        "instrument": f"ballistics synth whole head {MODEL_VERSION}",
+        "instrument": f"ballistics synth whole head {marks}",
         "comment": (
             f"simulated case {firearm.id} shot {shot_index} (family {firearm.family}, {firearm.firing_pin_shape} firing pin, "
             f"{firearm.lay} breech face), whole case head at {head.spacing_um:g} um, seed {seed}"
@@ -319,7 +331,9 @@ def write_case(case: SimulatedCase, out_dir: Path) -> Path:
     metadata = x3pio.Metadata(
         date=date,
         creator=scan.metadata["creator"],
-        instrument=x3pio.Instrument(manufacturer="ballistics", model="synth", serial="", version=MODEL_VERSION),
+        instrument=x3pio.Instrument(
+            manufacturer="ballistics", model="synth", serial="", version=scan.metadata["instrument"].rsplit(" ", 1)[1]
+        ),
         probing_system=x3pio.ProbingSystem(x3pio.ProbingType.SOFTWARE, "ballistics synth"),
         comment=scan.metadata["comment"],
     )
@@ -347,7 +361,8 @@ def write_sample_set(
     """Fire ``shots`` cases (numbered from 1) from each firearm; write them and ``truth.csv``.
 
     With ``whole_head`` the cases are scanned whole-head by that instrument
-    (:func:`fire_whole_head`) instead of by the confocal model (:func:`fire`).
+    (:func:`fire_whole_head`, marks of generation 2) instead of by the confocal model (:func:`fire`,
+    generation 1, as the committed sample set); see :data:`Marks`.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -447,16 +462,21 @@ def _lay_coordinate(firearm: Firearm, x: np.ndarray, y: np.ndarray) -> np.ndarra
 
 
 @lru_cache(maxsize=32)
-def _breech_face(firearm: Firearm, size: int) -> np.ndarray:
-    """The breech-face marks of a firearm, micrometres, in its own frame (cached: shared by its shots)."""
+def _breech_face(firearm: Firearm, size: int, marks: Marks = 1) -> np.ndarray:
+    """The breech-face marks of a firearm, micrometres, in its own frame (cached: shared by its shots).
+
+    The individual profile and texture lie in the bands of :data:`INDIVIDUAL_BANDS_UM` for the
+    generation ``marks``; the random draws are the same for both generations.
+    """
     x, y = _centred_grid(size)
     u = _lay_coordinate(firearm, x, y)
     length = 4 * size
     family_rng = _rng(firearm.family_seed, 0, 0, "tool")
     own = _rng(firearm.seed, 0, 0, "marks")
+    (profile_short, profile_long), (texture_short, texture_long) = INDIVIDUAL_BANDS_UM[marks]
     subclass = _profile_along(_band_noise_1d(family_rng, length, 120, 500), u)
-    individual = _profile_along(_band_noise_1d(own, length, 20, 150), u)
-    granular = _band_noise_2d(own, size, 16, 200)
+    individual = _profile_along(_band_noise_1d(own, length, profile_short, profile_long), u)
+    granular = _band_noise_2d(own, size, texture_short, texture_long)
     pits = np.zeros((size, size), np.float32)
     for sigma in (1.5, 2.5, 4.0):
         spots = np.zeros((size, size), np.float32)
@@ -498,7 +518,7 @@ def _firing_pin(firearm: Firearm, size: int) -> np.ndarray:
 
 
 def _transferred_marks(
-    firearm: Firearm, rng: np.random.Generator, size: int, primer_r: float, x: np.ndarray, y: np.ndarray, r: np.ndarray
+    firearm: Firearm, rng: np.random.Generator, size: int, primer_r: float, x: np.ndarray, y: np.ndarray, r: np.ndarray, marks: Marks = 1
 ) -> np.ndarray:
     """What one shot leaves on the primer: breech-face marks weighted by uneven contact, plus primer roughness."""
     theta = np.arctan2(y, x)
@@ -510,9 +530,9 @@ def _transferred_marks(
     contact = np.clip(contact, 0.15, 1.0)
     pin_free = _firing_pin(firearm, size) > -1.0  # the pin hole of the breech face leaves no marks
     roughness = _band_noise_2d(rng, size, 16, 300) * np.float32(0.6)
-    marks = _breech_face(firearm, size) * contact * pin_free + roughness * (1.4 - contact)
-    marks[r > primer_r] = 0
-    return marks.astype(np.float32)
+    left = _breech_face(firearm, size, marks) * contact * pin_free + roughness * (1.4 - contact)
+    left[r > primer_r] = 0
+    return left.astype(np.float32)
 
 
 def _dome_and_head(rng: np.random.Generator, r: np.ndarray, primer_r: float, inner_r: float) -> np.ndarray:

@@ -36,7 +36,8 @@ def sample_generate(
         typer.Option(
             "--whole-head",
             help="Scan the whole case head (primer, seam groove, headstamp, rim) with a measured firing-pin crater, "
-            "as several commercial instruments export it, instead of the primer alone at 6.25 µm.",
+            "as several commercial instruments export it, instead of the primer alone at 6.25 µm; the firearms' marks "
+            "are of generation 2 (docs/sample-data.md).",
         ),
     ] = False,
     spacing_um: Annotated[

@@ -103,9 +103,21 @@ def test_different_firearm_whole_head_pair_is_not_an_identification() -> None:
     assert result.decision != "identification" and result.cmc <= 2, result.cmc
 
 
+def test_consecutively_made_slides_are_told_apart_on_whole_head_scans() -> None:
+    """F04, F05 (family C) share their subclass marks; at 9.5 um the firearm's own marks still decide.
+
+    With the marks of the committed confocal set (generation 1: individual marks mostly below 40 um,
+    half of whose variance a 9.5 um scan loses) F04-01 against F05-02 reached CMC 7, an identification.
+    """
+    same = compare(whole_head(3, 1).scan, whole_head(3, 2).scan)
+    family = compare(whole_head(3, 1).scan, whole_head(4, 2).scan)
+    assert same.decision == "identification", same.cmc
+    assert family.decision == "elimination", family.cmc
+
+
 def test_whole_head_scan_matches_a_confocal_scan_of_the_same_firearm() -> None:
-    """Across instruments (9.5 um whole head against 6.25 um confocal primer) the firearm is still found."""
-    confocal = synth.fire(firearms()[2], 1, SEED).scan
+    """Across instruments (9.5 um whole head against 6.25 um confocal primer, same marks) the firearm is still found."""
+    confocal = synth.fire(firearms()[2], 1, SEED, marks=2).scan
     same = compare(confocal, whole_head(2, 2).scan)
     other = compare(confocal, whole_head(3, 2).scan)
     assert same.decision == "identification", same.cmc
