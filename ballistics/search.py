@@ -139,7 +139,18 @@ class DaskExecutor:
     address: Any
 
     def map(self, tasks: Sequence[RerankTask], progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Submit one task per comparison; the scheduler reruns a task whose worker died.
+
+        Each task holds its inputs (both prepared surfaces) in the scheduler's graph, not on a
+        worker, so a task lost with its worker is recomputed elsewhere. A task whose workers died
+        more often than the scheduler's ``distributed.scheduler.allowed-failures`` (default 3),
+        or a scheduler lost mid-search, fails the search with a :class:`SearchError`.
+        """
+        from concurrent.futures import CancelledError
+
         from distributed import Client, as_completed
+        from distributed.comm import CommClosedError
+        from distributed.scheduler import KilledWorker
 
         own = not isinstance(self.address, Client)
         try:
@@ -154,6 +165,13 @@ class DaskExecutor:
                 results[index[future.key]] = future.result()
                 _tick(progress, done, len(futures))
             return [r for r in results if r is not None]
+        except KilledWorker as exc:
+            reference = tasks[index[exc.task]][2]["path"] if exc.task in index else "a candidate"
+            raise SearchError(
+                str(self.address), f"a Dask worker died comparing {reference} more often than the scheduler retries; search again"
+            ) from None
+        except (CancelledError, CommClosedError) as exc:
+            raise SearchError(str(self.address), f"lost the Dask scheduler during the search: {type(exc).__name__} {exc}") from None
         finally:
             if own:
                 client.close()
