@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ballistics.calibration import Calibration
     from ballistics.compare import Comparison
     from ballistics.likelihood_ratio import LikelihoodRatio
+    from ballistics.records import ExaminerConclusion
     from ballistics.scan import Scan
 
 METHOD_PANEL = "Method (defaults: cmcR / Song 2018)"
@@ -45,6 +46,36 @@ _DECISION = DecisionParams()
 class Rule(StrEnum):
     original = "original"
     high = "high"
+
+
+class Afte(StrEnum):
+    identification = "identification"
+    inconclusive_a = "inconclusive-a"
+    inconclusive_b = "inconclusive-b"
+    inconclusive_c = "inconclusive-c"
+    elimination = "elimination"
+    unsuitable = "unsuitable"
+
+
+class VerbalOpinion(StrEnum):
+    """A verbal LR category of the ENFSI 2015 scale and the proposition it supports."""
+
+    neutral = "neutral"
+    weak_same = "weak-same-source"
+    moderate_same = "moderate-same-source"
+    moderately_strong_same = "moderately-strong-same-source"
+    strong_same = "strong-same-source"
+    very_strong_same = "very-strong-same-source"
+    extremely_strong_same = "extremely-strong-same-source"
+    weak_different = "weak-different-sources"
+    moderate_different = "moderate-different-sources"
+    moderately_strong_different = "moderately-strong-different-sources"
+    strong_different = "strong-different-sources"
+    very_strong_different = "very-strong-different-sources"
+    extremely_strong_different = "extremely-strong-different-sources"
+
+
+RECORD_PANEL = "The record (with --record)"
 
 
 CellsOpt = Annotated[
@@ -172,6 +203,39 @@ def compare(
     ] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner named in the record [default: the login name].")] = None,
     lab: Annotated[str | None, typer.Option("--lab", help="Lab of the record [default: this home's identity].")] = None,
+    conclusion: Annotated[
+        Afte | None,
+        typer.Option(
+            metavar="AFTE",
+            help="The examiner's conclusion on the AFTE range, recorded apart from the algorithm's decision: identification, "
+            "inconclusive-a, inconclusive-b, inconclusive-c, elimination or unsuitable.",
+            rich_help_panel=RECORD_PANEL,
+        ),
+    ] = None,
+    verbal_conclusion: Annotated[
+        VerbalOpinion | None,
+        typer.Option(
+            metavar="CATEGORY",
+            help="The examiner's conclusion as a verbal LR category of the ENFSI 2015 scale and the proposition it supports: "
+            "neutral, or weak, moderate, moderately-strong, strong, very-strong or extremely-strong followed by -same-source "
+            "or -different-sources (e.g. strong-same-source).",
+            rich_help_panel=RECORD_PANEL,
+        ),
+    ] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Who made the technical review.", rich_help_panel=RECORD_PANEL)] = None,
+    remarks: Annotated[str | None, typer.Option(help="The examiner's remarks.", rich_help_panel=RECORD_PANEL)] = None,
+    reference_exhibit: Annotated[
+        str | None,
+        typer.Option(
+            help="Exhibit id of the reference [default: its collection exhibit, else the file name].", rich_help_panel=RECORD_PANEL
+        ),
+    ] = None,
+    questioned_exhibit: Annotated[
+        str | None,
+        typer.Option(
+            help="Exhibit id of the questioned case [default: its collection exhibit, else the file name].", rich_help_panel=RECORD_PANEL
+        ),
+    ] = None,
     db_url: DbUrlOpt = None,
     calibration: Annotated[
         Path | None,
@@ -192,6 +256,12 @@ def compare(
     """
     from ballistics.calibration import default_calibration, load_calibration
     from ballistics.compare import compare as run_compare
+    from ballistics.errors import UsageError
+
+    record_only = {"--conclusion": conclusion, "--verbal-conclusion": verbal_conclusion, "--reviewer": reviewer, "--remarks": remarks,
+                   "--reference-exhibit": reference_exhibit, "--questioned-exhibit": questioned_exhibit}  # fmt: skip
+    if record is None and (given := [name for name, value in record_only.items() if value is not None]):
+        raise UsageError(None, f"{', '.join(given)} describe the record: give --record too")
 
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
@@ -237,6 +307,10 @@ def compare(
             case=case,
             examiner=examiner,
             store_faces=mode == "auto",
+            likelihood_ratio=statement,
+            conclusion=examiner_conclusion(conclusion, verbal_conclusion, remarks),
+            reviewer=reviewer,
+            exhibits=(reference_exhibit, questioned_exhibit),
         )
         audit(
             (
@@ -293,6 +367,21 @@ def compare(
         note(f"warning: {warning}")
     if plot is not None:
         note(f"wrote {plot}")
+
+
+def examiner_conclusion(afte: Afte | None, verbal: VerbalOpinion | None, remarks: str | None) -> ExaminerConclusion | None:
+    """The examiner's opinion from the options, or None when none was given."""
+    from ballistics.records import ExaminerConclusion
+
+    if afte is None and verbal is None and remarks is None:
+        return None
+    pair = None
+    if verbal is not None:
+        for suffix, supports in (("-same-source", "same source"), ("-different-sources", "different sources")):
+            if verbal.value.endswith(suffix):
+                pair = (verbal.value.removesuffix(suffix).replace("-", " "), supports)
+        pair = pair or ("neutral", "neither")
+    return ExaminerConclusion(afte_category=None if afte is None else afte.value, verbal=pair, remarks=remarks)  # type: ignore[arg-type]
 
 
 def evaluate(calibration: Calibration, result: Comparison) -> tuple[LikelihoodRatio | None, dict[str, Any]]:

@@ -25,6 +25,7 @@ from ballistics.calibration import (
 from ballistics.errors import CalibrationError
 from ballistics.likelihood_ratio import likelihood_ratio, lr_text
 from ballistics.method import CmcParams, DecisionParams
+from ballistics.records import load_record as load_record_file
 from cli import main
 
 
@@ -218,3 +219,26 @@ def test_compare_refuses_an_unreadable_calibration(tmp_path: Path, capsys: pytes
         capsys, ["compare", str(FADUL / "Fadul 1-1.x3p"), str(FADUL / "Fadul 2-1.x3p"), "--json", "--calibration", str(bad)]
     )
     assert code == 3 and doc["error"]["path"] == str(bad)
+
+
+def test_compare_records_the_lr_and_the_examiners_conclusion_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require_real_scans()
+    record = tmp_path / "record.json"
+    pair = [str(WELLER / "TW02-01.x3p"), str(FADUL / "Fadul 5-1.x3p")]
+    args = ["--conclusion", "elimination", "--verbal-conclusion", "moderate-different-sources", "--reviewer", "B. Reviewer",
+            "--remarks", "different makers' marks", "--reference-exhibit", "K7", "--questioned-exhibit", "Q12"]  # fmt: skip
+    code, doc = run_json(capsys, ["compare", *pair, "--json", *args])
+    assert code == 2 and "give --record too" in doc["error"]["reason"]
+    code, doc = run_json(capsys, ["compare", *pair, "--json", "--record", str(record), "--case", "C-9", "--examiner", "A. Examiner", *args])
+    assert code == 0
+    written = load_record_file(record)
+    assert written["schema_version"] == 2 and written["exhibits"] == {"reference": "K7", "questioned": "Q12"}
+    assert written["conclusion"] == {"decision": doc["decision"]}
+    assert written["examiner_conclusion"] == {
+        "afte_category": "elimination",
+        "verbal": {"scale": written["likelihood_ratio"]["verbal"]["scale"], "category": "moderate", "supports": "different sources"},
+        "remarks": "different makers' marks",
+    }
+    assert written["reviewer"] == {"name": "B. Reviewer"} and written["examiner"] == {"name": "A. Examiner"}
+    assert written["likelihood_ratio"] == doc["likelihood_ratio"]
+    assert written["likelihood_ratio"]["calibration"]["sha256"] == default_calibration().sha256

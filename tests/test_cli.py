@@ -111,3 +111,4 @@ def test_the_package_builds_without_warnings(tmp_path: Path) -> None:
 
     names = zipfile.ZipFile(wheel).namelist()
     assert "ballistics/schemas/match-record.schema.json" in names and "commands/collection.py" in names and "cli.py" in names
+    assert "ballistics/schemas/match-record-v1.schema.json" in names and "ballistics/calibrations/default.json" in names
