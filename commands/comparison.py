@@ -444,6 +444,8 @@ def validate(
     )
     labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
     scans = v.labelled_scans(folder, labels)
+    if lr and len({labels[p.name] for p in scans}) < 4:
+        raise UsageError(folder, "--lr leaves out both firearms of each different-source pair: it needs scans of at least four firearms")
     total = len(scans) * (len(scans) - 1) // 2
     with progress(f"comparing {len(scans)} scans pairwise", quiet=json_out, total=total) as update:
         result = v.validate(scans, labels, cmc=cmc, decision=decision, workers=worker_count(workers), progress=update)

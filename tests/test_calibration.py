@@ -242,3 +242,13 @@ def test_compare_records_the_lr_and_the_examiners_conclusion_apart(tmp_path: Pat
     assert written["reviewer"] == {"name": "B. Reviewer"} and written["examiner"] == {"name": "A. Examiner"}
     assert written["likelihood_ratio"] == doc["likelihood_ratio"]
     assert written["likelihood_ratio"]["calibration"]["sha256"] == default_calibration().sha256
+
+
+def test_validate_lr_needs_four_firearms_before_it_compares(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    require_real_scans()
+    for name in ("Fadul 1-1", "Fadul 1-2", "Fadul 2-1"):
+        shutil.copy(FADUL / f"{name}.x3p", tmp_path)
+    code, doc = run_json(capsys, ["validate", str(tmp_path), "--lr", "--json"])
+    assert code == 2 and "at least four firearms" in doc["error"]["reason"]
+    code, doc = run_json(capsys, ["validate", str(tmp_path), "--tippett", str(tmp_path / "t.png"), "--json"])
+    assert code == 2 and "--lr" in doc["error"]["reason"]
