@@ -131,3 +131,10 @@ class RecordError(InvalidInputError):
 
 class StoreError(InvalidInputError):
     """A request the collection cannot satisfy: unknown exhibit, conflicting ids, bad URL."""
+
+
+# --- likelihood ratios (ballistics.calibration, ballistics.lr) ----------------------------------
+
+
+class CalibrationError(InvalidInputError):
+    """A calibration that cannot be read, built, or applied to a comparison."""

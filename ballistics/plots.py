@@ -224,3 +224,40 @@ def validation_figure(validation: Validation, path: Path, title: str = "") -> Pa
     )
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def tippett_figure(llrs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float], path: Path, title: str = "") -> Path:
+    """Tippett plot: the share of same-source and of different-source LRs at or above each value.
+
+    ``llrs`` are base-10 log LRs, ``labels`` 1 for same source; the calibration's bounds are drawn
+    dotted. Drawn here rather than with ``lir.plotting.tippett``, which spans each curve only
+    between that class's smallest and largest LR, so a class whose LRs all sit at one bound (a
+    well-separated reference set) would not be drawn at all.
+    """
+    llrs, labels = np.asarray(llrs, float), np.asarray(labels, int)
+    grid = np.linspace(min(bounds[0], llrs.min()) - 0.5, max(bounds[1], llrs.max()) + 0.5, 1000)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for label, colour, name in ((1, CONGRUENT, "same source (H1)"), (0, OTHER, "different sources (H2)")):
+        values = llrs[labels == label]
+        share = (values[None, :] >= grid[:, None]).mean(axis=1) * 100
+        ax.plot(grid, share, color=colour, label=f"{name}, n={values.size}")
+    for bound in bounds:
+        ax.axvline(bound, color="grey", linestyle=":", linewidth=1)
+    ax.axvline(0, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("log10 LR")
+    ax.set_ylabel("pairs with log10 LR at or above (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{title} Tippett plot (ELUB bounds dotted)".strip(), fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def ece_figure(llrs: np.ndarray, labels: np.ndarray, path: Path, title: str = "") -> Path:
+    """Empirical cross-entropy plot (``lir``): the LRs, the same after PAV, and a system that always says LR = 1."""
+    from lir.data.models import LLRData
+    from lir.plotting.expected_calibration_error import plot_ece
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    plot_ece(LLRData(features=np.asarray(llrs, float), labels=np.asarray(labels, int)), ax=ax)
+    ax.set_title(f"{title} empirical cross-entropy".strip(), fontsize=10)
+    return _save(fig, path)

@@ -4,6 +4,12 @@ The schema (``schemas/match-record.schema.json``, published as ``docs/match-reco
 is the contract between every producer of records (the comparison engine, partner labs) and
 every consumer (the store, bundles). :func:`build_record` takes plain values and the
 ``Comparison.to_dict()`` document, so that this module imports nothing from the engine.
+
+Version 2 (written now) adds the likelihood ratio with its calibration's hash, the examiner's own
+conclusion apart from the algorithm's decision, and the technical reviewer. Version-1 records
+(``schemas/match-record-v1.schema.json``) still validate, import and display: each record is
+checked against the schema of the version it names. :func:`migrate_v1` states a version-1 record
+as version 2 (docs/store.md, "Match records").
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 
@@ -26,18 +33,46 @@ from ballistics.errors import RecordError
 from ballistics.files import write_atomic
 from ballistics.json_input import load_json
 from ballistics.labs import Lab
+from ballistics.verbal import SCALE_NAME, Category
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Every version a record may name, and its schema file in the package.
+SCHEMA_FILES = {1: "schemas/match-record-v1.schema.json", 2: "schemas/match-record.schema.json"}
 #: Records are small; a larger file is refused before it is parsed.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+AfteCategory = Literal["identification", "inconclusive-a", "inconclusive-b", "inconclusive-c", "elimination", "unsuitable"]
+AFTE_CATEGORIES: tuple[AfteCategory, ...] = get_args(AfteCategory)
 
 MatchRecord = dict[str, Any]
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    """The match-record JSON Schema (draft 2020-12) shipped inside the package."""
-    return json.loads(resources.files("ballistics").joinpath("schemas/match-record.schema.json").read_text("utf-8"))
+@dataclass(frozen=True)
+class ExaminerConclusion:
+    """The examiner's opinion, recorded apart from the algorithm's decision.
+
+    ``afte_category``: the AFTE range of conclusions. ``verbal``: a verbal LR category of the
+    ENFSI 2015 scale (:data:`ballistics.verbal.CATEGORIES`) and the proposition it supports.
+    """
+
+    afte_category: AfteCategory | None = None
+    verbal: tuple[Category, Literal["same source", "different sources", "neither"]] | None = None
+    remarks: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.afte_category is not None:
+            out["afte_category"] = self.afte_category
+        if self.verbal is not None:
+            out["verbal"] = {"scale": SCALE_NAME, "category": self.verbal[0], "supports": self.verbal[1]}
+        if self.remarks is not None:
+            out["remarks"] = self.remarks
+        return out
+
+
+@lru_cache(maxsize=2)
+def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The match-record JSON Schema (draft 2020-12) of ``version``, shipped inside the package."""
+    return json.loads(resources.files("ballistics").joinpath(SCHEMA_FILES[version]).read_text("utf-8"))
 
 
 @lru_cache(maxsize=64)
@@ -74,15 +109,21 @@ def _pattern(validator: Any, pattern: str, instance: object, _schema: Any) -> It
 RecordValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    Draft202012Validator.check_schema(schema())
-    return RecordValidator(schema())
+@lru_cache(maxsize=2)
+def _validator(version: int) -> Any:
+    Draft202012Validator.check_schema(schema(version))
+    return RecordValidator(schema(version))
 
 
 def validate_record(doc: object, path: str | os.PathLike[str] | None = None) -> None:
-    """Raise :class:`RecordError` naming the first violation (deepest path first), in one line."""
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path))))
+    """Raise :class:`RecordError` naming the first violation (deepest path first), in one line.
+
+    A record is checked against the schema of the version it names (``schema_version`` 1 or 2);
+    any other value is checked against the current schema, which refuses it.
+    """
+    named = doc.get("schema_version") if isinstance(doc, dict) else None
+    version = named if isinstance(named, int) and not isinstance(named, bool) and named in SCHEMA_FILES else SCHEMA_VERSION
+    errors = sorted(_validator(version).iter_errors(doc), key=lambda e: (-len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         first = errors[0]
         where = "/".join(str(part) for part in first.absolute_path) or "(record)"
@@ -136,26 +177,23 @@ def build_record(
     exhibits: tuple[str, str],
     examiner: Mapping[str, str],
     class_characteristics: Mapping[str, str] | None = None,
-    afte_category: str | None = None,
-    likelihood_ratio: float | None = None,
-    remarks: str | None = None,
+    likelihood_ratio: Mapping[str, Any] | None = None,
+    examiner_conclusion: ExaminerConclusion | None = None,
+    reviewer: Mapping[str, str] | None = None,
     created: datetime | None = None,
     record_id: str | None = None,
 ) -> MatchRecord:
-    """A validated record from a ``Comparison.to_dict()`` document and the case context."""
+    """A validated version-2 record from a ``Comparison.to_dict()`` document and the case context.
+
+    ``likelihood_ratio`` is the ``LikelihoodRatio.to_dict()`` block (it names its calibration by
+    SHA-256); ``examiner_conclusion`` the examiner's opinion; ``reviewer`` the technical reviewer.
+    """
     method = dict(comparison["method"])
     scores = {key: comparison[key] for key in ("cmc", "cmc_forward", "cmc_backward", "cells_compared", "ccf", "rotation_deg", "firing_pin")}
     scores["translation_um"] = list(comparison["translation_um"])
     for optional in ("cmc_original", "cmc_high", "high_cmc_passed"):
         if optional in comparison:
             scores[optional] = comparison[optional]
-    if likelihood_ratio is not None:
-        scores["likelihood_ratio"] = likelihood_ratio
-    conclusion: dict[str, Any] = {"decision": comparison["decision"]}
-    if afte_category is not None:
-        conclusion["afte_category"] = afte_category
-    if remarks is not None:
-        conclusion["remarks"] = remarks
     record: MatchRecord = {
         "schema_version": SCHEMA_VERSION,
         "record_id": record_id or str(uuid.uuid4()),
@@ -167,15 +205,47 @@ def build_record(
             "software": dict(comparison["software"]),
         },
         "scores": scores,
-        "conclusion": conclusion,
+        "conclusion": {"decision": comparison["decision"]},
         "examiner": dict(examiner),
         "created": format_time(created),
         "scans": {side: _scan_ref(comparison[side]) for side in ("reference", "questioned")},
     }
     if class_characteristics:
         record["class_characteristics"] = dict(class_characteristics)
+    if likelihood_ratio is not None:
+        record["likelihood_ratio"] = dict(likelihood_ratio)
+    if examiner_conclusion is not None and examiner_conclusion.to_dict():
+        record["examiner_conclusion"] = examiner_conclusion.to_dict()
+    if reviewer is not None:
+        record["reviewer"] = dict(reviewer)
     validate_record(record, f"record {record['record_id']}")
     return record
+
+
+def migrate_v1(record: Mapping[str, Any]) -> MatchRecord:
+    """A version-1 record stated as version 2, validated (the record id and everything else kept).
+
+    ``conclusion.afte_category`` and ``conclusion.remarks`` move to ``examiner_conclusion`` (in
+    version 1 they were the examiner's, beside the algorithm's decision). A version-1
+    ``scores.likelihood_ratio`` names no calibration, so it cannot become a version-2
+    ``likelihood_ratio`` block: it is kept, in words, in the remarks.
+    """
+    validate_record(record, f"record {record.get('record_id')}")
+    if record["schema_version"] != 1:
+        raise RecordError(f"record {record.get('record_id')}", f"not a version-1 record (schema_version {record['schema_version']})")
+    changed: MatchRecord = json.loads(json.dumps(record))
+    changed["schema_version"] = 2
+    old = changed.pop("conclusion")
+    changed["conclusion"] = {"decision": old["decision"]}
+    remarks = [old["remarks"]] if "remarks" in old else []
+    bare_lr = changed["scores"].pop("likelihood_ratio", None)
+    if bare_lr is not None:
+        remarks.append(f"version-1 record gave a likelihood ratio of {bare_lr:g} without naming a calibration")
+    mine = ExaminerConclusion(afte_category=old.get("afte_category"), remarks="; ".join(remarks) or None).to_dict()
+    if mine:
+        changed["examiner_conclusion"] = mine
+    validate_record(changed, f"record {changed['record_id']}")
+    return changed
 
 
 def record_lab(record: Mapping[str, Any]) -> Lab:
@@ -199,3 +269,53 @@ def _scan_ref(scan: Mapping[str, Any]) -> dict[str, str]:
         ref["path"] = str(scan["path"])
         ref["name"] = Path(str(scan["path"])).name
     return ref
+
+
+def describe_record(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a (validated) record states, as labelled lines, for either schema version.
+
+    Version 1 kept the examiner's AFTE category and remarks in ``conclusion`` and could carry a
+    bare ``scores.likelihood_ratio``; version 2 keeps them in ``examiner_conclusion`` and a
+    ``likelihood_ratio`` block with its propositions and calibration.
+    """
+    scores, conclusion = record["scores"], record["conclusion"]
+    mine = record.get("examiner_conclusion") or {k: conclusion[k] for k in ("afte_category", "remarks") if k in conclusion}
+    rows = [
+        ("schema version", str(record["schema_version"])),
+        ("lab", f"{record['lab']['name']} ({record['lab']['id']}, {record['lab']['country']})"),
+        ("case, exhibits", f"{record['case_id']}: {record['exhibits']['reference']} vs {record['exhibits']['questioned']}"),
+        ("method", str(record["comparison"]["method"]["name"])),
+        ("algorithm's decision", f"{conclusion['decision']} (CMC {scores['cmc']})"),
+    ]
+    statement = record.get("likelihood_ratio")
+    if statement is not None:
+        rows += [
+            ("H1 (same source)", statement["propositions"]["same_source"]),
+            ("H2 (different sources)", statement["propositions"]["different_source"]),
+            ("relevant population", statement["relevant_population"]),
+            (
+                "likelihood ratio (log10)",
+                f"{statement['log10_lr']:+.2f}, interval {statement['interval_log10'][0]:+.2f} .. {statement['interval_log10'][1]:+.2f}, "
+                f"bounds {statement['bounds_log10'][0]:+.2f} .. {statement['bounds_log10'][1]:+.2f}",
+            ),
+            ("in words", f"{statement['verbal']['statement']} ({statement['verbal']['scale']})"),
+            ("calibration", f"{statement['calibration']['id']}, SHA-256 {statement['calibration']['sha256']}"),
+        ]
+    elif scores.get("likelihood_ratio") is not None:
+        rows.append(("likelihood ratio", f"{scores['likelihood_ratio']:g} (version 1: no calibration named)"))
+    if "afte_category" in mine:
+        rows.append(("examiner's conclusion (AFTE)", mine["afte_category"]))
+    if "verbal" in mine:
+        rows.append(
+            (
+                "examiner's conclusion (verbal)",
+                f"{mine['verbal']['category']} support, {mine['verbal']['supports']} ({mine['verbal']['scale']})",
+            )
+        )
+    if "remarks" in mine:
+        rows.append(("remarks", mine["remarks"]))
+    rows.append(("examiner", record["examiner"]["name"]))
+    if "reviewer" in record:
+        rows.append(("technical review", record["reviewer"]["name"]))
+    rows.append(("created", record["created"]))
+    return rows

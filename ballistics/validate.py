@@ -39,6 +39,14 @@ class PairResult:
     cmc_high: int
     decision: str
     rotation_deg: float
+    #: Correlation of the registered surfaces (-1..1), a second score for calibration.
+    ccf: float | None = None
+    cells_compared: int | None = None
+    #: Firearm and SHA-256 of each scan: what a calibration needs for its folds and its reference set.
+    reference_firearm: str | None = None
+    questioned_firearm: str | None = None
+    reference_sha256: str | None = None
+    questioned_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,16 +208,23 @@ def validate(
     results: list[PairResult] = []
 
     def record(a: str, b: str, comparison: Comparison) -> None:
+        firearms = truth[Path(a).name], truth[Path(b).name]
         results.append(
             PairResult(
                 reference=Path(a).name,
                 questioned=Path(b).name,
-                same_source=truth[Path(a).name] == truth[Path(b).name],
+                same_source=firearms[0] == firearms[1],
                 cmc=comparison.cmc,
                 cmc_original=comparison.cmc_original,
                 cmc_high=comparison.cmc_high,
                 decision=comparison.decision,
                 rotation_deg=comparison.rotation_deg,
+                ccf=comparison.ccf,
+                cells_compared=comparison.cells_compared,
+                reference_firearm=firearms[0],
+                questioned_firearm=firearms[1],
+                reference_sha256=ids[a]["sha256"],
+                questioned_sha256=ids[b]["sha256"],
             )
         )
         if progress:
@@ -226,18 +241,105 @@ def validate(
     return Validation(results, decision)
 
 
+#: The columns of a pairs CSV, in order (the first eight are those of earlier versions).
+PAIR_COLUMNS = (
+    "reference",
+    "questioned",
+    "same_source",
+    "cmc",
+    "cmc_original",
+    "cmc_high",
+    "decision",
+    "rotation_deg",
+    "ccf",
+    "cells_compared",
+    "reference_firearm",
+    "questioned_firearm",
+    "reference_sha256",
+    "questioned_sha256",
+)
+
+
 def write_pairs(validation: Validation, target: Path) -> Path:
-    """Every pair's result as CSV, for reports and for comparison with other software."""
+    """Every pair's result as CSV, for reports, for comparison with other software and for ``ballistics calibrate``.
+
+    Columns: those of :data:`PAIR_COLUMNS`; ``ccf`` is empty when the registered surfaces share
+    no measured point.
+    """
     import io
 
     from ballistics.files import write_atomic
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["reference", "questioned", "same_source", "cmc", "cmc_original", "cmc_high", "decision", "rotation_deg"])
+    writer.writerow(PAIR_COLUMNS)
     for p in validation.pairs:
         writer.writerow(
-            [p.reference, p.questioned, int(p.same_source), p.cmc, p.cmc_original, p.cmc_high, p.decision, round(p.rotation_deg, 2)]
+            [
+                p.reference,
+                p.questioned,
+                int(p.same_source),
+                p.cmc,
+                p.cmc_original,
+                p.cmc_high,
+                p.decision,
+                round(p.rotation_deg, 2),
+                "" if p.ccf is None else round(p.ccf, 5),
+                "" if p.cells_compared is None else p.cells_compared,
+                p.reference_firearm or "",
+                p.questioned_firearm or "",
+                p.reference_sha256 or "",
+                p.questioned_sha256 or "",
+            ]
         )
     write_atomic(Path(target), buffer.getvalue().encode())
     return Path(target)
+
+
+def read_pairs(path: Path, truth: dict[str, str] | None = None) -> list[PairResult]:
+    """The pairs CSV written by :func:`write_pairs` (``validate --pairs-csv``), back as pair results.
+
+    A CSV of an earlier version has no firearm or SHA-256 columns: ``truth`` (file name ->
+    firearm) then supplies the firearms, and the SHA-256 stay unknown.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            reader = csv.DictReader(stream)
+            missing = set(PAIR_COLUMNS[:8]) - set(reader.fieldnames or ())
+            if missing:
+                raise TruthError(path, f"not a pairs CSV of ballistics validate: no column {', '.join(sorted(missing))}")
+            rows = list(reader)
+    except FileNotFoundError:
+        raise TruthError(path, "no such file") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TruthError(path, f"not a readable CSV: {exc}") from None
+    truth = truth or {}
+    pairs: list[PairResult] = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            firearms = [row.get(f"{side}_firearm") or truth.get(row[side]) for side in ("reference", "questioned")]
+            pairs.append(
+                PairResult(
+                    reference=row["reference"],
+                    questioned=row["questioned"],
+                    same_source=row["same_source"] == "1",
+                    cmc=int(row["cmc"]),
+                    cmc_original=int(row["cmc_original"]),
+                    cmc_high=int(row["cmc_high"]),
+                    decision=row["decision"],
+                    rotation_deg=float(row["rotation_deg"]),
+                    ccf=float(row["ccf"]) if row.get("ccf") else None,
+                    cells_compared=int(row["cells_compared"]) if row.get("cells_compared") else None,
+                    reference_firearm=firearms[0],
+                    questioned_firearm=firearms[1],
+                    reference_sha256=row.get("reference_sha256") or None,
+                    questioned_sha256=row.get("questioned_sha256") or None,
+                )
+            )
+        except ValueError as exc:
+            raise TruthError(path, f"line {line}: {exc}") from None
+        if firearms[0] and firearms[1] and (firearms[0] == firearms[1]) != pairs[-1].same_source:
+            raise TruthError(path, f"line {line}: same_source disagrees with the firearms {firearms[0]} and {firearms[1]}")
+    if not pairs:
+        raise TruthError(path, "the pairs CSV has no rows")
+    return pairs

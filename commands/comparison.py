@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +24,7 @@ from commands.common import (
     print_rows,
     print_table,
     progress,
+    state,
     table,
     worker_count,
 )
@@ -31,6 +32,10 @@ from commands.scans import load_file
 from exchange import audit_events as events
 
 if TYPE_CHECKING:
+    from ballistics.calibration import Calibration
+    from ballistics.compare import Comparison
+    from ballistics.likelihood_ratio import LikelihoodRatio
+    from ballistics.records import ExaminerConclusion
     from ballistics.scan import Scan
 
 METHOD_PANEL = "Method (defaults: cmcR / Song 2018)"
@@ -41,6 +46,36 @@ _DECISION = DecisionParams()
 class Rule(StrEnum):
     original = "original"
     high = "high"
+
+
+class Afte(StrEnum):
+    identification = "identification"
+    inconclusive_a = "inconclusive-a"
+    inconclusive_b = "inconclusive-b"
+    inconclusive_c = "inconclusive-c"
+    elimination = "elimination"
+    unsuitable = "unsuitable"
+
+
+class VerbalOpinion(StrEnum):
+    """A verbal LR category of the ENFSI 2015 scale and the proposition it supports."""
+
+    neutral = "neutral"
+    weak_same = "weak-same-source"
+    moderate_same = "moderate-same-source"
+    moderately_strong_same = "moderately-strong-same-source"
+    strong_same = "strong-same-source"
+    very_strong_same = "very-strong-same-source"
+    extremely_strong_same = "extremely-strong-same-source"
+    weak_different = "weak-different-sources"
+    moderate_different = "moderate-different-sources"
+    moderately_strong_different = "moderately-strong-different-sources"
+    strong_different = "strong-different-sources"
+    very_strong_different = "very-strong-different-sources"
+    extremely_strong_different = "extremely-strong-different-sources"
+
+
+RECORD_PANEL = "The record (with --record)"
 
 
 CellsOpt = Annotated[
@@ -174,23 +209,76 @@ def compare(
     ] = None,
     examiner: Annotated[str | None, typer.Option("--examiner", help="Examiner named in the record [default: the login name].")] = None,
     lab: Annotated[str | None, typer.Option("--lab", help="Lab of the record [default: this home's identity].")] = None,
+    conclusion: Annotated[
+        Afte | None,
+        typer.Option(
+            metavar="AFTE",
+            help="The examiner's conclusion on the AFTE range, recorded apart from the algorithm's decision: identification, "
+            "inconclusive-a, inconclusive-b, inconclusive-c, elimination or unsuitable.",
+            rich_help_panel=RECORD_PANEL,
+        ),
+    ] = None,
+    verbal_conclusion: Annotated[
+        VerbalOpinion | None,
+        typer.Option(
+            metavar="CATEGORY",
+            help="The examiner's conclusion as a verbal LR category of the ENFSI 2015 scale and the proposition it supports: "
+            "neutral, or weak, moderate, moderately-strong, strong, very-strong or extremely-strong followed by -same-source "
+            "or -different-sources (e.g. strong-same-source).",
+            rich_help_panel=RECORD_PANEL,
+        ),
+    ] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Who made the technical review.", rich_help_panel=RECORD_PANEL)] = None,
+    remarks: Annotated[str | None, typer.Option(help="The examiner's remarks.", rich_help_panel=RECORD_PANEL)] = None,
+    reference_exhibit: Annotated[
+        str | None,
+        typer.Option(
+            help="Exhibit id of the reference [default: its collection exhibit, else the file name].", rich_help_panel=RECORD_PANEL
+        ),
+    ] = None,
+    questioned_exhibit: Annotated[
+        str | None,
+        typer.Option(
+            help="Exhibit id of the questioned case [default: its collection exhibit, else the file name].", rich_help_panel=RECORD_PANEL
+        ),
+    ] = None,
     db_url: DbUrlOpt = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="Calibration (JSON, `ballistics calibrate`) that turns the score into a likelihood ratio "
+            "[default: HOME/calibration.json, else the packaged Fadul + Weller calibration].",
+        ),
+    ] = None,
 ) -> None:
-    """Compare two cartridge cases by Congruent Matching Cells (CMC), searching every rotation.
+    """Compare two cartridge cases by Congruent Matching Cells (CMC), searching every rotation, and state the likelihood ratio.
 
     A CMC is a cell of the reference breech face that finds a well-correlated place on the
     questioned one at the same rotation and shift as the other cells; the count of such cells
-    decides identification, inconclusive or elimination.
+    decides identification, inconclusive or elimination. A calibration turns the count into a
+    likelihood ratio for same source against different sources, stated with its propositions,
+    relevant population, bounds and interval.
     """
+    from ballistics.calibration import default_calibration, load_calibration
     from ballistics.compare import compare as run_compare
+    from ballistics.errors import UsageError
+
+    record_only = {"--conclusion": conclusion, "--verbal-conclusion": verbal_conclusion, "--reviewer": reviewer, "--remarks": remarks,
+                   "--reference-exhibit": reference_exhibit, "--questioned-exhibit": questioned_exhibit}  # fmt: skip
+    if record is None and (given := [name for name, value in record_only.items() if value is not None]):
+        raise UsageError(None, f"{', '.join(given)} describe the record: give --record too")
 
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )
     mode: Mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
     (ref, ref_path, ref_label), (qst, qst_path, qst_label) = (resolve_scan(arg, pixel_um, db_url) for arg in (reference, questioned))
+    calibrated = load_calibration(calibration) if calibration is not None else default_calibration(state.home)
     with progress("preparing and comparing (every rotation, both directions)", quiet=json_out):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
+    with progress("likelihood ratio (bootstrap over the reference firearms)", quiet=json_out):
+        statement, document = evaluate(calibrated, result)
     audit(
         (
             events.COMPARISON,
@@ -202,6 +290,8 @@ def compare(
                 "cmc_original": result.cmc_original,
                 "cmc_high": result.cmc_high,
                 "rule": rule.value,
+                "log10_lr": None if statement is None else f"{statement.log10_lr:.3f}",  # the log holds no floats
+                "calibration_sha256": None if statement is None else statement.calibration_sha256,
             },
         ),
         examiner=examiner,
@@ -214,7 +304,7 @@ def compare(
         from ballistics.labs import DEFAULT_LAB
         from ballistics.recording import record_comparison
 
-        document = record_comparison(
+        recorded = record_comparison(
             open_store(db_url),
             result,
             (ref_path, qst_path),
@@ -223,25 +313,29 @@ def compare(
             case=case,
             examiner=examiner,
             store_faces=mode == "auto",
+            likelihood_ratio=statement,
+            conclusion=examiner_conclusion(conclusion, verbal_conclusion, remarks),
+            reviewer=reviewer,
+            exhibits=(reference_exhibit, questioned_exhibit),
         )
         audit(
             (
                 events.RECORD_ADD,
                 {
-                    "record_id": document["record_id"],
-                    "case_id": document["case_id"],
-                    "lab": document["lab"]["id"],
+                    "record_id": recorded["record_id"],
+                    "case_id": recorded["case_id"],
+                    "lab": recorded["lab"]["id"],
                     "path": str(record),
-                    "scans": [document["scans"][side]["sha256"] for side in ("reference", "questioned")],
+                    "scans": [recorded["scans"][side]["sha256"] for side in ("reference", "questioned")],
                 },
             ),
             examiner=examiner,
         )
-        note(f"wrote {record} (record {document['record_id']}) and stored it in the collection")
-        if document["lab"]["id"] == DEFAULT_LAB:
+        note(f"wrote {record} (record {recorded['record_id']}) and stored it in the collection")
+        if recorded["lab"]["id"] == DEFAULT_LAB:
             note(NO_IDENTITY_NOTE)
     if json_out:
-        emit_json(result.to_dict())
+        emit_json(document)
         return
     rows = [
         ("decision", result.decision),
@@ -273,10 +367,44 @@ def compare(
     ]
     hashes = [("sha256 reference", str(result.reference["sha256"])), ("sha256 questioned", str(result.questioned["sha256"]))]
     print_rows(f"{ref_label}  vs  {qst_label}", rows, whole=hashes)
-    for warning in result.warnings:
+    if statement is not None:
+        out().print("\n".join(statement.statement()), markup=False, highlight=False)
+    for warning in document["warnings"]:
         note(f"warning: {warning}")
     if plot is not None:
         note(f"wrote {plot}")
+
+
+def examiner_conclusion(afte: Afte | None, verbal: VerbalOpinion | None, remarks: str | None) -> ExaminerConclusion | None:
+    """The examiner's opinion from the options, or None when none was given."""
+    from ballistics.records import ExaminerConclusion
+
+    if afte is None and verbal is None and remarks is None:
+        return None
+    pair = None
+    if verbal is not None:
+        for suffix, supports in (("-same-source", "same source"), ("-different-sources", "different sources")):
+            if verbal.value.endswith(suffix):
+                pair = (verbal.value.removesuffix(suffix).replace("-", " "), supports)
+        pair = pair or ("neutral", "neither")
+    return ExaminerConclusion(afte_category=None if afte is None else afte.value, verbal=pair, remarks=remarks)  # type: ignore[arg-type]
+
+
+def evaluate(calibration: Calibration, result: Comparison) -> tuple[LikelihoodRatio | None, dict[str, Any]]:
+    """The comparison's LR under ``calibration`` and its JSON document with ``likelihood_ratio`` (null, with a warning, when none applies)."""
+    from ballistics.errors import CalibrationError
+    from ballistics.likelihood_ratio import likelihood_ratio
+
+    document = result.to_dict()
+    try:
+        statement: LikelihoodRatio | None = likelihood_ratio(calibration, document)
+    except CalibrationError as exc:
+        statement = None
+        document["warnings"].append(exc.reason)
+    document["likelihood_ratio"] = None if statement is None else statement.to_dict()
+    if statement is not None:
+        document["warnings"].extend(statement.warnings)
+    return statement, document
 
 
 def validate(
@@ -296,15 +424,34 @@ def validate(
     elimination_cmc: ElimOpt = _DECISION.elimination_cmc,
     cmcr_window: WindowOpt = not _CMC.full_circle,
     rule: RuleOpt = Rule(_DECISION.rule),
+    lr: Annotated[
+        bool,
+        typer.Option(
+            "--lr",
+            help="Also validate likelihood ratios leaving firearms out: Cllr, Cllr-min, Cllr-cal, misleading evidence, extreme LRs.",
+        ),
+    ] = False,
+    tippett: Annotated[Path | None, typer.Option("--tippett", help="With --lr: write the Tippett plot (PNG) here.")] = None,
+    ece: Annotated[Path | None, typer.Option("--ece", help="With --lr: write the empirical cross-entropy plot (PNG) here.")] = None,
 ) -> None:
-    """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications."""
+    """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications; with --lr, LR performance.
+
+    With ``--lr`` every pair's likelihood ratio comes from a calibration fitted without any pair of
+    either of its firearms (the same validation ``ballistics calibrate`` reports).
+    """
     from ballistics import validate as v
+    from ballistics.errors import UsageError
+
+    if (tippett or ece) and not lr:
+        raise UsageError(tippett or ece, "--tippett and --ece plot the likelihood ratios of --lr")
 
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )
     labels = v.load_truth(truth) if truth is not None else {p.name: f for p in folder.glob("*") if (f := v.firearm_from_name(p))}
     scans = v.labelled_scans(folder, labels)
+    if lr and len({labels[p.name] for p in scans}) < 4:
+        raise UsageError(folder, "--lr leaves out both firearms of each different-source pair: it needs scans of at least four firearms")
     total = len(scans) * (len(scans) - 1) // 2
     with progress(f"comparing {len(scans)} scans pairwise", quiet=json_out, total=total) as update:
         result = v.validate(scans, labels, cmc=cmc, decision=decision, workers=worker_count(workers), progress=update)
@@ -316,6 +463,18 @@ def validate(
         validation_figure(result, plot, title=folder.name)
     summary = result.to_dict()
     summary["method"] = method_description(PreprocessParams(), cmc, decision)
+    calibration = None
+    if lr:
+        from ballistics.calibration import build_calibration, reference_pairs, scoring_method
+        from commands.calibration import DEFAULT_POPULATION, calibration_summary, lr_plots
+
+        pairs, scans_info = reference_pairs(result.pairs)
+        with progress("validating likelihood ratios, leaving firearms out", quiet=json_out):
+            calibration = build_calibration(
+                pairs, scans_info, method=scoring_method(cmc, decision), description=str(folder), relevant_population=DEFAULT_POPULATION
+            )
+        lr_plots(calibration, tippett, ece, title=folder.name)
+        summary["likelihood_ratio"] = calibration_summary(calibration)
     if json_out:
         emit_json(summary)
         return
@@ -338,6 +497,10 @@ def validate(
         f"{summary['false_identifications']} false identifications, {summary['missed_identifications']} missed identifications",
         markup=False,
     )
+    if calibration is not None:
+        from commands.calibration import show_calibration
+
+        show_calibration(calibration, "likelihood ratios, leaving firearms out")
 
 
 def register(app: typer.Typer) -> None:

@@ -116,3 +116,4 @@ def test_the_package_builds_without_warnings(tmp_path: Path) -> None:
         "ballistics/migrations/script.py.mako",
         "ballistics/migrations/versions/v0004_alembic.py",
     } <= set(names)
+    assert "ballistics/schemas/match-record-v1.schema.json" in names and "ballistics/calibrations/default.json" in names

@@ -20,14 +20,17 @@ import sqlalchemy as sa
 from conftest import REPO, SAMPLE_DATA, Backend
 from exchange_support import PASSPHRASE, LabHome, file_entry, introduce, make_lab, signed_bundle
 from test_files import kill_writer_mid_write
-from test_records import comparison_dict
+from test_records import a_v1_record, comparison_dict
 
 import cli
+from ballistics.calibration import default_calibration
 from ballistics.clock import now_utc
 from ballistics.errors import BallisticsError
 from ballistics.files import temporaries_of
 from ballistics.ledger import FindingsDetails, ReceiptDetails
-from ballistics.records import build_record, record_bytes
+from ballistics.likelihood_ratio import likelihood_ratio
+from ballistics.method import CmcParams, DecisionParams
+from ballistics.records import ExaminerConclusion, build_record, record_bytes
 from ballistics.scan import sha256_file
 from ballistics.schema import HEAD, create_engine, current_revision, migrate
 from ballistics.store import Store
@@ -559,3 +562,43 @@ def test_two_imports_at_once_import_each_bundle_exactly_once(world: World, tmp_p
     assert sorted(imported) == sorted(map(str, bundles)) and sorted(duplicates) == sorted(map(str, bundles))
     assert _check_consistent(fr.home, bundles, backend) == len(bundles)
     assert events(fr.home).count("bundle_import") == len(bundles)
+
+
+def test_a_record_with_its_likelihood_ratio_reaches_the_partner_intact(world: World, tmp_path: Path) -> None:
+    """Version 2 with an LR computed on the packaged calibration, and a version-1 record, through real bundles."""
+    fr = copy_lab(world.fr, tmp_path / "fr")
+    k1, q1 = scan("F01-01"), scan("F01-02")
+    comparison = comparison_dict()
+    comparison["method"] = {"name": "congruent-matching-cells", "cmc": CmcParams().to_dict(), "decision": {"rule": DecisionParams().rule}}
+    for side, path in (("reference", k1), ("questioned", q1)):
+        comparison[side] = {"path": str(path), "sha256": sha256_file(path)}
+    calibration = default_calibration()
+    statement = likelihood_ratio(calibration, comparison).to_dict()
+    record = build_record(
+        comparison,
+        lab=world.uk.identity.card.lab,
+        case_id="UK-2026-0200",
+        exhibits=("K1", "Q1"),
+        examiner={"name": "A. Examiner"},
+        likelihood_ratio=statement,
+        examiner_conclusion=ExaminerConclusion(afte_category="identification", verbal=("moderately strong", "same source")),
+        reviewer={"name": "B. Reviewer"},
+    )
+    findings(world.uk, tmp_path / "inbox" / "v2.bfx", scans=(k1, q1), record=record)
+    old = a_v1_record()
+    old["lab"] = world.uk.identity.card.lab.to_dict()
+    for side, path in (("reference", k1), ("questioned", q1)):
+        old["scans"][side] = {"sha256": sha256_file(path), "name": path.name}
+    findings(world.uk, tmp_path / "inbox" / "v1.bfx", scans=(k1, q1), record=old)
+    report = run(fr, tmp_path / "inbox")
+    assert [o.status for o in report.outcomes] == ["imported", "imported"] and report.exit_code == 0
+    store = Store.open(fr.home)
+    try:
+        received = store.record(record["record_id"])
+        assert received == record
+        assert received is not None and received["likelihood_ratio"] == statement
+        assert received["likelihood_ratio"]["calibration"]["sha256"] == calibration.sha256
+        assert received["examiner_conclusion"]["afte_category"] == "identification" and received["reviewer"] == {"name": "B. Reviewer"}
+        assert store.record(old["record_id"]) == old  # version 1 kept as sent
+    finally:
+        store.close()

@@ -11,7 +11,18 @@ import pytest
 
 from ballistics.errors import InvalidInputError, RecordError
 from ballistics.labs import Lab
-from ballistics.records import build_record, ecma_pattern, load_record, record_bytes, schema, validate_record, write_record
+from ballistics.records import (
+    ExaminerConclusion,
+    build_record,
+    ecma_pattern,
+    load_record,
+    migrate_v1,
+    parse_record,
+    record_bytes,
+    schema,
+    validate_record,
+    write_record,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = Lab("UK-FSL", "UK Forensic Science Laboratory", "GB")
@@ -48,9 +59,43 @@ def a_record() -> dict:
         exhibits=("K1", "Q1"),
         examiner={"name": "A. Examiner", "id": "E17"},
         class_characteristics={"calibre": "9mm Luger", "firing_pin_shape": "hemispherical"},
-        afte_category="identification",
+        likelihood_ratio=LR_BLOCK,
+        examiner_conclusion=ExaminerConclusion(afte_category="identification", verbal=("strong", "same source"), remarks="agrees"),
+        reviewer={"name": "B. Reviewer", "id": "E21"},
         created=datetime(2026, 1, 15, 9, 30, tzinfo=UTC),
     )
+
+
+#: The shape of ``LikelihoodRatio.to_dict()``.
+LR_BLOCK = {
+    "log10_lr": 3.69,
+    "interval_log10": [3.1, 3.69],
+    "interval": {"level": 0.95, "method": "percentile bootstrap over reference firearms, 200 replicates"},
+    "bounds_log10": [-2.58, 3.69],
+    "at_bound": True,
+    "propositions": {"same_source": "fired by the same firearm", "different_source": "fired by two different firearms"},
+    "relevant_population": "9 mm Ruger pistols",
+    "calibration": {"id": "3096f995-fbb1-488a-8ca0-499c1dce1263", "sha256": "c" * 64},
+    "score": {"name": "cmc", "cmc": 17},
+    "verbal": {
+        "scale": "ENFSI 2015",
+        "category": "strong",
+        "supports": "same source",
+        "statement": "The findings provide strong support ...",
+    },
+    "warnings": [],
+}
+
+
+def a_v1_record() -> dict:
+    """A record as version 1 wrote it (what partner bundles and the conformance vectors still carry)."""
+    record = copy.deepcopy(a_record())
+    for key in ("likelihood_ratio", "examiner_conclusion", "reviewer"):
+        record.pop(key)
+    record["schema_version"] = 1
+    record["conclusion"].update(afte_category="inconclusive-b", remarks="poor marks")
+    record["scores"]["likelihood_ratio"] = 250.0
+    return record
 
 
 def test_published_schema_is_the_packaged_schema() -> None:
@@ -83,6 +128,12 @@ def test_built_record_carries_the_comparison(tmp_path: Path) -> None:
         (lambda r: r.update(created="15/01/2026"), "created"),
         (lambda r: r["lab"].update(country="France"), "lab/country"),
         (lambda r: r.update(extra=1), "(record)"),
+        (lambda r: r["likelihood_ratio"]["calibration"].update(sha256="short"), "likelihood_ratio/calibration/sha256"),
+        (lambda r: r["likelihood_ratio"].pop("propositions"), "likelihood_ratio"),
+        (lambda r: r["examiner_conclusion"].update(afte_category="probable"), "examiner_conclusion/afte_category"),
+        (lambda r: r["conclusion"].update(afte_category="identification"), "conclusion"),  # the examiner's opinion has its own field
+        (lambda r: r["scores"].update(likelihood_ratio=3.0), "scores"),  # a bare LR without its calibration: version 1 only
+        (lambda r: r.update(schema_version=3), "schema_version"),
     ],
 )
 def test_invalid_records_name_the_violation_in_one_line(mutate, where: str, tmp_path: Path) -> None:
@@ -152,3 +203,48 @@ def test_a_trailing_newline_does_not_pass_an_anchored_pattern(field: tuple[str, 
 )
 def test_schema_patterns_read_dollar_as_ecma_262_does(pattern: str, text: str, matches: bool) -> None:
     assert (ecma_pattern(pattern).search(text) is not None) is matches
+
+
+def test_version_2_carries_lr_examiner_conclusion_and_reviewer_apart_from_the_decision() -> None:
+    record = a_record()
+    assert record["schema_version"] == 2
+    assert record["conclusion"] == {"decision": "identification"}  # the algorithm's
+    assert record["examiner_conclusion"] == {
+        "afte_category": "identification",
+        "verbal": {
+            "scale": "ENFSI Guideline for Evaluative Reporting in Forensic Science (2015), verbal equivalents",
+            "category": "strong",
+            "supports": "same source",
+        },
+        "remarks": "agrees",
+    }
+    assert record["likelihood_ratio"]["calibration"]["sha256"] == "c" * 64 and record["reviewer"] == {"name": "B. Reviewer", "id": "E21"}
+    bare = build_record(comparison_dict(), lab=LAB, case_id="C", exhibits=("K1", "Q1"), examiner={"name": "A"})
+    assert not {"likelihood_ratio", "examiner_conclusion", "reviewer"} & set(bare)
+
+
+def test_version_1_records_still_validate_and_migrate_to_version_2(tmp_path: Path) -> None:
+    old = a_v1_record()
+    validate_record(old)
+    assert parse_record(record_bytes(old)) == old  # as a bundle's reader takes it
+    new = migrate_v1(old)
+    assert new["schema_version"] == 2 and new["record_id"] == old["record_id"] and new["scans"] == old["scans"]
+    assert new["conclusion"] == {"decision": "identification"}
+    assert new["examiner_conclusion"] == {
+        "afte_category": "inconclusive-b",
+        "remarks": "poor marks; version-1 record gave a likelihood ratio of 250 without naming a calibration",
+    }
+    assert "likelihood_ratio" not in new["scores"] and "likelihood_ratio" not in new
+    with pytest.raises(RecordError, match="not a version-1 record"):
+        migrate_v1(new)
+    broken = copy.deepcopy(old)
+    broken["examiner_conclusion"] = {"afte_category": "identification"}  # a version-2 field in a version-1 record
+    with pytest.raises(RecordError, match="at \\(record\\)"):
+        validate_record(broken)
+
+
+def test_the_version_1_schema_is_published_beside_the_current_one() -> None:
+    assert (REPO / "docs" / "match-record-v1.schema.json").read_bytes() == (
+        REPO / "ballistics" / "schemas" / "match-record-v1.schema.json"
+    ).read_bytes()
+    assert schema(1)["properties"]["schema_version"] == {"const": 1} and schema()["properties"]["schema_version"] == {"const": 2}

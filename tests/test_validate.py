@@ -11,7 +11,17 @@ from conftest import SAMPLE_DATA
 
 from ballistics.errors import TruthError
 from ballistics.method import DecisionParams
-from ballistics.validate import PairResult, Validation, auc, firearm_from_name, labelled_scans, load_truth, validate, write_pairs
+from ballistics.validate import (
+    PairResult,
+    Validation,
+    auc,
+    firearm_from_name,
+    labelled_scans,
+    load_truth,
+    read_pairs,
+    validate,
+    write_pairs,
+)
 
 
 def test_auc_against_hand_computed_values() -> None:
@@ -119,3 +129,29 @@ def test_validate_separates_same_and_different_firearms_on_the_sample_set(tmp_pa
     assert all(p.decision == ("identification" if p.same_source else "elimination") for p in result.pairs)
     rows = list(csv.DictReader(write_pairs(result, tmp_path / "pairs.csv").open()))
     assert [(r["reference"], r["questioned"], int(r["cmc"])) for r in rows] == [(p.reference, p.questioned, p.cmc) for p in result.pairs]
+
+
+def test_pairs_csv_reads_back_and_an_older_one_takes_its_firearms_from_a_truth_table(tmp_path: Path) -> None:
+    pairs = [
+        PairResult("a.x3p", "b.x3p", True, 7, 7, 20, "identification", 1.5, 0.61, 30, "G1", "G1", "1" * 64, "2" * 64),
+        PairResult("a.x3p", "c.x3p", False, 0, 0, 1, "elimination", -3.0, None, 28, "G1", "G2", "1" * 64, "3" * 64),
+    ]
+    path = write_pairs(Validation(pairs, DecisionParams()), tmp_path / "pairs.csv")
+    back = read_pairs(path)
+    assert [(p.cmc, p.ccf, p.questioned_firearm, p.questioned_sha256) for p in back] == [
+        (7, 0.61, "G1", "2" * 64),
+        (0, None, "G2", "3" * 64),
+    ]
+    older = tmp_path / "older.csv"
+    older.write_text(
+        "reference,questioned,same_source,cmc,cmc_original,cmc_high,decision,rotation_deg\n"
+        "a.x3p,b.x3p,1,7,7,20,identification,1.5\na.x3p,c.x3p,0,0,0,1,elimination,-3.0\n",
+        encoding="utf-8",
+    )
+    from_truth = read_pairs(older, {"a.x3p": "G1", "b.x3p": "G1", "c.x3p": "G2"})
+    assert [(p.reference_firearm, p.questioned_firearm, p.reference_sha256) for p in from_truth] == [("G1", "G1", None), ("G1", "G2", None)]
+    with pytest.raises(TruthError, match="line 3: same_source disagrees"):
+        read_pairs(older, {"a.x3p": "G1", "b.x3p": "G1", "c.x3p": "G1"})
+    (tmp_path / "other.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+    with pytest.raises(TruthError, match="not a pairs CSV"):
+        read_pairs(tmp_path / "other.csv")
