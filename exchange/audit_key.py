@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from ballistics.clock import format_time
-from exchange.canonical import b64decode, b64encode, canonical_json
+from exchange.canonical import b64decode, b64encode, canonical_json, is_int, parse_time
 from exchange.card import KeyCard
 from exchange.errors import AuditKeyError, ExchangeSecurityError, MalformedError, MissingIdentityError
 from exchange.files import check_owner_only, write_atomic
@@ -39,6 +40,7 @@ DOMAIN_CERTIFICATE = b"ballistics audit key certificate v1"
 #: Ed25519 seed, then ML-DSA-65 seed.
 SEED_BYTES = 64
 PUBLIC_KEY_BYTES = {"ed25519": 32, "ml_dsa_65": 1952}
+HEX64 = re.compile(r"[0-9a-f]{64}")
 CERTIFICATE_FIELDS = {"type", "version", "lab", "identity_key_id", "keys", "created"}
 #: A bound on the identity chain followed back from the current card (a rotation a month for 80 years).
 MAX_CHAIN = 1000
@@ -79,8 +81,19 @@ class AuditCertificate:
         if not isinstance(doc, dict) or set(doc) != {"body", "signature"}:
             raise AuditKeyError(where, "an audit key certificate has exactly the fields body and signature")
         body = doc["body"]
-        if not isinstance(body, dict) or set(body) != CERTIFICATE_FIELDS or body["type"] != CERTIFICATE_TYPE or body["version"] != 1:
+        if (
+            not isinstance(body, dict)
+            or set(body) != CERTIFICATE_FIELDS
+            or body["type"] != CERTIFICATE_TYPE
+            or not is_int(body["version"])
+            or body["version"] != 1
+        ):
             raise AuditKeyError(where, f"certificate body must be a version-1 {CERTIFICATE_TYPE} with fields {sorted(CERTIFICATE_FIELDS)}")
+        if not (isinstance(body["identity_key_id"], str) and HEX64.fullmatch(body["identity_key_id"])):
+            raise AuditKeyError(where, "certificate identity_key_id must be a lower-case hex key id")
+        if not isinstance(body["lab"], str) or not isinstance(body["created"], str):
+            raise AuditKeyError(where, "certificate lab and created must be strings")
+        parse_time(body["created"], where=where, error=AuditKeyError)
         keys = body["keys"]
         if (
             not isinstance(keys, dict)

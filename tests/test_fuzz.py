@@ -167,3 +167,21 @@ def test_audit_verify_reports_any_damage_and_raises_only_documented_errors(
         return
     if changed != original and target == "log":
         assert not report.intact
+
+
+@pytest.mark.parametrize("value", [True, [], {}, 7, "not-hex", "AB" * 32])
+def test_a_certificate_naming_its_identity_by_anything_but_a_key_id_is_damage_not_a_crash(
+    audit_home: Path, tmp_path: Path, value: object
+) -> None:
+    """Found by the fuzzer above: ``identity_key_id`` of another JSON type reached a dict lookup and a slice."""
+    home = tmp_path / "home"
+    shutil.copytree(audit_home, home)
+    path = home / "audit" / "audit.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    first = json.loads(lines[0])
+    first["details"]["certificate"]["body"]["identity_key_id"] = value
+    lines[0] = json.dumps(first, sort_keys=True, separators=(",", ":")).encode()
+    path.write_bytes(b"\n".join(lines))
+    report = verify_log(home)
+    assert not report.intact
+    assert any(p.line == 1 for p in report.problems)
