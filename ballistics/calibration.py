@@ -32,7 +32,7 @@ import numpy as np
 from ballistics import SOFTWARE_NAME, lr
 from ballistics.clock import format_time
 from ballistics.errors import CalibrationError
-from ballistics.files import write_atomic
+from ballistics.files import read_bounded, write_atomic
 from ballistics.method import CmcParams, DecisionParams
 from ballistics.validate import PairResult
 
@@ -299,8 +299,7 @@ def parse_calibration(data: bytes, path: str | Path | None = None) -> Calibratio
 
 def load_calibration(path: str | Path) -> Calibration:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
+        data = read_bounded(path, MAX_BYTES)
     except OSError as exc:
         raise CalibrationError(path, f"cannot read: {exc.strerror}") from None
     return parse_calibration(data, path)

@@ -132,6 +132,12 @@ def open_regular(path: str | os.PathLike[str], *, follow: bool = True) -> Binary
         raise
 
 
+def read_bounded(path: str | os.PathLike[str], limit: int, *, follow: bool = True) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file (:func:`open_regular`): a caller refuses more than ``limit``."""
+    with open_regular(path, follow=follow) as handle:
+        return handle.read(limit + 1)
+
+
 def copy_atomic(source: str | os.PathLike[str], target: str | os.PathLike[str], mode: int | None = None, *, follow: bool = True) -> Path:
     """Copy a regular file atomically, streaming it in 1 MiB blocks (anything else: :func:`open_regular`)."""
     with open_regular(source, follow=follow) as src, atomic_output(target, mode) as handle:

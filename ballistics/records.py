@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 from ballistics.clock import format_time
 from ballistics.errors import RecordError
-from ballistics.files import write_atomic
+from ballistics.files import read_bounded, write_atomic
 from ballistics.json_input import load_json
 from ballistics.labs import Lab
 from ballistics.verbal import SCALE_NAME, Category
@@ -149,8 +149,7 @@ def parse_record(data: bytes, path: str | os.PathLike[str] | None = None) -> Mat
 
 def load_record(path: str | os.PathLike[str]) -> MatchRecord:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_RECORD_BYTES + 1)
+        data = read_bounded(path, MAX_RECORD_BYTES)
     except OSError as exc:
         raise RecordError(path, f"cannot read: {exc.strerror}") from None
     return parse_record(data, path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ballistics.clock import now_utc
 from ballistics.errors import UsageError
+from ballistics.files import read_bounded
 from ballistics.labs import DEFAULT_LAB, Lab, LabKey
 from ballistics.records import MAX_RECORD_BYTES, MatchRecord, parse_record, record_lab
 from exchange.canonical import canonical_json
@@ -212,8 +213,7 @@ def _sequences(path: Path) -> dict[str, int]:
 
 def _record_source(path: Path, ours: Lab) -> _Source:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_RECORD_BYTES + 1)
+        data = read_bounded(path, MAX_RECORD_BYTES)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read record: {exc.strerror}") from None
     record = parse_record(data, path)
@@ -241,8 +241,7 @@ def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:
 def _receipt_source(path: Path) -> _Source:
     """A delivery receipt (built and checked by ``exchange.receipts``), held in memory like a record."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_RECEIPT_BYTES + 1)
+        data = read_bounded(path, MAX_RECEIPT_BYTES)
     except OSError as exc:
         raise BundleContentError(path, f"cannot read receipt: {exc.strerror}") from None
     if len(data) > MAX_RECEIPT_BYTES:

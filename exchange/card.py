@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
 
 from ballistics.clock import format_time
-from ballistics.files import open_regular
+from ballistics.files import read_bounded
 from ballistics.labs import Lab, LabKey
 from exchange.canonical import b64decode, b64encode, canonical_json, is_int, parse_json, parse_time
 from exchange.errors import FingerprintMismatchError, KeyValidityError, MalformedCardError
@@ -299,8 +299,7 @@ def read_document(path: Path) -> dict[str, Any]:
     """Read a card or revocation file, bounded in size, as a JSON object."""
     where = str(path)
     try:
-        with open_regular(path) as handle:  # a FIFO or a device given as a card must not hang or stream forever
-            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        data = read_bounded(path, MAX_DOCUMENT_BYTES)  # a FIFO or a device given as a card must not hang or stream forever
     except OSError as exc:
         raise MalformedCardError(where, f"cannot read: {exc.strerror}") from None
     if len(data) > MAX_DOCUMENT_BYTES:

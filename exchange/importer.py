@@ -44,7 +44,7 @@ from typing import Any
 from ballistics.characteristics import ClassCharacteristics, FiringPinShape
 from ballistics.clock import format_time, now_utc
 from ballistics.errors import BallisticsError, InvalidInputError, StoreError
-from ballistics.files import copy_atomic, open_regular, temporaries_of
+from ballistics.files import copy_atomic, read_bounded, temporaries_of
 from ballistics.json_input import load_json
 from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetails, LedgerDetails, LedgerEntry, ReceiptDetails, ReceivedFile
 from ballistics.preprocess import BreechFace, prepare
@@ -640,8 +640,7 @@ def recover(home: Path, store: Store) -> list[Path]:
 def _journaled(journal: Path) -> list[str]:
     """The SHA-256 hashes a journal names; none for a file that is not a journal this software wrote."""
     try:
-        with open_regular(journal, follow=False) as handle:
-            data = handle.read(MAX_JOURNAL_BYTES + 1)
+        data = read_bounded(journal, MAX_JOURNAL_BYTES, follow=False)
         files = load_json(data.decode("utf-8"), floats=False)["files"] if len(data) <= MAX_JOURNAL_BYTES else []
     except (OSError, ValueError, KeyError, TypeError):
         return []
