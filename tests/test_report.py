@@ -268,6 +268,29 @@ def test_a_partner_record_without_scans_is_reported_without_figures(made: Made, 
     assert "High CMC (Tong 2015) not recorded not recorded" in text  # only the deciding rule's directions travel in a record
 
 
+def test_a_record_without_likelihood_ratio_says_so(made: Made, tmp_path: Path) -> None:
+    record = load_record(made.record)
+    del record["likelihood_ratio"]  # a 2-D image, or parameters no calibration covers
+    for side in ("reference", "questioned"):
+        record["scans"][side].pop("path")
+    write_record(record, tmp_path / "no-lr.json")
+    assert run("--home", tmp_path / "h", "report", tmp_path / "no-lr.json", "-o", tmp_path / "no-lr.html") == 0
+    text = words(" ".join(parse((tmp_path / "no-lr.html").read_text("utf-8")).text))
+    in_order(text, ["the record states no likelihood ratio, so no calibration applies", "The record states no likelihood ratio"])
+    assert "The findings provide" not in text and "Figure 1" not in text
+
+
+def test_the_report_is_in_the_audit_log(made: Made) -> None:
+    events = [json.loads(line) for line in (made.home / "audit" / "audit.jsonl").read_text().splitlines()]
+    reports = [e for e in events if e["type"] == "report"]
+    assert len(reports) == 1
+    details = reports[0]["details"]
+    assert details["record_id"] == load_record(made.record)["record_id"]
+    assert details["report"]["sha256"] == hashlib.sha256(made.html.read_bytes()).hexdigest()
+    assert details["signed"] == [f"{made.html}.sig", *([f"{made.pdf}.sig"] if made.pdf else [])]
+    assert run("--home", made.home, "audit", "verify") == 0
+
+
 def test_inserted_section_is_placed_after_the_figures_and_may_run_scripts(made: Made, tmp_path: Path) -> None:
     from ballistics.records import load_record as load
     from ballistics.report import assemble_report
