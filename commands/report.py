@@ -174,15 +174,16 @@ def verify(
     """Check that a report came unaltered from a lab: its signature against this lab's keys and trusted partner cards (exit 4 if not)."""
     from ballistics.errors import InvalidInputError
     from ballistics.files import read_bounded
+    from ballistics.scan import sha256_file
     from exchange.report_signature import MAX_SIGNATURE_BYTES, signature_path, verify_report
 
     signature = signature or signature_path(report)
     try:
-        data = report.read_bytes()
+        digest = sha256_file(report)
         signed = read_bounded(signature, MAX_SIGNATURE_BYTES + 1)
     except OSError as exc:
         raise InvalidInputError(exc.filename or report, f"cannot read: {exc.strerror}") from None
-    result = verify_report(state.home, data, signed, where=str(report))
+    result = verify_report(state.home, digest, signed, where=str(report))
     if json_out:
         emit_json({"verified": True, **result.to_dict()})
         return

@@ -282,8 +282,8 @@ def test_a_record_without_likelihood_ratio_says_so(made: Made, tmp_path: Path) -
 
 def test_the_report_is_in_the_audit_log(made: Made) -> None:
     events = [json.loads(line) for line in (made.home / "audit" / "audit.jsonl").read_text().splitlines()]
-    reports = [e for e in events if e["type"] == "report"]
-    assert len(reports) == 1
+    reports = [e for e in events if e["type"] == "report" and e["details"]["report"]["path"] == str(made.html)]
+    assert len(reports) == 1  # other tests report the same record to other files
     details = reports[0]["details"]
     assert details["record_id"] == load_record(made.record)["record_id"]
     assert details["report"]["sha256"] == hashlib.sha256(made.html.read_bytes()).hexdigest()
@@ -395,6 +395,12 @@ def test_pdf_without_chromium_is_one_line_exit_3(
 
 
 # --- signatures --------------------------------------------------------------------------------
+
+
+def test_report_help_lists_both_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("report", "--help") == 0
+    shown = capsys.readouterr().out
+    assert "make" in shown and "verify" in shown and "RECORD_OR_ID" in shown
 
 
 def test_signed_report_verifies(made: Made, capsys: pytest.CaptureFixture[str]) -> None:
