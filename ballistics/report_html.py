@@ -87,7 +87,7 @@ def _likelihood_ratio(block: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "verbal": block["verbal"],
         "population": block["relevant_population"],
         "calibration": block["calibration"],
-        "score": f"{block['score'].get('name', 'score')}: " + ", ".join(f"{k} = {v}" for k, v in block["score"].items() if k != "name"),
+        "score": f"{block['score'].get('name', '')} score: " + ", ".join(f"{k} = {v}" for k, v in block["score"].items() if k != "name"),
         "warnings": block.get("warnings", []),
     }
 
