@@ -291,22 +291,26 @@ def test_the_report_is_in_the_audit_log(made: Made) -> None:
     assert run("--home", made.home, "audit", "verify") == 0
 
 
-def test_inserted_section_is_placed_after_the_figures_and_may_run_scripts(made: Made, tmp_path: Path) -> None:
-    from ballistics.records import load_record as load
+def with_section(made: Made) -> tuple[str, str]:
+    """The report rendered without and with an inserted section that runs an inline script."""
     from ballistics.report import assemble_report
     from ballistics.report_html import ReportSection, render_report
 
-    report = assemble_report(
-        load(made.record), record_source="test", record_file=made.record, stored_scan=lambda sha: None, calibrations=[]
-    )
-    plain = render_report(report).decode()
+    record = load_record(made.record)
+    for side in ("reference", "questioned"):
+        record["scans"][side].pop("path")  # no scans: nothing to draw, quick
+    report = assemble_report(record, record_source="test", record_file=None, stored_scan=lambda sha: None, calibrations=[])
     view = ReportSection(
         "view",
         "Comparison view",
-        Markup('<p id="v">static</p><script>document.getElementById("v").textContent = "ran"</script>'),
+        Markup('<p id="v">static</p><script>document.getElementById("v").textContent = "script ran"</script>'),
         scripts=True,
     )
-    html = render_report(report, [view]).decode()
+    return render_report(report).decode(), render_report(report, [view]).decode()
+
+
+def test_inserted_section_is_placed_after_the_figures_and_may_run_scripts(made: Made) -> None:
+    plain, html = with_section(made)
     assert "script-src 'none'" in policy(plain) and "script-src 'unsafe-inline'" in policy(html)
     in_order(words(" ".join(parse(html).text)), ["7. Figures", "Comparison view", "static", "9. Integrity"])
     assert "Comparison view" not in plain and "8. Integrity" in plain
@@ -360,6 +364,13 @@ def test_report_in_headless_chromium(made: Made, tmp_path: Path) -> None:
     assert pixels.shape == (1754, 1240)
     assert pixels.std() > 20 and (pixels < 100).mean() > 0.005  # text and tables, not a blank page
     shutil.copy(shot, made.folder / "screenshot.png")
+
+
+def test_inserted_script_runs_in_chromium(made: Made, tmp_path: Path) -> None:
+    page = tmp_path / "with-view.html"
+    page.write_text(with_section(made)[1], "utf-8")
+    dom = headless(page, tmp_path / "profile", "--dump-dom")
+    assert console(dom.stderr) == [] and '<p id="v">script ran</p>' in dom.stdout
 
 
 def test_pdf_text_and_pages(made: Made, tmp_path: Path) -> None:
