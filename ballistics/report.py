@@ -205,7 +205,7 @@ def _png(draw: Callable[[Path], Path]) -> bytes:
 def comparison_figures(
     record: Mapping[str, Any], sources: tuple[ScanSource, ScanSource]
 ) -> tuple[Recomputation | None, tuple[Figure, ...], str | None]:
-    """The comparison figure drawn from the scans, or why it cannot be."""
+    """The comparison made again from the scans and its figures (the scans, the congruent cells), or why they cannot be drawn."""
     from ballistics.plots import comparison_figure, crop_figure
     from ballistics.scan import load_scan
 
