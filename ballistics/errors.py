@@ -138,3 +138,10 @@ class StoreError(InvalidInputError):
 
 class CalibrationError(InvalidInputError):
     """A calibration that cannot be read, built, or applied to a comparison."""
+
+
+# --- reports (ballistics.report_pdf) --------------------------------------------------------------
+
+
+class ReportError(InvalidInputError):
+    """A report that cannot be made: the PDF engine (headless Chromium) missing or failing (exit 3)."""

@@ -535,6 +535,12 @@ class Store:
             row = c.execute(sa.select(match_records.c.document).where(match_records.c.record_id == record_id)).first()
         return None if row is None else json.loads(row.document)
 
+    def stored_scan(self, sha256: str) -> Path | None:
+        """The file of a scan kept in the scan store (by SHA-256), or None when the collection does not hold it."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(scans.c.file).where(scans.c.sha256 == sha256)).first()
+        return None if row is None else self.files / row.file
+
     def scan_known(self, sha256: str, *, conn: Connection | None = None) -> bool:
         with self._reading(conn) as c:
             return c.execute(sa.select(scans.c.sha256).where(scans.c.sha256 == sha256)).first() is not None

@@ -24,6 +24,7 @@ DB_ADD: Final = "db_add"
 DB_REMOVE: Final = "db_remove"
 SEARCH: Final = "search"
 RECORDS_REATTRIBUTED: Final = "records_reattributed"
+REPORT: Final = "report"
 
 # --- keys and trust --------------------------------------------------------------------------------
 KEY_INIT: Final = "key_init"
@@ -53,6 +54,7 @@ EVENT_TYPES: Final = frozenset(
         DB_REMOVE,
         SEARCH,
         RECORDS_REATTRIBUTED,
+        REPORT,
         KEY_INIT,
         KEY_ROTATE,
         KEY_REVOKE,

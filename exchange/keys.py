@@ -203,6 +203,22 @@ def load_card(home: Path) -> KeyCard:
     return KeyCard.from_dict(_read_private_file(identity_path(home))["card"], where=str(identity_path(home)))
 
 
+def own_cards(home: Path) -> tuple[KeyCard, ...]:
+    """This lab's public cards without the passphrase: the current one (unless revoked) and the retired ones.
+
+    Empty when the home has no identity. What verifies the lab's own signed documents (a report)
+    where a partner's would be looked up in the trust store.
+    """
+    if not identity_path(home).exists():
+        return ()
+    current = load_card(home)
+    cards = [] if (keys_dir(home) / "revocation.json").exists() else [current]
+    retired_dir = keys_dir(home) / "retired"
+    for old in sorted(retired_dir.glob("*.json")) if retired_dir.is_dir() else ():
+        cards.append(KeyCard.from_dict(_read_private_file(old)["card"], where=str(old)))
+    return tuple(cards)
+
+
 def load_identity(home: Path, passphrase: bytes) -> Identity:
     path = identity_path(home)
     check_owner_only(path)
