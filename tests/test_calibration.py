@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from ballistics.likelihood_ratio import likelihood_ratio, lr_text
 from ballistics.method import CmcParams, DecisionParams
 from ballistics.records import load_record as load_record_file
 from cli import main
+from exchange.audit import AuditLog
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +166,62 @@ def run_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, 
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_calibrate_validate_and_compare_commands(subset: Path, tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The rebuild command on a subset; validate --lr agrees with it; compare uses it, flags its scans, and the home setting."""
-    truth = Path(__file__).resolve().parents[1] / "ballistics" / "calibrations" / "default-truth.csv"
-    cal, pairs = tmp_path / "cal.json", tmp_path / "pairs.csv"
+TRUTH = Path(__file__).resolve().parents[1] / "ballistics" / "calibrations" / "default-truth.csv"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """``validate --lr`` on the subset: its JSON document, its pairs CSV and its two plots."""
+
+    doc: dict[str, Any]
+    pairs_csv: Path
+    tippett: Path
+    ece: Path
+
+
+@pytest.fixture(scope="module")
+def validated(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Validated:
+    """One ``validate --lr --pairs-csv --tippett --ece`` run on the subset, in a home of its own."""
+    out = tmp_path_factory.mktemp("validated")
+    result = Validated({}, out / "pairs.csv", out / "tippett.png", out / "ece.png")
+    args = ["--home", str(out / "home"), "validate", str(subset), "--json", "--workers", "1", "--lr", "--pairs-csv", str(result.pairs_csv),
+            "--tippett", str(result.tippett), "--ece", str(result.ece)]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        code = main(args)
+    assert code == 0
+    result.doc.update(json.loads(stdout.getvalue()))
+    return result
+
+
+def test_validate_lr_reports_the_held_out_figures_and_writes_both_plots(validated: Validated) -> None:
+    """Cllr, Cllr-min, Cllr-cal, misleading evidence both ways, the extreme LRs, every candidate's Cllr, Tippett and ECE PNGs."""
+    block = validated.doc["likelihood_ratio"]
+    metrics = block["metrics"]
+    for key in ("cllr", "cllr_min", "cllr_cal", "misleading_same_source", "misleading_same_source_rate", "misleading_different_source",
+                "misleading_different_source_rate", "largest_different_source_log10_lr", "smallest_same_source_log10_lr"):  # fmt: skip
+        assert key in metrics
+    assert metrics["same_source_pairs"] == 4 and metrics["different_source_pairs"] == 24
+    assert metrics["cllr"] == pytest.approx(metrics["cllr_min"] + metrics["cllr_cal"], abs=2e-5)
+    assert metrics["largest_different_source_log10_lr"] < 0 < metrics["smallest_same_source_log10_lr"]
+    assert "leave firearms out" in block["validation"]
+    # the fused score was measured beside the count, with every calibrator, and is kept only if it lowers the Cllr
+    assert set(block["candidates_cllr"]) == {f"{s}/{c}" for s in ("cmc", "cmc+ccf") for c in ("kde", "logistic", "isotonic")}
+    chosen = block["candidates_cllr"][f"{block['score']}/{block['calibrator']}"]
+    assert chosen == min(block["candidates_cllr"].values()) == pytest.approx(metrics["cllr"], abs=1e-5)
+    if block["score"] == "cmc+ccf":
+        assert chosen < min(v for k, v in block["candidates_cllr"].items() if k.startswith("cmc/"))
+    for plot in (validated.tippett, validated.ece):
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_calibrate_validate_and_compare_commands(
+    subset: Path, validated: Validated, tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rebuild command on a subset; validate --lr agrees with it; compare uses it from the home, flags its scans, and audits it."""
+    cal = tmp_path / "cal.json"
     code, built = run_json(
         capsys,
-        ["calibrate", str(subset), "--truth", str(truth), "-o", str(cal), "--json", "--workers", "1", "--install", "--licence", "CC-BY 4.0",
+        ["calibrate", str(subset), "--truth", str(TRUTH), "-o", str(cal), "--json", "--workers", "1", "--install", "--licence", "CC-BY 4.0",
          "--tippett", str(tmp_path / "t.png"), "--ece", str(tmp_path / "e.png")],
     )  # fmt: skip
     assert code == 0 and built["sha256"] == load_calibration(cal).sha256
@@ -179,9 +232,8 @@ def test_calibrate_validate_and_compare_commands(subset: Path, tmp_path: Path, h
     calibration = load_calibration(cal)
     assert {s.make for s in calibration.reference.scans} == {"Ruger"} and calibration.reference.licence == "CC-BY 4.0"
 
-    code, validated = run_json(capsys, ["validate", str(subset), "--json", "--workers", "1", "--lr", "--pairs-csv", str(pairs)])
-    assert code == 0 and validated["likelihood_ratio"]["metrics"] == built["metrics"]
-    code, again = run_json(capsys, ["calibrate", "--pairs-csv", str(pairs), "-o", str(tmp_path / "again.json"), "--json"])
+    assert validated.doc["likelihood_ratio"]["metrics"] == built["metrics"]
+    code, again = run_json(capsys, ["calibrate", "--pairs-csv", str(validated.pairs_csv), "-o", str(tmp_path / "again.json"), "--json"])
     assert code == 0 and again["metrics"] == built["metrics"] and again["bounds_log10"] == built["bounds_log10"]
 
     # compare: the home's calibration replaces the packaged one; a scan of its reference set is flagged
@@ -191,6 +243,45 @@ def test_calibrate_validate_and_compare_commands(subset: Path, tmp_path: Path, h
     assert block["calibration"] == {"id": calibration.calibration_id, "sha256": calibration.sha256}
     assert block["log10_lr"] > 0 and block["verbal"]["supports"] == "same source"
     assert len(block["warnings"]) == 2 and all(w in doc["warnings"] for w in block["warnings"])
+    # the audit log names the calibration of the LR it quotes
+    compared = [e.record for e in AuditLog(home).entries() if e.record["type"] == "comparison"]
+    assert compared[-1]["details"]["calibration_sha256"] == calibration.sha256
+    assert compared[-1]["details"]["log10_lr"] == f"{block['log10_lr']:.3f}"
+
+
+def test_the_documented_rebuild_takes_two_pairs_csvs_and_keeps_the_shipped_wording(
+    validated: Validated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/likelihood-ratios.md's rebuild command, option for option, on two pairs CSVs (two halves of the subset's pairs)."""
+    with open(validated.pairs_csv, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        fields, rows = reader.fieldnames, list(reader)
+    assert fields is not None
+    halves = []
+    for name, firearms in (("first.csv", {"Fadul 1", "Fadul 2"}), ("second.csv", {"Fadul 3", "Fadul 4"})):
+        path = tmp_path / name
+        with open(path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fields)
+            writer.writeheader()
+            writer.writerows(r for r in rows if {r["reference_firearm"], r["questioned_firearm"]} <= firearms)
+        halves.append(path)
+    shipped = default_calibration()
+    description = "Known cases of two Fadul halves"
+    code, doc = run_json(
+        capsys,
+        ["calibrate", "--pairs-csv", str(halves[0]), "--pairs-csv", str(halves[1]), "--truth", str(TRUTH), "--licence", "CC-BY 4.0",
+         "--description", description, "--population", shipped.relevant_population, "--provenance", str(shipped.reference.provenance),
+         "-o", str(tmp_path / "default.json"), "--tippett", str(tmp_path / "tippett.png"), "--ece", str(tmp_path / "ece.png"), "--json"],
+    )  # fmt: skip
+    assert code == 0
+    rebuilt = load_calibration(tmp_path / "default.json")
+    assert doc["sha256"] == rebuilt.sha256 and rebuilt.reference.firearms == 4
+    # pairs within each CSV only: 2 x (1 different-source pair of slides x 4 + 2 same-source) = 12 pairs
+    assert (rebuilt.reference.same_source_pairs, rebuilt.reference.different_source_pairs) == (4, 8)
+    assert rebuilt.relevant_population == shipped.relevant_population and rebuilt.reference.provenance == shipped.reference.provenance
+    assert rebuilt.reference.description == description and rebuilt.reference.licence == "CC-BY 4.0"
+    assert {(s.make, s.calibre) for s in rebuilt.reference.scans} == {("Ruger", "9 mm")} and len(rebuilt.reference.scans) == 8
+    assert (tmp_path / "tippett.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "ece.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_prints_the_whole_statement_with_the_packaged_calibration(capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,6 +300,23 @@ def test_compare_prints_the_whole_statement_with_the_packaged_calibration(capsys
     ):
         assert phrase in text
     assert default_calibration().sha256 in text
+
+
+def test_calibration_option_replaces_the_homes_calibration(
+    small: Calibration, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--calibration FILE, else HOME/calibration.json, else the packaged default: the option wins over the home's file."""
+    require_real_scans()
+    write_calibration(small, home / HOME_FILE)
+    other = replace(small, calibration_id="00000000-0000-4000-8000-000000000001", relevant_population="another population")
+    path = write_calibration(other, tmp_path / "other.json")
+    assert other.sha256 != small.sha256
+    pair = [str(FADUL / "Fadul 1-1.x3p"), str(FADUL / "Fadul 2-1.x3p")]
+    code, doc = run_json(capsys, ["compare", *pair, "--json", "--calibration", str(path)])
+    assert code == 0
+    block = doc["likelihood_ratio"]
+    assert block["calibration"] == {"id": other.calibration_id, "sha256": other.sha256}
+    assert block["relevant_population"] == "another population" and block["log10_lr"] < 0
 
 
 def test_compare_refuses_an_unreadable_calibration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

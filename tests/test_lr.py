@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -115,6 +116,8 @@ def test_the_packaged_calibration_holds_real_pairs_without_questioned_cases() ->
     assert not any(n.startswith("Fadul ") and not n[6].isdigit() for n in names)  # never Fadul A ... Z
     assert calibration.metrics.misleading_same_source == 0 and calibration.metrics.misleading_different_source == 0
     assert calibration.reference.licence == "CC-BY 4.0"
+    # the wording printed with every LR (and copied by the documented rebuild) spells its units
+    assert "µm" in calibration.relevant_population and not re.search(r"\bum\b", calibration.relevant_population)
 
 
 @pytest.mark.parametrize(
