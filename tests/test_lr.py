@@ -114,6 +114,8 @@ def test_the_packaged_calibration_holds_real_pairs_without_questioned_cases() ->
     calibration = default_calibration()
     names = {s.name for s in calibration.reference.scans}
     assert not any(n.startswith("Fadul ") and not n[6].isdigit() for n in names)  # never Fadul A ... Z
+    # both published sets: the 20 Fadul knowns and the 95 Weller cases
+    assert sum(n.startswith("Fadul ") for n in names) == 20 and sum(n.startswith("TW") for n in names) == 95
     assert calibration.metrics.misleading_same_source == 0 and calibration.metrics.misleading_different_source == 0
     assert calibration.reference.licence == "CC-BY 4.0"
     # the wording printed with every LR (and copied by the documented rebuild) spells its units
