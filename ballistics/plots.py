@@ -189,12 +189,17 @@ def crop_panel(fig: Figure | SubFigure, ax: plt.Axes, scan: Scan, face: BreechFa
 
 
 def crop_figure(items: list[tuple[Scan, BreechFace, str]], path: Path) -> Path:
+    """Write :func:`draw_crops` to ``path`` (PNG or SVG, :func:`figure_format`)."""
+    return _save(draw_crops(items), path)
+
+
+def draw_crops(items: list[tuple[Scan, BreechFace, str]]) -> Figure:
     """One :func:`crop_panel` per (scan, prepared face, title: CASE/EXHIBIT or file name), side by side."""
     fig = _figure(6.2 * len(items), 6.8)
     axes = fig.subplots(1, len(items), squeeze=False)
     for ax, (scan, face, title) in zip(axes[0], items, strict=True):
         crop_panel(fig, ax, scan, face, title)
-    return _save(fig, path)
+    return fig
 
 
 def _height_panel(fig: Figure | SubFigure, ax: plt.Axes, face: BreechFace, title: str) -> None:
@@ -224,6 +229,15 @@ def comparison_figure(
     scans: tuple[tuple[Scan, str], tuple[Scan, str]] | None = None,
     identifiers: Identifiers | None = None,
 ) -> Path:
+    """Write :func:`draw_comparison` to ``path`` (PNG or SVG, :func:`figure_format`)."""
+    return _save(draw_comparison(comparison, scans, identifiers), path)
+
+
+def draw_comparison(
+    comparison: Comparison,
+    scans: tuple[tuple[Scan, str], tuple[Scan, str]] | None = None,
+    identifiers: Identifiers | None = None,
+) -> Figure:
     """The comparison, fit to print: what was compared, the registered relief with its cells, and the counts.
 
     Top row: with ``scans`` (each scan as loaded and its name for the examiner) both scans with
@@ -283,13 +297,18 @@ def comparison_figure(
         qst_ax.add_patch(Rectangle((x0 + dx, y0 + dy), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
     rule = "High CMC" if high_decides else "original"
     cell_handles = [
-        Patch(facecolor="none", edgecolor=CONGRUENT, linewidth=1.6, label=f"congruent cell ({int(congruent.sum())}, {rule} rule)"),
+        Patch(
+            facecolor="none",
+            edgecolor=CONGRUENT,
+            linewidth=1.6,
+            label=f"congruent cell ({int(congruent.sum())} of the reference's, {rule} rule)",
+        ),
         Patch(facecolor="none", edgecolor=OTHER, linewidth=0.6, label=f"cell not congruent ({int((~congruent).sum())})"),
     ]
     bottom.legend(handles=cell_handles, loc="outside lower left", ncol=2, fontsize=8, frameon=False)
     _registration_scatter(bottom, scatter, comparison)
     _counts_panel(counts, comparison)
-    return _save(fig, path)
+    return fig
 
 
 def _registration_scatter(fig: Figure | SubFigure, ax: plt.Axes, comparison: Comparison) -> None:
@@ -364,6 +383,11 @@ def _counts_panel(ax: plt.Axes, comparison: Comparison) -> None:
 
 
 def validation_figure(validation: Validation, path: Path, title: str = "") -> Path:
+    """Write :func:`draw_validation` to ``path`` (PNG or SVG, :func:`figure_format`)."""
+    return _save(draw_validation(validation, title), path)
+
+
+def draw_validation(validation: Validation, title: str = "") -> Figure:
     """Histograms of known-match and known-non-match CMC counts, with the decision thresholds.
 
     ``title`` names the validation set. Counts (x) and pairs (y, symmetric-log) have integer ticks.
@@ -392,10 +416,15 @@ def validation_figure(validation: Validation, path: Path, title: str = "") -> Pa
         fontsize=10,
     )
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def tippett_figure(llrs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float], path: Path, title: str = "") -> Path:
+    """Write :func:`draw_tippett` to ``path`` (PNG or SVG, :func:`figure_format`)."""
+    return _save(draw_tippett(llrs, labels, bounds, title), path)
+
+
+def draw_tippett(llrs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float], title: str = "") -> Figure:
     """Tippett plot: the share of same-source and of different-source LRs at or above each value.
 
     ``llrs`` are base-10 log LRs, ``labels`` 1 for same source; the calibration's bounds are drawn
@@ -420,10 +449,15 @@ def tippett_figure(llrs: np.ndarray, labels: np.ndarray, bounds: tuple[float, fl
     ax.set_ylim(-2, 102)
     ax.set_title(f"{title}: Tippett plot, LRs held out by firearm" if title else "Tippett plot, LRs held out by firearm", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def ece_figure(llrs: np.ndarray, labels: np.ndarray, path: Path, title: str = "") -> Path:
+    """Write :func:`draw_ece` to ``path`` (PNG or SVG, :func:`figure_format`)."""
+    return _save(draw_ece(llrs, labels, title), path)
+
+
+def draw_ece(llrs: np.ndarray, labels: np.ndarray, title: str = "") -> Figure:
     """Empirical cross-entropy plot (``lir``): the LRs, the same after PAV, and a system that always says LR = 1."""
     from lir.data.models import LLRData
     from lir.plotting.expected_calibration_error import plot_ece
@@ -440,4 +474,4 @@ def ece_figure(llrs: np.ndarray, labels: np.ndarray, path: Path, title: str = ""
     ax.legend(handles, [names.get(text, text) for text in texts], fontsize=8)
     ax.set_xlabel("prior log10 odds of same source")
     ax.set_title(f"{title}: empirical cross-entropy" if title else "empirical cross-entropy", fontsize=10)
-    return _save(fig, path)
+    return fig

@@ -254,23 +254,16 @@
     if (this.mode === "side") {
       this.drawPanel(ctx, L, 0, this.reference, cells && "reference", [0, L.panelWidth]);
       this.drawPanel(ctx, L, L.panelWidth + GAP, this.questioned, cells && "questioned", [0, L.panelWidth]);
-      ctx.fillStyle = "#000";
-      ctx.font = "13px sans-serif";
-      ctx.textAlign = "left";
-      ctx.fillText("reference", 8, 18);
-      ctx.fillText("questioned, registered", L.panelWidth + GAP + 8, 18);
+      label(ctx, "reference", 8, "left");
+      label(ctx, "questioned, registered onto the reference", L.panelWidth + GAP + 8, "left");
     } else {
       var at = Math.round(this.split * L.panelWidth);
       this.drawPanel(ctx, L, 0, this.reference, cells && "reference", [0, at]);
       this.drawPanel(ctx, L, 0, this.questioned, cells && "questioned", [at, L.panelWidth]);
       ctx.fillStyle = "#ffb000";
       ctx.fillRect(at - 1.5, 0, 3, L.height);
-      ctx.fillStyle = "#000";
-      ctx.font = "13px sans-serif";
-      ctx.textAlign = "right";
-      ctx.fillText("reference", at - 8, 18);
-      ctx.textAlign = "left";
-      ctx.fillText("questioned", at + 8, 18);
+      label(ctx, "reference", at - 8, "right");
+      label(ctx, "questioned", at + 8, "left");
     }
     this.scaleBar(ctx, L);
     this.root.setAttribute("data-rendered", String(Number(this.root.getAttribute("data-rendered") || 0) + 1));
@@ -305,6 +298,17 @@
     }
     this.draw();
   };
+
+  function label(ctx, text, x, align) {
+    ctx.font = "13px sans-serif";
+    var width = ctx.measureText(text).width;
+    var left = align === "right" ? x - width : x;
+    ctx.fillStyle = "rgba(255,255,255,0.85)";
+    ctx.fillRect(left - 4, 4, width + 8, 20);
+    ctx.fillStyle = "#000";
+    ctx.textAlign = "left";
+    ctx.fillText(text, left, 19);
+  }
 
   function mount(root) {
     if (!root || root.pairView || root.offsetParent === null) {
