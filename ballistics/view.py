@@ -134,6 +134,11 @@ def _cells(comparison: Comparison, factor: int) -> tuple[list[dict[str, Any]], n
     return cells, congruent, "High CMC" if high else "original"
 
 
+def _tenths(value: float) -> str:
+    """``value`` to one decimal, never "-0.0"."""
+    return f"{round(value, 1) + 0.0:.1f}"
+
+
 def _facts(comparison: Comparison, labels: ViewLabels) -> list[tuple[str, str]]:
     decision = comparison.method["decision"]
     facts = [("case", labels.case)] if labels.case else []
@@ -145,8 +150,8 @@ def _facts(comparison: Comparison, labels: ViewLabels) -> list[tuple[str, str]]:
                      f"elimination at CMC ≤ {decision['elimination_cmc']})"),
         ("CMC", f"{comparison.cmc} of {comparison.cells_compared} cells ({decision['rule']} rule; original {comparison.cmc_original}, "
                 f"High CMC {comparison.cmc_high}; forward {comparison.cmc_forward}, backward {comparison.cmc_backward})"),
-        ("registration", f"questioned rotated {comparison.rotation_deg:.1f}°, shifted {comparison.translation_um[0]:.1f} µm, "
-                         f"{comparison.translation_um[1]:.1f} µm"),
+        ("registration", f"questioned rotated {_tenths(comparison.rotation_deg)}°, shifted {_tenths(comparison.translation_um[0])} µm, "
+                         f"{_tenths(comparison.translation_um[1])} µm"),
         ("correlation of the registered surfaces", "n/a" if comparison.ccf is None else f"{comparison.ccf:.3f}"),
         ("SHA-256 reference", str(comparison.reference.get("sha256"))),
         ("SHA-256 questioned", str(comparison.questioned.get("sha256"))),
