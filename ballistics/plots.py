@@ -35,7 +35,6 @@ from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from scipy import ndimage as ndi
 
-from ballistics.cmc import transform
 from ballistics.compare import Comparison
 from ballistics.errors import UsageError
 from ballistics.files import write_atomic
@@ -252,17 +251,9 @@ def draw_comparison(
     if comparison.details is None or comparison.surfaces is None:
         raise ValueError("the comparison was made without its details; plot it where it was computed")
     names = identifiers or Identifiers.from_comparison(comparison)
-    result = comparison.details
     ref, qst = comparison.surfaces
-    forward, rules = result.forward, result.forward_rules
-    high_decides = comparison.method["decision"]["rule"] == "high" and result.high_cmc_passed
-    congruent = rules.high.congruent(result.params.rotation_deg) if high_decides else rules.original.congruent
-    aligned = transform(
-        np.asarray(qst.surface, np.float32), comparison.rotation_deg, (result.shift_px[0], result.shift_px[1]), ref.surface.shape
-    )
-    i = int(np.argmax(rules.high.congruent_at.sum(axis=1))) if rules.high.congruent_at.size else 0
-    cdx = forward.dx[i] - np.nanmedian(forward.dx[i][congruent]) if congruent.any() else np.zeros(len(congruent))
-    cdy = forward.dy[i] - np.nanmedian(forward.dy[i][congruent]) if congruent.any() else np.zeros(len(congruent))
+    _, aligned = comparison.registered_surfaces()
+    cells = comparison.cell_outlines()
 
     fig = _figure(17, 13.5)
     fig.suptitle(
@@ -290,12 +281,12 @@ def draw_comparison(
         ref.spacing_m,
         f"questioned: {names.questioned}\nregistered onto the reference (rotated {comparison.rotation_deg:.1f}°)",
     )
-    for k, (y0, x0, y1, x1) in enumerate(forward.cell_box):
-        colour, width = (CONGRUENT, 1.6) if congruent[k] else (OTHER, 0.6)
-        ref_ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
-        dx, dy = (np.nan_to_num(cdx[k]), np.nan_to_num(cdy[k]))
-        qst_ax.add_patch(Rectangle((x0 + dx, y0 + dy), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
-    rule = "High CMC" if high_decides else "original"
+    congruent = cells.congruent
+    for ax, boxes in ((ref_ax, cells.reference), (qst_ax, cells.questioned)):
+        for (x0, y0, x1, y1), is_congruent in zip(boxes, congruent, strict=True):
+            colour, width = (CONGRUENT, 1.6) if is_congruent else (OTHER, 0.6)
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
+    rule = cells.rule
     cell_handles = [
         Patch(
             facecolor="none",

@@ -30,8 +30,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from ballistics import SOFTWARE_NAME, __version__
-from ballistics.cmc import transform
-from ballistics.compare import Comparison
+from ballistics.compare import CellOutlines, Comparison
 from ballistics.registration import block_mean
 from ballistics.relief import AZIMUTH_DEG, ELEVATION_DEG, EXAGGERATION
 
@@ -101,37 +100,16 @@ def asset(name: str) -> Markup:
     return Markup(resources.files("ballistics").joinpath("templates", name).read_text(encoding="utf-8"))
 
 
-def registered(comparison: Comparison) -> tuple[np.ndarray, np.ndarray]:
-    """The reference working surface and the questioned one registered onto its grid (metres, NaN unmeasured)."""
-    if comparison.details is None or comparison.surfaces is None:
-        raise ValueError("the comparison was made without its details; view it where it was computed")
-    ref, qst = comparison.surfaces
-    shift = comparison.details.shift_px
-    moved = transform(np.asarray(qst.surface, np.float32), comparison.rotation_deg, (shift[0], shift[1]), ref.surface.shape)
-    return np.asarray(ref.surface, np.float64), moved.astype(np.float64)
-
-
-def _cells(comparison: Comparison, factor: int) -> tuple[list[dict[str, Any]], np.ndarray, str]:
+def _cells(outlines: CellOutlines, factor: int) -> list[dict[str, Any]]:
     """Each cell's box on the reference and where it registered on the questioned surface (view pixels), congruent or not."""
-    assert comparison.details is not None
-    result = comparison.details
-    forward, rules = result.forward, result.forward_rules
-    high = comparison.method["decision"]["rule"] == "high" and result.high_cmc_passed
-    congruent = rules.high.congruent(result.params.rotation_deg) if high else rules.original.congruent
-    i = int(np.argmax(rules.high.congruent_at.sum(axis=1))) if rules.high.congruent_at.size else 0
-    dx = forward.dx[i] - np.nanmedian(forward.dx[i][congruent]) if congruent.any() else np.zeros(len(congruent))
-    dy = forward.dy[i] - np.nanmedian(forward.dy[i][congruent]) if congruent.any() else np.zeros(len(congruent))
-    cells = []
-    for k, (y0, x0, y1, x1) in enumerate(forward.cell_box):
-        ox, oy = float(np.nan_to_num(dx[k])), float(np.nan_to_num(dy[k]))
-        cells.append(
-            {
-                "reference": [round(float(v) / factor, 2) for v in (x0, y0, x1, y1)],
-                "questioned": [round(float(v) / factor, 2) for v in (x0 + ox, y0 + oy, x1 + ox, y1 + oy)],
-                "congruent": bool(congruent[k]),
-            }
-        )
-    return cells, congruent, "High CMC" if high else "original"
+    return [
+        {
+            "reference": [round(float(v) / factor, 2) for v in reference],
+            "questioned": [round(float(v) / factor, 2) for v in questioned],
+            "congruent": bool(congruent),
+        }
+        for reference, questioned, congruent in zip(outlines.reference, outlines.questioned, outlines.congruent, strict=True)
+    ]
 
 
 def _tenths(value: float) -> str:
@@ -184,18 +162,18 @@ def pair_view(
         (:func:`page` does).
     """
     names = labels or ViewLabels.from_comparison(comparison)
-    reference, questioned = registered(comparison)
+    reference, questioned = comparison.registered_surfaces()
+    outlines = comparison.cell_outlines()
     assert comparison.surfaces is not None
     spacing = comparison.surfaces[0].spacing_m
     factor = 1 if max_side is None else max(1, -(-max(reference.shape) // max_side))
     if factor > 1:
         reference, questioned = block_mean(reference, factor), block_mean(questioned, factor)
-    cells, congruent, rule = _cells(comparison, factor)
     light = {"azimuth_deg": AZIMUTH_DEG, "elevation_deg": ELEVATION_DEG, "exaggeration": EXAGGERATION}
     data = {
         "reference": asdict(HeightMap.of(reference, spacing * factor)),
         "questioned": asdict(HeightMap.of(questioned, spacing * factor)),
-        "cells": cells,
+        "cells": _cells(outlines, factor),
         "light": light,
     }
     return Markup(
@@ -206,9 +184,9 @@ def pair_view(
             heading=names.heading(),
             facts=_facts(comparison, names),
             light=light,
-            congruent=int(congruent.sum()),
-            other=int((~congruent).sum()),
-            rule=rule,
+            congruent=int(outlines.congruent.sum()),
+            other=int((~outlines.congruent).sum()),
+            rule=outlines.rule,
             data=data,
             script=asset("pair_view.js"),
         )

@@ -14,10 +14,11 @@ import pytest
 from browser import changed_fraction, open_browser, pixels, save_shot, severe_messages
 from conftest import SAMPLE_DATA
 
+from ballistics.cmc import pearson_complete
 from ballistics.compare import Comparison, compare
 from ballistics.relief import AZIMUTH_DEG, ELEVATION_DEG, EXAGGERATION, shade
 from ballistics.scan import load_scan
-from ballistics.view import CSP, HeightMap, ViewLabels, registered, view_page
+from ballistics.view import CSP, HeightMap, ViewLabels, view_page
 from cli import main
 
 #: Strings as a partner's record could carry them: they must reach the page as text.
@@ -73,13 +74,22 @@ def redraws(view: Any) -> int:
 
 
 def test_height_map_keeps_heights_to_half_a_quantisation_step_and_the_holes(comparison: Comparison) -> None:
-    reference, _ = registered(comparison)
+    reference, _ = comparison.registered_surfaces()
     assert comparison.surfaces is not None
     heights = HeightMap.of(reference, comparison.surfaces[0].spacing_m)
     back = heights.values_um()
     assert np.array_equal(np.isnan(back), np.isnan(reference))
     step = (heights.high_um - heights.low_um) / 65534
     assert np.nanmax(np.abs(back - reference * 1e6)) <= step / 2 + 1e-9
+
+
+def test_the_view_draws_the_surfaces_and_cells_the_comparison_measured(comparison: Comparison) -> None:
+    reference, moved = comparison.registered_surfaces()
+    assert pearson_complete(reference, moved) == pytest.approx(comparison.ccf, abs=1e-6)
+    cells = comparison.cell_outlines()
+    assert comparison.details is not None and cells.rule == "original"
+    assert int(cells.congruent.sum()) == comparison.details.forward_rules.original.count == comparison.cmc_forward
+    assert np.allclose(cells.reference[:, 2] - cells.reference[:, 0], cells.questioned[:, 2] - cells.questioned[:, 0])
 
 
 def test_strings_from_records_are_text_in_the_page(page_file: Path) -> None:
@@ -143,7 +153,7 @@ def test_browser_shading_is_the_relief_formula(browser: Any, page_file: Path, co
     )
     width, height, values = sample
     assert comparison.surfaces is not None
-    reference, _ = registered(comparison)
+    reference, _ = comparison.registered_surfaces()
     heights = HeightMap.of(reference, comparison.surfaces[0].spacing_m)
     expected = shade(heights.values_um(), heights.spacing_um, AZIMUTH_DEG, ELEVATION_DEG, EXAGGERATION).ravel()[::97]
     measured = ~np.isnan(expected)
@@ -213,7 +223,7 @@ def test_zoom_keeps_the_scale_bar_true(browser: Any, page_file: Path, comparison
     view = open_page(browser, page_file)
     assert comparison.surfaces is not None
     spacing_um = comparison.surfaces[0].spacing_m * 1e6
-    reference, _ = registered(comparison)
+    reference, _ = comparison.registered_surfaces()
     rows, columns = reference.shape
     canvas = view.find_element(By.CSS_SELECTOR, "canvas.pv-canvas")
     readout = view.find_element(By.CSS_SELECTOR, ".pv-scale-value")
