@@ -18,7 +18,6 @@ dots per inch: as SVG when the file name ends in ``.svg``, else as PNG (:func:`f
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -38,6 +37,7 @@ from scipy import ndimage as ndi
 from ballistics.compare import Comparison
 from ballistics.errors import UsageError
 from ballistics.files import write_atomic
+from ballistics.identifiers import Identifiers
 from ballistics.preprocess import BreechFace
 from ballistics.registration import wrap_deg
 from ballistics.relief import AZIMUTH_DEG, ELEVATION_DEG, shade
@@ -61,24 +61,6 @@ ANGLE_RANGE_DEG = 15.0
 ANGLE_CMAP = "coolwarm"
 
 plt.rcParams["svg.hashsalt"] = "ballistics"  # the same SVG for the same figure
-
-
-@dataclass(frozen=True)
-class Identifiers:
-    """How a figure names what it shows: the case and each exhibit (file names where nothing else is known)."""
-
-    reference: str
-    questioned: str
-    case: str | None = None
-
-    @classmethod
-    def from_comparison(cls, comparison: Comparison) -> Identifiers:
-        """The file names the comparison echoes, for a comparison made without case or exhibit numbers."""
-        return cls(*(Path(str(side.get("path") or "unnamed scan")).name for side in (comparison.reference, comparison.questioned)))
-
-    def title(self) -> str:
-        pair = f"reference {self.reference} and questioned {self.questioned}"
-        return f"Case {self.case}: {pair}" if self.case else pair.capitalize()
 
 
 def figure_format(path: Path) -> str:

@@ -57,7 +57,7 @@ def thumbnail(comparison: Comparison, side_px: int = THUMBNAIL_PX) -> Thumbnail:
 
 def search_report(result: SearchResult, comparisons: list[Comparison], query_label: str) -> str:
     """The whole page: the list, a thumbnail per candidate, and every candidate's pair view (hidden until opened)."""
-    from ballistics.view import ViewLabels
+    from ballistics.identifiers import Identifiers
 
     rows = []
     for hit, comparison in zip(result.candidates, comparisons, strict=True):
@@ -77,7 +77,7 @@ def search_report(result: SearchResult, comparisons: list[Comparison], query_lab
                 "thumb_width": picture.width,
                 "thumb_height": picture.height,
                 "view_id": view_id,
-                "view": pair_view(comparison, ViewLabels(exhibit, query_label), view_id=view_id, max_side=VIEW_MAX_SIDE),
+                "view": pair_view(comparison, Identifiers(exhibit, query_label), view_id=view_id, max_side=VIEW_MAX_SIDE),
             }
         )
     body = Markup(

@@ -21,7 +21,6 @@ import base64
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -31,6 +30,7 @@ from markupsafe import Markup
 
 from ballistics import SOFTWARE_NAME, __version__
 from ballistics.compare import CellOutlines, Comparison
+from ballistics.identifiers import Identifiers
 from ballistics.registration import block_mean
 from ballistics.relief import AZIMUTH_DEG, ELEVATION_DEG, EXAGGERATION
 
@@ -72,23 +72,6 @@ class HeightMap:
         return np.where(q == 0, np.nan, self.low_um + (q - 1) * (self.high_um - self.low_um) / (LEVELS - 1))
 
 
-@dataclass(frozen=True)
-class ViewLabels:
-    """What the view names: the case and each exhibit (CASE/EXHIBIT, or the file name where nothing else is known)."""
-
-    reference: str
-    questioned: str
-    case: str | None = None
-
-    @classmethod
-    def from_comparison(cls, comparison: Comparison) -> ViewLabels:
-        return cls(*(Path(str(side.get("path") or "unnamed scan")).name for side in (comparison.reference, comparison.questioned)))
-
-    def heading(self) -> str:
-        pair = f"{self.reference} (reference) and {self.questioned} (questioned)"
-        return f"Case {self.case}: {pair}" if self.case else pair
-
-
 @cache
 def environment() -> Environment:
     return Environment(loader=PackageLoader("ballistics", "templates"), autoescape=select_autoescape(("html",)), keep_trailing_newline=True)
@@ -117,7 +100,7 @@ def _tenths(value: float) -> str:
     return f"{round(value, 1) + 0.0:.1f}"
 
 
-def _facts(comparison: Comparison, labels: ViewLabels) -> list[tuple[str, str]]:
+def _facts(comparison: Comparison, labels: Identifiers) -> list[tuple[str, str]]:
     decision = comparison.method["decision"]
     facts = [("case", labels.case)] if labels.case else []
     return [
@@ -139,7 +122,7 @@ def _facts(comparison: Comparison, labels: ViewLabels) -> list[tuple[str, str]]:
 
 
 def pair_view(
-    comparison: Comparison, labels: ViewLabels | None = None, *, view_id: str = "pair-view", max_side: int | None = None
+    comparison: Comparison, labels: Identifiers | None = None, *, view_id: str = "pair-view", max_side: int | None = None
 ) -> Markup:
     """The comparison view as a self-contained HTML fragment (markup, inline CSS and JavaScript, heights as data).
 
@@ -147,7 +130,7 @@ def pair_view(
     ----------
     comparison : Comparison
         A comparison made with its details and prepared surfaces (:func:`ballistics.compare.compare`).
-    labels : ViewLabels, optional
+    labels : Identifiers, optional
         The case and exhibits named in the view (default: the scans' file names).
     view_id : str
         The fragment's element id, unique in its page (several views may share one page).
@@ -161,7 +144,7 @@ def pair_view(
         A ``<section>`` with a ``<style>``-free body: put :func:`style` once in the page's head
         (:func:`page` does).
     """
-    names = labels or ViewLabels.from_comparison(comparison)
+    names = labels or Identifiers.from_comparison(comparison)
     reference, questioned = comparison.registered_surfaces()
     outlines = comparison.cell_outlines()
     assert comparison.surfaces is not None
@@ -181,7 +164,7 @@ def pair_view(
         .get_template("pair_view.html")
         .render(
             view_id=view_id,
-            heading=names.heading(),
+            heading=names.title(),
             facts=_facts(comparison, names),
             light=light,
             congruent=int(outlines.congruent.sum()),
@@ -207,10 +190,10 @@ def page(title: str, body: Markup, extra_style: Markup = Markup("")) -> str:
     )
 
 
-def view_page(comparison: Comparison, labels: ViewLabels | None = None) -> str:
+def view_page(comparison: Comparison, labels: Identifiers | None = None) -> str:
     """``ballistics view``: one pair view as a whole page."""
-    names = labels or ViewLabels.from_comparison(comparison)
-    return page(f"Comparison view: {names.heading()}", pair_view(comparison, names))
+    names = labels or Identifiers.from_comparison(comparison)
+    return page(f"Comparison view: {names.title()}", pair_view(comparison, names))
 
 
 def png_data_uri(brightness: np.ndarray) -> str:

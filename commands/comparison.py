@@ -300,7 +300,8 @@ def compare(
         examiner=examiner,
     )
     if plot is not None:
-        from ballistics.plots import Identifiers, comparison_figure
+        from ballistics.identifiers import Identifiers
+        from ballistics.plots import comparison_figure
 
         names = Identifiers(reference_exhibit or ref_label, questioned_exhibit or qst_label, case)
         comparison_figure(result, plot, scans=((ref, names.reference), (qst, names.questioned)), identifiers=names)

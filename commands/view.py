@@ -58,7 +58,8 @@ def view(
     """
     from ballistics.compare import compare as run_compare
     from ballistics.files import write_atomic
-    from ballistics.view import ViewLabels, view_page
+    from ballistics.identifiers import Identifiers
+    from ballistics.view import view_page
 
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
@@ -67,7 +68,7 @@ def view(
     mode: Mode = "auto" if preprocessed is None else ("preprocessed" if preprocessed else "raw")
     with progress("preparing and comparing (every rotation, both directions)"):
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
-    labels = ViewLabels(reference_exhibit or ref_label, questioned_exhibit or qst_label, case)
+    labels = Identifiers(reference_exhibit or ref_label, questioned_exhibit or qst_label, case)
     write_atomic(output, view_page(result, labels).encode("utf-8"))
     audit(
         (
@@ -85,7 +86,7 @@ def view(
             },
         )
     )
-    note(f"{labels.heading()}: CMC {result.cmc}, {result.decision}")
+    note(f"{labels.title()}: CMC {result.cmc}, {result.decision}")
     note(f"wrote {output}")
 
 

@@ -17,6 +17,7 @@ from PIL import Image
 from ballistics import plots
 from ballistics.calibration import default_calibration
 from ballistics.compare import Comparison, compare
+from ballistics.identifiers import Identifiers
 from ballistics.method import DecisionParams
 from ballistics.relief import shade
 from ballistics.scan import Scan, load_scan
@@ -87,7 +88,7 @@ def integer_ticks(values: np.ndarray) -> bool:
 
 def test_comparison_figure_names_the_case_and_has_every_legend_at_300_dpi(same_gun: tuple[Comparison, Scan, Scan], tmp_path: Path) -> None:
     comparison, reference, questioned = same_gun
-    names = plots.Identifiers("CS1", "Q7", "UK-2026-0117")
+    names = Identifiers("CS1", "Q7", "UK-2026-0117")
     fig = plots.draw_comparison(comparison, scans=((reference, "CS1"), (questioned, "Q7")), identifiers=names)
     assert fig._suptitle is not None and fig._suptitle.get_text().startswith("Case UK-2026-0117: reference CS1 and questioned Q7")
     legends = legend_texts(fig)

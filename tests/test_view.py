@@ -16,13 +16,14 @@ from conftest import SAMPLE_DATA
 
 from ballistics.cmc import pearson_complete
 from ballistics.compare import Comparison, compare
+from ballistics.identifiers import Identifiers
 from ballistics.relief import AZIMUTH_DEG, ELEVATION_DEG, EXAGGERATION, shade
 from ballistics.scan import load_scan
-from ballistics.view import CSP, HeightMap, ViewLabels, view_page
+from ballistics.view import CSP, HeightMap, view_page
 from cli import main
 
 #: Strings as a partner's record could carry them: they must reach the page as text.
-HOSTILE = ViewLabels(
+HOSTILE = Identifiers(
     reference="CS1 <img src=x onerror=alert(1)>", questioned="Q7 </script><script>alert(2)</script>", case="UK-2026-0117 & 'co'"
 )
 
@@ -250,6 +251,15 @@ def test_zoom_keeps_the_scale_bar_true(browser: Any, page_file: Path, comparison
     after = canvas_shot(view)
     save_shot(after, "view-zoom-2.25.png")
     assert changed_fraction(before, after) > 0.3
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    count = redraws(view)
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, canvas.size["width"] // 4, 0), 0, -100).perform()
+    wait_for(lambda: redraws(view) > count)
+    wheeled_length, wheeled_screen, wheeled_per_pixel = bar()
+    assert wheeled_per_pixel == pytest.approx(zoomed_per_pixel / 1.25, rel=1e-4)
+    assert wheeled_length / wheeled_screen == pytest.approx(wheeled_per_pixel, rel=1e-3)
 
 
 def test_view_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -257,7 +267,7 @@ def test_view_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixt
     a, b = SAMPLE_DATA / "F01-01.x3p", SAMPLE_DATA / "F03-01.x3p"
     assert main(["view", str(a), str(b), "-o", str(out), "--case", "UK-2026-0117"]) == 0
     assert capsys.readouterr().err.splitlines()[-2:] == [
-        "Case UK-2026-0117: F01-01.x3p (reference) and F03-01.x3p (questioned): CMC 0, elimination",
+        "Case UK-2026-0117: reference F01-01.x3p and questioned F03-01.x3p: CMC 0, elimination",
         f"wrote {out}",
     ]
     html = out.read_text(encoding="utf-8")

@@ -153,13 +153,25 @@
     });
     this.canvas.addEventListener("wheel", function (event) {
       event.preventDefault();
-      self.setZoom(self.zoom * (event.deltaY < 0 ? 1.25 : 0.8));
+      var rect = self.canvas.getBoundingClientRect();
+      self.zoomAt(event.deltaY < 0 ? 1.25 : 0.8, event.clientX - rect.left, event.clientY - rect.top);
     }, { passive: false });
     this.canvas.addEventListener("pointerdown", function (event) { self.pointerDown(event); });
     this.canvas.addEventListener("pointermove", function (event) { self.pointerMove(event); });
     this.canvas.addEventListener("pointerup", function () { self.drag = null; });
     this.canvas.addEventListener("pointercancel", function () { self.drag = null; });
     window.addEventListener("resize", function () { self.draw(); });
+  };
+
+  View.prototype.zoomAt = function (factor, x, y) {
+    // keep the point of the surface under the pointer where it is
+    var L = this.lastLayout;
+    var px = this.mode === "side" && x > L.panelWidth + GAP / 2 ? x - L.panelWidth - GAP : x;
+    var point = [this.centre[0] + (px - L.panelWidth / 2) / L.scale, this.centre[1] + (y - L.height / 2) / L.scale];
+    var zoom = Math.max(1, Math.min(32, this.zoom * factor));
+    var scale = (L.scale / this.zoom) * zoom;
+    this.centre = [point[0] - (px - L.panelWidth / 2) / scale, point[1] - (y - L.height / 2) / scale];
+    this.setZoom(zoom);
   };
 
   View.prototype.setZoom = function (zoom) {
@@ -184,7 +196,7 @@
     var panels = this.mode === "side" ? 2 : 1;
     var panelWidth = Math.floor((width - (panels - 1) * GAP) / panels);
     var fit = panelWidth / w;
-    var height = Math.min(Math.round(h * fit), Math.round(window.innerHeight * 0.8) || 600);
+    var height = Math.min(Math.round(h * fit), Math.round(window.innerHeight * 0.75) || 600);
     fit = Math.min(fit, height / h);
     return { width: width, height: height, panels: panels, panelWidth: panelWidth, scale: fit * this.zoom };
   };
