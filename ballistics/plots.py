@@ -382,7 +382,7 @@ def draw_validation(validation: Validation, title: str = "") -> Figure:
     ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(f"CMC count (cells, {validation.decision.rule} rule)")
     ax.set_ylabel("pairs (symmetric log scale)")
-    heading = f"{title}: " if title else ""
+    heading = f"{title.rstrip(': ')}: " if title else ""
     ax.set_title(
         f"{heading}AUC {validation.auc():.4f}, false identifications {validation.false_identifications}, "
         f"missed identifications {validation.missed_identifications}",
@@ -420,7 +420,9 @@ def draw_tippett(llrs: np.ndarray, labels: np.ndarray, bounds: tuple[float, floa
     ax.set_xlabel("log10 LR")
     ax.set_ylabel("pairs with log10 LR at or above (%)")
     ax.set_ylim(-2, 102)
-    ax.set_title(f"{title}: Tippett plot, LRs held out by firearm" if title else "Tippett plot, LRs held out by firearm", fontsize=10)
+    ax.set_title(
+        f"{title.rstrip(': ')}: Tippett plot, LRs held out by firearm" if title else "Tippett plot, LRs held out by firearm", fontsize=10
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -446,5 +448,5 @@ def draw_ece(llrs: np.ndarray, labels: np.ndarray, title: str = "") -> Figure:
     handles, texts = ax.get_legend_handles_labels()
     ax.legend(handles, [names.get(text, text) for text in texts], fontsize=8)
     ax.set_xlabel("prior log10 odds of same source")
-    ax.set_title(f"{title}: empirical cross-entropy" if title else "empirical cross-entropy", fontsize=10)
+    ax.set_title(f"{title.rstrip(': ')}: empirical cross-entropy" if title else "empirical cross-entropy", fontsize=10)
     return fig

@@ -143,7 +143,8 @@ def test_validation_histogram_counts_in_whole_cells_with_both_thresholds(known_p
 def test_tippett_and_ece_plots_legend_every_line(tmp_path: Path) -> None:
     calibration = default_calibration(None)
     llrs, labels = calibration.held_out_log10_lr, calibration.pairs.labels
-    tippett = plots.draw_tippett(llrs, labels, calibration.bounds_log10, title="default")
+    tippett = plots.draw_tippett(llrs, labels, calibration.bounds_log10, title="Calibration:")
+    assert tippett.get_axes()[0].get_title() == "Calibration: Tippett plot, LRs held out by firearm"
     legends = legend_texts(tippett)
     assert "same source (H1), n=10" in legends and "LR = 1 (log10 LR = 0)" in legends
     assert any(t.startswith("ELUB bounds") for t in legends)
