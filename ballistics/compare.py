@@ -26,6 +26,23 @@ from ballistics.scan import Scan
 
 
 @dataclass(frozen=True)
+class CellOutlines:
+    """The cells of the direction reference -> questioned as drawn over both surfaces.
+
+    ``reference`` holds each cell's box on the reference and ``questioned`` where it registered
+    on the questioned surface once that is registered onto the reference (x0, y0, x1, y1,
+    reference pixels; a cell keeps its offset from the congruent cells' median displacement at
+    the angle where most cells are congruent); ``congruent`` says which cells are congruent under
+    the deciding rule, named by ``rule`` ("original" or "High CMC").
+    """
+
+    reference: np.ndarray
+    questioned: np.ndarray
+    congruent: np.ndarray
+    rule: str
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The outcome of one comparison, with what is needed to reproduce and report it."""
 
@@ -50,6 +67,33 @@ class Comparison:
     warnings: tuple[str, ...] = ()
     details: CmcResult | None = field(default=None, repr=False, compare=False)
     surfaces: tuple[BreechFace, BreechFace] | None = field(default=None, repr=False, compare=False)
+
+    def registered_surfaces(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reference working surface and the questioned one registered onto its grid (metres, NaN unmeasured)."""
+        details, surfaces = self._details()
+        ref, qst = surfaces
+        shift = (details.shift_px[0], details.shift_px[1])
+        moved = transform(np.asarray(qst.surface, np.float32), self.rotation_deg, shift, ref.surface.shape)
+        return np.asarray(ref.surface, np.float64), moved.astype(np.float64)
+
+    def cell_outlines(self) -> CellOutlines:
+        """The cells as the figures and the browser view draw them (:class:`CellOutlines`)."""
+        details, _ = self._details()
+        forward, rules = details.forward, details.forward_rules
+        high = self.method["decision"]["rule"] == "high" and details.high_cmc_passed
+        congruent = rules.high.congruent(details.params.rotation_deg) if high else rules.original.congruent
+        i = int(np.argmax(rules.high.congruent_at.sum(axis=1))) if rules.high.congruent_at.size else 0
+        dx = np.nan_to_num(forward.dx[i] - np.nanmedian(forward.dx[i][congruent])) if congruent.any() else np.zeros(len(congruent))
+        dy = np.nan_to_num(forward.dy[i] - np.nanmedian(forward.dy[i][congruent])) if congruent.any() else np.zeros(len(congruent))
+        y0, x0, y1, x1 = (forward.cell_box[:, k].astype(float) for k in range(4))
+        reference = np.stack([x0, y0, x1, y1], axis=1)
+        questioned = reference + np.stack([dx, dy, dx, dy], axis=1)
+        return CellOutlines(reference, questioned, np.asarray(congruent, bool), "High CMC" if high else "original")
+
+    def _details(self) -> tuple[CmcResult, tuple[BreechFace, BreechFace]]:
+        if self.details is None or self.surfaces is None:
+            raise ValueError("the comparison was made without its details; draw it where it was computed")
+        return self.details, self.surfaces
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``ballistics compare --json``."""

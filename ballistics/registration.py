@@ -105,6 +105,17 @@ def transform(
     return cv2.warpAffine(moving, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
+def inverse_registration(angle_deg: float, shift_px: tuple[float, float]) -> tuple[float, tuple[float, float]]:
+    """The rotation (degrees) and shift (px) that undo :func:`transform` with ``angle_deg`` and ``shift_px``.
+
+    :func:`transform` maps a moving point ``p`` to ``R (p - c_in) + c_out + s`` (``R`` the
+    rotation by ``angle_deg``, ``c`` the centres); the inverse maps ``q`` to
+    ``R^-1 (q - c_out) + c_in - R^-1 s``: a rotation by ``-angle_deg`` and the shift ``-R^-1 s``.
+    """
+    x, y = rotation_matrix(-angle_deg) @ np.asarray(shift_px, float)
+    return -angle_deg, (-float(x), -float(y))
+
+
 def block_mean(surface: np.ndarray, block: int) -> np.ndarray:
     """NaN-aware block average: a block with fewer than half its points valid becomes NaN."""
     h, w = surface.shape

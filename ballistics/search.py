@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ballistics.compare import compare_prepared, scan_identity
+from ballistics.compare import Comparison, compare_prepared, scan_identity
 from ballistics.errors import SearchError
 from ballistics.method import CmcParams, DecisionParams
 from ballistics.preprocess import BreechFace, prepare
@@ -208,11 +208,7 @@ def search(
 ) -> SearchResult:
     """Rank the collection's exhibits (the questioned scan itself left out) against a scan."""
     started = time.perf_counter()
-    face = (
-        store.prepared(questioned.sha256)
-        if questioned.sha256 and store.by_sha256(questioned.sha256)
-        else prepare(questioned, store.preprocess)
-    )
+    face = questioned_face(store, questioned)
     left_out = {questioned.sha256, *params.exclude}
     candidates = [e for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if e.sha256 not in left_out]
     if not candidates:
@@ -242,6 +238,32 @@ def search(
         for rank, i in enumerate(order[: params.top], start=1)
     ]
     return SearchResult(query_id, len(candidates), len(shortlisted), time.perf_counter() - started, prefilter_s, hits)
+
+
+def questioned_face(store: Store, questioned: Scan) -> BreechFace:
+    """The questioned scan prepared as the collection prepares its exhibits (its cached face when it is one of them)."""
+    if questioned.sha256 and store.by_sha256(questioned.sha256):
+        return store.prepared(questioned.sha256)
+    return prepare(questioned, store.preprocess)
+
+
+def hit_comparisons(
+    store: Store, questioned: Scan, result: SearchResult, params: SearchParams = SearchParams(), progress: Progress | None = None
+) -> list[Comparison]:
+    """Each ranked candidate's comparison again, in this process, with its details and surfaces (for views and figures).
+
+    The executors return only each comparison's JSON document; the comparison is deterministic,
+    so the one made here has the same counts and registration as the ranked one.
+    """
+    face = questioned_face(store, questioned)
+    comparisons = []
+    for hit in result.candidates:
+        reference_id = {"path": str(hit.exhibit.path), "sha256": hit.exhibit.sha256}
+        comparisons.append(
+            compare_prepared(store.prepared(hit.exhibit.sha256), face, reference_id, result.query, cmc=params.cmc, decision=params.decision)
+        )
+        _tick(progress, len(comparisons), len(result.candidates))
+    return comparisons
 
 
 def _rank_key(result: dict[str, Any], sha256: str) -> tuple[int, float, str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from commands.common import JsonOpt, WorkersOpt, emit_json, note, print_rows, progress, state, worker_count
+from commands.common import JsonOpt, WorkersOpt, check_figures, emit_json, note, print_rows, progress, state, worker_count
 from commands.comparison import (
     _CMC,
     _DECISION,
@@ -44,8 +44,14 @@ class CalibratorChoice(StrEnum):
     isotonic = "isotonic"
 
 
-TippettOpt = Annotated[Path | None, typer.Option("--tippett", help="Write the Tippett plot of the held-out LRs (PNG) here.")]
-EceOpt = Annotated[Path | None, typer.Option("--ece", help="Write the empirical cross-entropy plot of the held-out LRs (PNG) here.")]
+TippettOpt = Annotated[
+    Path | None,
+    typer.Option("--tippett", help="Write the Tippett plot of the held-out LRs here (PNG at 300 dpi; SVG when the name ends in .svg)."),
+]
+EceOpt = Annotated[
+    Path | None,
+    typer.Option("--ece", help="Write the empirical cross-entropy plot of the held-out LRs here (PNG; SVG when the name ends in .svg)."),
+]
 
 
 def calibrate(
@@ -102,6 +108,7 @@ def calibrate(
 
     if bool(folders) == bool(pairs_csv):
         raise UsageError(None, "give either folders of labelled scans or --pairs-csv files")
+    check_figures(tippett, ece)
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )

@@ -287,6 +287,14 @@ def search(
         str | None, typer.Option("--dask", help="Run the full comparisons on this Dask scheduler, e.g. tcp://host:8786.")
     ] = None,
     db_url: DbUrlOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write the list as a page to open in a browser, offline: a thumbnail of each candidate registered onto "
+            "the questioned case, each opening its comparison view.",
+        ),
+    ] = None,
 ) -> None:
     """Rank the collection against a questioned scan: signature shortlist, then the full CMC comparison.
 
@@ -316,6 +324,14 @@ def search(
             },
         )
     )
+    if report is not None:
+        from ballistics.files import write_atomic
+        from ballistics.search import hit_comparisons
+        from ballistics.search_report import search_report
+
+        with progress("the candidates' comparison views", quiet=json_out, total=len(result.candidates)) as update:
+            comparisons = hit_comparisons(store, scan, result, params, progress=update)
+        write_atomic(report, search_report(result, comparisons, label).encode("utf-8"))
     if json_out:
         emit_json(result.to_dict())
         return
@@ -338,6 +354,8 @@ def search(
             f"{row['prefilter']:.3f}",
         )
     print_table(ranking)
+    if report is not None:
+        note(f"wrote {report}")
 
 
 def register(app: typer.Typer) -> None:

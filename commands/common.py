@@ -219,6 +219,15 @@ def progress(label: str, *, quiet: bool = False, unit: str = "items", total: int
 # --- the collection, the lab, secrets and the audit log ----------------------------------------
 
 
+def check_figures(*paths: Path | None) -> None:
+    """Refuse a figure file whose extension is neither .png nor .svg (exit 2), before any work is done."""
+    from ballistics.plots import figure_format
+
+    for path in paths:
+        if path is not None:
+            figure_format(path)
+
+
 def open_store(db_url: str | None = None) -> Store:
     from ballistics.store import Store
 

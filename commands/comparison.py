@@ -17,6 +17,7 @@ from commands.common import (
     WorkersOpt,
     add_row,
     audit,
+    check_figures,
     emit_json,
     note,
     open_store,
@@ -187,8 +188,9 @@ def compare(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Write the diagnostic figure (PNG) here: both scans with the primer edge, crop and firing-pin zone drawn over them, "
-            "the aligned surfaces with their congruent cells, and the per-cell registrations."
+            help="Write the figure here (PNG at 300 dpi; SVG when the name ends in .svg): both scans with the primer edge, crop and "
+            "firing-pin zone drawn over them, the registered surfaces in shaded relief with their congruent cells, the per-cell "
+            "registrations and the counts against the thresholds, titled with the case and exhibits."
         ),
     ] = None,
     pixel_um: PixelOpt = None,
@@ -269,6 +271,7 @@ def compare(
     if record is None and (given := [name for name, value in record_only.items() if value is not None]):
         raise UsageError(None, f"{', '.join(given)} describe the record: give --record too")
 
+    check_figures(plot)
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule
     )
@@ -297,9 +300,11 @@ def compare(
         examiner=examiner,
     )
     if plot is not None:
+        from ballistics.identifiers import Identifiers
         from ballistics.plots import comparison_figure
 
-        comparison_figure(result, plot, scans=((ref, ref_label), (qst, qst_label)))
+        names = Identifiers(reference_exhibit or ref_label, questioned_exhibit or qst_label, case)
+        comparison_figure(result, plot, scans=((ref, names.reference), (qst, names.questioned)), identifiers=names)
     if record is not None:
         from ballistics.labs import DEFAULT_LAB
         from ballistics.recording import record_comparison
@@ -413,7 +418,10 @@ def validate(
         Path | None, typer.Option(help="CSV with columns file, firearm [default: derived from Fadul / Weller file names].")
     ] = None,
     json_out: JsonOpt = False,
-    plot: Annotated[Path | None, typer.Option(help="Write the histogram (PNG) here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write the histogram of CMC counts with the thresholds here (PNG at 300 dpi; SVG when the name ends in .svg)."),
+    ] = None,
     pairs_csv: Annotated[Path | None, typer.Option(help="Write every pair's result to this CSV.")] = None,
     workers: WorkersOpt = None,
     cells: CellsOpt = _CMC.cells[0],
@@ -431,8 +439,10 @@ def validate(
             help="Also validate likelihood ratios leaving firearms out: Cllr, Cllr-min, Cllr-cal, misleading evidence, extreme LRs.",
         ),
     ] = False,
-    tippett: Annotated[Path | None, typer.Option("--tippett", help="With --lr: write the Tippett plot (PNG) here.")] = None,
-    ece: Annotated[Path | None, typer.Option("--ece", help="With --lr: write the empirical cross-entropy plot (PNG) here.")] = None,
+    tippett: Annotated[Path | None, typer.Option("--tippett", help="With --lr: write the Tippett plot here (PNG; SVG for .svg).")] = None,
+    ece: Annotated[
+        Path | None, typer.Option("--ece", help="With --lr: write the empirical cross-entropy plot here (PNG; SVG for .svg).")
+    ] = None,
 ) -> None:
     """Compare all pairs of a labelled set: CMC distributions, AUC, false and missed identifications; with --lr, LR performance.
 
@@ -444,6 +454,7 @@ def validate(
 
     if (tippett or ece) and not lr:
         raise UsageError(tippett or ece, "--tippett and --ece plot the likelihood ratios of --lr")
+    check_figures(plot, tippett, ece)
 
     cmc, decision = method_params(
         cells, translation_um, rotation_threshold_deg, ccf_threshold, identification_cmc, elimination_cmc, cmcr_window, rule

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from commands.common import JsonOpt, PixelOpt, emit_json, note, print_rows, progress
+from commands.common import JsonOpt, PixelOpt, check_figures, emit_json, note, print_rows, progress
 
 if TYPE_CHECKING:
     from ballistics.preprocess import BreechFace
@@ -87,12 +87,13 @@ def info(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Prepare the scans for comparison and write a figure (PNG) here: each scan with the primer edge, "
-            "the crop and the firing-pin zone removed drawn over it."
+            help="Prepare the scans for comparison and write a figure here (PNG at 300 dpi; SVG when the name ends in .svg): "
+            "each scan with the primer edge, the crop and the firing-pin zone removed drawn over it."
         ),
     ] = None,
 ) -> None:
     """Describe scans: format, kind, shape, spacing, valid fraction, heights, metadata, SHA-256."""
+    check_figures(plot)
     loaded = [load_file(path, pixel_um) for path in scans]
     summaries = [scan_summary(scan) for scan in loaded]
     if plot is not None:

@@ -117,3 +117,6 @@ def test_the_package_builds_without_warnings(tmp_path: Path) -> None:
         "ballistics/migrations/versions/v0004_alembic.py",
     } <= set(names)
     assert "ballistics/schemas/match-record-v1.schema.json" in names and "ballistics/calibrations/default.json" in names
+    assert {
+        f"ballistics/templates/{name}" for name in ("pair_view.html", "pair_view.js", "pair_view.css", "page.html", "search_report.html")
+    } <= set(names)
