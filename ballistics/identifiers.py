@@ -26,4 +26,4 @@ class Identifiers:
     def title(self) -> str:
         """``Case C: reference R and questioned Q`` (``Reference R and questioned Q`` without a case)."""
         pair = f"reference {self.reference} and questioned {self.questioned}"
-        return f"Case {self.case}: {pair}" if self.case else pair.capitalize()
+        return f"Case {self.case}: {pair}" if self.case else pair[0].upper() + pair[1:]  # names keep their case

@@ -251,9 +251,10 @@ def comparison_figures(
         ),
         Figure(
             "Congruent matching cells",
-            "Left: the reference with its cells; middle: the questioned case registered onto it, congruent cells in green and the "
-            "others in orange; right: each cell's best registration (dx, dy; colour: its angle; size: its correlation) with the "
-            "tolerance box dashed. Drawn from the scans with the record's parameters.",
+            "Top: both prepared surfaces with their height scales. Bottom left: the reference in shaded relief with its cells and "
+            "the questioned case registered onto it, congruent cells in green and the others in orange; bottom right: each "
+            "cell's best registration (dx, dy; colour: its angle; size: its correlation) with the tolerance box dashed, and the "
+            "CMC counts against the identification and elimination thresholds. Drawn from the scans with the record's parameters.",
             cells,
         ),
     )

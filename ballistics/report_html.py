@@ -4,8 +4,8 @@ Every string of a record is data: the template engine escapes everything it is g
 ``<script>`` prints as text). Style and figures are inside the file (figures as ``data:`` URIs),
 and a Content-Security-Policy forbids the page to load anything from anywhere, so the file reads
 the same offline, in a court's browser, years later. A further section (such as an interactive
-comparison view) is inserted with :class:`ReportSection`; inline scripts are allowed only when a
-section needs them.
+comparison view, :func:`comparison_view_section`) is inserted with :class:`ReportSection`; inline
+scripts are allowed only when a section needs them.
 """
 
 from __future__ import annotations
@@ -155,6 +155,22 @@ def context(report: Report, sections: Sequence[ReportSection] = ()) -> dict[str,
         "figures": [{"figure": f, "uri": "data:image/png;base64," + base64.b64encode(f.png).decode("ascii")} for f in report.figures],
         "sections": sections,
     }
+
+
+def comparison_view_section(report: Report) -> ReportSection | None:
+    """The interactive comparison view (:func:`ballistics.view.pair_view`) of the comparison made again, or None without it.
+
+    Without the scans there is no surface to show; the report's figures section already says why.
+    """
+    if report.recomputation is None:
+        return None
+    from ballistics.identifiers import Identifiers
+    from ballistics.view import pair_view, style
+
+    record = report.record
+    labels = Identifiers(record["exhibits"]["reference"], record["exhibits"]["questioned"], record["case_id"])
+    body = Markup("<style>") + style() + Markup("</style>\n") + pair_view(report.recomputation.comparison, labels)
+    return ReportSection("comparison-view", "8. The comparison in the browser", body, scripts=True)
 
 
 def render_report(report: Report, sections: Sequence[ReportSection] = ()) -> bytes:

@@ -98,7 +98,7 @@ def make(
     """
     from ballistics.files import write_atomic
     from ballistics.report import assemble_report
-    from ballistics.report_html import render_report
+    from ballistics.report_html import comparison_view_section, render_report
 
     store = open_store(db_url)
     doc, record_file, source = resolve_record(record, store)
@@ -111,7 +111,8 @@ def make(
     report = assemble_report(
         doc, record_source=source, record_file=record_file, stored_scan=store.stored_scan, calibrations=calibration_candidates(calibration)
     )
-    html = render_report(report)
+    view = comparison_view_section(report)
+    html = render_report(report, () if view is None else (view,))
     write_atomic(output, html)
     report_sha256 = hashlib.sha256(html).hexdigest()
     written: dict[str, dict[str, str] | None] = {"report": {"path": str(output), "sha256": report_sha256}, "pdf": None}

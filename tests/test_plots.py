@@ -34,7 +34,7 @@ def same_gun() -> tuple[Comparison, Scan, Scan]:
 
 @pytest.fixture(scope="module")
 def known_pairs() -> Validation:
-    """The CMC counts of the packaged calibration's real reference pairs (Fadul known cases), as a validation."""
+    """The CMC counts of the packaged calibration's real reference pairs (Fadul knowns and Weller), as a validation."""
     pairs = default_calibration(None).pairs
     cmc = pairs.features[:, pairs.feature_names.index("cmc")]
     return Validation(
@@ -130,11 +130,15 @@ def test_a_figure_named_svg_is_written_as_svg_and_other_extensions_are_refused(
 
 
 def test_validation_histogram_counts_in_whole_cells_with_both_thresholds(known_pairs: Validation, tmp_path: Path) -> None:
-    fig = plots.draw_validation(known_pairs, title="Fadul known cases")
+    fig = plots.draw_validation(known_pairs, title="Fadul and Weller known cases")
     (ax,) = fig.get_axes()
     assert integer_ticks(ax.get_xticks()) and integer_ticks(ax.get_yticks())
-    assert {"known non-match (n=180)", "known match (n=10)", "identification at CMC ≥ 6", "elimination at CMC ≤ 2"} <= legend_texts(fig)
-    assert ax.get_title().startswith("Fadul known cases: AUC 1.0000")
+    matches = sum(p.same_source for p in known_pairs.pairs)
+    others = len(known_pairs.pairs) - matches
+    assert matches == 380 and others == 4275
+    expected = {f"known non-match (n={others})", f"known match (n={matches})", "identification at CMC ≥ 6", "elimination at CMC ≤ 2"}
+    assert expected <= legend_texts(fig)
+    assert ax.get_title().startswith("Fadul and Weller known cases: AUC 1.0000")
     assert_no_overlap(fig)
     with Image.open(plots.validation_figure(known_pairs, tmp_path / "v.png")) as image:
         assert image.info["dpi"] == pytest.approx((300, 300), abs=0.01)
@@ -146,7 +150,9 @@ def test_tippett_and_ece_plots_legend_every_line(tmp_path: Path) -> None:
     tippett = plots.draw_tippett(llrs, labels, calibration.bounds_log10, title="Calibration:")
     assert tippett.get_axes()[0].get_title() == "Calibration: Tippett plot, LRs held out by firearm"
     legends = legend_texts(tippett)
-    assert "same source (H1), n=10" in legends and "LR = 1 (log10 LR = 0)" in legends
+    matches = int(labels.sum())
+    assert f"same source (H1), n={matches}" in legends and f"different sources (H2), n={len(labels) - matches}" in legends
+    assert "LR = 1 (log10 LR = 0)" in legends
     assert any(t.startswith("ELUB bounds") for t in legends)
     ece = plots.draw_ece(llrs, labels, title="default")
     assert {"LR = 1 always (uninformative)", "LRs held out by firearm", "after PAV (calibration loss removed)"} <= legend_texts(ece)
