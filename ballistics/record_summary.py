@@ -37,7 +37,7 @@ class StatedLR:
     def text(self) -> str:
         """One line: the verbal category and the proposition it supports, then the number."""
         if not self.calibrated:
-            return f"LR {10**self.log10_lr:g} uncalibrated (version-1 record: no calibration, no verbal equivalent)"
+            return f"{10**self.log10_lr:g}, uncalibrated (version-1 record: no calibration, no verbal equivalent)"
         words = "supports neither proposition" if self.supports == "neither" else f"{self.category} support for {self.supports}"
         return f"{words} (log10 LR {self.log10_lr:+.2f})"
 

@@ -35,21 +35,21 @@ def records_list(
         return
     listing = table(
         f"{len(found)} match records",
-        ("record", "lab", "case", "exhibits", "algorithm", "likelihood ratio", "examiner's conclusion", "date"),
-        keep=("record", "case", "date"),
-        fold=("likelihood ratio", "examiner's conclusion", "exhibits"),
+        ("record, date", "lab", "case, exhibits", "findings"),
+        keep=("record, date",),
+        fold=("findings",),
     )
     for s in found:
         add_row(
             listing,
-            s.record_id[:8],
-            s.lab.id + (" (partner)" if s.partner else ""),
-            s.case,
-            f"{s.exhibits[0]} vs {s.exhibits[1]}",
-            f"{s.decision}, CMC {s.cmc}",
-            "none stated" if s.likelihood_ratio is None else s.likelihood_ratio.text(),
-            s.conclusion_text,
-            s.created[:10],
+            (s.record_id[:8], s.created[:10]),
+            (s.lab.id, "partner") if s.partner else s.lab.id,
+            (s.case, f"{s.exhibits[0]} vs {s.exhibits[1]}"),
+            (
+                f"algorithm: {s.decision} (CMC {s.cmc})",
+                f"LR: {'none stated' if s.likelihood_ratio is None else s.likelihood_ratio.text()}",
+                f"examiner: {s.conclusion_text}",
+            ),
         )
     print_table(listing)
 

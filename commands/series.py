@@ -29,8 +29,8 @@ def series_list(json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
         return
     listing = table(
         f"{len(found)} firearm series",
-        ("series", "cases", "links", "labs", "countries", "first", "last"),
-        keep=("series", "cases", "links", "countries", "first", "last"),
+        ("series", "cases", "countries", "cross-border", "first, last", "labs"),
+        keep=("series", "cases", "countries", "cross-border", "first, last"),
         fold=("labs",),
     )
     for s in found:
@@ -38,11 +38,10 @@ def series_list(json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
             listing,
             s.id,
             str(len(s.cases)),
-            str(len(s.links)),
-            ", ".join(lab.id for lab in s.labs),
-            ", ".join(s.countries) + (" cross-border" if s.cross_border else ""),
-            s.first[:10],
-            s.last[:10],
+            ", ".join(s.countries),
+            "yes" if s.cross_border else "no",
+            (s.first[:10], s.last[:10]),
+            tuple(lab.id for lab in s.labs),
         )
     print_table(listing)
 
@@ -82,21 +81,18 @@ def series_show(
         add_row(cases, case.lab.id, case.lab.country, case.ref.case, ", ".join(case.exhibits))
     print_table(cases)
     links = table(
-        f"{len(series.links)} confirmed links",
-        ("record", "from", "to", "algorithm", "likelihood ratio", "examiner", "date"),
-        keep=("record", "date"),
-        fold=("from", "to", "likelihood ratio", "examiner"),
+        f"{len(series.links)} confirmed links", ("record, date", "cases joined", "findings"), keep=("record, date",), fold=("findings",)
     )
     for link in series.links:
         add_row(
             links,
-            link.record_id[:8],
-            f"{link.ends[0].key}/{link.exhibits[0]}",
-            f"{link.ends[1].key}/{link.exhibits[1]}",
-            f"{link.decision}, CMC {link.cmc}",
-            "none stated" if link.likelihood_ratio is None else link.likelihood_ratio.text(),
-            f"{link.examiner} ({link.recorded_by.id})",
-            link.created[:10],
+            (link.record_id[:8], link.created[:10]),
+            (f"{link.ends[0].key}/{link.exhibits[0]}", f"{link.ends[1].key}/{link.exhibits[1]}"),
+            (
+                f"algorithm: {link.decision} (CMC {link.cmc})",
+                f"LR: {'none stated' if link.likelihood_ratio is None else link.likelihood_ratio.text()}",
+                f"confirmed by: {link.examiner} ({link.recorded_by.id})",
+            ),
         )
     print_table(links)
     if drawn is not None:
