@@ -25,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import networkx as nx
+import numpy as np
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 
@@ -75,7 +76,13 @@ def _layout(graph: nx.Graph[CaseRef]) -> dict[CaseRef, tuple[float, float]]:
     if len(nodes) == 2:
         return {nodes[0]: (-1.0, 0.0), nodes[1]: (1.0, 0.0)}
     positions = nx.kamada_kawai_layout(graph)
-    return {node: (float(x), float(y)) for node, (x, y) in positions.items()}
+    nodes = list(positions)
+    points = np.array([positions[node] for node in nodes], dtype=float)
+    points -= points.mean(axis=0)
+    # Turn the layout so that its longer extent lies across the page (principal axes of the positions).
+    _, axes = np.linalg.eigh(points.T @ points)
+    turned = points @ axes[:, ::-1]
+    return {node: (float(x), float(y)) for node, (x, y) in zip(nodes, turned, strict=True)}
 
 
 Box = tuple[float, float, float, float]
@@ -146,8 +153,8 @@ def draw_series(series: Series, path: str | Path) -> SeriesPlot:
     colours = dict(zip(series.countries, itertools.cycle(COUNTRY_COLOURS), strict=False))
     xs, ys = [p[0] for p in positions.values()], [p[1] for p in positions.values()]
     limits = ((min(xs) - 0.45, max(xs) + 0.45), (min(ys) - 0.3, max(ys) + 0.3))
-    width = 3.7 + 1.6 * len(series.cases) ** 0.5  # inches: the layout's unit square takes more room as cases are added
-    size = (width, max(2.6, width * (limits[1][1] - limits[1][0]) / (limits[0][1] - limits[0][0])))
+    width = 4.5 + 1.8 * len(series.cases) ** 0.5  # inches: the layout's unit square takes more room as cases are added
+    size = (width, min(width, max(2.6, width * (limits[1][1] - limits[1][0]) / (limits[0][1] - limits[0][0]))))
     for _ in range(MAX_GROWTHS + 1):
         fig, ax = plt.subplots(figsize=size)
         for (xa, ya), (xb, yb), _label in edges:
