@@ -119,6 +119,7 @@ def _place_edge_labels(ax: plt.Axes, edges: list[tuple[tuple[float, float], tupl
             ha="center",
             va="center",
             fontsize=7,
+            parse_math=False,  # words from a partner's record are text, never mathtext
             zorder=3,
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": EDGE_COLOUR, "linewidth": 0.6},
         )
@@ -173,6 +174,7 @@ def draw_series(series: Series, path: str | Path) -> SeriesPlot:
                     ha="center",
                     va="center",
                     fontsize=8,
+                    parse_math=False,  # case numbers are a partner's text, never mathtext
                     zorder=4,
                     bbox={"boxstyle": "round,pad=0.4", "facecolor": colours[case.lab.country], "edgecolor": "black", "linewidth": 0.8},
                 )
@@ -181,7 +183,7 @@ def draw_series(series: Series, path: str | Path) -> SeriesPlot:
         ax.set_ylim(*limits[1])
         ax.set_axis_off()
         labs_of = {country: sorted(lab.id for lab in series.labs if lab.country == country) for country in series.countries}
-        ax.legend(
+        legend = ax.legend(
             handles=[
                 Patch(facecolor=colours[country], edgecolor="black", label=f"{country}: {', '.join(labs_of[country])}")
                 for country in series.countries
@@ -194,6 +196,8 @@ def draw_series(series: Series, path: str | Path) -> SeriesPlot:
             title_fontsize=8,
             frameon=False,
         )
+        for text in legend.get_texts():
+            text.set_parse_math(False)
         border = "cross-border, " if series.cross_border else ""
         ax.set_title(
             f"Firearm series {series.id}: {_count(len(series.cases), 'case')}, {_count(len(series.links), 'confirmed link')} ({border}"

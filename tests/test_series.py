@@ -150,3 +150,14 @@ def test_a_dense_series_still_has_readable_labels(tmp_path: Path) -> None:
     assert len(series.cases) == 10 and len(series.links) == 45 and series.cross_border
     drawn = draw_series(series, tmp_path / "dense.png")
     assert drawn.overlapping_labels == 0 and drawn.path.stat().st_size > 50_000
+
+
+def test_a_partners_case_number_is_drawn_as_text_never_as_mathtext(tmp_path: Path) -> None:
+    """Between two ``$`` matplotlib reads mathtext: ``$\\frac{$`` would stop the drawing, ``$x^2$`` would typeset."""
+    odd = Lab("FR-IRCGN", "IRCGN", "FR")
+    cases = ["FR $\\frac{$ 1", "$x^2$ 2026"]
+    records = [link_record(odd, cases[0], (sha("p"), sha("q"))), link_record(odd, cases[1], (sha("q"), sha("r")), day=2)]
+    [series] = find_all_series(records, {}, LABS)
+    assert [c.ref.case for c in series.cases] == sorted(cases)
+    drawn = draw_series(series, tmp_path / "odd.png")
+    assert drawn.overlapping_labels == 0 and drawn.path.stat().st_size > 10_000
