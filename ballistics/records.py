@@ -270,6 +270,20 @@ def _scan_ref(scan: Mapping[str, Any]) -> dict[str, str]:
     return ref
 
 
+def examiner_conclusion(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The examiner's own conclusion stated by a (validated) record of either version; empty when it states none.
+
+    Version 2 keeps it in ``examiner_conclusion`` (``afte_category``, ``verbal``, ``remarks``);
+    version 1 kept the AFTE category and remarks in ``conclusion``, beside the algorithm's
+    decision (what :func:`migrate_v1` moves). The algorithm's ``conclusion.decision`` is never
+    the examiner's.
+    """
+    if "examiner_conclusion" in record:
+        return dict(record["examiner_conclusion"])
+    conclusion = record["conclusion"]
+    return {key: conclusion[key] for key in ("afte_category", "remarks") if key in conclusion}
+
+
 def describe_record(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What a (validated) record states, as labelled lines, for either schema version.
 
@@ -278,7 +292,7 @@ def describe_record(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     ``likelihood_ratio`` block with its propositions and calibration.
     """
     scores, conclusion = record["scores"], record["conclusion"]
-    mine = record.get("examiner_conclusion") or {k: conclusion[k] for k in ("afte_category", "remarks") if k in conclusion}
+    mine = examiner_conclusion(record)
     rows = [
         ("schema version", str(record["schema_version"])),
         ("lab", f"{record['lab']['name']} ({record['lab']['id']}, {record['lab']['country']})"),

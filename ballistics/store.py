@@ -553,12 +553,56 @@ class Store:
             with self.engine.connect() as own:
                 yield own
 
-    def records(self, case_id: str | None = None) -> list[dict[str, Any]]:
-        query = sa.select(match_records.c.document).order_by(match_records.c.created)
+    def records(self, case_id: str | None = None, lab: str | None = None) -> list[dict[str, Any]]:
+        """The stored match records (the lab's own and those imported from partners), oldest first.
+
+        ``case_id`` and ``lab`` keep those of that case (the record's ``case_id``) and of that lab
+        (the lab that made the record).
+        """
+        query = sa.select(match_records.c.document).order_by(match_records.c.created, match_records.c.record_id)
         if case_id is not None:
             query = query.where(match_records.c.case_id == case_id)
+        if lab is not None:
+            query = query.where(match_records.c.lab_id == lab)
         with self.engine.connect() as c:
             return [json.loads(row.document) for row in c.execute(query)]
+
+    def find_record(self, ident: str) -> dict[str, Any]:
+        """The stored record whose id is ``ident``, or starts with it (8 characters at least, one record only)."""
+        text = ident.strip().lower()
+        with self.engine.connect() as c:
+            if (found := self.record(text, conn=c)) is not None:
+                return found
+            if len(text) < 8 or any(ch not in "0123456789abcdef-" for ch in text):
+                raise StoreError(ident, "no stored match record has this id (give the record id, or its first 8 characters or more)")
+            rows = c.execute(sa.select(match_records.c.document).where(match_records.c.record_id.startswith(text)).limit(2)).all()
+        if len(rows) > 1:
+            raise StoreError(ident, "this prefix names more than one stored match record; give more characters")
+        if not rows:
+            raise StoreError(ident, "no stored match record has this id")
+        document: dict[str, Any] = json.loads(rows[0].document)
+        return document
+
+    def known_labs(self) -> dict[str, Lab]:
+        """Every lab the collection knows (its own, partners, the makers of imported exhibits), by id."""
+        with self.engine.connect() as c:
+            return {row.id: Lab(row.id, row.name, row.country) for row in c.execute(sa.select(labs).order_by(labs.c.id))}
+
+    def partner_labs(self) -> set[str]:
+        """Ids of the partner labs: marked so when their exhibits were imported, or senders of an imported bundle."""
+        with self.engine.connect() as c:
+            marked = {row.id for row in c.execute(sa.select(labs.c.id).where(labs.c.partner))}
+            senders = {row.sender_lab for row in c.execute(sa.select(bundle_ledger.c.sender_lab).distinct())}
+        return marked | senders
+
+    def filings(self, shas: Sequence[str]) -> dict[str, Exhibit]:
+        """The exhibits holding these scans, by SHA-256; a scan the collection does not hold is absent."""
+        out: dict[str, Exhibit] = {}
+        unique = sorted(set(shas))
+        with self.engine.connect() as c:
+            for start in range(0, len(unique), 500):
+                out.update({e.sha256: e for e in self._exhibit_rows(c, exhibits.c.scan_sha256.in_(unique[start : start + 500]))})
+        return out
 
     def exhibits(
         self, *, calibre: str | None = None, firing_pin_shape: str | None = None, lab: str | None = None, case: str | None = None

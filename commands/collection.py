@@ -193,31 +193,6 @@ def db_show(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = Non
     print_rows(f"exhibit #{found.id}: {exhibit_label(found)}", [(k, "" if v is None else str(v)) for k, v in fields.items()], whole=whole)
 
 
-@db_app.command("record")
-def db_record(
-    ident: Annotated[str, typer.Argument(help="A stored match record's id, or a match-record file.")],
-    json_out: JsonOpt = False,
-    db_url: DbUrlOpt = None,
-) -> None:
-    """Show a match record (schema version 1 or 2): the algorithm's decision, the likelihood ratio, the examiner's conclusion."""
-    from ballistics.errors import StoreError
-    from ballistics.records import describe_record, load_record
-
-    path = Path(ident)
-    if path.suffix.lower() == ".json" or path.exists():
-        found = load_record(path)
-    else:
-        stored = open_store(db_url).record(ident)
-        if stored is None:
-            raise StoreError(ident, "no stored match record has this id")
-        found = stored
-    if json_out:
-        emit_json(found)
-        return
-    scans = [(f"sha256 {side}", str(found["scans"][side]["sha256"])) for side in ("reference", "questioned")]
-    print_rows(f"match record {found['record_id']}", describe_record(found), whole=scans)
-
-
 @db_app.command("remove")
 def db_remove(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
     """Remove an exhibit (its scan file too, unless a stored comparison cites it)."""

@@ -151,15 +151,21 @@ def table(title: str, columns: Sequence[str], *, keep: Sequence[str] = (), fold:
     return result
 
 
-def add_row(target: Table, *cells: str | Text) -> None:
+def add_row(target: Table, *cells: str | Text | tuple[str, ...]) -> None:
     """One row; every cell is shown as it is, never read as markup, control characters made visible.
 
     Case and exhibit ids, lab names and refusal reasons may come from partners: they are data. A
     :class:`~rich.text.Text` cell keeps its style (the whole cell's) and has its text made visible too.
+    A tuple is a cell of several lines, each made visible (so a partner's text cannot add lines).
     """
     from rich.text import Text
 
-    target.add_row(*(Text(visible(cell)) if isinstance(cell, str) else Text(visible(cell.plain), style=cell.style) for cell in cells))
+    def shown(cell: str | Text | tuple[str, ...]) -> Text:
+        if isinstance(cell, tuple):
+            return Text("\n".join(visible(line) for line in cell))
+        return Text(visible(cell)) if isinstance(cell, str) else Text(visible(cell.plain), style=cell.style)
+
+    target.add_row(*(shown(cell) for cell in cells))
 
 
 def print_table(result: Table) -> None:

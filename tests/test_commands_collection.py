@@ -166,31 +166,3 @@ def test_work_before_keys_init_is_reattributed_explicitly_then_exported(
     assert main(["bundle", "export", "--to", "FR-IRCGN", "--record", str(record), "-o", str(bundle)]) == 0
     code, log = run_json(capsys, "audit", "show")
     assert "records_reattributed" in [e["type"] for e in log["events"]] and main(["audit", "verify"]) == 0
-
-
-def test_db_record_shows_version_1_and_version_2_records(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from test_records import a_record, a_v1_record
-
-    from ballistics.records import write_record
-    from ballistics.store import Store
-
-    monkeypatch.setenv("COLUMNS", "200")
-    new, old = write_record(a_record(), tmp_path / "v2.json"), write_record(a_v1_record(), tmp_path / "v1.json")
-    assert main(["db", "record", str(new)]) == 0
-    text = capsys.readouterr().out
-    for phrase in ("H1 (same source)", "fired by the same firearm", "+3.69, interval +3.10 .. +3.69, bounds -2.58 .. +3.69",
-                   "examiner's conclusion (AFTE)", "strong support, same source", "technical review", "B. Reviewer", "c" * 64):  # fmt: skip
-        assert phrase in text
-    assert main(["db", "record", str(old)]) == 0
-    text = capsys.readouterr().out
-    assert "250 (version 1: no calibration named)" in text and "inconclusive-b" in text and "poor marks" in text
-    stored = a_v1_record()
-    store = Store.open(Path(os.environ["BALLISTICS_HOME"]))
-    store.add_record(stored)
-    store.close()
-    code, doc = run_json(capsys, "db", "record", stored["record_id"], "--json")
-    assert code == 0 and doc == stored
-    code, doc = run_json(capsys, "db", "record", "00000000-0000-0000-0000-000000000000", "--json")
-    assert code == 3 and "no stored match record" in doc["error"]["reason"]
