@@ -59,7 +59,7 @@ class DirectionResult:
     angles: np.ndarray  # (A,) degrees
     cell_index: np.ndarray  # (N, 2) grid row, col
     cell_box: np.ndarray  # (N, 4) y0, x0, y1, x1 in fixed-surface pixels
-    dx: np.ndarray  # (A, N) pixels, cell displacement relative to its expected place
+    dx: np.ndarray  # (A, N) pixels, cell displacement relative to its expected place, NaN where not scored
     dy: np.ndarray
     ccf: np.ndarray  # (A, N) pairwise-complete correlation, NaN where too little overlap
     shifts: np.ndarray  # (A, 2) global translation applied at each angle (x, y) px
@@ -389,8 +389,9 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     -------
     DirectionResult
         Per angle and cell: displacement ``dx``, ``dy`` (pixels, relative to the cell's expected
-        place) and correlation ``ccf`` (dimensionless, NaN where the region is too empty), with
-        the cells' grid index and box.
+        place) and correlation ``ccf`` (dimensionless), all three NaN where the region is more
+        than ``params.max_missing`` empty (such a region is neither transformed nor searched),
+        with the cells' grid index and box.
     """
     grid = _cell_grid(fixed, params)
     n, a = len(grid.index), len(angles)
