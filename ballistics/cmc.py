@@ -59,7 +59,7 @@ class DirectionResult:
     angles: np.ndarray  # (A,) degrees
     cell_index: np.ndarray  # (N, 2) grid row, col
     cell_box: np.ndarray  # (N, 4) y0, x0, y1, x1 in fixed-surface pixels
-    dx: np.ndarray  # (A, N) pixels, cell displacement relative to its expected place
+    dx: np.ndarray  # (A, N) pixels, cell displacement relative to its expected place, NaN where not scored
     dy: np.ndarray
     ccf: np.ndarray  # (A, N) pairwise-complete correlation, NaN where too little overlap
     shifts: np.ndarray  # (A, 2) global translation applied at each angle (x, y) px
@@ -389,8 +389,9 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     -------
     DirectionResult
         Per angle and cell: displacement ``dx``, ``dy`` (pixels, relative to the cell's expected
-        place) and correlation ``ccf`` (dimensionless, NaN where the region is too empty), with
-        the cells' grid index and box.
+        place) and correlation ``ccf`` (dimensionless), all three NaN where the region is more
+        than ``params.max_missing`` empty (such a region is neither transformed nor searched),
+        with the cells' grid index and box.
     """
     grid = _cell_grid(fixed, params)
     n, a = len(grid.index), len(angles)
@@ -408,30 +409,38 @@ def register_direction(fixed: np.ndarray, moving: np.ndarray, angles: np.ndarray
     out_shape = (fixed.shape[0] + 2 * margin, fixed.shape[1] + 2 * margin)
     corners = grid.box[:, :2] + margin - half  # each region's corner in the rotated frame
     reach = (int(corners[:, 0].max()) + grid.region, int(corners[:, 1].max()) + grid.region)  # no region reaches beyond
+    top, left = (int(v) for v in corners.min(axis=0))  # nor above or left of this
+    corners = corners - (top, left)  # ... in the part of the frame that regions cover
     cell_weight, cell_values = grid.weight, grid.values
+    area = grid.region * grid.region
     per_batch = max(1, REGION_BATCH // n)
     padded = np.zeros((min(per_batch, a) * n, grid.fft_size, grid.fft_size), np.float32)
     for start in range(0, a, per_batch):
         batch = range(start, min(start + per_batch, a))
-        frames = [_measured(transform(moving, angles[i], (shifts[i][0], shifts[i][1]), out_shape, reach)) for i in batch]
-        usable = np.concatenate(
-            [
-                _centred_regions(*frame, corners, grid.region, padded[j * n : (j + 1) * n], params.max_missing)
-                for j, frame in enumerate(frames)
-            ]
-        )
-        m = len(frames) * n
+        frames = [_measured(transform(moving, angles[i], (shifts[i][0], shifts[i][1]), out_shape, reach)[top:, left:]) for i in batch]
+        # Regions more than max_missing empty are never scored: they are neither transformed nor searched.
+        counts = np.concatenate([_measured_counts(weight, corners, grid.region) for _, weight in frames])
+        kept = np.flatnonzero((area - counts) / area <= params.max_missing)
+        m = len(kept)
+        if m == 0:
+            continue
+        frame_of, cell_of = np.divmod(kept, n)
+        for slot, (j, k) in enumerate(zip(frame_of, cell_of, strict=True)):
+            values, weight = frames[j]
+            _centre_region(values, weight, corners[k], grid.region, int(counts[j * n + k]), padded[slot])
         spectra = sfft.rfft2(padded[:m], axes=(1, 2), workers=-1)
-        spectra.reshape(len(frames), n, *spectra.shape[1:])[...] *= grid.spectra
+        for slot, k in enumerate(cell_of):  # cheaper than gathering the cells' spectra
+            spectra[slot] *= grid.spectra[k]
         columns = sfft.ifft(spectra, axis=1, norm="forward", overwrite_x=True, workers=-1)[:, :span]
         corr = sfft.irfft(columns, grid.fft_size, axis=2, norm="forward", workers=-1)
         corr[:, :, span:] = -np.inf  # shifts beyond the region: never the best
         by, bx = np.divmod(corr.reshape(m, -1).argmax(axis=1), grid.fft_size)
         for j, (i, frame) in enumerate(zip(batch, frames, strict=True)):
-            cells = slice(j * n, (j + 1) * n)
-            dx[i], dy[i] = bx[cells] - half, by[cells] - half
-            scores = _pearson_at(cell_values, cell_weight, *frame, corners + np.stack([by[cells], bx[cells]], axis=1))
-            ccf[i] = np.where(usable[cells], scores, np.nan)
+            mine = frame_of == j
+            cells = cell_of[mine]
+            dx[i, cells], dy[i, cells] = bx[mine] - half, by[mine] - half
+            at = corners[cells] + np.stack([by[mine], bx[mine]], axis=1)
+            ccf[i, cells] = _pearson_at(cell_values[cells], cell_weight[cells], *frame, at)
     return result
 
 
@@ -442,25 +451,22 @@ def _measured(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frame, weight
 
 
-def _centred_regions(
-    values: np.ndarray, weight: np.ndarray, corners: np.ndarray, side: int, out: np.ndarray, max_missing: float
-) -> np.ndarray:
-    """Write each region into ``out[k, :side, :side]``, less its mean over its measured points, 0 elsewhere.
+def _measured_counts(weight: np.ndarray, corners: np.ndarray, side: int) -> np.ndarray:
+    """Measured points of each region of ``side`` pixels at ``corners`` (``weight`` 1 measured, 0 not)."""
+    return np.array([round(cv2.sumElems(weight[y : y + side, x : x + side])[0]) for y, x in corners], dtype=np.int64).reshape(len(corners))
+
+
+def _centre_region(values: np.ndarray, weight: np.ndarray, corner: np.ndarray, side: int, count: int, out: np.ndarray) -> None:
+    """Write the region at ``corner`` into ``out[:side, :side]``, less its mean over its ``count`` measured points, 0 elsewhere.
 
     ``values`` are heights with 0 where ``weight`` (1 measured, 0 not) is 0. This is cmcR's
     standardisation without the division by the standard deviation, a positive factor that
-    does not move the correlation maximum. Returns which regions are usable (at most
-    ``max_missing`` of their points missing).
+    does not move the correlation maximum.
     """
-    usable = np.empty(len(corners), bool)
-    area = side * side
-    for k, (y, x) in enumerate(corners):
-        heights, measured, region = values[y : y + side, x : x + side], weight[y : y + side, x : x + side], out[k, :side, :side]
-        count = round(cv2.sumElems(measured)[0])
-        usable[k] = (area - count) / area <= max_missing
-        mean = cv2.sumElems(heights)[0] / max(count, 1)  # summed in double precision
-        cv2.scaleAdd(measured, -mean, heights, dst=region)  # heights - mean where measured, 0 elsewhere
-    return usable
+    y, x = corner
+    heights, measured = values[y : y + side, x : x + side], weight[y : y + side, x : x + side]
+    mean = cv2.sumElems(heights)[0] / max(count, 1)  # summed in double precision
+    cv2.scaleAdd(measured, -mean, heights, dst=out[:side, :side])  # heights - mean where measured, 0 elsewhere
 
 
 def _pearson_at(

@@ -155,9 +155,10 @@ class _MaskedNcc:
         values *= mask
         self.fixed_area = mask.sum()
         self.min_overlap = min_overlap
-        self.f_mask = sfft.rfft2(mask, self.size)
-        self.f_values = sfft.rfft2(values, self.size)
-        self.f_squares = sfft.rfft2(values * values, self.size)
+        # transformed in double precision, kept in single: the moving side's batches are single
+        self.f_mask, self.f_values, self.f_squares = (
+            sfft.rfft2(a, self.size).astype(np.complex64) for a in (mask, values, values * values)
+        )
 
     def _correlate(self, spectrum: np.ndarray) -> np.ndarray:
         """The circular correlation of a product spectrum (overwritten) at the reachable shifts only."""
@@ -167,15 +168,18 @@ class _MaskedNcc:
     def best(self, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = np.isfinite(moving)
         area = mask.sum(axis=(1, 2)).astype(np.float64)
-        values = np.where(mask, moving, 0).astype(np.float64)
-        values -= (values.sum(axis=(1, 2)) / np.maximum(area, 1))[:, None, None]
+        values = np.where(mask, moving, np.float32(0)).astype(np.float32)
+        values -= (values.sum(axis=(1, 2), dtype=np.float64) / np.maximum(area, 1)).astype(np.float32)[:, None, None]
         values *= mask
 
         def fwd(a: np.ndarray) -> np.ndarray:
             return np.conj(sfft.rfft2(a, self.size, axes=(1, 2), workers=-1))
 
-        inv = self._correlate
-        m_mask, m_values, m_squares = fwd(mask.astype(np.float64)), fwd(values), fwd(values * values)
+        def inv(spectrum: np.ndarray) -> np.ndarray:
+            return self._correlate(spectrum).astype(np.float64)
+
+        # Transforms in single precision, the correlation's arithmetic in double.
+        m_mask, m_values, m_squares = fwd(mask.astype(np.float32)), fwd(values), fwd(values * values)
         # corr[s] = sum_p fixed[p + s] * moving[p]: the conjugate spectrum of the moving side.
         overlap = np.round(inv(self.f_mask * m_mask))
         sum_f = inv(self.f_values * m_mask)

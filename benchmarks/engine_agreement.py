@@ -11,7 +11,7 @@ Sets (``--sets``):
 - ``weller``: all 370 same-source pairs of the 95 Weller cases and ``--weller-different``
   different-source pairs drawn with ``--seed`` (``all``: the 4,095 of them), compared in an
   order shuffled with the seed, so that a run cut short (rows are written as they come) is a
-  random sample of both kinds.
+  random sample of both kinds; ``--limit N`` keeps the first N pairs of each set.
 
     PYTHONPATH=. .venv/bin/python benchmarks/engine_agreement.py --workers 2 --csv agreement.csv
 
@@ -99,12 +99,12 @@ def earlier_baseline(path: Path | None) -> dict[tuple[str, str], tuple[object, .
         }
 
 
-def jobs(sets: set[str], weller_different: str, seed: int) -> list[tuple[str, str, str, bool]]:
+def jobs(sets: set[str], weller_different: str, seed: int, limit: int | None = None) -> list[tuple[str, str, str, bool]]:
     out: list[tuple[str, str, str, bool]] = []
     same = lambda a, b: firearm_from_name(Path(a)) == firearm_from_name(Path(b))  # noqa: E731
     if "fadul-known" in sets:
         known = sorted(p.stem for p in (SCANS / "fadulProcessed").glob("*.x3p") if re.match(r"Fadul \d+-\d+$", p.stem))
-        out += [("fadul-known", a, b, same(a, b)) for a, b in combinations(known, 2)]
+        out += [("fadul-known", a, b, same(a, b)) for a, b in list(combinations(known, 2))[:limit]]
     if "weller" in sets:
         wells = sorted(p.stem for p in (SCANS / "wellerProcessed").glob("*.x3p"))
         pairs = list(combinations(wells, 2))
@@ -113,7 +113,7 @@ def jobs(sets: set[str], weller_different: str, seed: int) -> list[tuple[str, st
             different = sorted(random.Random(seed).sample(different, min(int(weller_different), len(different))))
         chosen = sorted({p for p in pairs if same(*p)} | set(different))
         random.Random(seed).shuffle(chosen)  # a run cut short is still a random sample of both kinds
-        out += [("weller", a, b, same(a, b)) for a, b in chosen]
+        out += [("weller", a, b, same(a, b)) for a, b in chosen[:limit]]
     return out
 
 
@@ -147,12 +147,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--csv", type=Path, help="one row per pair, both engines side by side")
     parser.add_argument("--baseline-csv", type=Path, help="reuse the baseline's values of an earlier run's --csv")
+    parser.add_argument("--limit", type=int, help="compare only the first LIMIT pairs of each set (Weller's in its shuffled order)")
     args = parser.parse_args()
     if not SCANS.is_dir():
         sys.exit(f"real scans not found at {SCANS}")
     paths = {p.stem: p for p in SCANS.glob("*/*.x3p")}
     known = earlier_baseline(args.baseline_csv)
-    todo = [(*job, known.get((job[1], job[2]))) for job in jobs(set(args.sets.split(",")), args.weller_different, args.seed)]
+    todo = [(*job, known.get((job[1], job[2]))) for job in jobs(set(args.sets.split(",")), args.weller_different, args.seed, args.limit)]
     print(
         f"{len(todo)} pairs ({sum(job[4] is not None for job in todo)} with the baseline from {args.baseline_csv}), {args.workers} worker processes",
         flush=True,
