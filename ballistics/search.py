@@ -1,11 +1,18 @@
-"""Ranked search of the collection, like an IBIS correlation list: shortlist, then rerank.
+"""Ranked search of the collection, like an IBIS correlation list: a funnel of three stages.
 
-A questioned scan is compared with the whole collection in two stages. The prefilter scores
-every candidate that passes the class-characteristic filters with the rotation-invariant polar
-signature (:mod:`ballistics.signature`; one vectorised pass over signatures read from the
-database) and keeps the best ``shortlist``. The full comparison
-(:func:`ballistics.compare.compare_prepared`, on the cached prepared surfaces) then ranks the
-shortlist, on a local process pool or a Dask distributed cluster; both give the same ranking.
+1. **Nearest embeddings.** The questioned case's rotation-invariant embedding
+   (:mod:`ballistics.embedding`) is looked up in the collection's vector index
+   (:mod:`ballistics.case_index`, exact inner product, restricted to the exhibits passing the
+   class-characteristic filters): the ``nearest`` most similar exhibits go on.
+2. **Signature correlation.** Only their polar signatures (:mod:`ballistics.signature`) are read
+   from the database and correlated with the query's at every rotation; the best ``shortlist``
+   go on. A collection no larger than ``nearest`` is thus scored exactly as before the index.
+3. **Full comparison** (:func:`ballistics.compare.compare_prepared`, on the cached prepared
+   surfaces) of the shortlist, on a local process pool or a Dask distributed cluster; both give
+   the same ranking.
+
+Memory does not grow with the collection beyond the index (768 bytes per case): the
+signatures (16 KB per case) are read for ``nearest`` exhibits only.
 
 Ranking key: the deciding CMC count, then the correlation of the registered surfaces (``ccf``)
 to order equal counts, then the SHA-256 so that the order never depends on the executor.
@@ -23,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ballistics.compare import compare_prepared, scan_identity
+from ballistics.embedding import embedding
 from ballistics.errors import SearchError
 from ballistics.method import CmcParams, DecisionParams
 from ballistics.preprocess import BreechFace, prepare
@@ -33,12 +41,15 @@ from ballistics.store import Exhibit, Store
 Progress = Callable[[int, int], None]
 #: Shortlist size chosen from the recall measured on Weller and Fadul (docs/search.md).
 DEFAULT_SHORTLIST = 20
+#: Exhibits passed from the vector index to the signature correlation (docs/search.md).
+DEFAULT_NEAREST = 2000
 
 
 @dataclass(frozen=True)
 class SearchParams:
     top: int = 10
     shortlist: int = DEFAULT_SHORTLIST
+    nearest: int = DEFAULT_NEAREST
     calibre: str | None = None
     firing_pin_shape: str | None = None
     #: Scans (SHA-256) left out besides the questioned one, e.g. the original of a rotated copy.
@@ -78,21 +89,41 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class StageTimes:
+    """Seconds spent in each stage of the funnel (``index_s`` includes bringing a stale index up to date)."""
+
+    index_s: float
+    correlation_s: float
+    rerank_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"index_s": round(self.index_s, 4), "correlation_s": round(self.correlation_s, 4), "rerank_s": round(self.rerank_s, 3)}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: dict[str, Any]
     searched: int
+    nearest: int
     shortlisted: int
     elapsed_s: float
-    prefilter_s: float
+    stages: StageTimes
     candidates: list[Hit]
+
+    @property
+    def prefilter_s(self) -> float:
+        """The two stages before the full comparison."""
+        return self.stages.index_s + self.stages.correlation_s
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "searched": self.searched,
+            "nearest": self.nearest,
             "shortlisted": self.shortlisted,
             "elapsed_s": round(self.elapsed_s, 3),
             "prefilter_s": round(self.prefilter_s, 4),
+            "stages": self.stages.to_dict(),
             "candidates": [hit.to_dict() for hit in self.candidates],
         }
 
@@ -213,15 +244,26 @@ def search(
         if questioned.sha256 and store.by_sha256(questioned.sha256)
         else prepare(questioned, store.preprocess)
     )
-    left_out = {questioned.sha256, *params.exclude}
-    candidates = [e for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if e.sha256 not in left_out]
-    if not candidates:
+    query = signature(face, store.signature_params)
+    left_out = {e.id for sha in {questioned.sha256, *params.exclude} if sha and (e := store.by_sha256(sha)) is not None}
+    filtered = params.calibre is not None or params.firing_pin_shape is not None
+    allowed = store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if filtered else None
+    searching = time.perf_counter()
+    index = store.synced_index()
+    pool = np.array(allowed, np.int64) if allowed is not None else index.ids()
+    searched = len(pool) - int(np.isin(np.array(sorted(left_out), np.int64), pool).sum())
+    if searched <= 0:
         raise SearchError(questioned.source, "no exhibit of the collection passes the filters")
-    filtering = time.perf_counter()
-    scores = prefilter(store, signature(face, store.signature_params), candidates)
+    found, _ = index.nearest(embedding(query), params.nearest + len(left_out), None if allowed is None else pool)
+    near = sorted(int(i) for i in found if int(i) not in left_out)[: params.nearest]
+    correlating = time.perf_counter()
+    stored = store.exhibit_signatures(near)
+    near = [i for i in near if i in stored]
+    scores = similarity(query, np.stack([stored[i][1] for i in near]), store.signature_params)[0]
     keep = np.argsort(-scores, kind="stable")[: params.shortlist]
-    prefilter_s = time.perf_counter() - filtering
-    shortlisted = [candidates[i] for i in keep]
+    exhibits = store.exhibits_by_id([near[i] for i in keep])
+    shortlisted = [exhibits[near[i]] for i in keep]
+    reranking = time.perf_counter()
     query_id = scan_identity(questioned)
     tasks = [
         (store.prepared(e.sha256), face, {"path": str(e.path), "sha256": e.sha256}, query_id, params.cmc, params.decision)
@@ -241,7 +283,9 @@ def search(
         )
         for rank, i in enumerate(order[: params.top], start=1)
     ]
-    return SearchResult(query_id, len(candidates), len(shortlisted), time.perf_counter() - started, prefilter_s, hits)
+    finished = time.perf_counter()
+    stages = StageTimes(correlating - searching, reranking - correlating, finished - reranking)
+    return SearchResult(query_id, searched, len(near), len(shortlisted), finished - started, stages, hits)
 
 
 def _rank_key(result: dict[str, Any], sha256: str) -> tuple[int, float, str]:
