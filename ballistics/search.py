@@ -230,6 +230,51 @@ def prefilter(store: Store, query: np.ndarray, candidates: Sequence[Exhibit]) ->
     return similarity(query, matrix, store.signature_params)[0]
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """What the first two stages of the funnel keep for the full comparison."""
+
+    searched: int  # exhibits passing the filters, the questioned scan left out
+    nearest: tuple[int, ...]  # exhibit ids taken from the vector index
+    exhibits: tuple[Exhibit, ...]  # the shortlist, best signature correlation first
+    scores: tuple[float, ...]  # their signature correlations
+    index_s: float
+    correlation_s: float
+
+
+def shortlist(store: Store, face: BreechFace, left_out: set[str], params: SearchParams = SearchParams()) -> Shortlist:
+    """Stages 1 and 2: nearest embeddings in the vector index, then signature correlation of those only.
+
+    ``left_out``: SHA-256 of scans not to return (the questioned scan, ``params.exclude``).
+    """
+    query = signature(face, store.signature_params)
+    excluded = {e.id for sha in left_out if sha and (e := store.by_sha256(sha)) is not None}
+    filtered = params.calibre is not None or params.firing_pin_shape is not None
+    allowed = store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if filtered else None
+    searching = time.perf_counter()
+    index = store.synced_index()
+    pool = np.array(allowed, np.int64) if allowed is not None else index.ids()
+    searched = len(pool) - int(np.isin(np.array(sorted(excluded), np.int64), pool).sum())
+    found, _ = index.nearest(embedding(query), params.nearest + len(excluded), None if allowed is None else pool)
+    near = sorted(int(i) for i in found if int(i) not in excluded)[: params.nearest]
+    correlating = time.perf_counter()
+    stored = store.exhibit_signatures(near)
+    near = [i for i in near if i in stored]
+    if not near:
+        return Shortlist(max(searched, 0), (), (), (), correlating - searching, time.perf_counter() - correlating)
+    scores = similarity(query, np.stack([stored[i][1] for i in near]), store.signature_params)[0]
+    keep = np.argsort(-scores, kind="stable")[: params.shortlist]
+    exhibits = store.exhibits_by_id([near[i] for i in keep])
+    return Shortlist(
+        searched,
+        tuple(near),
+        tuple(exhibits[near[i]] for i in keep),
+        tuple(float(scores[i]) for i in keep),
+        correlating - searching,
+        time.perf_counter() - correlating,
+    )
+
+
 def search(
     store: Store,
     questioned: Scan,
@@ -244,38 +289,22 @@ def search(
         if questioned.sha256 and store.by_sha256(questioned.sha256)
         else prepare(questioned, store.preprocess)
     )
-    query = signature(face, store.signature_params)
-    left_out = {e.id for sha in {questioned.sha256, *params.exclude} if sha and (e := store.by_sha256(sha)) is not None}
-    filtered = params.calibre is not None or params.firing_pin_shape is not None
-    allowed = store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if filtered else None
-    searching = time.perf_counter()
-    index = store.synced_index()
-    pool = np.array(allowed, np.int64) if allowed is not None else index.ids()
-    searched = len(pool) - int(np.isin(np.array(sorted(left_out), np.int64), pool).sum())
-    if searched <= 0:
+    kept = shortlist(store, face, {questioned.sha256 or "", *params.exclude}, params)
+    if not kept.exhibits:
         raise SearchError(questioned.source, "no exhibit of the collection passes the filters")
-    found, _ = index.nearest(embedding(query), params.nearest + len(left_out), None if allowed is None else pool)
-    near = sorted(int(i) for i in found if int(i) not in left_out)[: params.nearest]
-    correlating = time.perf_counter()
-    stored = store.exhibit_signatures(near)
-    near = [i for i in near if i in stored]
-    scores = similarity(query, np.stack([stored[i][1] for i in near]), store.signature_params)[0]
-    keep = np.argsort(-scores, kind="stable")[: params.shortlist]
-    exhibits = store.exhibits_by_id([near[i] for i in keep])
-    shortlisted = [exhibits[near[i]] for i in keep]
     reranking = time.perf_counter()
     query_id = scan_identity(questioned)
     tasks = [
         (store.prepared(e.sha256), face, {"path": str(e.path), "sha256": e.sha256}, query_id, params.cmc, params.decision)
-        for e in shortlisted
+        for e in kept.exhibits
     ]
     results = (executor or LocalExecutor()).map(tasks, progress)
-    order = sorted(range(len(results)), key=lambda i: _rank_key(results[i], shortlisted[i].sha256))
+    order = sorted(range(len(results)), key=lambda i: _rank_key(results[i], kept.exhibits[i].sha256))
     hits = [
         Hit(
             rank=rank,
-            exhibit=shortlisted[i],
-            prefilter=float(scores[keep[i]]),
+            exhibit=kept.exhibits[i],
+            prefilter=kept.scores[i],
             cmc=int(results[i]["cmc"]),
             decision=str(results[i]["decision"]),
             score=results[i]["ccf"],
@@ -284,8 +313,8 @@ def search(
         for rank, i in enumerate(order[: params.top], start=1)
     ]
     finished = time.perf_counter()
-    stages = StageTimes(correlating - searching, reranking - correlating, finished - reranking)
-    return SearchResult(query_id, searched, len(near), len(shortlisted), finished - started, stages, hits)
+    stages = StageTimes(kept.index_s, kept.correlation_s, finished - reranking)
+    return SearchResult(query_id, kept.searched, len(kept.nearest), len(kept.exhibits), finished - started, stages, hits)
 
 
 def _rank_key(result: dict[str, Any], sha256: str) -> tuple[int, float, str]:
