@@ -27,7 +27,9 @@ What it builds, exactly:
    recall of a true mate among the nearest (stage 1), in the shortlist (stage 2) and at rank 1
    (after the full comparison); median and maximum seconds of stages 1 and 2; then
    ``--timed-queries`` searches end to end with real comparisons on ``--workers`` processes
-   (no memo): the rerank at the comparison engine's speed. Last, adding one case: a simulated
+   (no memo): the rerank at the comparison engine's speed, with the CPU seconds of the search and
+   its worker processes (on a shared, loaded machine wall time says little; on an idle one the
+   rerank's wall time is about its CPU time divided by ``--workers``). Last, adding one case: a simulated
    scan filed with ``Store.add_exhibit_scan`` (preparing it, storing it, appending its embedding
    to the index) and the index append alone, timed, with the index's build count checked
    unchanged.
@@ -189,7 +191,10 @@ def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, ti
         scan = load_scan(path)
         gun = gun_of[scan.sha256]
         mates = {e.id for sha, e in by_sha.items() if gun_of[sha] == gun and sha != scan.sha256}
-        kept = shortlist(store, store.prepared(scan.sha256), {scan.sha256}, params)
+        face = store.prepared(scan.sha256)
+        cpu = time.process_time()
+        kept = shortlist(store, face, {scan.sha256}, params)
+        cpu = time.process_time() - cpu
         row = {
             "query": path.stem,
             "in_nearest": bool(mates & set(kept.nearest)),
@@ -197,6 +202,7 @@ def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, ti
             "fillers_in_shortlist": sum(e.sha256.startswith(FILLER_PREFIX) for e in kept.exhibits),
             "index_s": kept.index_s,
             "correlation_s": kept.correlation_s,
+            "stages_1_2_cpu_s": cpu,
         }
         if n % every == 0:
             result = search(store, scan, params, memo)
@@ -204,8 +210,11 @@ def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, ti
         rows.append(row)
     ends = []
     for path in real_paths()[:: max(1, len(real_paths()) // max(timed, 1))][:timed]:
+        before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         result = search(store, load_scan(path), params, LocalExecutor(workers))
-        ends.append({"query": path.stem, "elapsed_s": round(result.elapsed_s, 2), **result.stages.to_dict()})
+        after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, before, strict=True))
+        ends.append({"query": path.stem, "elapsed_s": round(result.elapsed_s, 2), "cpu_s": round(cpu_s, 1), **result.stages.to_dict()})
     out.put({"rows": rows, "timed": ends, "compared": memo.made, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
@@ -308,6 +317,8 @@ def run() -> None:
                         "index_s_max": round(max(r["index_s"] for r in rows), 3),
                         "correlation_s_median": round(statistics.median(r["correlation_s"] for r in rows), 3),
                         "correlation_s_max": round(max(r["correlation_s"] for r in rows), 3),
+                        "stages_1_2_cpu_s_median": round(statistics.median(r["stages_1_2_cpu_s"] for r in rows), 3),
+                        "stages_1_2_cpu_s_max": round(max(r["stages_1_2_cpu_s"] for r in rows), 3),
                         "comparisons_made": report["compared"],
                         "end_to_end": timed,
                         "query_process_peak_rss_mb": round(report["peak_rss_mb"]),
