@@ -174,7 +174,12 @@ class CaseIndex:
         with self._locked(fcntl.LOCK_SH):
             meta = self.meta
             base = self._base(meta.generation)
-            index = cast("IndexIDMap2", faiss.read_index(str(base))) if base.exists() else _empty()
+            try:
+                index = cast("IndexIDMap2", faiss.read_index(str(base))) if base.exists() else _empty()
+            except RuntimeError as exc:
+                raise StoreError(
+                    base, f"damaged index snapshot ({str(exc).splitlines()[0]}); rebuild it with ballistics db reindex"
+                ) from None
             journal = self.journal(meta.generation)
             records = np.fromfile(journal, RECORD, count=journal.stat().st_size // RECORD.itemsize) if journal.exists() else None
         if records is not None:

@@ -596,7 +596,8 @@ class Store:
 
     def exhibit_ids(self, *, calibre: str | None = None, firing_pin_shape: str | None = None) -> list[int]:
         """Ids of the exhibits that match every filter given (no other column read: cheap at 10^6)."""
-        clauses = [col == value for col, value in ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape)) if value]
+        filters = ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape))
+        clauses = [col == value for col, value in filters if value is not None]
         with self.engine.connect() as c:
             return [int(i) for i in c.execute(sa.select(exhibits.c.id).where(*clauses).order_by(exhibits.c.id)).scalars()]
 

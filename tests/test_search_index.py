@@ -16,6 +16,7 @@ from conftest import FADUL, SAMPLE_DATA, WELLER, Backend, require_real_scans
 from ballistics import case_index
 from ballistics.case_index import RECORD, CaseIndex
 from ballistics.embedding import DIMENSIONS, embedding
+from ballistics.errors import StoreError
 from ballistics.labs import Lab
 from ballistics.scan import load_scan, sha256_file
 from ballistics.search import LocalExecutor, SearchParams, search, shortlist
@@ -132,3 +133,15 @@ def test_journal_is_compacted_into_a_new_generation(tmp_path: Path, monkeypatch:
     assert third.nearest(vectors[4], 1)[0].tolist() == [5]
     third.add(np.array([7]), vectors[:1])  # appended to the new generation's journal
     assert sorted(CaseIndex(tmp_path / "index").ids().tolist()) == [1, 3, 4, 5, 6, 7]
+
+
+def test_damaged_index_says_how_to_rebuild(tmp_path: Path) -> None:
+    index = CaseIndex(tmp_path / "index")
+    index.build(iter([(np.arange(1, 3), np.eye(DIMENSIONS, dtype=np.float32)[:2])]))
+    assert index.meta.builds == 1 and index.meta.generation == 1
+    (tmp_path / "index" / "base-1.faiss").write_bytes(b"not an index")
+    with pytest.raises(StoreError, match=r"damaged index snapshot .*rebuild it with ballistics db reindex"):
+        CaseIndex(tmp_path / "index").load()
+    (tmp_path / "index" / "meta.json").write_text("{")
+    with pytest.raises(StoreError, match="damaged index metadata"):
+        CaseIndex(tmp_path / "index").load()
