@@ -104,12 +104,12 @@ class CaseIndex:
 
     @contextmanager
     def _locked(self, mode: int) -> Iterator[None]:
-        with open(self.directory / "lock", "a") as handle:
-            fcntl.flock(handle, mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # --- writes ---
 
