@@ -1,11 +1,18 @@
-"""Ranked search of the collection, like an IBIS correlation list: shortlist, then rerank.
+"""Ranked search of the collection, like an IBIS correlation list: a funnel of three stages.
 
-A questioned scan is compared with the whole collection in two stages. The prefilter scores
-every candidate that passes the class-characteristic filters with the rotation-invariant polar
-signature (:mod:`ballistics.signature`; one vectorised pass over signatures read from the
-database) and keeps the best ``shortlist``. The full comparison
-(:func:`ballistics.compare.compare_prepared`, on the cached prepared surfaces) then ranks the
-shortlist, on a local process pool or a Dask distributed cluster; both give the same ranking.
+1. **Nearest embeddings.** The questioned case's rotation-invariant embedding
+   (:mod:`ballistics.embedding`) is looked up in the collection's vector index
+   (:mod:`ballistics.case_index`, exact inner product, restricted to the exhibits passing the
+   class-characteristic filters): the ``nearest`` most similar exhibits go on.
+2. **Signature correlation.** Only their polar signatures (:mod:`ballistics.signature`) are read
+   from the database and correlated with the query's at every rotation; the best ``shortlist``
+   go on. A collection no larger than ``nearest`` is thus scored exactly as before the index.
+3. **Full comparison** (:func:`ballistics.compare.compare_prepared`, on the cached prepared
+   surfaces) of the shortlist, on a local process pool or a Dask distributed cluster; both give
+   the same ranking.
+
+Memory does not grow with the collection beyond the index (768 bytes per case): the
+signatures (16 KB per case) are read for ``nearest`` exhibits only.
 
 Ranking key: the deciding CMC count, then the correlation of the registered surfaces (``ccf``)
 to order equal counts, then the SHA-256 so that the order never depends on the executor.
@@ -23,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ballistics.compare import Comparison, compare_prepared, scan_identity
+from ballistics.embedding import embedding
 from ballistics.errors import SearchError
 from ballistics.method import CmcParams, DecisionParams
 from ballistics.preprocess import BreechFace, prepare
@@ -33,12 +41,15 @@ from ballistics.store import Exhibit, Store
 Progress = Callable[[int, int], None]
 #: Shortlist size chosen from the recall measured on Weller and Fadul (docs/search.md).
 DEFAULT_SHORTLIST = 20
+#: Exhibits passed from the vector index to the signature correlation (docs/search.md).
+DEFAULT_NEAREST = 2000
 
 
 @dataclass(frozen=True)
 class SearchParams:
     top: int = 10
     shortlist: int = DEFAULT_SHORTLIST
+    nearest: int = DEFAULT_NEAREST
     calibre: str | None = None
     firing_pin_shape: str | None = None
     #: Scans (SHA-256) left out besides the questioned one, e.g. the original of a rotated copy.
@@ -78,21 +89,41 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class StageTimes:
+    """Seconds spent in each stage of the funnel (``index_s`` includes bringing a stale index up to date)."""
+
+    index_s: float
+    correlation_s: float
+    rerank_s: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"index_s": round(self.index_s, 4), "correlation_s": round(self.correlation_s, 4), "rerank_s": round(self.rerank_s, 3)}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: dict[str, Any]
     searched: int
+    nearest: int
     shortlisted: int
     elapsed_s: float
-    prefilter_s: float
+    stages: StageTimes
     candidates: list[Hit]
+
+    @property
+    def prefilter_s(self) -> float:
+        """The two stages before the full comparison."""
+        return self.stages.index_s + self.stages.correlation_s
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "searched": self.searched,
+            "nearest": self.nearest,
             "shortlisted": self.shortlisted,
             "elapsed_s": round(self.elapsed_s, 3),
             "prefilter_s": round(self.prefilter_s, 4),
+            "stages": self.stages.to_dict(),
             "candidates": [hit.to_dict() for hit in self.candidates],
         }
 
@@ -199,6 +230,51 @@ def prefilter(store: Store, query: np.ndarray, candidates: Sequence[Exhibit]) ->
     return similarity(query, matrix, store.signature_params)[0]
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """What the first two stages of the funnel keep for the full comparison."""
+
+    searched: int  # exhibits passing the filters, the questioned scan left out
+    nearest: tuple[int, ...]  # exhibit ids taken from the vector index
+    exhibits: tuple[Exhibit, ...]  # the shortlist, best signature correlation first
+    scores: tuple[float, ...]  # their signature correlations
+    index_s: float
+    correlation_s: float
+
+
+def shortlist(store: Store, face: BreechFace, left_out: set[str], params: SearchParams = SearchParams()) -> Shortlist:
+    """Stages 1 and 2: nearest embeddings in the vector index, then signature correlation of those only.
+
+    ``left_out``: SHA-256 of scans not to return (the questioned scan, ``params.exclude``).
+    """
+    query = signature(face, store.signature_params)
+    excluded = {e.id for sha in left_out if sha and (e := store.by_sha256(sha)) is not None}
+    filtered = params.calibre is not None or params.firing_pin_shape is not None
+    allowed = store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if filtered else None
+    searching = time.perf_counter()
+    index = store.synced_index()
+    pool = np.array(allowed, np.int64) if allowed is not None else index.ids()
+    searched = len(pool) - int(np.isin(np.array(sorted(excluded), np.int64), pool).sum())
+    found, _ = index.nearest(embedding(query), params.nearest + len(excluded), None if allowed is None else pool)
+    near = sorted(int(i) for i in found if int(i) not in excluded)[: params.nearest]
+    correlating = time.perf_counter()
+    stored = store.exhibit_signatures(near)
+    near = [i for i in near if i in stored]
+    if not near:
+        return Shortlist(max(searched, 0), (), (), (), correlating - searching, time.perf_counter() - correlating)
+    scores = similarity(query, np.stack([stored[i][1] for i in near]), store.signature_params)[0]
+    keep = np.argsort(-scores, kind="stable")[: params.shortlist]
+    exhibits = store.exhibits_by_id([near[i] for i in keep])
+    return Shortlist(
+        searched,
+        tuple(near),
+        tuple(exhibits[near[i]] for i in keep),
+        tuple(float(scores[i]) for i in keep),
+        correlating - searching,
+        time.perf_counter() - correlating,
+    )
+
+
 def search(
     store: Store,
     questioned: Scan,
@@ -209,27 +285,22 @@ def search(
     """Rank the collection's exhibits (the questioned scan itself left out) against a scan."""
     started = time.perf_counter()
     face = questioned_face(store, questioned)
-    left_out = {questioned.sha256, *params.exclude}
-    candidates = [e for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if e.sha256 not in left_out]
-    if not candidates:
+    kept = shortlist(store, face, {questioned.sha256 or "", *params.exclude}, params)
+    if not kept.exhibits:
         raise SearchError(questioned.source, "no exhibit of the collection passes the filters")
-    filtering = time.perf_counter()
-    scores = prefilter(store, signature(face, store.signature_params), candidates)
-    keep = np.argsort(-scores, kind="stable")[: params.shortlist]
-    prefilter_s = time.perf_counter() - filtering
-    shortlisted = [candidates[i] for i in keep]
+    reranking = time.perf_counter()
     query_id = scan_identity(questioned)
     tasks = [
         (store.prepared(e.sha256), face, {"path": str(e.path), "sha256": e.sha256}, query_id, params.cmc, params.decision)
-        for e in shortlisted
+        for e in kept.exhibits
     ]
     results = (executor or LocalExecutor()).map(tasks, progress)
-    order = sorted(range(len(results)), key=lambda i: _rank_key(results[i], shortlisted[i].sha256))
+    order = sorted(range(len(results)), key=lambda i: _rank_key(results[i], kept.exhibits[i].sha256))
     hits = [
         Hit(
             rank=rank,
-            exhibit=shortlisted[i],
-            prefilter=float(scores[keep[i]]),
+            exhibit=kept.exhibits[i],
+            prefilter=kept.scores[i],
             cmc=int(results[i]["cmc"]),
             decision=str(results[i]["decision"]),
             score=results[i]["ccf"],
@@ -237,7 +308,9 @@ def search(
         )
         for rank, i in enumerate(order[: params.top], start=1)
     ]
-    return SearchResult(query_id, len(candidates), len(shortlisted), time.perf_counter() - started, prefilter_s, hits)
+    finished = time.perf_counter()
+    stages = StageTimes(kept.index_s, kept.correlation_s, finished - reranking)
+    return SearchResult(query_id, kept.searched, len(kept.nearest), len(kept.exhibits), finished - started, stages, hits)
 
 
 def questioned_face(store: Store, questioned: Scan) -> BreechFace:

@@ -47,6 +47,7 @@ from ballistics.method import PreprocessParams, SignatureParams
 if TYPE_CHECKING:
     import numpy as np
 
+    from ballistics.case_index import CaseIndex, IndexSummary
     from ballistics.preprocess import BreechFace
 
 from ballistics.schema import (
@@ -410,6 +411,8 @@ class Store:
                     "choose another exhibit id",
                 )
             added = self._exhibit_rows(c, exhibits.c.scan_sha256 == sha)[0]
+        if conn is None:  # committed: index it now (an importer's exhibits are indexed by the next search)
+            self.index_exhibits([added.id])
         return AddResult(added, True, f"added as exhibit #{added.id} {case_id}/{exhibit_id} (lab {lab.id})")
 
     def _has_scan(self, sha256: str) -> bool:
@@ -436,6 +439,7 @@ class Store:
             if cited is None:
                 c.execute(signatures.delete().where(signatures.c.sha256 == exhibit.sha256))
                 c.execute(scans.delete().where(scans.c.sha256 == exhibit.sha256))
+        self._drop_from_index(exhibit.id)
         if cited is None:  # after the commit: a crash before this leaves files without rows, not the reverse
             exhibit.path.unlink(missing_ok=True)
             for cached in (self.files / "cache" / exhibit.sha256[:2]).glob(f"{exhibit.sha256}-*.npz"):
@@ -639,6 +643,121 @@ class Store:
                 )
                 out.update({row.sha256: row.data for row in c.execute(query)})
         return out
+
+    def exhibit_ids(self, *, calibre: str | None = None, firing_pin_shape: str | None = None) -> list[int]:
+        """Ids of the exhibits that match every filter given (no other column read: cheap at 10^6)."""
+        filters = ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape))
+        clauses = [col == value for col, value in filters if value is not None]
+        with self.engine.connect() as c:
+            return [int(i) for i in c.execute(sa.select(exhibits.c.id).where(*clauses).order_by(exhibits.c.id)).scalars()]
+
+    def exhibits_by_id(self, ids: Sequence[int]) -> dict[int, Exhibit]:
+        out: dict[int, Exhibit] = {}
+        with self.engine.connect() as c:
+            for start in range(0, len(ids), 500):
+                out.update({e.id: e for e in self._exhibit_rows(c, exhibits.c.id.in_(list(ids[start : start + 500])))})
+        return out
+
+    def exhibit_signatures(self, ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+        """Exhibit id -> (scan SHA-256, signature) for these exhibits; a signature not yet stored is made and stored once."""
+        from ballistics.signature import signature, signature_from_bytes
+
+        out: dict[int, tuple[str, np.ndarray]] = {}
+        missing: list[tuple[int, str]] = []
+        with self.engine.connect() as c:
+            for start in range(0, len(ids), 500):
+                query = (
+                    sa.select(exhibits.c.id, exhibits.c.scan_sha256, signatures.c.data)
+                    .select_from(
+                        exhibits.outerjoin(
+                            signatures, (signatures.c.sha256 == exhibits.c.scan_sha256) & (signatures.c.key == self.cache_key)
+                        )
+                    )
+                    .where(exhibits.c.id.in_(list(ids[start : start + 500])))
+                )
+                for row in c.execute(query):
+                    if row.data is None:
+                        missing.append((int(row.id), row.scan_sha256))
+                    else:
+                        out[int(row.id)] = (row.scan_sha256, signature_from_bytes(row.data, self.signature_params))
+        for ident, sha in missing:
+            sig = signature(self.prepared(sha), self.signature_params)
+            self.put_signature(sha, sig)
+            out[ident] = (sha, sig)
+        return out
+
+    # --- the vector index of the search funnel ---
+
+    def case_index(self) -> CaseIndex:
+        """The vector index of this collection (in the scan store, keyed by signature and embedding version)."""
+        from ballistics.case_index import CaseIndex
+        from ballistics.embedding import EMBEDDING_VERSION
+
+        return CaseIndex(self.files / "index" / f"{self.cache_key}-e{EMBEDDING_VERSION}")
+
+    def index_exhibits(self, ids: Sequence[int], index: CaseIndex | None = None) -> None:
+        """Append the embeddings of these exhibits to the vector index (no rebuild)."""
+        import numpy as np
+
+        from ballistics.embedding import embeddings
+
+        index = index or self.case_index()
+        for start in range(0, len(ids), 2000):
+            sigs = self.exhibit_signatures(ids[start : start + 2000])
+            if sigs:
+                keys = np.array(sorted(sigs), np.int64)
+                index.add(keys, embeddings(np.stack([sigs[int(k)][1] for k in keys])))
+
+    def _drop_from_index(self, ident: int) -> None:
+        import numpy as np
+
+        self.case_index().remove(np.array([ident], np.int64))
+
+    def exhibit_summary(self) -> IndexSummary:
+        """Count, sum and maximum of the exhibit ids: compared with the index's to find it stale."""
+        from ballistics.case_index import IndexSummary
+
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(sa.func.count(exhibits.c.id), sa.func.sum(exhibits.c.id), sa.func.max(exhibits.c.id))).one()
+        return IndexSummary(int(row[0]), int(row[1] or 0), int(row[2] or 0))
+
+    def synced_index(self) -> CaseIndex:
+        """The vector index, brought up to date with the database if it is stale.
+
+        Stale means that its count, sum or maximum of exhibit ids differs from the database's
+        (exhibits imported in another process's transaction, or added by software that did not
+        index them): then only the exhibits missing from it are added and those gone removed.
+        """
+        import numpy as np
+
+        index = self.case_index()
+        if index.summary() != self.exhibit_summary():
+            held = index.ids()
+            current = np.array(self.exhibit_ids(), np.int64)
+            gone = np.setdiff1d(held, current)
+            if len(gone):
+                index.remove(gone)
+            self.index_exhibits([int(i) for i in np.setdiff1d(current, held)], index)
+        return index
+
+    def reindex(self) -> CaseIndex:
+        """Build the vector index again from scratch, from the signatures in the database (a lost or damaged index)."""
+        import numpy as np
+
+        from ballistics.embedding import embeddings
+
+        index = self.case_index()
+        ids = self.exhibit_ids()
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, len(ids), 2000):
+                sigs = self.exhibit_signatures(ids[start : start + 2000])
+                keys = np.array(sorted(sigs), np.int64)
+                if len(keys):
+                    yield keys, embeddings(np.stack([sigs[int(k)][1] for k in keys]))
+
+        index.build(batches())
+        return index
 
     def put_signature(self, sha256: str, sig: np.ndarray) -> None:
         from ballistics.signature import signature_bytes

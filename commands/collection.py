@@ -204,6 +204,29 @@ def db_remove(ident: ExhibitArg, json_out: JsonOpt = False, db_url: DbUrlOpt = N
     note(f"removed exhibit #{gone.id} {exhibit_label(gone)} (sha256 {gone.sha256})")
 
 
+@db_app.command("reindex")
+def db_reindex(json_out: JsonOpt = False, db_url: DbUrlOpt = None) -> None:
+    """Build the search's vector index again from the signatures in the database.
+
+    For an index lost or damaged (a search brings a merely stale one up to date by itself).
+    """
+    import time
+
+    started = time.perf_counter()
+    index = open_store(db_url).reindex()
+    summary, meta = index.summary(), index.meta
+    done = {
+        "indexed": summary.count,
+        "builds": meta.builds,
+        "directory": str(index.directory),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    if json_out:
+        emit_json(done)
+        return
+    note(f"indexed {summary.count} exhibits in {index.directory} ({done['elapsed_s']} s)")
+
+
 @db_app.command("reattribute")
 def db_reattribute(
     record_files: Annotated[
@@ -249,10 +272,18 @@ def search(
         int,
         typer.Option(
             min=1,
-            help="Candidates kept by the prefilter for the full CMC comparison. The prefilter compares rotation-free "
-            "signatures of the breech faces (0..1, higher is more alike) across the whole collection in one pass.",
+            help="Candidates kept for the full CMC comparison: the best by the correlation of the breech faces' polar "
+            "signatures at every rotation (0..1, higher is more alike).",
         ),
     ] = 20,
+    nearest: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Exhibits taken from the vector index (nearest rotation-invariant embeddings) for the signature "
+            "correlation that makes the shortlist.",
+        ),
+    ] = 2000,
     calibre: Annotated[str | None, typer.Option(help="Only exhibits of this calibre.")] = None,
     firing_pin_shape: ShapeFilterOpt = None,
     pixel_um: PixelOpt = None,
@@ -271,7 +302,7 @@ def search(
         ),
     ] = None,
 ) -> None:
-    """Rank the collection against a questioned scan: signature shortlist, then the full CMC comparison.
+    """Rank the collection against a questioned scan: vector index, signature shortlist, then the full CMC comparison.
 
     Candidates are ranked by their CMC count, then by their score: the correlation (-1..1) of
     the questioned breech face with the candidate's, registered at the rotation and shift found.
@@ -283,7 +314,11 @@ def search(
     store = open_store(db_url)
     scan, _, label = resolve_scan(questioned, pixel_um, db_url)
     params = SearchParams(
-        top=top, shortlist=shortlist, calibre=calibre, firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None
+        top=top,
+        shortlist=shortlist,
+        nearest=nearest,
+        calibre=calibre,
+        firing_pin_shape=firing_pin_shape.value if firing_pin_shape else None,
     )
     executor = DaskExecutor(dask) if dask else LocalExecutor(worker_count(workers))
     with progress("comparing the shortlist", quiet=json_out) as update:

@@ -384,6 +384,6 @@ def test_the_home_and_everything_it_stores_are_owner_only_under_a_permissive_uma
     modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
     assert modes[Path("lab")] == modes[Path("lab/home")] == 0o700
     files = {p: m for p, m in modes.items() if (tmp_path / p).is_file()}
-    expected = {"x3p", "npz"} | ({"db"} if backend.name == "sqlite" else set())
+    expected = {"x3p", "npz", "bin", "lock"} | ({"db"} if backend.name == "sqlite" else set())  # bin, lock: the search index
     assert {p.name.rsplit(".", 1)[-1] for p in files} >= expected
     assert set(files.values()) == {0o600}, files
