@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,6 +206,7 @@ def comparison_figures(
     record: Mapping[str, Any], sources: tuple[ScanSource, ScanSource]
 ) -> tuple[Recomputation | None, tuple[Figure, ...], str | None]:
     """The comparison made again from the scans and its figures (the scans, the congruent cells), or why they cannot be drawn."""
+    from ballistics.identifiers import Identifiers
     from ballistics.plots import comparison_figure, crop_figure
     from ballistics.scan import load_scan
 
@@ -235,13 +236,9 @@ def comparison_figures(
     faces = again.comparison.surfaces
     assert faces is not None
     crops = _png(lambda path: crop_figure([(scans[k], faces[k], f"{SIDES[k]}: {labels[k]}") for k in range(2)], path))
-    # The figure names each scan by its file: the name the record gives it, not the store's SHA-256 file name.
-    named = replace(
-        again.comparison,
-        reference={**again.comparison.reference, "path": sources[0].name},
-        questioned={**again.comparison.questioned, "path": sources[1].name},
-    )
-    cells = _png(lambda path: comparison_figure(named, path))
+    # The figure names the case and each exhibit as the record does (never the store's SHA-256 file names).
+    names = Identifiers(record["exhibits"]["reference"], record["exhibits"]["questioned"], record["case_id"])
+    cells = _png(lambda path: comparison_figure(again.comparison, path, identifiers=names))
     figures = (
         Figure(
             "The scans compared",
