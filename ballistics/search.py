@@ -43,6 +43,8 @@ class SearchParams:
     firing_pin_shape: str | None = None
     #: Scans (SHA-256) left out besides the questioned one, e.g. the original of a rotated copy.
     exclude: tuple[str, ...] = ()
+    #: Only the lab's own exhibits, not those received from partners (the correlation of partner scans).
+    own_only: bool = False
     cmc: CmcParams = CmcParams()
     decision: DecisionParams = DecisionParams()
 
@@ -214,7 +216,11 @@ def search(
         else prepare(questioned, store.preprocess)
     )
     left_out = {questioned.sha256, *params.exclude}
-    candidates = [e for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if e.sha256 not in left_out]
+    candidates = [
+        e
+        for e in store.exhibits(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape)
+        if e.sha256 not in left_out and not (params.own_only and e.partner)
+    ]
     if not candidates:
         raise SearchError(questioned.source, "no exhibit of the collection passes the filters")
     filtering = time.perf_counter()
