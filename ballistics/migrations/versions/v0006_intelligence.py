@@ -1,7 +1,7 @@
 """Ballistic intelligence: requests sent and their answers, correlations of partner scans, leads, hits received.
 
 The ledger's ``kind`` widens to 32 characters for the bundle kinds ``correlation-request``,
-``correlation-response`` and ``hit-notification`` (SQLite does not enforce a length; PostgreSQL does).
+``correlation-response`` and ``hit-notification``.
 
 Revision ID: 0006
 Revises: 0005
@@ -19,8 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.alter_column("bundle_ledger", "kind", type_=sa.String(32), existing_nullable=False)
+    with op.batch_alter_table("bundle_ledger") as ledger:  # SQLite: the table rebuilt with its rows and index
+        ledger.alter_column("kind", type_=sa.String(32), existing_type=sa.String(16), existing_nullable=False)
     op.create_table(
         "requests_sent",
         sa.Column("request_id", sa.String(32), primary_key=True),
