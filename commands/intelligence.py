@@ -91,16 +91,16 @@ def request_list(json_out: JsonOpt = False) -> None:
         return
     listing = table(
         f"{len(requests)} correlation requests",
-        ("request", "case", "scans", "to", "status", "candidates of exhibits searched; hits", "sent"),
-        keep=("request", "scans", "status", "sent"),
-        fold=("case", "to", "candidates of exhibits searched; hits"),
+        ("request", "case", "scans", "to", "status", "answers"),
+        keep=("request", "scans", "status"),
+        fold=("case", "to", "answers"),
     )
     for r in requests:
         answers = "; ".join(
-            [f"{a.responder_lab}: {a.candidates} of {a.collection_size}" for a in r.answers]
-            + [f"hit {h.partner_lab} {h.partner_case}/{h.partner_exhibit}" for h in r.hits]
+            [f"{a.responder_lab}: {a.candidates} candidate(s) among {a.collection_size} exhibits" for a in r.answers]
+            + [f"hit confirmed by {h.partner_lab}: {h.partner_case}/{h.partner_exhibit}" for h in r.hits]
         )
-        add_row(listing, r.request_id[:8], r.case_id, str(len(r.scans)), ", ".join(r.recipients), r.status, answers or "-", r.created)
+        add_row(listing, r.request_id[:8], r.case_id, str(len(r.scans)), ", ".join(r.recipients), r.status, answers or "-")
     print_table(listing)
 
 
@@ -121,21 +121,19 @@ def leads_list(
         return
     listing = table(
         f"{len(found)} leads",
-        ("#", "partner lab", "partner case/exhibit", "our case/exhibit", "CMC", "log10 LR", "status", "found"),
-        keep=("#", "CMC", "log10 LR", "status", "found"),
+        ("#", "partner case/exhibit", "our case/exhibit", "CMC", "log10 LR", "status"),
+        keep=("#", "CMC", "log10 LR", "status"),
         fold=("partner case/exhibit", "our case/exhibit"),
     )
     for lead in found:
         add_row(
             listing,
             str(lead.id),
-            lead.sender_lab,
-            f"{lead.partner_case}/{lead.partner_exhibit}",
+            f"{lead.sender_lab} {lead.partner_case}/{lead.partner_exhibit}",
             f"{lead.our_case}/{lead.our_exhibit}",
             str(lead.cmc),
             "-" if lead.log10_lr is None else f"{lead.log10_lr:+.2f}",
             lead.status,
-            lead.found,
         )
     print_table(listing)
 
