@@ -427,7 +427,7 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
     assert cli.main(["bundle", "import", str(inbox), "--json"]) == 3
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"imported", "duplicates", "not_for_us", "rejected", "exit_code"} and doc["exit_code"] == 3
+    assert set(doc) == {"imported", "duplicates", "not_for_us", "rejected", "correlations", "exit_code"} and doc["exit_code"] == 3
     assert [e["path"] for e in doc["imported"]] == [str(good)] and doc["duplicates"] == []
     [rejected] = doc["rejected"]
     assert (
