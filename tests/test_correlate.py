@@ -427,3 +427,37 @@ def test_sigkill_during_the_correlation_leaves_no_half_made_lead_and_a_rerun_fin
         [finished] = doc["correlations"]
         assert len(finished["leads"]) == 2 and finished["response"]
     assert not list((labs.fr.home / "import").iterdir())
+
+
+def test_a_revision_0005_database_gains_the_intelligence_tables_and_keeps_its_ledger(tmp_path: Path, backend: Backend) -> None:
+    from ballistics.schema import current_revision, migrate
+
+    home = tmp_path / "old"
+    home.mkdir()
+    engine = create_engine(backend.url(home))
+    migrate(engine, target="0005")
+    row = {
+        "sender_lab": "UK-FSL",
+        "bundle_id": "ab" * 16,
+        "sender_key_id": "cd" * 32,
+        "sequence": 7,
+        "header_hash": "ef" * 32,
+        "kind": "findings",
+        "path": "/inbox/b.bfx",
+        "details": "{}",
+        "imported": "2026-01-15T09:30:00Z",
+        "receipt_sha256": None,
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO bundle_ledger ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"), row)
+    engine.dispose()
+    store = Store.open(home)
+    try:
+        with store.engine.connect() as conn:
+            assert current_revision(conn) == "0006"
+            assert {"requests_sent", "request_answers", "correlations", "leads", "hits_received"} <= set(sa.inspect(conn).get_table_names())
+        [entry] = store.ledger()
+        assert (entry.bundle_id, entry.sequence, entry.kind) == ("ab" * 16, 7, "findings")
+        assert store.leads() == [] and store.sent_requests() == [] and store.correlations() == []
+    finally:
+        store.close()
