@@ -7,19 +7,22 @@ What it does, exactly:
 2. Simulates ``--firearms`` firearms (``ballistics.synth``). Shot 1 of each is filed in the
    French collection with the store's API (file copied, surface prepared and cached, signature
    stored). The collection is then filled up to ``--collection`` exhibits with the *filler* cases
-   of ``benchmarks/bench_search.py`` (mirrored, turned and noised copies of prepared surfaces:
-   they match no firearm; their signatures are derived in the spectral domain and inserted
-   directly; their cached surface is a hard link). Fillers are simulated, not scanned cases.
+   of ``benchmarks/bench_search.py`` (mirrored, turned and noised copies of prepared surfaces;
+   their signatures are derived in the spectral domain and inserted directly; their cached
+   surface is a hard link). The fillers are made from shot 1 of ``--filler-firearms`` other
+   simulated firearms, never requested: a mirrored copy of a requested firearm's own surface
+   can score like that firearm (simulated machining marks are nearly mirror-symmetric), which
+   would make the count of true leads meaningless. Fillers are simulated, not scanned cases.
 3. The requests' scans are further shots (2, 3, ...) of the same firearms, written as x3p files,
    so every requested scan has one true match in the collection.
 4. For each request size: the UK writes a ``correlation-request`` bundle (``send_request``), the
    French lab imports it (``import_bundles``: verify, prepare and store the partner scans, search
-   each against the 1,000 own exhibits, prefilter then full CMC comparison of ``--shortlist``
-   candidates on ``--workers`` processes, LRs, leads, the signed response). Reported: seconds to
+   each against the 1,000 own exhibits, prefilter then full CMC comparison of the
+   search's default shortlist of 20 candidates on ``--workers`` processes, LRs, leads, the signed response). Reported: seconds to
    write the request, to import it, of which searching, per request and per scan, and the leads
    found (true matches among them).
 
-    python benchmarks/bench_correlate.py [--sizes 1 10 100] [--collection 1000] [--firearms 10] [--shortlist 20] [--workers 2]
+    python benchmarks/bench_correlate.py [--sizes 1 10 100] [--collection 1000] [--firearms 10] [--filler-firearms 5] [--workers 2]
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def run() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--collection", type=int, default=1000)
     parser.add_argument("--firearms", type=int, default=10)
-    parser.add_argument("--shortlist", type=int, default=20)
+    parser.add_argument("--filler-firearms", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
@@ -88,13 +91,12 @@ def run() -> None:
         uk_store, fr_store = Store.open(root / "uk"), Store.open(root / "fr")
 
         started = time.perf_counter()
-        firearms = synth.generate_firearms(args.firearms, args.seed)
-        bases = []
+        everything = synth.generate_firearms(args.firearms + args.filler_firearms, args.seed)
+        firearms, others = everything[: args.firearms], everything[args.firearms :]
         for gun in firearms:
-            first = synth.fire(gun, 1, args.seed)
-            path = save_x3p(first.scan, root / f"{gun.id}-1.x3p")
-            bases.append(prepare(first.scan))
+            path = save_x3p(synth.fire(gun, 1, args.seed).scan, root / f"{gun.id}-1.x3p")
             fr_store.add_exhibit_scan(path, case_id=f"FR-{gun.id}", exhibit_id="E1", lab=fr.card.lab)
+        bases = [prepare(synth.fire(gun, 1, args.seed).scan) for gun in others]
         add_fillers(fr_store, bases, args.collection - len(fr_store.exhibits()), rng)
         print(
             f"French collection: {len(fr_store.exhibits())} exhibits ({args.firearms} simulated firearms' shot 1, the rest fillers), "
