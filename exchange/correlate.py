@@ -165,13 +165,20 @@ def correlate_unfinished(
     whose response was not written yet is answered from its stored leads.
     """
     now = now or now_utc()
+    loaded: list[Calibration] = [calibration] if calibration is not None else []
+
+    def calibration_of() -> Calibration:
+        """The lab's calibration, read once and only when a candidate needs its LR."""
+        if not loaded:
+            loaded.append(default_calibration(Path(home)))
+        return loaded[0]
+
     results = []
     for correlation in store.correlations(unfinished=True):
         found: tuple[Lead, ...] = ()
         size = correlation.collection_size or 0
         if correlation.state == PENDING:
-            calibration = calibration or default_calibration(Path(home))
-            leads, size = _search(store, correlation, identity.card.lab.id, now, executor or LocalExecutor(1), calibration)
+            leads, size = _search(store, correlation, now, executor or LocalExecutor(1), calibration_of)
             found = tuple(store.finish_search(correlation, leads, size, format_time(now)))
             if audit is not None:
                 audit.append(
@@ -200,7 +207,7 @@ def correlate_unfinished(
 
 
 def _search(
-    store: Store, correlation: Correlation, our_lab: str, now: datetime, executor: Executor, calibration: Calibration
+    store: Store, correlation: Correlation, now: datetime, executor: Executor, calibration: Callable[[], Calibration]
 ) -> tuple[list[Lead], int]:
     """Leads of one bundle's scans against the lab's own exhibits; and the most exhibits one scan was searched against."""
     from ballistics.likelihood_ratio import likelihood_ratio
@@ -222,7 +229,7 @@ def _search(
             if hit.cmc < LEAD_MIN_CMC:
                 continue
             try:
-                statement: dict[str, Any] | None = likelihood_ratio(calibration, hit.comparison).to_dict()
+                statement: dict[str, Any] | None = likelihood_ratio(calibration(), hit.comparison).to_dict()
             except BallisticsError:  # e.g. a comparison the calibration cannot score: the lead stands on its CMC
                 statement = None
             ours = hit.exhibit
