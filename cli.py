@@ -20,7 +20,21 @@ import typer
 
 from ballistics import SOFTWARE_NAME
 from ballistics.errors import EXIT_UNEXPECTED, EXIT_USAGE, BallisticsError
-from commands import audit, bundles, calibration, collection, comparison, demo, keys, records, report, scans, series, view
+from commands import (
+    audit,
+    bundles,
+    calibration,
+    collection,
+    comparison,
+    demo,
+    intelligence,
+    keys,
+    records,
+    report,
+    scans,
+    series,
+    view,
+)
 from commands.common import HOME_ENV, default_home, state, visible
 
 #: Exit code of an interrupted command (128 + SIGINT), as shells report it.
@@ -57,7 +71,7 @@ def _global(
     state.debug = debug
 
 
-for group in (scans, comparison, view, calibration, collection, records, series, report, keys, bundles, audit, demo):
+for group in (scans, comparison, view, calibration, collection, records, series, report, keys, bundles, intelligence, audit, demo):
     group.register(app)
 
 

@@ -143,7 +143,7 @@ class LedgerEntry:
     sender_key_id: str
     sequence: int
     header_hash: str
-    kind: str  # FINDINGS or RECEIPT
+    kind: str  # FINDINGS, RECEIPT, or a kind of docs/bundle-format.md section 3.7 (correlation-request, ...)
     path: str
     details: LedgerDetails
     imported: str | None = None

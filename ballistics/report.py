@@ -237,8 +237,8 @@ def comparison_figures(
     assert faces is not None
     crops = _png(lambda path: crop_figure([(scans[k], faces[k], f"{SIDES[k]}: {labels[k]}") for k in range(2)], path))
     # The figure names the case and each exhibit as the record does (never the store's SHA-256 file names).
-    names = Identifiers(record["exhibits"]["reference"], record["exhibits"]["questioned"], record["case_id"])
-    cells = _png(lambda path: comparison_figure(again.comparison, path, identifiers=names))
+    identifiers = Identifiers(record["exhibits"]["reference"], record["exhibits"]["questioned"], record["case_id"])
+    cells = _png(lambda path: comparison_figure(again.comparison, path, identifiers=identifiers))
     figures = (
         Figure(
             "The scans compared",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 IMMEDIATE = "ballistics_immediate"
 #: The newest revision under ``ballistics/migrations/versions`` (a test checks they agree), so
 #: opening an up-to-date database reads one row and loads no Alembic.
-HEAD = "0005"
+HEAD = "0006"
 #: Revisions of the schema versions counted by hand before Alembic (table ``schema_version``).
 LEGACY_REVISIONS = {1: "0001", 2: "0002", 3: "0003"}
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -117,12 +117,91 @@ bundle_ledger = sa.Table(
     sa.Column("sender_key_id", sa.String(64), nullable=False),
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("header_hash", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # "findings" (records and scans) or "receipt"
+    # "findings" (records and scans), "receipt", "correlation-request", "correlation-response" or "hit-notification"
+    sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False),  # JSON: files, records, exhibits, or the receipt
     sa.Column("imported", sa.String(40), nullable=False),
     sa.Column("receipt_sha256", sa.String(64)),  # the delivery receipt sent back, once it is written
     sa.Index("ix_bundle_ledger_sender", "sender_lab", "sequence"),
+)
+
+# --- ballistic intelligence (revision 0006) --------------------------------------------------------
+requests_sent = sa.Table(
+    "requests_sent",
+    metadata,
+    sa.Column("request_id", sa.String(32), primary_key=True),
+    sa.Column("bundle_id", sa.String(32), nullable=False),
+    sa.Column("case_id", sa.String(128), nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),  # JSON list of lab ids
+    sa.Column("scans", sa.Text, nullable=False),  # JSON list of {sha256, exhibit}
+    sa.Column("created", sa.String(40), nullable=False),
+)
+request_answers = sa.Table(
+    "request_answers",
+    metadata,
+    sa.Column("request_id", sa.String(32), primary_key=True),
+    sa.Column("responder_lab", sa.String(64), primary_key=True),
+    sa.Column("bundle_id", sa.String(32), nullable=False),  # of the response bundle
+    sa.Column("collection_size", sa.BigInteger, nullable=False),
+    sa.Column("candidates", sa.Integer, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),  # the response, as JSON
+    sa.Column("received", sa.String(40), nullable=False),
+)
+correlations = sa.Table(
+    "correlations",
+    metadata,
+    # One partner bundle whose scans are searched against the collection: a request, or findings.
+    sa.Column("sender_lab", sa.String(64), primary_key=True),
+    sa.Column("bundle_id", sa.String(32), primary_key=True),
+    sa.Column("request_id", sa.String(32)),
+    sa.Column("state", sa.String(16), nullable=False),  # pending, searched, answered
+    sa.Column("scans", sa.Text, nullable=False),  # JSON list of SHA-256
+    sa.Column("collection_size", sa.BigInteger),
+    sa.Column("searched", sa.String(40)),
+    sa.Column("response", sa.Text),  # path of the response bundle written
+)
+leads = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_lab", sa.String(64), nullable=False),
+    sa.Column("bundle_id", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(32)),
+    sa.Column("partner_case", sa.String(128), nullable=False),
+    sa.Column("partner_exhibit", sa.String(128), nullable=False),
+    sa.Column("partner_sha256", sa.String(64), nullable=False),
+    sa.Column("our_lab", sa.String(64), nullable=False),
+    sa.Column("our_case", sa.String(128), nullable=False),
+    sa.Column("our_exhibit", sa.String(128), nullable=False),
+    sa.Column("our_sha256", sa.String(64), nullable=False),
+    sa.Column("cmc", sa.Integer, nullable=False),
+    sa.Column("ccf", sa.Float),
+    sa.Column("log10_lr", sa.Float),
+    sa.Column("likelihood_ratio", sa.Text),  # the LR statement, as JSON
+    sa.Column("comparison", sa.Text, nullable=False),  # the comparison document, as JSON
+    sa.Column("status", sa.String(16), nullable=False),  # new, confirmed, dismissed
+    sa.Column("found", sa.String(40), nullable=False),
+    sa.Column("decided", sa.String(40)),
+    sa.Column("examiner", sa.String(200)),
+    sa.Column("reason", sa.Text),
+    sa.Column("record_id", sa.String(36)),
+    sa.Column("notification", sa.Text),  # path of the hit notification written
+    sa.UniqueConstraint("partner_sha256", "our_sha256"),
+)
+hits_received = sa.Table(
+    "hits_received",
+    metadata,
+    sa.Column("record_id", sa.String(36), primary_key=True),
+    sa.Column("partner_lab", sa.String(64), nullable=False),
+    sa.Column("bundle_id", sa.String(32), nullable=False),  # ours, which carried the scan
+    sa.Column("request_id", sa.String(32)),
+    sa.Column("scan_sha256", sa.String(64), nullable=False),
+    sa.Column("partner_case", sa.String(128), nullable=False),
+    sa.Column("partner_exhibit", sa.String(128), nullable=False),
+    sa.Column("log10_lr", sa.String(16)),
+    sa.Column("examiner", sa.String(200), nullable=False),
+    sa.Column("received", sa.String(40), nullable=False),
 )
 
 

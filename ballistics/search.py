@@ -54,6 +54,8 @@ class SearchParams:
     firing_pin_shape: str | None = None
     #: Scans (SHA-256) left out besides the questioned one, e.g. the original of a rotated copy.
     exclude: tuple[str, ...] = ()
+    #: Only the lab's own exhibits, not those received from partners (the correlation of partner scans).
+    own_only: bool = False
     cmc: CmcParams = CmcParams()
     decision: DecisionParams = DecisionParams()
 
@@ -249,8 +251,10 @@ def shortlist(store: Store, face: BreechFace, left_out: set[str], params: Search
     """
     query = signature(face, store.signature_params)
     excluded = {e.id for sha in left_out if sha and (e := store.by_sha256(sha)) is not None}
-    filtered = params.calibre is not None or params.firing_pin_shape is not None
-    allowed = store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape) if filtered else None
+    filtered = params.calibre is not None or params.firing_pin_shape is not None or params.own_only
+    allowed = (
+        store.exhibit_ids(calibre=params.calibre, firing_pin_shape=params.firing_pin_shape, own_only=params.own_only) if filtered else None
+    )
     searching = time.perf_counter()
     index = store.synced_index()
     pool = np.array(allowed, np.int64) if allowed is not None else index.ids()

@@ -41,6 +41,7 @@ from ballistics.clock import format_time
 from ballistics.errors import StoreError, UsageError
 from ballistics.files import PRIVATE_FILE_MODE, copy_atomic, ensure_private_dir
 from ballistics.labs import Lab
+from ballistics.leads import ANSWERED, PENDING, SEARCHED, Correlation, Lead, ReceivedHit, RequestAnswer, SentRequest
 from ballistics.ledger import LedgerEntry, details_from_dict
 from ballistics.method import PreprocessParams, SignatureParams
 
@@ -55,13 +56,18 @@ from ballistics.schema import (
     bundle_ledger,
     cases,
     comparisons,
+    correlations,
     create_engine,
     exhibits,
+    hits_received,
     insert_new,
     labs,
+    leads,
     lock_exclusive,
     match_records,
     migrate,
+    request_answers,
+    requests_sent,
     scans,
     signatures,
 )
@@ -644,10 +650,12 @@ class Store:
                 out.update({row.sha256: row.data for row in c.execute(query)})
         return out
 
-    def exhibit_ids(self, *, calibre: str | None = None, firing_pin_shape: str | None = None) -> list[int]:
-        """Ids of the exhibits that match every filter given (no other column read: cheap at 10^6)."""
+    def exhibit_ids(self, *, calibre: str | None = None, firing_pin_shape: str | None = None, own_only: bool = False) -> list[int]:
+        """Ids of the exhibits that match every filter given, the lab's own only if asked (no other column read: cheap at 10^6)."""
         filters = ((exhibits.c.calibre, calibre), (exhibits.c.firing_pin_shape, firing_pin_shape))
         clauses = [col == value for col, value in filters if value is not None]
+        if own_only:
+            clauses.append(exhibits.c.partner == sa.false())
         with self.engine.connect() as c:
             return [int(i) for i in c.execute(sa.select(exhibits.c.id).where(*clauses).order_by(exhibits.c.id)).scalars()]
 
@@ -814,9 +822,250 @@ class Store:
             for r in conn.execute(query)
         ]
 
+    # --- ballistic intelligence (ballistics/leads.py) ---
+
+    def add_sent_request(self, request: SentRequest) -> None:
+        with self.transaction() as c:
+            c.execute(
+                requests_sent.insert().values(
+                    request_id=request.request_id,
+                    bundle_id=request.bundle_id,
+                    case_id=request.case_id,
+                    recipients=json.dumps(list(request.recipients)),
+                    scans=json.dumps([{"sha256": sha, "exhibit": exhibit} for sha, exhibit in request.scans]),
+                    created=request.created,
+                )
+            )
+
+    def sent_requests(self, request_id: str | None = None, *, conn: Connection | None = None) -> list[SentRequest]:
+        """The requests this lab sent (or the one named), oldest first, each with its answers and hits."""
+        query = sa.select(requests_sent).order_by(requests_sent.c.created, requests_sent.c.request_id)
+        if request_id is not None:
+            query = query.where(requests_sent.c.request_id == request_id)
+        with self._reading(conn) as c:
+            answers: dict[str, list[RequestAnswer]] = {}
+            for row in c.execute(sa.select(request_answers).order_by(request_answers.c.received, request_answers.c.responder_lab)):
+                answers.setdefault(row.request_id, []).append(
+                    RequestAnswer(
+                        row.responder_lab,
+                        row.bundle_id,
+                        int(row.collection_size),
+                        int(row.candidates),
+                        json.loads(row.document),
+                        row.received,
+                    )
+                )
+            hits: dict[str, list[ReceivedHit]] = {}
+            for hit in self.received_hits(conn=c):
+                if hit.request_id is not None:
+                    hits.setdefault(hit.request_id, []).append(hit)
+            return [
+                SentRequest(
+                    row.request_id,
+                    row.bundle_id,
+                    row.case_id,
+                    tuple(json.loads(row.recipients)),
+                    tuple((s["sha256"], s["exhibit"]) for s in json.loads(row.scans)),
+                    row.created,
+                    tuple(answers.get(row.request_id, ())),
+                    tuple(hits.get(row.request_id, ())),
+                )
+                for row in c.execute(query)
+            ]
+
+    def add_request_answer(self, request_id: str, answer: RequestAnswer, *, conn: Connection) -> bool:
+        """Record a partner's response to our request; False when that partner had already answered it."""
+        return insert_new(
+            conn,
+            request_answers,
+            request_id=request_id,
+            responder_lab=answer.responder_lab,
+            bundle_id=answer.bundle_id,
+            collection_size=answer.collection_size,
+            candidates=answer.candidates,
+            document=json.dumps(answer.document, sort_keys=True),
+            received=answer.received,
+        )
+
+    def add_correlation(self, correlation: Correlation, *, conn: Connection) -> None:
+        """Mark a partner bundle's scans for searching, in the transaction that stores them."""
+        insert_new(
+            conn,
+            correlations,
+            sender_lab=correlation.sender_lab,
+            bundle_id=correlation.bundle_id,
+            request_id=correlation.request_id,
+            state=correlation.state,
+            scans=json.dumps(list(correlation.scans)),
+        )
+
+    def correlations(self, *, unfinished: bool = False) -> list[Correlation]:
+        """Correlations of partner bundles; ``unfinished``: those not yet searched or not yet answered."""
+        query = sa.select(correlations).order_by(correlations.c.sender_lab, correlations.c.bundle_id)
+        if unfinished:
+            query = query.where(correlations.c.state != ANSWERED)
+        with self.engine.connect() as c:
+            return [
+                Correlation(
+                    row.sender_lab,
+                    row.bundle_id,
+                    row.request_id,
+                    tuple(json.loads(row.scans)),
+                    row.state,
+                    None if row.collection_size is None else int(row.collection_size),
+                    row.searched,
+                    row.response,
+                )
+                for row in c.execute(query)
+            ]
+
+    def finish_search(self, correlation: Correlation, found: Sequence[Lead], collection_size: int, searched: str) -> list[Lead]:
+        """Store the leads of a correlation and mark it searched, in one transaction; returns the leads added.
+
+        Only a pending correlation is finished (another process may have finished it meanwhile);
+        a lead already known (the same pair of scans, from an earlier bundle) is not made twice.
+        """
+        added: list[Lead] = []
+        with self.transaction(immediate=True) as c:
+            key = _correlation_key(correlation.sender_lab, correlation.bundle_id)
+            if c.execute(sa.select(correlations.c.state).where(*key)).scalar() != PENDING:
+                return added
+            for lead in found:
+                if insert_new(c, leads, **_lead_row(lead)):
+                    added.append(self._leads(c, leads.c.partner_sha256 == lead.partner_sha256, leads.c.our_sha256 == lead.our_sha256)[0])
+            c.execute(correlations.update().where(*key).values(state=SEARCHED, collection_size=collection_size, searched=searched))
+        return added
+
+    def set_answered(self, sender_lab: str, bundle_id: str, response: str | None) -> None:
+        with self.transaction() as c:
+            c.execute(correlations.update().where(*_correlation_key(sender_lab, bundle_id)).values(state=ANSWERED, response=response))
+
+    def leads(self, status: str | None = None, *, sender_lab: str | None = None, bundle_id: str | None = None) -> list[Lead]:
+        clauses = [
+            col == value
+            for col, value in ((leads.c.status, status), (leads.c.sender_lab, sender_lab), (leads.c.bundle_id, bundle_id))
+            if value
+        ]
+        with self.engine.connect() as c:
+            return self._leads(c, *clauses)
+
+    def lead(self, lead_id: int, *, conn: Connection | None = None) -> Lead:
+        with self._reading(conn) as c:
+            found = self._leads(c, leads.c.id == lead_id)
+        if not found:
+            raise StoreError(f"lead {lead_id}", "no such lead (ballistics leads list)")
+        return found[0]
+
+    def decide_lead(
+        self, lead_id: int, status: str, *, decided: str, examiner: str | None, reason: str | None, record_id: str | None, conn: Connection
+    ) -> bool:
+        """Confirm or dismiss a new lead; False when it was already decided (it is decided once)."""
+        result = conn.execute(
+            leads.update()
+            .where(leads.c.id == lead_id, leads.c.status == "new")
+            .values(status=status, decided=decided, examiner=examiner, reason=reason, record_id=record_id)
+        )
+        return bool(result.rowcount == 1)
+
+    def set_lead_notification(self, lead_id: int, path: str) -> None:
+        with self.transaction() as c:
+            c.execute(leads.update().where(leads.c.id == lead_id).values(notification=path))
+
+    def add_received_hit(self, hit: ReceivedHit, *, conn: Connection) -> bool:
+        return insert_new(
+            conn,
+            hits_received,
+            record_id=hit.record_id,
+            partner_lab=hit.partner_lab,
+            bundle_id=hit.bundle_id,
+            request_id=hit.request_id,
+            scan_sha256=hit.scan_sha256,
+            partner_case=hit.partner_case,
+            partner_exhibit=hit.partner_exhibit,
+            log10_lr=hit.log10_lr,
+            examiner=hit.examiner,
+            received=hit.received,
+        )
+
+    def received_hits(self, *, conn: Connection | None = None) -> list[ReceivedHit]:
+        """Hits partners confirmed on our scans (their match records are in the store)."""
+        with self._reading(conn) as c:
+            return [
+                ReceivedHit(
+                    r.record_id,
+                    r.partner_lab,
+                    r.bundle_id,
+                    r.request_id,
+                    r.scan_sha256,
+                    r.partner_case,
+                    r.partner_exhibit,
+                    r.log10_lr,
+                    r.examiner,
+                    r.received,
+                )
+                for r in c.execute(sa.select(hits_received).order_by(hits_received.c.received, hits_received.c.record_id))
+            ]
+
+    def _leads(self, conn: Connection, *where: Any) -> list[Lead]:
+        return [
+            Lead(
+                sender_lab=r.sender_lab,
+                bundle_id=r.bundle_id,
+                request_id=r.request_id,
+                partner_case=r.partner_case,
+                partner_exhibit=r.partner_exhibit,
+                partner_sha256=r.partner_sha256,
+                our_lab=r.our_lab,
+                our_case=r.our_case,
+                our_exhibit=r.our_exhibit,
+                our_sha256=r.our_sha256,
+                cmc=int(r.cmc),
+                ccf=r.ccf,
+                log10_lr=r.log10_lr,
+                likelihood_ratio=None if r.likelihood_ratio is None else json.loads(r.likelihood_ratio),
+                comparison=json.loads(r.comparison),
+                found=r.found,
+                id=int(r.id),
+                status=r.status,
+                decided=r.decided,
+                examiner=r.examiner,
+                reason=r.reason,
+                record_id=r.record_id,
+                notification=r.notification,
+            )
+            for r in conn.execute(sa.select(leads).where(*where).order_by(leads.c.id))
+        ]
+
 
 def _ledger_key(sender_lab: str, bundle_id: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (bundle_ledger.c.sender_lab == sender_lab, bundle_ledger.c.bundle_id == bundle_id)
+
+
+def _correlation_key(sender_lab: str, bundle_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (correlations.c.sender_lab == sender_lab, correlations.c.bundle_id == bundle_id)
+
+
+def _lead_row(lead: Lead) -> dict[str, Any]:
+    """The columns of a new lead (its id is the database's)."""
+    return {
+        "sender_lab": lead.sender_lab,
+        "bundle_id": lead.bundle_id,
+        "request_id": lead.request_id,
+        "partner_case": lead.partner_case,
+        "partner_exhibit": lead.partner_exhibit,
+        "partner_sha256": lead.partner_sha256,
+        "our_lab": lead.our_lab,
+        "our_case": lead.our_case,
+        "our_exhibit": lead.our_exhibit,
+        "our_sha256": lead.our_sha256,
+        "cmc": lead.cmc,
+        "ccf": lead.ccf,
+        "log10_lr": lead.log10_lr,
+        "likelihood_ratio": None if lead.likelihood_ratio is None else json.dumps(lead.likelihood_ratio, sort_keys=True),
+        "comparison": json.dumps(lead.comparison, sort_keys=True, default=str),
+        "status": lead.status,
+        "found": lead.found,
+    }
 
 
 def _holder(conn: Connection, case_pk: int, exhibit_id: str) -> str | None:

@@ -130,23 +130,46 @@ def bundle_verify(bundle: Annotated[Path, typer.Argument(help="A bundle (.bfx)."
 def bundle_import(
     paths: Annotated[list[Path], typer.Argument(help="Bundles (.bfx) and folders (every *.bfx inside).")],
     json_out: JsonOpt = False,
-    receipt_dir: Annotated[
-        Path | None, typer.Option("--receipt-dir", help="Write a signed delivery receipt per imported bundle here, for its sender.")
+    outbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--outbox",
+            help="Write here, for their senders, a signed delivery receipt per imported findings bundle and the correlation "
+            "response to each request (responses go to <home>/outbox without it).",
+        ),
     ] = None,
+    receipt_dir: Annotated[Path | None, typer.Option("--receipt-dir", hidden=True, help="Former name of --outbox.")] = None,
+    correlate: Annotated[
+        bool,
+        typer.Option(
+            "--correlate/--no-correlate", help="Search the scans of imported findings bundles against the collection (requests always are)."
+        ),
+    ] = True,
 ) -> None:
-    """Import partner bundles: verify, refuse replays, store records and scans; quarantine the bad ones."""
+    """Import partner bundles: verify, refuse replays, store records and scans, search partner scans; quarantine the bad ones."""
+    from ballistics.errors import UsageError
     from exchange.audit import Actor, audit_session
     from exchange.importer import import_bundles
     from exchange.keys import load_identity
     from exchange.trust import TrustStore
 
+    if outbox is not None and receipt_dir is not None:
+        raise UsageError("--receipt-dir", "give --outbox only (--receipt-dir is its former name)")
     identity = load_identity(state.home, passphrase())
     store = open_store()
     with audit_session(state.home, Actor.current(state.home, os.environ.get(EXAMINER_ENV))) as log:
         log.certify_key(identity)
         with progress("verifying and importing", quiet=json_out) as update:
             report = import_bundles(
-                state.home, store, identity, TrustStore.open(state.home), paths, receipt_dir=receipt_dir, audit=log, progress=update
+                state.home,
+                store,
+                identity,
+                TrustStore.open(state.home),
+                paths,
+                outbox=outbox or receipt_dir,
+                correlate=correlate,
+                audit=log,
+                progress=update,
             )
     if json_out:
         emit_json(report.to_dict())
@@ -188,6 +211,11 @@ def print_import_report(report: ImportReport) -> None:
             Text(detail),
         )
     print_table(listing)
+    for c in report.correlations:
+        what = f"request {c.request_id[:8]}" if c.request_id else f"bundle {c.bundle_id[:8]}"
+        leads = f"{len(c.leads)} new lead(s) (ballistics leads list)" if c.leads else "no lead"
+        answer = f"; response {Path(c.response).name}" if c.response else ""
+        note(f"correlated {what} of {c.sender}: {c.scans} scan(s) against {c.collection_size} exhibit(s), {leads}{answer}")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import PASSPHRASE_ENV, add_row, note, out, print_table, progress, table
+from commands.common import PASSPHRASE_ENV, note, out, progress
 
 sample_app = typer.Typer(help="Simulated firearms and cartridge cases with known ground truth.", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def sample_generate(
 
 
 def demo() -> None:
-    """The UK-France story on simulated cases: identities, trust, a match, a bundle, a batch import, the cross-border link."""
+    """The UK-France story on simulated cases: identities, trust, a match, receipts, a correlation request searched on import, a lead confirmed, the hit notified back."""
     import secrets
     import tempfile
 
@@ -90,9 +90,6 @@ def quietly(home: Path, *args: str) -> int:
 def story(root: Path) -> None:
     from rich.markup import escape
 
-    from ballistics.scan import load_scan
-    from ballistics.search import LocalExecutor, SearchParams
-    from ballistics.search import search as run_search
     from ballistics.store import Store
     from exchange.card import format_fingerprint
     from exchange.files import write_atomic
@@ -133,7 +130,7 @@ def story(root: Path) -> None:
     out().rule("6. Earlier deliveries: bundle 1 never arrived (an interceptor kept it), bundle 2 did, and was receipted")
     run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "intercepted.bfx"))
     run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "delivery-2.bfx"))
-    run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--receipt-dir", str(root / "fr-outbox"))
+    run("FR", fr, "bundle", "import", str(root / "delivery-2.bfx"), "--outbox", str(root / "fr-outbox"))
     run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
     for entry in Store.open(uk).ledger():
         receipt = entry.details.to_dict()["receipt"]
@@ -141,60 +138,79 @@ def story(root: Path) -> None:
             f"UK holds {entry.sender_lab}'s signed receipt: bundle {receipt['bundle_id'][:8]} received with the SHA-256 of its {len(receipt['files'])} file(s)"
         )
 
-    out().rule("7. The UK lab sends the case to France: the record and both scans")
+    out().rule("7. The UK lab sends France a correlation request for its crime-scene case")
     inbox.mkdir()
+    request = inbox / "uk-request-UK-2026-0117.bfx"
     run(
         "UK",
         uk,
-        "bundle",
+        "request",
         "export",
         "--to",
         "FR-IRCGN",
-        "--record",
-        str(root / "uk-match.json"),
-        "--scan",
-        str(paths["F01-02"]),
         "--scan",
         str(paths["F01-01"]),
+        "--case",
+        "UK-2026-0117",
+        "--exhibit",
+        "CS1",
+        "--calibre",
+        "9mm Luger",
         "-o",
-        str(inbox / "uk-case-UK-2026-0117.bfx"),
+        str(request),
     )
-    forged = bytearray((inbox / "uk-case-UK-2026-0117.bfx").read_bytes())
+    forged = bytearray(request.read_bytes())
     forged[len(forged) // 2] ^= 0x20
-    (inbox / "uk-case-copy.bfx").write_bytes(bytes(forged))
+    (inbox / "uk-request-copy.bfx").write_bytes(bytes(forged))
     shutil.copyfile(root / "intercepted.bfx", inbox / "uk-delivery-old.bfx")
-    out().print("the French inbox also holds a copy of the case bundle with one byte changed, and the intercepted bundle 1, replayed")
+    out().print("the French inbox also holds a copy of the request with one byte changed, and the intercepted bundle 1, replayed")
 
-    out().rule("8. The French lab imports its inbox in one batch")
-    code = run("FR", fr, "bundle", "import", str(inbox), "--receipt-dir", str(root / "fr-outbox"))
+    out().rule("8. The French lab imports its inbox in one batch: the request is searched automatically")
+    code = run("FR", fr, "bundle", "import", str(inbox), "--outbox", str(root / "fr-outbox"))
     out().print(f"exit code {code} (security refusal); the batch went on, and each refused bundle sits in quarantine beside its reason:")
     for sidecar in sorted((fr / "quarantine").glob("*.reason.json")):
         reason = json.loads(sidecar.read_text())
         out().print(f"  {Path(reason['path']).name}: {reason['error']} (exit {reason['exit_code']}): {reason['reason']}", markup=False)
-
-    out().rule("9. The French lab searches the imported UK crime-scene scan against its own collection")
-    store = Store.open(fr)
-    query = next(e for e in store.exhibits(lab="UK-FSL") if e.exhibit == "CS1")
-    out().print(
-        f"[dim]FR$[/dim] [bold]ballistics search {query.path.name}[/bold]   "
-        f"(UK exhibit {escape(query.case)}/{escape(query.exhibit)}, received from a partner)"
-    )
-    result = run_search(store, load_scan(query.path), SearchParams(top=4, shortlist=3), LocalExecutor(max(1, os.cpu_count() or 1)))
-    ranking = table("", ("rank", "lab", "case", "exhibit", "CMC", "decision"), keep=("rank", "case", "exhibit", "CMC", "decision"))
-    for hit in result.candidates:
-        e = hit.exhibit
-        add_row(ranking, str(hit.rank), e.lab + (" (partner)" if e.partner else ""), e.case, e.exhibit, str(hit.cmc), hit.decision)
-    print_table(ranking)
-    links = [h for h in result.candidates if not h.exhibit.partner and h.decision == "identification"]
-    for hit in links:
+    run("FR", fr, "leads", "list")
+    out().print("(the scan of delivery 2, imported in step 6, was searched on import too, and found its own match)")
+    leads = [lead for lead in Store.open(fr).leads("new") if lead.request_id is not None]
+    for lead in leads:
         out().print(
-            f"[bold green]cross-border link found:[/] UK case {escape(query.case)} exhibit {escape(query.exhibit)} and French case "
-            f"{escape(hit.exhibit.case)} exhibit {escape(hit.exhibit.exhibit)} were fired by the same firearm (CMC {hit.cmc})"
+            f"[bold green]cross-border link found:[/] UK case {escape(lead.partner_case)} exhibit {escape(lead.partner_exhibit)} and French case "
+            f"{escape(lead.our_case)} exhibit {escape(lead.our_exhibit)} (CMC {lead.cmc}, log10 LR {lead.log10_lr or 0:+.2f}), "
+            "a lead for a French examiner to confirm"
         )
-    if not links:
+    if not leads:
         out().print("[bold red]no cross-border link found[/]")
+        return
 
-    out().rule("10. Both labs check their audit logs")
+    out().rule("9. The French examiner confirms the lead: a match record, and a hit notification for the UK")
+    run("FR", fr, "leads", "show", str(leads[0].id))
+    run(
+        "FR",
+        fr,
+        "leads",
+        "confirm",
+        str(leads[0].id),
+        "--examiner",
+        "Capitaine L. Moreau",
+        "--reviewer",
+        "Dr A. Besson",
+        "--outbox",
+        str(root / "fr-outbox"),
+    )
+
+    out().rule("10. The UK lab imports the French answers: the correlation response and the hit notification")
+    run("UK", uk, "bundle", "import", str(root / "fr-outbox"))
+    run("UK", uk, "request", "list")
+    for hit in Store.open(uk).received_hits():
+        out().print(
+            f"UK holds {escape(hit.partner_lab)}'s confirmed hit: its crime-scene scan {hit.scan_sha256[:12]} matches French case "
+            f"{escape(hit.partner_case)} exhibit {escape(hit.partner_exhibit)} (log10 LR {hit.log10_lr or 'not computed'}), "
+            f"examined by {escape(hit.examiner)}; match record {hit.record_id} stored"
+        )
+
+    out().rule("11. Both labs check their audit logs")
     for label, home in (("FR", fr), ("UK", uk)):
         code = run(label, home, "audit", "verify")
         out().print(f"{label} audit log {'intact' if code == 0 else 'BROKEN'}")

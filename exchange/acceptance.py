@@ -8,6 +8,9 @@ same error. So both run these functions:
   :func:`exchange.reader.open_bundle` for every bundle): every record is of the signing lab; a
   receipt bundle holds its receipt alone, is signed by the lab it names as recipient, and
   matches a bundle this lab sent to that lab, hashes and all (:func:`exchange.sent.match_receipt`);
+  a correlation request holds its scans and nothing else, in the name of the signing lab; a
+  correlation response or a hit notification answers a bundle this lab sent to the signing lab
+  (:func:`check_intelligence`);
 * :func:`check_against_store`, against the lab's collection, read-only (run by
   ``open_bundle(..., ledger=store)`` and by the importer inside its transaction): the replay
   ledger (same id with other bytes, sequence not newer than the last from that lab) and record
@@ -23,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from ballistics.ledger import DeliveryReceipt, LedgerEntry
 from ballistics.records import MatchRecord
 from exchange.errors import ConflictingRecordError, ForeignContentError, MalformedBundleError, ReplayedBundleError, StaleBundleError
+from exchange.intelligence import CorrelationRequest, CorrelationResponse, HitNotification, IntelligenceDocument
 from exchange.keys import Identity
 from exchange.manifest import Manifest
-from exchange.sent import match_receipt
+from exchange.sent import match_receipt, sent_manifest
 
 if TYPE_CHECKING:
     from ballistics.store import Store
@@ -38,13 +42,22 @@ MAX_SEQUENCE_STEP = 2**32
 
 
 def check_content(
-    manifest: Manifest, records: Sequence[MatchRecord], receipts: Sequence[DeliveryReceipt], identity: Identity, where: str | Path
+    manifest: Manifest,
+    records: Sequence[MatchRecord],
+    receipts: Sequence[DeliveryReceipt],
+    documents: Sequence[IntelligenceDocument],
+    identity: Identity,
+    where: str | Path,
 ) -> None:
     """Refuse content the signer cannot vouch for (:class:`ForeignContentError`, exit 4)."""
     signer = manifest.sender
     for entry, record in zip((f for f in manifest.files if f.kind == "record"), records, strict=True):
         if record["lab"]["id"] != signer.lab:
             raise ForeignContentError(where, f"{entry.name}: record of lab {record['lab']['id']} in a bundle signed by {signer.lab}")
+    if documents:
+        if receipts or len(documents) != 1:
+            raise MalformedBundleError(where, "a bundle holds at most one request, response or notification, and no receipt beside it")
+        check_intelligence(manifest, records, documents[0], identity, where)
     if not receipts:
         return
     if len(manifest.files) != 1:
@@ -56,6 +69,67 @@ def check_content(
     if receipt.recipient != signer:
         raise ForeignContentError(where, f"receipt in the name of {receipt.recipient.lab} signed by {signer.lab}")
     match_receipt(receipt, identity, str(where))
+
+
+def check_intelligence(
+    manifest: Manifest, records: Sequence[MatchRecord], document: IntelligenceDocument, identity: Identity, where: str | Path
+) -> None:
+    """The rules of a correlation request, response or hit notification (docs/bundle-format.md, section 3.7).
+
+    A request is in the signing lab's name and lists exactly the scans beside it. A response
+    is alone; a notification has one record beside it, the one it names, citing the scan it is
+    about. Both must answer a bundle this lab sent to the signing lab (the register of
+    :mod:`exchange.sent`, signed by this lab): a response the request bundle with the request it
+    names, a notification the bundle that carried the scan; else :class:`ForeignContentError`.
+    """
+    signer = manifest.sender.lab
+    kinds = [f.kind for f in manifest.files]
+    if isinstance(document, CorrelationRequest):
+        scans = {f.sha256 for f in manifest.files if f.kind == "scan"}
+        if kinds.count("request") != 1 or len(scans) != len(kinds) - 1:
+            raise MalformedBundleError(where, "a correlation request bundle holds its request and its scans, nothing else")
+        if scans != {s.sha256 for s in document.scans}:
+            raise MalformedBundleError(where, "the correlation request does not list exactly the scans of its bundle")
+        if document.lab != signer:
+            raise ForeignContentError(where, f"correlation request in the name of {document.lab} signed by {signer}")
+        return
+    if isinstance(document, CorrelationResponse):
+        if kinds != ["response"]:
+            raise MalformedBundleError(where, "a correlation response bundle holds its response and nothing else")
+        if document.responder != signer or document.requester != identity.card.lab.id:
+            raise ForeignContentError(
+                where, f"response from {document.responder} to {document.requester}, signed by {signer} and read by {identity.card.lab.id}"
+            )
+        sent = _answered(identity, document.bundle_id, signer, where, f"response to request {document.request_id}")
+        if f"requests/request-{document.request_id}.json" not in {f.name for f in sent.files}:
+            raise ForeignContentError(where, f"response to request {document.request_id}, which bundle {document.bundle_id} did not carry")
+        if not set(document.searched) <= {f.sha256 for f in sent.files if f.kind == "scan"}:
+            raise ForeignContentError(where, f"response to request {document.request_id} names scans the request did not send")
+        return
+    assert isinstance(document, HitNotification)
+    if sorted(kinds) != ["notification", "record"] or records[0]["record_id"] != document.record_id:
+        raise MalformedBundleError(where, "a hit notification bundle holds its notification and the record it names, nothing else")
+    sent = _answered(identity, document.bundle_id, signer, where, f"hit notification for scan {document.scan_sha256[:12]}")
+    if document.scan_sha256 not in {f.sha256 for f in sent.files if f.kind == "scan"}:
+        raise ForeignContentError(
+            where, f"hit notification for scan {document.scan_sha256[:12]}, which bundle {document.bundle_id} did not carry"
+        )
+    if document.request_id is not None and f"requests/request-{document.request_id}.json" not in {f.name for f in sent.files}:
+        raise ForeignContentError(
+            where, f"hit notification for request {document.request_id}, which bundle {document.bundle_id} did not carry"
+        )
+    if document.scan_sha256 not in {records[0]["scans"][side]["sha256"] for side in ("reference", "questioned")}:
+        raise ForeignContentError(where, f"the record of the hit notification does not cite scan {document.scan_sha256[:12]}")
+
+
+def _answered(identity: Identity, bundle_id: str, signer: str, where: str | Path, what: str) -> Manifest:
+    """The manifest of bundle ``bundle_id`` as this lab sent it to ``signer``; refused if it never did."""
+    sent = sent_manifest(identity, bundle_id, str(where))
+    if sent is None:
+        raise ForeignContentError(where, f"{what} in bundle {bundle_id}, which this lab never sent")
+    if signer not in {r.lab for r in sent.recipients}:
+        raise ForeignContentError(where, f"{what} from {signer}, to whom bundle {bundle_id} was not sent")
+    return sent
 
 
 def check_against_store(

@@ -45,6 +45,19 @@ RECEIPT_RECEIVED: Final = "receipt_received"
 #: A bundle was imported but its delivery receipt would exceed the receipt cap, so none was sent.
 RECEIPT_IMPOSSIBLE: Final = "receipt_impossible"
 
+# --- ballistic intelligence (exchange/correlate.py) -----------------------------------------------
+REQUEST_SENT: Final = "request_sent"
+REQUEST_RECEIVED: Final = "request_received"
+#: A partner bundle's scans (a request's, or a findings bundle's) searched against the collection.
+CORRELATION_SEARCHED: Final = "correlation_searched"
+LEAD_FOUND: Final = "lead_found"
+LEAD_CONFIRMED: Final = "lead_confirmed"
+LEAD_DISMISSED: Final = "lead_dismissed"
+RESPONSE_SENT: Final = "response_sent"
+RESPONSE_RECEIVED: Final = "response_received"
+HIT_NOTIFICATION_SENT: Final = "hit_notification_sent"
+HIT_NOTIFICATION_RECEIVED: Final = "hit_notification_received"
+
 #: Every event a caller may append (the log's own types excluded).
 EVENT_TYPES: Final = frozenset(
     {
@@ -69,5 +82,15 @@ EVENT_TYPES: Final = frozenset(
         RECEIPT_SENT,
         RECEIPT_RECEIVED,
         RECEIPT_IMPOSSIBLE,
+        REQUEST_SENT,
+        REQUEST_RECEIVED,
+        CORRELATION_SEARCHED,
+        LEAD_FOUND,
+        LEAD_CONFIRMED,
+        LEAD_DISMISSED,
+        RESPONSE_SENT,
+        RESPONSE_RECEIVED,
+        HIT_NOTIFICATION_SENT,
+        HIT_NOTIFICATION_RECEIVED,
     }
 )

@@ -24,6 +24,7 @@ from exchange.card import KeyCard
 from exchange.errors import BundleContentError
 from exchange.files import atomic_output, ensure_private_dir, write_atomic
 from exchange.header import derive_keys, encode_header, wrap_file_key
+from exchange.intelligence import BUNDLE_KINDS, FILE_KINDS, HitNotification, IntelligenceDocument, encode_document
 from exchange.keys import Identity
 from exchange.manifest import (
     DOMAIN_MANIFEST,
@@ -86,12 +87,17 @@ def export_bundle(
     records: Sequence[Path] = (),
     scans: Sequence[Path] = (),
     receipts: Sequence[Path] = (),
+    document: IntelligenceDocument | None = None,
     now: datetime | None = None,
     options: ExportOptions = ExportOptions(),
     rng: Callable[[int], bytes] = os.urandom,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused."""
+    """Write a bundle to trusted, unrevoked partners; nothing is written if anything is refused.
+
+    ``document``, a correlation request, response or hit notification (:mod:`exchange.intelligence`),
+    goes first, as the one file of its kind (docs/bundle-format.md, section 3.7).
+    """
     where = str(output)
     now = (now or now_utc()).replace(microsecond=0)
     identity.require_usable(where)
@@ -102,7 +108,8 @@ def export_bundle(
     if not cards:
         raise BundleContentError(where, "no recipient: give at least one --to LAB")
     sources = (
-        [_record_source(Path(p), identity.card.lab) for p in records]
+        ([_document_source(document)] if document is not None else [])
+        + [_record_source(Path(p), identity.card.lab) for p in records]
         + [_scan_source(Path(p)) for p in scans]
         + [_receipt_source(Path(p)) for p in receipts]
     )
@@ -112,6 +119,8 @@ def export_bundle(
         raise BundleContentError(where, f"{len(sources)} files (a bundle holds at most {MAX_FILES})")
     if receipts and len(sources) != 1:
         raise BundleContentError(where, "a receipt bundle holds its one receipt and nothing else")
+    if document is not None and (receipts or (records and not isinstance(document, HitNotification))):
+        raise BundleContentError(where, f"a {BUNDLE_KINDS[type(document)]} bundle holds no receipt, and no record unless it notifies a hit")
     check_entries([s.entry for s in sources], where)
 
     bundle_id, file_key = rng(16), rng(32)
@@ -133,7 +142,7 @@ def export_bundle(
             where,
             f"the manifest of these {len(sources)} files is {len(unbound.encoded)} bytes (at most {MAX_MANIFEST_BYTES}): send fewer files",
         )
-    if not receipts:
+    if not receipts and document is None:  # only findings are receipted: the other kinds are answered
         check_receiptable(unbound, [s.record_id for s in sources], cards, now, where)
     unbound = replace(unbound, sequence=next_sequence(home, identity.card.lab.id), encoded=b"")
     payload_length = unbound.payload_length()  # the hash is fixed-width, so known before the header
@@ -236,6 +245,14 @@ def check_own_record(record: MatchRecord, ours: Lab, path: Path) -> None:
         else "a bundle carries only this lab's records"
     )
     raise UsageError(path, f"record {record['record_id']} is of lab {lab.id}, not of this lab ({ours.id}): {hint}")
+
+
+def _document_source(document: IntelligenceDocument) -> _Source:
+    """A request, response or notification, encoded in memory (never read from a file)."""
+    data = encode_document(document)
+    kind = FILE_KINDS[type(document)]
+    entry = FileEntry(member_name(kind, document.member, document.member), kind, len(data), hashlib.sha256(data).hexdigest())
+    return _Source(Path(document.member), entry, data)
 
 
 def _receipt_source(path: Path) -> _Source:

@@ -5,7 +5,9 @@ For every input the importer decides one of four outcomes (docs/import.md):
 * **imported**: every check of the bundle format held, the bundle is newer than anything taken
   from its sender, and its records and scans were committed in one database transaction
   together with its row in the replay ledger (``bundle_ledger``), whose primary key on the
-  (sender lab, bundle id) makes a second import of the same bundle impossible;
+  (sender lab, bundle id) makes a second import of the same bundle impossible (with them, a
+  correlation request or a findings bundle with scans is marked for correlation, a response
+  recorded against its request, a hit notification's record stored as a hit);
 * **duplicate**: the ledger already holds this bundle (same sender and id, same header hash);
   nothing changes;
 * **not for us**: the bundle has no stanza for any key of this lab; it is left where it is
@@ -20,6 +22,9 @@ copied into the content-addressed store inside the transaction, before the commi
 leaves at most files without rows (listed in the work directory's journal and removed by the
 next run), never a row without its file. A journal names scans by SHA-256 only, so recovery
 deletes nothing but the store's own files for those hashes.
+
+Once its bundles are in, an import searches the partner scans marked for correlation, its own
+and those a killed import left, and answers each request (:func:`exchange.correlate.correlate_unfinished`).
 """
 
 from __future__ import annotations
@@ -46,17 +51,21 @@ from ballistics.clock import format_time, now_utc
 from ballistics.errors import BallisticsError, InvalidInputError, StoreError
 from ballistics.files import copy_atomic, read_bounded, temporaries_of
 from ballistics.json_input import load_json
+from ballistics.leads import Correlation
 from ballistics.ledger import FINDINGS, RECEIPT, DeliveryReceipt, FindingsDetails, LedgerDetails, LedgerEntry, ReceiptDetails, ReceivedFile
 from ballistics.preprocess import BreechFace, prepare
 from ballistics.records import MatchRecord
 from ballistics.scan import load_scan
+from ballistics.search import Executor
 from ballistics.store import Store
 from exchange import audit_events as events
 from exchange.acceptance import check_against_store
 from exchange.audit import AuditLog
 from exchange.bundle import export_bundle
+from exchange.correlate import CorrelationResult, correlate_unfinished, default_outbox, take_in_answer
 from exchange.errors import MalformedBundleError, NotARecipientError
 from exchange.files import write_atomic
+from exchange.intelligence import BUNDLE_KINDS, CORRELATION_REQUEST, CORRELATION_RESPONSE, CorrelationRequest
 from exchange.keys import Identity
 from exchange.manifest import MAX_RECEIPT_BYTES
 from exchange.reader import VerifiedBundle, inspect_bundle, open_bundle
@@ -118,6 +127,8 @@ class Outcome:
 @dataclass(frozen=True)
 class ImportReport:
     outcomes: tuple[Outcome, ...]
+    #: The partner bundles whose scans were searched against the collection in this run.
+    correlations: tuple[CorrelationResult, ...] = ()
 
     def of(self, status: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -133,6 +144,7 @@ class ImportReport:
             "duplicates": [o.to_dict() for o in self.of("duplicate")],
             "not_for_us": [o.to_dict() for o in self.of("not_for_us")],
             "rejected": [o.to_dict() for o in self.of("rejected")],
+            "correlations": [c.to_dict() for c in self.correlations],
             "exit_code": self.exit_code,
         }
 
@@ -160,7 +172,8 @@ class _Batch:
     trust: TrustStore
     now: datetime
     work: Path
-    receipt_dir: Path | None
+    outbox: Path | None
+    correlate: bool
     audit: AuditLog | None
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -180,21 +193,27 @@ def import_bundles(
     trust: TrustStore,
     paths: Sequence[Path],
     *,
-    receipt_dir: Path | None = None,
+    outbox: Path | None = None,
+    correlate: bool = True,
     audit: AuditLog | None = None,
     now: datetime | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> ImportReport:
     """Import every bundle under ``paths``; a bad bundle is quarantined and the batch goes on.
 
     Bundles are verified first, then committed in order of (sender, sequence), so that a batch
-    holding several bundles of one sender imports them all whatever their file names.
+    holding several bundles of one sender imports them all whatever their file names. Then the
+    partner scans marked for correlation are searched and each request answered. ``outbox``
+    receives delivery receipts (none without it) and correlation responses (``<home>/outbox``
+    without it); ``correlate=False`` leaves the scans of findings bundles unsearched (a request's
+    are always searched: searching is what it asks).
     """
     home = Path(home)
     inputs = collect_inputs(paths)
     with _work_directory(home) as work:
         recover(home, store)
-        batch = _Batch(home, store, identity, trust, now or now_utc(), work, receipt_dir, audit)
+        batch = _Batch(home, store, identity, trust, now or now_utc(), work, outbox, correlate, audit)
         verified: list[VerifiedBundle] = []
         for done, path in enumerate(inputs, 1):
             try:
@@ -213,8 +232,11 @@ def import_bundles(
                 _reject(batch, bundle.path, exc, bundle)
             if progress:
                 progress(len(inputs) + done, len(inputs) + len(verified))
+        correlations = correlate_unfinished(
+            home, store, identity, trust, outbox or default_outbox(home), audit=audit, now=batch.now, executor=executor
+        )
     order = {path: index for index, path in enumerate(inputs)}
-    return ImportReport(tuple(sorted(batch.outcomes, key=lambda o: order.get(o.path, len(order)))))
+    return ImportReport(tuple(sorted(batch.outcomes, key=lambda o: order.get(o.path, len(order)))), tuple(correlations))
 
 
 # --- one bundle ------------------------------------------------------------------------------
@@ -229,13 +251,14 @@ def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
     shutil.rmtree(staged, ignore_errors=True)
     verified.extract_to(staged)
     content = _read_content(staged, verified, batch.store)
-    kind = RECEIPT if content.receipt is not None else FINDINGS
+    kind = bundle_kind(verified)
     _journal(batch, manifest.bundle_id, content)
     exhibits = 0
     try:
         with batch.store.transaction(immediate=True) as conn:
             if (seen := check_against_store(manifest, content.records, batch.store, verified.path, conn=conn)) is None:
                 exhibits = _store_content(batch.store, verified, content, conn)
+                _store_intelligence(batch, verified, kind, content, conn)
                 batch.store.add_ledger_entry(_ledger_entry(verified, kind, content, exhibits), conn=conn)
     except StoreError:
         # Another database than SQLite (no IMMEDIATE lock): the ledger's primary key stopped a
@@ -249,6 +272,24 @@ def _take_in(batch: _Batch, verified: VerifiedBundle) -> None:
         _duplicate(batch, verified, seen)
         return
     _imported(batch, verified, kind, content, exhibits)
+
+
+def bundle_kind(verified: VerifiedBundle) -> str:
+    """``findings``, ``receipt``, or the kind its request, response or notification makes it (docs/bundle-format.md, section 3.7)."""
+    if verified.receipt is not None:
+        return RECEIPT
+    return BUNDLE_KINDS[type(verified.document)] if verified.document is not None else FINDINGS
+
+
+def _store_intelligence(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Content, conn: Any) -> None:
+    """Mark the scans of a request (or of findings, when correlating) for searching; record a response or a hit."""
+    manifest, document = verified.manifest, verified.document
+    if kind == CORRELATION_REQUEST or (kind == FINDINGS and batch.correlate and content.scans):
+        request_id = document.request_id if isinstance(document, CorrelationRequest) else None
+        scans = tuple(scan.sha256 for scan in content.scans)
+        batch.store.add_correlation(Correlation(manifest.sender.lab, manifest.bundle_id, request_id, scans), conn=conn)
+    elif document is not None and kind != CORRELATION_REQUEST:
+        take_in_answer(batch.store, manifest.sender.lab, manifest.bundle_id, document, batch.now, conn)
 
 
 def _read_content(staged: Path, verified: VerifiedBundle, store: Store) -> _Content:
@@ -273,8 +314,9 @@ def _store_content(store: Store, verified: VerifiedBundle, content: _Content, co
     """Scans as exhibits of the partner lab, then records; returns the number of new exhibits."""
     owner = verified.sender.lab
     added = 0
+    request = verified.document if isinstance(verified.document, CorrelationRequest) else None
     for scan in content.scans:
-        case_id, exhibit_id, traits = _exhibit_of(scan, content.records, verified.manifest.bundle_id)
+        case_id, exhibit_id, traits = _exhibit_of(scan, content.records, request, verified.manifest.bundle_id)
         store.add_scan_file(scan.path, conn=conn, sha256=scan.sha256, face=scan.face, original_name=scan.name)
         result = store.add_exhibit_scan(
             scan.path,
@@ -298,8 +340,14 @@ def _shape(value: str | None) -> FiringPinShape | None:
     return FiringPinShape(value) if value else None
 
 
-def _exhibit_of(scan: _StagedScan, records: list[MatchRecord], bundle_id: str) -> tuple[str, str, ClassCharacteristics]:
-    """Case and exhibit ids from the record citing the scan; else the file's stem in a case named after the bundle."""
+def _exhibit_of(
+    scan: _StagedScan, records: list[MatchRecord], request: CorrelationRequest | None, bundle_id: str
+) -> tuple[str, str, ClassCharacteristics]:
+    """Case and exhibit ids from the request listing the scan or the record citing it; else the file's stem in a case named after the bundle."""
+    if request is not None:
+        for requested in request.scans:
+            if requested.sha256 == scan.sha256:
+                return request.case_id, requested.exhibit, requested.characteristics
     for record in records:
         for side in ("reference", "questioned"):
             if record["scans"][side]["sha256"] == scan.sha256:
@@ -355,6 +403,8 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
                 },
             )
         else:
+            if verified.document is not None:
+                batch.audit.append(*_received_event(verified, kind))
             batch.audit.append(
                 events.BUNDLE_IMPORT,
                 {
@@ -370,6 +420,8 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
     reason = (
         f"delivery of bundle {confirms} confirmed by {manifest.sender.lab}"
         if confirms
+        else f"{kind}: {len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
+        if kind != FINDINGS
         else f"{len(records)} records, {len(content.scans)} scans ({exhibits} new exhibits)"
     )
     batch.outcomes.append(
@@ -391,6 +443,15 @@ def _imported(batch: _Batch, verified: VerifiedBundle, kind: str, content: _Cont
     )
 
 
+def _received_event(verified: VerifiedBundle, kind: str) -> tuple[str, dict[str, Any]]:
+    """The audit event of a request, response or notification received."""
+    document, sender = verified.document, verified.manifest.sender.lab
+    event = {CORRELATION_REQUEST: events.REQUEST_RECEIVED, CORRELATION_RESPONSE: events.RESPONSE_RECEIVED}.get(
+        kind, events.HIT_NOTIFICATION_RECEIVED
+    )
+    return event, {"bundle_id": verified.manifest.bundle_id, "partner": sender, "document": document.to_dict() if document else None}
+
+
 def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> None:
     manifest = verified.manifest
     if batch.audit is not None:
@@ -398,7 +459,9 @@ def _duplicate(batch: _Batch, verified: VerifiedBundle, seen: LedgerEntry) -> No
             events.BUNDLE_DUPLICATE, {"bundle_id": manifest.bundle_id, "sender": manifest.sender.to_dict(), "path": str(verified.path)}
         )
     receipt, no_receipt = None, None
-    if isinstance(seen.details, FindingsDetails) and seen.receipt_sha256 is None:  # no receipt yet: a crash, or one too large
+    if (
+        seen.kind == FINDINGS and isinstance(seen.details, FindingsDetails) and seen.receipt_sha256 is None
+    ):  # no receipt yet: a crash, or one too large
         receipt, no_receipt = _receipt(batch, verified, list(seen.details.records))
     batch.outcomes.append(
         Outcome(
@@ -446,7 +509,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> tup
     encoding, nothing signed or written), by every later run that meets the bundle: it depends
     only on the ledger row and this lab's key, so recording it would only add a schema column.
     """
-    if batch.receipt_dir is None:
+    if batch.outbox is None:
         return None, None
     receipt = receipt_for(verified.manifest, batch.identity.card.lab_key, records, batch.now)
     size = len(encode_receipt(receipt))
@@ -461,7 +524,7 @@ def _receipt(batch: _Batch, verified: VerifiedBundle, records: list[str]) -> tup
                 {"bundle_id": receipt.bundle_id, "partner": receipt.sender.lab, "size": size, "reason": reason},
             )
         return None, reason
-    sent = send_receipt(batch.home, batch.identity, batch.trust, receipt, Path(batch.receipt_dir), batch.now)
+    sent = send_receipt(batch.home, batch.identity, batch.trust, receipt, Path(batch.outbox), batch.now)
     batch.store.set_receipt(verified.manifest.sender.lab, verified.manifest.bundle_id, sent.sha256)
     if batch.audit is not None:
         batch.audit.append(

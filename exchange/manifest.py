@@ -28,9 +28,21 @@ DOMAIN_MANIFEST = b"ballistics bundle manifest v1"
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 10000
 SIGNATURE_BYTES = ED25519_SIGNATURE_BYTES + MLDSA65_SIGNATURE_BYTES
-KINDS = {"record": "records", "scan": "scans", "receipt": "receipts"}
+KINDS = {
+    "record": "records",
+    "scan": "scans",
+    "receipt": "receipts",
+    "request": "requests",
+    "response": "responses",
+    "notification": "notifications",
+}
 #: A delivery receipt (docs/import.md) is a small JSON document; larger is refused before reading.
 MAX_RECEIPT_BYTES = 64 * 1024
+#: Correlation requests, responses and hit notifications (docs/bundle-format.md, section 3.7) are
+#: small canonical JSON documents too, held in memory like receipts, under the same cap.
+MAX_DOCUMENT_BYTES = 64 * 1024
+#: The file kinds whose content is a canonical JSON document of the exchange protocol.
+DOCUMENT_KINDS = ("receipt", "request", "response", "notification")
 #: A scan is an x3p file: a zip archive (these first bytes) whose member name ends in ``.x3p``.
 X3P_MAGIC = b"PK\x03\x04"
 X3P_SUFFIX = ".x3p"
@@ -39,7 +51,13 @@ BASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 #: it must be exactly the entry's ``sha256`` followed by ``.x3p``, all lower case.
 CONTENT_NAME = re.compile(r"[0-9A-Fa-f]{64}\.[Xx]3[Pp]")
 #: The most bytes a file of each kind may hold, checked from the manifest before anything is read.
-MAX_FILE_BYTES = {"record": MAX_RECORD_BYTES, "receipt": MAX_RECEIPT_BYTES}
+MAX_FILE_BYTES = {
+    "record": MAX_RECORD_BYTES,
+    "receipt": MAX_RECEIPT_BYTES,
+    "request": MAX_DOCUMENT_BYTES,
+    "response": MAX_DOCUMENT_BYTES,
+    "notification": MAX_DOCUMENT_BYTES,
+}
 MAX_ORIGINAL_NAME = 255
 FILE_FIELDS = {"name", "kind", "size", "sha256"}
 FIELDS = {"type", "version", "suite", "bundle_id", "header_hash", "sender", "recipients", "sequence", "created", "expires", "files"}
@@ -175,10 +193,14 @@ def check_entries(entries: Sequence[FileEntry], where: str) -> None:
             raise UnsafeMemberNameError(where, f"member name {entry.name[:80]!r} is absolute or has a backslash")
         if ".." in entry.name.split("/"):
             raise UnsafeMemberNameError(where, f"member name {entry.name[:80]!r} contains '..'")
-        if entry.kind not in KINDS or prefix != KINDS[entry.kind]:
+        if entry.kind not in KINDS:
             raise UnsafeMemberNameError(
-                where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS.get(entry.kind, '?')}/"
+                where,
+                f"member {entry.name[:80]!r} is of kind {entry.kind[:40]!r}, which this reader does not know (it knows "
+                f"{', '.join(KINDS)}): a bundle of a newer kind is refused rather than guessed at",
             )
+        if prefix != KINDS[entry.kind]:
+            raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind {entry.kind!r} must be under {KINDS[entry.kind]}/")
         member_name(entry.kind, base, where)
         if entry.kind == "scan" and not base.lower().endswith(X3P_SUFFIX):
             raise UnsafeMemberNameError(where, f"member {entry.name[:80]!r} of kind scan must be an x3p file (name ending in {X3P_SUFFIX})")

@@ -36,8 +36,10 @@ from exchange.errors import (
     TruncatedError,
 )
 from exchange.header import Header, derive_keys, read_header, unwrap_file_key
+from exchange.intelligence import IntelligenceDocument, parse_document
 from exchange.keys import Identity
 from exchange.manifest import (
+    DOCUMENT_KINDS,
     DOMAIN_MANIFEST,
     MAX_MANIFEST_BYTES,
     SIGNATURE_BYTES,
@@ -73,6 +75,8 @@ class VerifiedBundle:
     records: tuple[MatchRecord, ...] = ()
     #: The delivery receipt of a receipt bundle.
     receipt: DeliveryReceipt | None = None
+    #: The correlation request, correlation response or hit notification the bundle carries.
+    document: IntelligenceDocument | None = None
     #: When checked against a store (``open_bundle(..., ledger=store)``): the ledger row of this
     #: very bundle if it was imported before (a duplicate, which import leaves alone).
     already_imported: LedgerEntry | None = None
@@ -223,18 +227,32 @@ def _verify(
         done = 0
         records: list[MatchRecord] = []
         receipts: list[DeliveryReceipt] = []
+        documents: list[IntelligenceDocument] = []
         for entry in manifest.files:
             parsed = _check_file(plaintext, entry, sink, where)
             if isinstance(parsed, DeliveryReceipt):
                 receipts.append(parsed)
-            elif parsed is not None:
+            elif isinstance(parsed, dict):
                 records.append(parsed)
+            elif parsed is not None:
+                documents.append(parsed)
             done += entry.size
             if progress:
                 progress(done, header.payload_length)
         plaintext.finish(where)
-    check_content(manifest, records, receipts, identity, path)
-    return VerifiedBundle(path, header, manifest, sender, identity, trust, now, tuple(records), receipts[0] if receipts else None)
+    check_content(manifest, records, receipts, documents, identity, path)
+    return VerifiedBundle(
+        path,
+        header,
+        manifest,
+        sender,
+        identity,
+        trust,
+        now,
+        tuple(records),
+        receipts[0] if receipts else None,
+        documents[0] if documents else None,
+    )
 
 
 def _open_file(path: Path) -> BinaryIO:
@@ -322,12 +340,14 @@ def _check_binding(manifest: Manifest, header: Header, sender: KeyCard, lab_of: 
         )
 
 
-def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str) -> MatchRecord | DeliveryReceipt | None:
-    """Hash (and stage) one file; a record or receipt is also parsed, and returned.
+def _check_file(
+    plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, where: str
+) -> MatchRecord | DeliveryReceipt | IntelligenceDocument | None:
+    """Hash (and stage) one file; a record or a document (receipt, request, ...) is also parsed, and returned.
 
-    Records and receipts are held in memory: their sizes were capped with the manifest (step 7).
+    Records and documents are held in memory: their sizes were capped with the manifest (step 7).
     """
-    held_kinds = ("record", "receipt")
+    held_kinds = ("record", *DOCUMENT_KINDS)
     digest, held, head = hashlib.sha256(), [], b""
     target = sink(entry) if sink else None
     try:
@@ -350,6 +370,8 @@ def _check_file(plaintext: _Plaintext, entry: FileEntry, sink: Sink | None, wher
         return parse_record(b"".join(held), f"{where}:{entry.name}")
     if entry.kind == "receipt":
         return parse_receipt(b"".join(held), f"{where}:{entry.name}")
+    if entry.kind in DOCUMENT_KINDS:
+        return parse_document(entry.kind, b"".join(held), f"{where}:{entry.name}")
     return None
 
 

@@ -312,7 +312,7 @@ def test_each_refusal_is_quarantined_with_its_reason_and_the_batch_goes_on(
 def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_path: Path) -> None:
     fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
     bundle = findings(uk, tmp_path / "out" / "uk.bfx")
-    sent_id = json.loads(json.dumps(run(fr, bundle, receipt_dir=tmp_path / "receipts").to_dict()))["imported"][0]["bundle_id"]
+    sent_id = json.loads(json.dumps(run(fr, bundle, outbox=tmp_path / "receipts").to_dict()))["imported"][0]["bundle_id"]
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     assert Store.open(fr.home).ledger()[0].receipt_sha256 and "receipt_sent" in events(fr.home)
     back = run(uk, receipt)
@@ -329,7 +329,7 @@ def test_receipt_round_trip_confirms_delivery_to_the_sender(world: World, tmp_pa
 
 def test_a_receipt_for_another_labs_bundle_is_refused(world: World, tmp_path: Path) -> None:
     fr, uk = copy_lab(world.fr, tmp_path / "fr"), copy_lab(world.uk, tmp_path / "uk")
-    run(fr, findings(uk, tmp_path / "out" / "uk.bfx"), receipt_dir=tmp_path / "receipts")
+    run(fr, findings(uk, tmp_path / "out" / "uk.bfx"), outbox=tmp_path / "receipts")
     [receipt] = list((tmp_path / "receipts").glob("*.bfx"))
     de = copy_lab(world.de, tmp_path / "de")  # DE trusts UK only; FR's receipt is to UK
     [outcome] = run(de, receipt).outcomes
@@ -370,7 +370,7 @@ def test_a_verified_bundle_too_large_to_receipt_is_imported_and_says_why_no_rece
     assert cli.main(["bundle", "import", str(inbox), "--receipt-dir", str(receipts)]) == 0  # a rerun says the same, and goes on
     assert "0 imported, 1 duplicates" in capsys.readouterr().out
     assert cli.main(["audit", "verify", "--json"]) == 0
-    [again] = run(fr, inbox, receipt_dir=receipts).outcomes
+    [again] = run(fr, inbox, outbox=receipts).outcomes
     assert (again.status, again.receipt, again.no_receipt) == ("duplicate", None, reason)
     assert events(fr.home).count("receipt_impossible") == 3 and "receipt_sent" not in events(fr.home)
 
@@ -427,7 +427,7 @@ def test_cli_json_lists_every_input_and_exits_with_the_highest_class(
     monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
     assert cli.main(["bundle", "import", str(inbox), "--json"]) == 3
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"imported", "duplicates", "not_for_us", "rejected", "exit_code"} and doc["exit_code"] == 3
+    assert set(doc) == {"imported", "duplicates", "not_for_us", "rejected", "correlations", "exit_code"} and doc["exit_code"] == 3
     assert [e["path"] for e in doc["imported"]] == [str(good)] and doc["duplicates"] == []
     [rejected] = doc["rejected"]
     assert (

@@ -229,7 +229,7 @@ def test_the_writer_sends_a_bundle_whose_receipt_just_fits_and_refuses_one_more_
     export_bundle(uk.home, uk.identity, uk.trust, bundle, recipients=["FR-IRCGN"], records=files, now=T0)
     store = Store.open(fr.home)
     try:
-        report = import_bundles(fr.home, store, fr.identity, fr.trust, [bundle], receipt_dir=tmp_path / "receipts", now=T0)
+        report = import_bundles(fr.home, store, fr.identity, fr.trust, [bundle], outbox=tmp_path / "receipts", now=T0)
     finally:
         store.close()
     [outcome] = report.outcomes
