@@ -125,7 +125,21 @@ def story(root: Path) -> None:
     ):
         quietly(uk, "db", "add", str(paths[stem]), "--case", case, "--exhibit", exhibit, "--calibre", "9mm Luger")
     run("UK", uk, "search", str(paths["F01-01"]), "--shortlist", "2", "--top", "3")
-    run("UK", uk, "compare", str(paths["F01-02"]), str(paths["F01-01"]), "--record", str(root / "uk-match.json"), "--case", "UK-2026-0117")
+    run(
+        "UK",
+        uk,
+        "compare",
+        str(paths["F01-02"]),
+        str(paths["F01-01"]),
+        "--record",
+        str(root / "uk-match.json"),
+        "--case",
+        "UK-2026-0117",
+        "--examiner",
+        "Dr J. Hale",
+        "--conclusion",
+        "identification",
+    )
 
     out().rule("6. Earlier deliveries: bundle 1 never arrived (an interceptor kept it), bundle 2 did, and was receipted")
     run("UK", uk, "bundle", "export", "--to", "FR-IRCGN", "--scan", str(paths["F04-03"]), "-o", str(root / "intercepted.bfx"))
@@ -210,7 +224,20 @@ def story(root: Path) -> None:
             f"examined by {escape(hit.examiner)}; match record {hit.record_id} stored"
         )
 
-    out().rule("11. Both labs check their audit logs")
+    out().rule("11. The firearm series: one gun, cases on both sides of the Channel")
+    from ballistics.series import collection_series
+
+    for label, home in (("UK", uk), ("FR", fr)):
+        run(label, home, "series", "list")
+        for found in collection_series(Store.open(home)):
+            if found.cross_border:
+                cases = ", ".join(f"{case.ref.lab}/{case.ref.case}" for case in found.cases)
+                out().print(
+                    f"[bold green]{label} sees one firearm across the Channel:[/] series {found.id}, {len(found.cases)} cases ({escape(cases)}), "
+                    f"countries {', '.join(found.countries)}"
+                )
+
+    out().rule("12. Both labs check their audit logs")
     for label, home in (("FR", fr), ("UK", uk)):
         code = run(label, home, "audit", "verify")
         out().print(f"{label} audit log {'intact' if code == 0 else 'BROKEN'}")
