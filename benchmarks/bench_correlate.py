@@ -6,13 +6,12 @@ What it does, exactly:
    loading does not dominate), each trusting the other.
 2. Simulates ``--firearms`` firearms (``ballistics.synth``). Shot 1 of each is filed in the
    French collection with the store's API (file copied, surface prepared and cached, signature
-   stored). The collection is then filled up to ``--collection`` exhibits with the *filler* cases
-   of ``benchmarks/bench_search.py`` (mirrored, turned and noised copies of prepared surfaces;
-   their signatures are derived in the spectral domain and inserted directly; their cached
-   surface is a hard link). The fillers are made from shot 1 of ``--filler-firearms`` other
-   simulated firearms, never requested: a mirrored copy of a requested firearm's own surface
-   can score like that firearm (simulated machining marks are nearly mirror-symmetric), which
-   would make the count of true leads meaningless. Fillers are simulated, not scanned cases.
+   stored). The collection is then filled up to ``--collection`` exhibits with the *filler*
+   cases of ``benchmarks/bench_search.py``, made at the signature level (random mixtures, turned
+   by random angles, of the signatures of shot 1 of ``--filler-firearms`` other simulated
+   firearms, never requested; inserted directly into the database, so the vector index takes
+   them in on the first search); a filler's prepared surface, for the full comparison, is that
+   of its main simulated firearm. Fillers are simulated, not scanned cases.
 3. The requests' scans are further shots (2, 3, ...) of the same firearms, written as x3p files,
    so every requested scan has one true match in the collection.
 4. For each request size: the UK writes a ``correlation-request`` bundle (``send_request``), the
@@ -40,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_search import add_fillers  # noqa: E402
+from bench_search import LAB, BenchStore, add_fillers  # noqa: E402
 
 from ballistics import synth  # noqa: E402
 from ballistics.clock import now_utc  # noqa: E402
@@ -48,6 +47,7 @@ from ballistics.labs import Lab  # noqa: E402
 from ballistics.preprocess import prepare  # noqa: E402
 from ballistics.scan import save_x3p  # noqa: E402
 from ballistics.search import LocalExecutor  # noqa: E402
+from ballistics.signature import signature  # noqa: E402
 from ballistics.store import Store  # noqa: E402
 from exchange import correlate  # noqa: E402
 from exchange.correlate import send_request  # noqa: E402
@@ -88,7 +88,7 @@ def run() -> None:
         uk_trust, fr_trust = TrustStore.open(root / "uk"), TrustStore.open(root / "fr")
         uk_trust.trust(fr.card, fr.card.fingerprint, where="bench")
         fr_trust.trust(uk.card, uk.card.fingerprint, where="bench")
-        uk_store, fr_store = Store.open(root / "uk"), Store.open(root / "fr")
+        uk_store, fr_store = Store.open(root / "uk"), BenchStore.open(root / "fr")
 
         started = time.perf_counter()
         everything = synth.generate_firearms(args.firearms + args.filler_firearms, args.seed)
@@ -96,8 +96,11 @@ def run() -> None:
         for gun in firearms:
             path = save_x3p(synth.fire(gun, 1, args.seed).scan, root / f"{gun.id}-1.x3p")
             fr_store.add_exhibit_scan(path, case_id=f"FR-{gun.id}", exhibit_id="E1", lab=fr.card.lab)
-        bases = [prepare(synth.fire(gun, 1, args.seed).scan) for gun in others]
-        add_fillers(fr_store, bases, args.collection - len(fr_store.exhibits()), rng)
+        fr_store.simulated = [prepare(synth.fire(gun, 1, args.seed).scan) for gun in others]
+        fr_store.ensure_lab(LAB)
+        bases = np.stack([signature(face, fr_store.signature_params) for face in fr_store.simulated])
+        held = len(fr_store.exhibits())
+        add_fillers(fr_store, bases, held, args.collection - held, rng)
         print(
             f"French collection: {len(fr_store.exhibits())} exhibits ({args.firearms} simulated firearms' shot 1, the rest fillers), "
             f"made in {time.perf_counter() - started:.0f} s"

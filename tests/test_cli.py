@@ -50,7 +50,7 @@ def test_every_help_page_reads_plainly_at_80_columns(capsys: pytest.CaptureFixtu
     for words in ("Tccf", "least correlation", "High CMC", "Tong 2015", "Song 2013", "default: 0.5;", "default: 125.0;"):
         assert words in " ".join(compare.split()), words
     search = " ".join(pages["search"].split())
-    assert "prefilter compares rotation-free signatures" in search and "score: the correlation" in search
+    assert "vector index, signature shortlist, then the full CMC comparison" in search and "score: the correlation" in search
     assert "[default: one per CPU core]" in search and "[default: one per CPU core]" in " ".join(pages["validate"].split())
 
 
