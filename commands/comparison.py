@@ -283,20 +283,7 @@ def compare(
     with progress("likelihood ratio (bootstrap over the reference firearms)", quiet=json_out):
         statement, document = evaluate(calibrated, result)
     audit(
-        (
-            events.COMPARISON,
-            {
-                "reference": {key: result.reference[key] for key in ("path", "sha256")},
-                "questioned": {key: result.questioned[key] for key in ("path", "sha256")},
-                "decision": result.decision,
-                "cmc": result.cmc,
-                "cmc_original": result.cmc_original,
-                "cmc_high": result.cmc_high,
-                "rule": rule.value,
-                "log10_lr": None if statement is None else f"{statement.log10_lr:.3f}",  # the log holds no floats
-                "calibration_sha256": None if statement is None else statement.calibration_sha256,
-            },
-        ),
+        comparison_event(result, rule, statement),
         examiner=examiner,
     )
     if plot is not None:
@@ -393,6 +380,24 @@ def examiner_conclusion(afte: Afte | None, verbal: VerbalOpinion | None, remarks
                 pair = (verbal.value.removesuffix(suffix).replace("-", " "), supports)
         pair = pair or ("neutral", "neither")
     return ExaminerConclusion(afte_category=None if afte is None else afte.value, verbal=pair, remarks=remarks)  # type: ignore[arg-type]
+
+
+def comparison_event(result: Comparison, rule: Rule, statement: LikelihoodRatio | None = None) -> tuple[str, dict[str, Any]]:
+    """The audit log's ``comparison`` event: both scans, the algorithm's result and the LR when one was evaluated."""
+    return (
+        events.COMPARISON,
+        {
+            "reference": {key: result.reference[key] for key in ("path", "sha256")},
+            "questioned": {key: result.questioned[key] for key in ("path", "sha256")},
+            "decision": result.decision,
+            "cmc": result.cmc,
+            "cmc_original": result.cmc_original,
+            "cmc_high": result.cmc_high,
+            "rule": rule.value,
+            "log10_lr": None if statement is None else f"{statement.log10_lr:.3f}",  # the log holds no floats
+            "calibration_sha256": None if statement is None else statement.calibration_sha256,
+        },
+    )
 
 
 def evaluate(calibration: Calibration, result: Comparison) -> tuple[LikelihoodRatio | None, dict[str, Any]]:

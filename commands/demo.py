@@ -231,9 +231,9 @@ def story(root: Path) -> None:
         run(label, home, "series", "list")
         for found in collection_series(Store.open(home)):
             if found.cross_border:
-                cases = ", ".join(f"{case.ref.lab}/{case.ref.case}" for case in found.cases)
+                members = ", ".join(case.ref.key for case in found.cases)
                 out().print(
-                    f"[bold green]{label} sees one firearm across the Channel:[/] series {found.id}, {len(found.cases)} cases ({escape(cases)}), "
+                    f"[bold green]{label} sees one firearm across the Channel:[/] series {found.id}, {len(found.cases)} cases ({escape(members)}), "
                     f"countries {', '.join(found.countries)}"
                 )
 

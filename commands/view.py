@@ -23,10 +23,10 @@ from commands.comparison import (
     ScanArg,
     TranslationOpt,
     WindowOpt,
+    comparison_event,
     method_params,
     resolve_scan,
 )
-from exchange import audit_events as events
 
 
 def view(
@@ -70,22 +70,7 @@ def view(
         result = run_compare(ref, qst, cmc=cmc, decision=decision, mode=mode)
     labels = Identifiers(reference_exhibit or ref_label, questioned_exhibit or qst_label, case)
     write_atomic(output, view_page(result, labels).encode("utf-8"))
-    audit(
-        (
-            events.COMPARISON,
-            {
-                "reference": {key: result.reference[key] for key in ("path", "sha256")},
-                "questioned": {key: result.questioned[key] for key in ("path", "sha256")},
-                "decision": result.decision,
-                "cmc": result.cmc,
-                "cmc_original": result.cmc_original,
-                "cmc_high": result.cmc_high,
-                "rule": rule.value,
-                "log10_lr": None,
-                "calibration_sha256": None,
-            },
-        )
-    )
+    audit(comparison_event(result, rule))
     note(f"{labels.title()}: CMC {result.cmc}, {result.decision}")
     note(f"wrote {output}")
 
