@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,9 +28,26 @@ from commands.common import (
 from exchange import audit_events as events
 
 if TYPE_CHECKING:
+    from exchange.bundle import ExportResult
     from exchange.importer import ImportReport
 
 bundle_app = typer.Typer(help="Signed, encrypted bundles of match records and scans for partner labs.", no_args_is_help=True)
+
+
+def export_event(result: ExportResult) -> tuple[str, dict[str, Any]]:
+    """The audit log's ``bundle_export`` event of a bundle written for partners."""
+    doc = result.manifest.to_dict()
+    return (
+        events.BUNDLE_EXPORT,
+        {
+            "bundle_id": doc["bundle_id"],
+            "path": str(result.path),
+            "recipients": doc["recipients"],
+            "sequence": doc["sequence"],
+            "header_hash": result.header_hash,
+            "files": [f.to_dict() for f in result.manifest.files],
+        },
+    )
 
 
 @bundle_app.command("export")
@@ -59,21 +76,7 @@ def bundle_export(
             options=ExportOptions(lifetime=timedelta(days=lifetime_days)),
             progress=update,
         )
-    doc = result.manifest.to_dict()
-    audit(
-        (
-            events.BUNDLE_EXPORT,
-            {
-                "bundle_id": doc["bundle_id"],
-                "path": str(result.path),
-                "recipients": doc["recipients"],
-                "sequence": doc["sequence"],
-                "header_hash": result.header_hash,
-                "files": [f.to_dict() for f in result.manifest.files],
-            },
-        ),
-        identity=identity,
-    )
+    audit(export_event(result), identity=identity)
     note(
         f"wrote {result.path}: {len(result.manifest.files)} files, {result.size} bytes, sequence {result.manifest.sequence}, to {', '.join(to)}"
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from commands.bundles import export_event
 from commands.collection import ShapeOpt
 from commands.common import JsonOpt, add_row, audit, emit_json, note, open_store, passphrase, print_rows, print_table, state, table
 from commands.comparison import Afte, VerbalOpinion, examiner_conclusion
@@ -59,17 +60,7 @@ def request_export(
     )
     doc = result.manifest.to_dict()
     audit(
-        (
-            events.BUNDLE_EXPORT,
-            {
-                "bundle_id": doc["bundle_id"],
-                "path": str(result.path),
-                "recipients": doc["recipients"],
-                "sequence": doc["sequence"],
-                "header_hash": result.header_hash,
-                "files": [f.to_dict() for f in result.manifest.files],
-            },
-        ),
+        export_event(result),
         (
             events.REQUEST_SENT,
             {"bundle_id": doc["bundle_id"], "recipients": list(to), "path": str(result.path), "request": request.to_dict()},
