@@ -204,7 +204,7 @@ def compare_prepared(
     if not np.isclose(reference.spacing_m, questioned.spacing_m, rtol=1e-6):
         raise IncomparableError(
             questioned_id.get("path"),
-            f"working spacing {questioned.spacing_m * 1e6:.4g} um differs from the reference's {reference.spacing_m * 1e6:.4g} um",
+            f"working spacing {questioned.spacing_m * 1e6:.4g} µm differs from the reference's {reference.spacing_m * 1e6:.4g} µm",
         )
     result = compare_surfaces(reference.surface, questioned.surface, reference.spacing_m, cmc)
     if result.forward.cell_index.shape[0] == 0:

@@ -259,7 +259,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
             raise PrimerNotFoundError(
                 scan.source,
                 f"no primer edge found: the measured data end on a circle of {primer.r * spacing * 1e3:.2f} mm radius, larger than "
-                f"a primer ({params.primer_max_radius_um / 1000:g} mm), and no groove or step at least {params.seam_depth_um:g} um "
+                f"a primer ({params.primer_max_radius_um / 1000:g} mm), and no groove or step at least {params.seam_depth_um:g} µm "
                 f"deep runs around a primer inside it",
             )
     if primer is None or primer.r < px(params.primer_min_radius_um):
@@ -303,7 +303,7 @@ def _process_raw(scan: Scan, params: PreprocessParams) -> BreechFace:
                 scan.source,
                 f"no primer edge found: the circle fitted to the outline of the measured data ({primer.r * spacing * 1e3:.2f} mm radius) "
                 f"holds a measured depression of {crater_r * spacing * 1e3:.2f} mm radius, more than {params.crater_max_radius:g} of it, and no "
-                f"groove or step at least {params.seam_depth_um:g} um deep runs around a primer inside it",
+                f"groove or step at least {params.seam_depth_um:g} µm deep runs around a primer inside it",
             )
         region &= ~star_mask(heights.shape, pin, px(params.firing_pin_margin_um))
         reach = pin.extents + px(params.firing_pin_margin_um)
@@ -502,5 +502,5 @@ def _require_size(scan: Scan, data: np.ndarray, params: PreprocessParams, spacin
     if count < params.min_valid_points:
         raise SurfaceTooSmallError(
             scan.source,
-            f"only {int(count)} valid points left at {params.working_spacing_um} um after cropping; at least {params.min_valid_points} needed",
+            f"only {int(count)} valid points left at {params.working_spacing_um} µm after cropping; at least {params.min_valid_points} needed",
         )
