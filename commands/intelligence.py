@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from exchange import audit_events as events
 
 if TYPE_CHECKING:
     from ballistics.leads import Lead
+    from exchange.correlate import ConfirmedLead
 
 request_app = typer.Typer(
     help="Correlation requests: ask partner labs to search scans of a case against their collections.", no_args_is_help=True
@@ -205,10 +206,7 @@ def leads_confirm(
             {"lead": lead.id, "partner": lead.sender_lab, "record_id": done.record["record_id"], "log10_lr": decimal(lead.log10_lr)},
         ),
         (events.RECORD_ADD, {"record_id": done.record["record_id"], "case_id": lead.our_case}),
-        (
-            events.HIT_NOTIFICATION_SENT,
-            {"lead": lead.id, "partner": lead.sender_lab, "record_id": done.record["record_id"], "path": str(done.notification)},
-        ),
+        _notification_sent(done),
         identity=identity,
         examiner=examiner,
     )
@@ -218,6 +216,36 @@ def leads_confirm(
     note(
         f"lead {lead.id} confirmed by {examiner}: record {done.record['record_id']}; hit notification for {lead.sender_lab} in {done.notification}"
     )
+
+
+@leads_app.command("notify")
+def leads_notify(
+    lead_id: Annotated[int, typer.Argument(help="The lead's number (leads list).")], outbox: OutboxOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Write a confirmed lead's hit notification again, from its stored match record: when confirm could not write it, or it was lost."""
+    from exchange.correlate import default_outbox, notify_lead
+    from exchange.keys import load_identity
+    from exchange.trust import TrustStore
+
+    identity = load_identity(state.home, passphrase())
+    done = notify_lead(state.home, open_store(), identity, TrustStore.open(state.home), lead_id, outbox or default_outbox(state.home))
+    audit(_notification_sent(done), identity=identity)
+    lead = done.lead
+    if json_out:
+        emit_json({"lead": lead.to_dict(), "record_id": done.record["record_id"], "notification": str(done.notification)})
+        return
+    note(f"lead {lead.id}: hit notification of record {done.record['record_id']} for {lead.sender_lab} written to {done.notification}")
+
+
+def _notification_sent(done: ConfirmedLead) -> tuple[str, dict[str, Any]]:
+    """The audit event of a hit notification written (by confirm, or again by notify)."""
+    lead = done.lead
+    return events.HIT_NOTIFICATION_SENT, {
+        "lead": lead.id,
+        "partner": lead.sender_lab,
+        "record_id": done.record["record_id"],
+        "path": str(done.notification),
+    }
 
 
 @leads_app.command("dismiss")

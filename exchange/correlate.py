@@ -12,7 +12,9 @@ The flow (docs/exchange.md, "Correlation requests, leads and hits"):
    ``searched`` (one transaction: a crash leaves no half-made lead, and the next import finishes
    the job), then answers a request with a signed, encrypted ``correlation-response``.
 4. :func:`confirm_lead`: an examiner's confirmation makes a match record (with the LR and the
-   conclusion) and a ``hit-notification`` bundle for the partner; :func:`dismiss_lead` records why not.
+   conclusion) and a ``hit-notification`` bundle for the partner; :func:`dismiss_lead` records why not;
+   :func:`notify_lead` writes a confirmed lead's notification again from its stored record (one
+   lost, or never written because the process died after the confirmation's commit).
 5. The requester's import records a response against its request and a notification's record
    as a hit (:func:`take_in_answer`).
 """
@@ -30,7 +32,7 @@ from typing import Any
 from ballistics.calibration import Calibration, default_calibration
 from ballistics.characteristics import ClassCharacteristics
 from ballistics.clock import format_time, now_utc
-from ballistics.errors import BallisticsError, SearchError, UsageError
+from ballistics.errors import BallisticsError, SearchError, StoreError, UsageError
 from ballistics.leads import PENDING, SEARCHED, Correlation, Lead, ReceivedHit, RequestAnswer, SentRequest
 from ballistics.method import DecisionParams
 from ballistics.records import ExaminerConclusion, MatchRecord, build_record, write_record
@@ -359,7 +361,9 @@ def confirm_lead(
     """The examiner's confirmation: a match record stored with its comparison, and a hit notification to the partner.
 
     The lead's status changes from ``new`` in the transaction that stores the record, so a lead
-    is confirmed (or dismissed) once: a second confirmation is a :class:`UsageError`.
+    is confirmed (or dismissed) once: a second confirmation is a :class:`UsageError`. The
+    notification is written after that commit: when writing it fails, the lead stays confirmed
+    without one, and :func:`notify_lead` writes it.
     """
     now = (now or now_utc()).replace(microsecond=0)
     lead = store.lead(lead_id)
@@ -387,6 +391,43 @@ def confirm_lead(
             _check_new(store.lead(lead_id, conn=conn))
         comparison_id = store.add_comparison(lead.comparison, ours.path, partner.path, conn=conn)
         store.add_record(record, comparison_id=comparison_id, conn=conn)
+    output = _notify(home, store, identity, trust, store.lead(lead_id), record, outbox, now)
+    if record_file is not None:
+        write_record(record, record_file)
+    return ConfirmedLead(store.lead(lead_id), record, output)
+
+
+def notify_lead(
+    home: Path, store: Store, identity: Identity, trust: TrustStore, lead_id: int, outbox: Path, *, now: datetime | None = None
+) -> ConfirmedLead:
+    """Write the hit notification of a confirmed lead again, from the match record stored with the confirmation.
+
+    For a confirmation whose notification was never written (the process died after the commit,
+    the outbox refused the file) or was lost on its way. The notification is the one the
+    confirmation made (same record, examiner and time) in a new bundle; the partner's import
+    takes a notification it already has without storing anything twice. A lead that is not
+    confirmed is a :class:`UsageError`.
+    """
+    lead = store.lead(lead_id)
+    if lead.status != "confirmed" or lead.record_id is None:
+        state = (
+            f"was {lead.status} on {lead.decided}" + (f" by {lead.examiner}" if lead.examiner else "")
+            if lead.decided
+            else f"is {lead.status}"
+        )
+        raise UsageError(f"lead {lead.id}", f"the lead {state}: only a confirmed lead has a hit notification to send")
+    record = store.record(lead.record_id)
+    if record is None:
+        raise StoreError(f"lead {lead.id}", f"its match record {lead.record_id} is no longer in the store")
+    output = _notify(home, store, identity, trust, lead, record, outbox, (now or now_utc()).replace(microsecond=0))
+    return ConfirmedLead(store.lead(lead_id), record, output)
+
+
+def _notify(
+    home: Path, store: Store, identity: Identity, trust: TrustStore, lead: Lead, record: MatchRecord, outbox: Path, now: datetime
+) -> Path:
+    """Write the hit notification of a confirmed lead, with its match record, for the partner; note its path on the lead."""
+    assert lead.status == "confirmed" and lead.examiner is not None and lead.decided is not None
     notification = HitNotification(
         bundle_id=lead.bundle_id,
         request_id=lead.request_id,
@@ -395,16 +436,14 @@ def confirm_lead(
         exhibit=lead.our_exhibit,
         record_id=record["record_id"],
         log10_lr=decimal(lead.log10_lr),
-        examiner=examiner,
-        confirmed=format_time(now),
+        examiner=lead.examiner,
+        confirmed=lead.decided,
     )
     with tempfile.TemporaryDirectory(prefix=".hit-") as tmp:
         source = write_record(record, Path(tmp) / f"{record['record_id']}.json")
         output = _write(home, identity, trust, notification, lead.sender_lab, outbox, now, records=[source])
-    if record_file is not None:
-        write_record(record, record_file)
-    store.set_lead_notification(lead_id, str(output))
-    return ConfirmedLead(store.lead(lead_id), record, output)
+    store.set_lead_notification(lead.id, str(output))
+    return output
 
 
 def dismiss_lead(store: Store, lead_id: int, reason: str, *, examiner: str | None = None, now: datetime | None = None) -> Lead:

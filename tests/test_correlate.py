@@ -302,6 +302,91 @@ def test_a_dismissed_lead_keeps_its_reason_and_cannot_be_confirmed(labs: Labs, t
     assert store.records() == [] and [x.id for x in store.leads("dismissed")] == [lead.id] and store.leads("new") == []
 
 
+def test_a_notification_lost_after_the_confirmation_is_written_again_and_the_partner_takes_it_once(
+    labs: Labs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    uk, fr = labs.uk, labs.fr
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    fr_out, uk_out = tmp_path / "fr-out", tmp_path / "uk-out"
+    report = run(fr, request(uk, tmp_path / "req.bfx", "F01-01", "F02-02"), outbox=fr_out)
+    hit_lead, other = sorted(report.correlations[0].leads, key=lambda x: x.our_case)
+    assert (hit_lead.our_case, other.our_case) == ("FR-2025-F01-03", "FR-2025-F02-01")
+
+    class Crash(Exception):
+        pass
+
+    real_write = correlate_module._write
+    crashed: list[str] = []
+
+    def write_once_failing(*args, **kwargs) -> Path:
+        if not crashed:
+            crashed.append(args[3].member)  # the document: the writer died before writing it
+            raise Crash("the process died after the commit")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(correlate_module, "_write", write_once_failing)
+    store = open_store(fr)
+    with pytest.raises(Crash):
+        confirm_lead(fr.home, store, fr.identity, fr.trust, hit_lead.id, fr_out, examiner="M. Dupont")
+    assert crashed and crashed[0].startswith("hit-")
+    stranded = store.lead(hit_lead.id)
+    assert stranded.status == "confirmed" and stranded.record_id is not None and stranded.notification is None
+    record = store.record(stranded.record_id)
+    assert record is not None and not list(fr_out.glob("hit-*.bfx"))
+    with pytest.raises(UsageError, match="already confirmed"):
+        confirm_lead(fr.home, store, fr.identity, fr.trust, hit_lead.id, fr_out, examiner="M. Dupont")
+
+    fr_cli = ["--home", str(fr.home), "leads", "notify"]
+    assert cli.main([*fr_cli, str(hit_lead.id), "--outbox", str(fr_out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [written] = fr_out.glob("hit-*.bfx")
+    assert doc["notification"] == str(written) and doc["record_id"] == record["record_id"] and doc["lead"]["status"] == "confirmed"
+    assert store.lead(hit_lead.id).notification == str(written)
+    assert events(fr.home).count("hit_notification_sent") == 1
+
+    def partner_side() -> tuple[list, list, list]:
+        uk_store = open_store(uk)
+        try:
+            return uk_store.received_hits(), uk_store.records(), uk_store.sent_requests()
+        finally:
+            uk_store.close()
+
+    first = run(uk, written, outbox=uk_out)
+    assert [(o.status, o.kind) for o in first.outcomes] == [("imported", "hit-notification")]
+    hits, records, requests = partner_side()
+    [hit] = hits
+    assert (hit.record_id, hit.examiner, hit.partner_case, hit.partner_exhibit) == (
+        record["record_id"],
+        "M. Dupont",
+        "FR-2025-F01-03",
+        "E1",
+    )
+    assert hit.scan_sha256 == hit_lead.partner_sha256 and hit.log10_lr is not None and records == [record]
+    assert requests[0].hits == (hit,)
+
+    # Sent again (the partner says it never arrived): a new bundle, the same notification; taken without change.
+    assert cli.main([*fr_cli, str(hit_lead.id), "--outbox", str(fr_out)]) == 0
+    assert f"written to {written}" in capsys.readouterr().err
+    assert events(fr.home).count("hit_notification_sent") == 2
+    again = run(uk, written, outbox=uk_out)
+    assert [(o.status, o.kind) for o in again.outcomes] == [("imported", "hit-notification")]
+    assert partner_side() == (hits, records, requests)
+    received = [e.record["details"]["document"] for e in AuditLog(uk.home).entries() if e.type == "hit_notification_received"]
+    assert len(received) == 2 and received[0] == received[1]  # the notification the confirmation would have sent
+    assert (received[0]["confirmed"], received[0]["examiner"]) == (stranded.decided, "M. Dupont")
+
+    # Only a confirmed lead is notified; an unknown lead is refused as leads show refuses it.
+    assert cli.main([*fr_cli, str(other.id), "--outbox", str(tmp_path / "none")]) == 2
+    assert "the lead is new: only a confirmed lead" in capsys.readouterr().err
+    dismiss_lead(store, other.id, "subclass marks", examiner="L. Moreau")
+    assert cli.main([*fr_cli, str(other.id), "--outbox", str(tmp_path / "none"), "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["reason"].startswith("the lead was dismissed on ") and "by L. Moreau" in error["reason"]
+    assert cli.main([*fr_cli, "999", "--json"]) == cli.main(["--home", str(fr.home), "leads", "show", "999", "--json"]) == 3
+    assert not (tmp_path / "none").exists() and events(fr.home).count("hit_notification_sent") == 2
+    store.close()
+
+
 # --- refusals -----------------------------------------------------------------------------------------
 
 
