@@ -21,8 +21,9 @@ is standardised.
 
 Measured on the 115 real scans of known source (Weller, Fadul knowns; docs/search.md), the
 nearest embedding was a same-firearm case for 88 % of queries and one was within the nearest
-20 for all of them; among simulated fillers a true mate ranked at worst about 430th in a million
-(version 1, without the two normalisations: 86 %, 99 %, and about 150,000th for Fadul 8-2,
+20 for all of them; among generated fillers a true mate ranked at worst about 640th in a million
+(extrapolated from 10^5 fillers; version 1, without the two normalisations: 86 %, 99 %, and
+about 150,000th for Fadul 8-2,
 whose mate Fadul 8-1 is measured over 13 of the 32 rings, one of them holding a fifth of its
 energy).
 """
@@ -43,22 +44,25 @@ EMBEDDING_VERSION = 2
 DIMENSIONS = RING_BANDS * FREQUENCY_BANDS * 2
 
 
-def embeddings(signatures: np.ndarray) -> np.ndarray:
+def embeddings(signatures: np.ndarray, *, ring_unit_energy: bool = True, magnitude_power: float = MAGNITUDE_POWER) -> np.ndarray:
     """(N, rings, frequencies) complex signatures -> (N, :data:`DIMENSIONS`) unit float32 embeddings.
 
     The signature's rings must divide into :data:`RING_BANDS` and it must hold at least
     ``FREQUENCY_BANDS * FREQUENCY_WIDTH + 1`` frequencies. A signature that is zero
-    everywhere embeds as the zero vector (inner product 0 with everything).
+    everywhere embeds as the zero vector (inner product 0 with everything). The keywords give
+    the variants compared in ``benchmarks/embedding_variants.py`` (version 1: no unit energy,
+    power 1); the index uses the defaults, :data:`EMBEDDING_VERSION`.
     """
     count, rings, frequencies = signatures.shape
     used = FREQUENCY_BANDS * FREQUENCY_WIDTH
     if rings % RING_BANDS or frequencies <= used:
         raise ValueError(f"a signature of {rings} rings x {frequencies} frequencies cannot be embedded")
     s = signatures[:, :, 1 : used + 1].astype(np.complex64)
-    s = s / np.maximum(np.sqrt((np.abs(s) ** 2).sum(axis=2, keepdims=True)), np.float32(1e-30))  # unit energy per ring
+    if ring_unit_energy:
+        s = s / np.maximum(np.sqrt((np.abs(s) ** 2).sum(axis=2, keepdims=True)), np.float32(1e-30))
     cross = s[:, :-1] * np.conj(s[:, 1:])
-    magnitude = np.abs(cross)
-    cross = cross * np.maximum(magnitude, np.float32(1e-30)) ** np.float32(MAGNITUDE_POWER - 1.0)  # |c|^p, phase kept
+    if magnitude_power != 1.0:  # |c|^p, phase kept
+        cross = cross * np.maximum(np.abs(cross), np.float32(1e-30)) ** np.float32(magnitude_power - 1.0)
     cross = np.concatenate([cross, cross[:, -1:]], axis=1)  # the last ring pairs with the one before it
     pooled = cross.reshape(count, RING_BANDS, rings // RING_BANDS, FREQUENCY_BANDS, FREQUENCY_WIDTH).mean(axis=(2, 4))
     flat = np.concatenate([pooled.real, pooled.imag], axis=1).reshape(count, DIMENSIONS).astype(np.float64)

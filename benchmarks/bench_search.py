@@ -49,7 +49,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,14 +110,14 @@ def add_real(store: Store, faces: dict[str, BreechFace]) -> dict[str, str]:
     return shas
 
 
-def add_fillers(store: Store, bases: np.ndarray, start: int, count: int, rng: np.random.Generator, batch: int = 2048) -> None:
-    """``count`` filler exhibits numbered from ``start`` (module docstring, step 2)."""
+def filler_signatures(
+    bases: np.ndarray, count: int, rng: np.random.Generator, batch: int = 2048
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``count`` filler signatures in batches (module docstring, step 2): (size, rings, frequencies) complex64, and each one's main simulated firearm."""
     n_base, _, freqs = bases.shape
     k = np.arange(freqs)
     power = float(np.mean(np.sum(np.abs(bases) ** 2, axis=(1, 2))))
     by_k = np.ascontiguousarray(bases.transpose(2, 0, 1))  # (freqs, bases, rings)
-    with store.transaction() as conn:
-        case_pk = conn.execute(cases.insert().values(lab_id=LAB.id, case_id=f"FILL-{start}")).inserted_primary_key[0]
     done = 0
     while done < count:
         size = min(batch, count - done)
@@ -127,19 +127,27 @@ def add_fillers(store: Store, bases: np.ndarray, start: int, count: int, rng: np
         mixed = np.matmul(phased.transpose(2, 0, 1), by_k).transpose(1, 2, 0)  # (size, rings, freqs)
         mixed[:, :, 0] = 0
         mixed *= np.sqrt(power / np.sum(np.abs(mixed) ** 2, axis=(1, 2)))[:, None, None]
-        main = np.abs(weights).argmax(axis=1)
+        yield mixed, np.abs(weights).argmax(axis=1)
+        done += size
+
+
+def add_fillers(store: Store, bases: np.ndarray, start: int, count: int, rng: np.random.Generator) -> None:
+    """``count`` filler exhibits numbered from ``start`` (module docstring, step 2)."""
+    with store.transaction() as conn:
+        case_pk = conn.execute(cases.insert().values(lab_id=LAB.id, case_id=f"FILL-{start}")).inserted_primary_key[0]
+    number = start
+    for mixed, main in filler_signatures(bases, count, rng):
         rows_scan, rows_exhibit, rows_sig = [], [], []
-        for i in range(size):
-            number = start + done + i
+        for i in range(len(mixed)):
             sha = filler_sha(number, int(main[i]))
             rows_scan.append({"sha256": sha, "file": f"fillers/{sha}", "original_name": "filler", "format": "x3p", "size": 0, "added": "-"})
             rows_exhibit.append({"case_pk": case_pk, "exhibit_id": f"F{number}", "scan_sha256": sha, "partner": False, "added": "-"})
             rows_sig.append({"sha256": sha, "key": store.cache_key, "data": signature_bytes(mixed[i])})
+            number += 1
         with store.transaction() as conn:
             conn.execute(scans.insert(), rows_scan)
             conn.execute(exhibits.insert(), rows_exhibit)
             conn.execute(signatures.insert(), rows_sig)
-        done += size
 
 
 # --- searching -------------------------------------------------------------------------------------
