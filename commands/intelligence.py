@@ -15,6 +15,7 @@ from exchange import audit_events as events
 
 if TYPE_CHECKING:
     from ballistics.leads import Lead
+    from ballistics.records import MatchRecord
     from exchange.correlate import ConfirmedLead
 
 request_app = typer.Typer(
@@ -187,6 +188,18 @@ def leads_confirm(
 
     identity = load_identity(state.home, passphrase())
     opinion = examiner_conclusion(conclusion or Afte.identification, verbal_conclusion, remarks)
+
+    def confirmed(lead: Lead, record: MatchRecord) -> None:  # on record even if the notification then fails
+        audit(
+            (
+                events.LEAD_CONFIRMED,
+                {"lead": lead.id, "partner": lead.sender_lab, "record_id": record["record_id"], "log10_lr": decimal(lead.log10_lr)},
+            ),
+            (events.RECORD_ADD, {"record_id": record["record_id"], "case_id": lead.our_case}),
+            identity=identity,
+            examiner=examiner,
+        )
+
     done = confirm_lead(
         state.home,
         open_store(),
@@ -198,18 +211,10 @@ def leads_confirm(
         conclusion=opinion,
         reviewer=reviewer,
         record_file=record,
+        committed=confirmed,
     )
     lead = done.lead
-    audit(
-        (
-            events.LEAD_CONFIRMED,
-            {"lead": lead.id, "partner": lead.sender_lab, "record_id": done.record["record_id"], "log10_lr": decimal(lead.log10_lr)},
-        ),
-        (events.RECORD_ADD, {"record_id": done.record["record_id"], "case_id": lead.our_case}),
-        _notification_sent(done),
-        identity=identity,
-        examiner=examiner,
-    )
+    audit(_notification_sent(done), identity=identity, examiner=examiner)
     if json_out:
         emit_json({"lead": lead.to_dict(), "record": done.record, "notification": str(done.notification)})
         return

@@ -32,7 +32,7 @@ from typing import Any
 from ballistics.calibration import Calibration, default_calibration
 from ballistics.characteristics import ClassCharacteristics
 from ballistics.clock import format_time, now_utc
-from ballistics.errors import BallisticsError, SearchError, StoreError, UsageError
+from ballistics.errors import BallisticsError, InvalidInputError, SearchError, StoreError, UsageError
 from ballistics.leads import PENDING, SEARCHED, Correlation, Lead, ReceivedHit, RequestAnswer, SentRequest
 from ballistics.method import DecisionParams
 from ballistics.records import ExaminerConclusion, MatchRecord, build_record, write_record
@@ -357,13 +357,16 @@ def confirm_lead(
     reviewer: str | None = None,
     record_file: Path | None = None,
     now: datetime | None = None,
+    committed: Callable[[Lead, MatchRecord], None] | None = None,
 ) -> ConfirmedLead:
     """The examiner's confirmation: a match record stored with its comparison, and a hit notification to the partner.
 
     The lead's status changes from ``new`` in the transaction that stores the record, so a lead
     is confirmed (or dismissed) once: a second confirmation is a :class:`UsageError`. The
-    notification is written after that commit: when writing it fails, the lead stays confirmed
-    without one, and :func:`notify_lead` writes it.
+    notification is written after that commit, and ``committed`` (the command's audit of the
+    confirmation) is called between the two: when writing the notification fails, the lead stays
+    confirmed and on record without one, the failure is an :class:`InvalidInputError` naming
+    :func:`notify_lead`'s command, which writes it.
     """
     now = (now or now_utc()).replace(microsecond=0)
     lead = store.lead(lead_id)
@@ -391,7 +394,17 @@ def confirm_lead(
             _check_new(store.lead(lead_id, conn=conn))
         comparison_id = store.add_comparison(lead.comparison, ours.path, partner.path, conn=conn)
         store.add_record(record, comparison_id=comparison_id, conn=conn)
-    output = _notify(home, store, identity, trust, store.lead(lead_id), record, outbox, now)
+    confirmed = store.lead(lead_id)
+    if committed is not None:
+        committed(confirmed, record)
+    try:
+        output = _notify(home, store, identity, trust, confirmed, record, outbox, now)
+    except OSError as exc:
+        raise InvalidInputError(
+            str(outbox),
+            f"lead {lead_id} is confirmed and its record {record['record_id']} stored, but the hit notification could not be "
+            f"written ({exc.strerror or exc}): write it with `ballistics leads notify {lead_id} --outbox DIR`",
+        ) from exc
     if record_file is not None:
         write_record(record, record_file)
     return ConfirmedLead(store.lead(lead_id), record, output)

@@ -387,6 +387,31 @@ def test_a_notification_lost_after_the_confirmation_is_written_again_and_the_par
     store.close()
 
 
+def test_a_confirmation_whose_notification_cannot_be_written_is_on_record_and_says_how_to_send_it(
+    labs: Labs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    fr = labs.fr
+    monkeypatch.setenv("BALLISTICS_PASSPHRASE", PASSPHRASE.decode())
+    report = run(fr, request(labs.uk, tmp_path / "req.bfx", "F01-01"), outbox=tmp_path / "fr-out")
+    lead = next(x for x in report.correlations[0].leads if x.our_case == "FR-2025-F01-03")
+    not_a_folder = tmp_path / "outbox-is-a-file"
+    not_a_folder.write_text("not a folder")
+    confirm = ["--home", str(fr.home), "leads", "confirm", str(lead.id), "--examiner", "M. Dupont", "--json"]
+    assert cli.main([*confirm, "--outbox", str(not_a_folder)]) == 3
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["path"] == str(not_a_folder)
+    assert f"lead {lead.id} is confirmed" in error["reason"] and f"ballistics leads notify {lead.id}" in error["reason"]
+    store = open_store(fr)
+    stranded = store.lead(lead.id)
+    assert stranded.status == "confirmed" and stranded.notification is None and store.record(stranded.record_id) is not None
+    logged = events(fr.home)
+    assert "lead_confirmed" in logged and "record_add" in logged and "hit_notification_sent" not in logged
+    assert cli.main(["--home", str(fr.home), "leads", "notify", str(lead.id), "--outbox", str(tmp_path / "fr-out")]) == 0
+    [written] = (tmp_path / "fr-out").glob("hit-*.bfx")
+    assert store.lead(lead.id).notification == str(written) and events(fr.home).count("hit_notification_sent") == 1
+    store.close()
+
+
 # --- refusals -----------------------------------------------------------------------------------------
 
 
