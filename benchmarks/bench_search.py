@@ -69,7 +69,7 @@ from ballistics.preprocess import BreechFace  # noqa: E402
 from ballistics.scan import load_scan, save_x3p, sha256_file  # noqa: E402
 from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
 from ballistics.search import LocalExecutor, RerankTask, SearchParams, search, shortlist  # noqa: E402
-from ballistics.signature import signature, signature_bytes  # noqa: E402
+from ballistics.signature import signature, signature_bytes, similarity  # noqa: E402
 from ballistics.store import Store  # noqa: E402
 from ballistics.validate import firearm_from_name  # noqa: E402
 
@@ -203,8 +203,15 @@ def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, ti
         cpu = time.process_time()
         kept = shortlist(store, face, {scan.sha256}, params)
         cpu = time.process_time() - cpu
+        query_sig = signature(face, store.signature_params)
+        mate_sigs = store.exhibit_signatures(sorted(mates))
         row = {
             "query": path.stem,
+            # the best mate's signature correlation against the shortlist's last (a miss at stage 2 is the first below the second)
+            "mate_score": round(
+                float(similarity(query_sig, np.stack([s for _, s in mate_sigs.values()]), store.signature_params)[0].max()), 4
+            ),
+            "shortlist_cut": round(kept.scores[-1], 4) if kept.scores else None,
             "in_nearest": bool(mates & set(kept.nearest)),
             "in_shortlist": bool(mates & {e.id for e in kept.exhibits}),
             "fillers_in_shortlist": sum(e.sha256.startswith(FILLER_PREFIX) for e in kept.exhibits),
@@ -320,6 +327,11 @@ def run() -> None:
                         "rank1_fadul": count("rank1", "Fadul"),
                         "missed_shortlist": [r["query"] for r in rows if not r["in_shortlist"]],
                         "missed_rank1": [r["query"] for r in rows if r.get("rank1") is False],
+                        "missed_detail": [
+                            {k: r[k] for k in ("query", "in_nearest", "mate_score", "shortlist_cut", "fillers_in_shortlist")}
+                            for r in rows
+                            if not r["in_shortlist"]
+                        ],
                         "fillers_in_shortlists": sum(r["fillers_in_shortlist"] for r in rows),
                         "index_s_median": round(statistics.median(r["index_s"] for r in rows), 3),
                         "index_s_max": round(max(r["index_s"] for r in rows), 3),
