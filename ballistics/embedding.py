@@ -23,9 +23,8 @@ Measured on the 115 real scans of known source (Weller, Fadul knowns; docs/searc
 nearest embedding was a same-firearm case for 88 % of queries and one was within the nearest
 20 for all of them; among generated fillers a true mate ranked at worst about 640th in a million
 (extrapolated from 10^5 fillers; version 1, without the two normalisations: 86 %, 99 %, and
-about 150,000th for Fadul 8-2,
-whose mate Fadul 8-1 is measured over 13 of the 32 rings, one of them holding a fifth of its
-energy).
+about 150,000th for Fadul 8-2, whose mate Fadul 8-1 is measured over 13 of the 32 rings, one of
+them holding a fifth of its energy).
 """
 
 from __future__ import annotations
