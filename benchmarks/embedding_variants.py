@@ -11,6 +11,10 @@ from:
 
     python benchmarks/bench_prepare_cache.py          # once
     python benchmarks/embedding_variants.py --fillers 100000
+
+``--mates QUERY`` prints instead, for one query and the shipped embedding, each of its mates'
+signature correlation (stage 2) and rank by embedding among the other real cases and the fillers
+(stage 1): why a query is lost (docs/search.md, TW10-03).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from bench_prepare_cache import DEFAULT_CACHE, real_faces, real_paths, simulated
 from bench_search import filler_signatures  # noqa: E402
 
 from ballistics.embedding import embeddings  # noqa: E402
-from ballistics.signature import signature  # noqa: E402
+from ballistics.signature import signature, similarity  # noqa: E402
 from ballistics.validate import firearm_from_name  # noqa: E402
 
 #: (label, unit energy per ring, magnitude power)
@@ -49,6 +53,7 @@ def run() -> None:
     parser.add_argument("--fillers", type=int, default=100_000)
     parser.add_argument("--simulated", type=int, default=32)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mates", metavar="QUERY", help="one query's mates, by stage (file stem, e.g. TW10-03)")
     args = parser.parse_args()
     names = [p.stem for p in real_paths()]
     guns = [firearm_from_name(p) for p in real_paths()]
@@ -57,6 +62,17 @@ def run() -> None:
     bases = np.stack([signature(f) for f in simulated_faces(args.cache, args.simulated).values()])
     fillers = np.concatenate([batch for batch, _ in filler_signatures(bases, args.fillers, np.random.default_rng(args.seed))])
     mates = [[j for j, g in enumerate(guns) if g == gun and j != i] for i, gun in enumerate(guns)]
+    if args.mates:
+        i = names.index(args.mates)
+        real = embeddings(reals)
+        near = real @ real[i]
+        filler = np.concatenate([embeddings(fillers[k : k + 20_000]) for k in range(0, len(fillers), 20_000)]) @ real[i]
+        correlation = similarity(reals[i], reals)[0]
+        print(f"mate of {args.mates} | signature correlation | rank by embedding among the reals and {len(fillers):,} fillers")
+        for j in mates[i]:
+            rank = 1 + int((filler > near[j]).sum()) + sum(1 for k in range(len(names)) if k not in (i, j) and near[k] > near[j])
+            print(f"{names[j]} | {correlation[j]:.4f} | {rank:,}")
+        return
     print("variant | nearest is a mate | a mate in the 20 nearest | worst rank of a mate at 10^6 (extrapolated)")
     for label, unit, power in VARIANTS:
         real = embeddings(reals, ring_unit_energy=unit, magnitude_power=power)
