@@ -423,11 +423,7 @@ def notify_lead(
     """
     lead = store.lead(lead_id)
     if lead.status != "confirmed" or lead.record_id is None:
-        state = (
-            f"was {lead.status} on {lead.decided}" + (f" by {lead.examiner}" if lead.examiner else "")
-            if lead.decided
-            else f"is {lead.status}"
-        )
+        state = f"was {_decision(lead)}" if lead.decided else f"is {lead.status}"
         raise UsageError(f"lead {lead.id}", f"the lead {state}: only a confirmed lead has a hit notification to send")
     record = store.record(lead.record_id)
     if record is None:
@@ -475,8 +471,13 @@ def _check_new(lead: Lead) -> None:
     if lead.status != "new":
         raise UsageError(
             f"lead {lead.id}",
-            f"already {lead.status} on {lead.decided}" + (f" by {lead.examiner}" if lead.examiner else "") + "; a lead is decided once",
+            f"already {_decision(lead)}; a lead is decided once",
         )
+
+
+def _decision(lead: Lead) -> str:
+    """How a decided lead was decided, for a refusal: its status, when and by whom."""
+    return f"{lead.status} on {lead.decided}" + (f" by {lead.examiner}" if lead.examiner else "")
 
 
 # --- answers received --------------------------------------------------------------------------------
