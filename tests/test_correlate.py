@@ -375,6 +375,18 @@ def test_a_notification_lost_after_the_confirmation_is_written_again_and_the_par
     assert len(received) == 2 and received[0] == received[1]  # the notification the confirmation would have sent
     assert (received[0]["confirmed"], received[0]["examiner"]) == (stranded.decided, "M. Dupont")
 
+    # A copy that turns up after a later one was imported is refused as stale and quarantined; nothing is lost.
+    assert cli.main([*fr_cli, str(hit_lead.id), "--outbox", str(fr_out)]) == 0
+    late = written.rename(tmp_path / "late.bfx")
+    assert cli.main([*fr_cli, str(hit_lead.id), "--outbox", str(fr_out)]) == 0
+    capsys.readouterr()
+    assert [o.status for o in run(uk, written, outbox=uk_out).outcomes] == ["imported"]
+    stale = run(uk, late, outbox=uk_out)
+    [refused] = stale.of("rejected")
+    assert (refused.error, refused.exit_code, stale.exit_code) == ("StaleBundleError", 4, 4) and "not newer than" in refused.reason
+    assert not late.exists() and Path(refused.quarantine).exists()
+    assert partner_side() == (hits, records, requests)
+
     # Only a confirmed lead is notified; an unknown lead is refused as leads show refuses it.
     assert cli.main([*fr_cli, str(other.id), "--outbox", str(tmp_path / "none")]) == 2
     assert "the lead is new: only a confirmed lead" in capsys.readouterr().err
@@ -383,7 +395,7 @@ def test_a_notification_lost_after_the_confirmation_is_written_again_and_the_par
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["reason"].startswith("the lead was dismissed on ") and "by L. Moreau" in error["reason"]
     assert cli.main([*fr_cli, "999", "--json"]) == cli.main(["--home", str(fr.home), "leads", "show", "999", "--json"]) == 3
-    assert not (tmp_path / "none").exists() and events(fr.home).count("hit_notification_sent") == 2
+    assert not (tmp_path / "none").exists() and events(fr.home).count("hit_notification_sent") == 4
     store.close()
 
 
