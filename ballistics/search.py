@@ -41,6 +41,11 @@ from ballistics.store import Exhibit, Store
 Progress = Callable[[int, int], None]
 #: Shortlist size chosen from the recall measured on Weller and Fadul (docs/search.md).
 DEFAULT_SHORTLIST = 20
+#: Shortlist size when more than ``LARGE_COLLECTION`` exhibits are searched: the more exhibits,
+#: the more of them outscore a weak true mate in the signature correlation (docs/search.md,
+#: "Speed and recall at scale": 40 kept every real query's mate at rank 1 at 10^5 and 10^6).
+LARGE_SHORTLIST = 40
+LARGE_COLLECTION = 10_000
 #: Exhibits passed from the vector index to the signature correlation (docs/search.md).
 DEFAULT_NEAREST = 2000
 
@@ -48,7 +53,8 @@ DEFAULT_NEAREST = 2000
 @dataclass(frozen=True)
 class SearchParams:
     top: int = 10
-    shortlist: int = DEFAULT_SHORTLIST
+    #: Exhibits kept for the full comparison; ``None``: :func:`shortlist_size` of the exhibits searched.
+    shortlist: int | None = None
     nearest: int = DEFAULT_NEAREST
     calibre: str | None = None
     firing_pin_shape: str | None = None
@@ -244,6 +250,11 @@ class Shortlist:
     correlation_s: float
 
 
+def shortlist_size(searched: int) -> int:
+    """The default shortlist for a search among ``searched`` exhibits (:data:`DEFAULT_SHORTLIST` or :data:`LARGE_SHORTLIST`)."""
+    return DEFAULT_SHORTLIST if searched <= LARGE_COLLECTION else LARGE_SHORTLIST
+
+
 def shortlist(store: Store, face: BreechFace, left_out: set[str], params: SearchParams = SearchParams()) -> Shortlist:
     """Stages 1 and 2: nearest embeddings in the vector index, then signature correlation of those only.
 
@@ -267,7 +278,7 @@ def shortlist(store: Store, face: BreechFace, left_out: set[str], params: Search
     if not near:
         return Shortlist(max(searched, 0), (), (), (), correlating - searching, time.perf_counter() - correlating)
     scores = similarity(query, np.stack([stored[i][1] for i in near]), store.signature_params)[0]
-    keep = np.argsort(-scores, kind="stable")[: params.shortlist]
+    keep = np.argsort(-scores, kind="stable")[: params.shortlist if params.shortlist is not None else shortlist_size(searched)]
     exhibits = store.exhibits_by_id([near[i] for i in keep])
     return Shortlist(
         searched,

@@ -68,7 +68,7 @@ from ballistics.labs import Lab  # noqa: E402
 from ballistics.preprocess import BreechFace  # noqa: E402
 from ballistics.scan import load_scan, save_x3p, sha256_file  # noqa: E402
 from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
-from ballistics.search import LocalExecutor, RerankTask, SearchParams, search, shortlist  # noqa: E402
+from ballistics.search import LARGE_SHORTLIST, LocalExecutor, RerankTask, SearchParams, search, shortlist, shortlist_size  # noqa: E402
 from ballistics.signature import signature, signature_bytes, similarity  # noqa: E402
 from ballistics.store import Store  # noqa: E402
 from ballistics.validate import firearm_from_name  # noqa: E402
@@ -179,7 +179,9 @@ class MemoExecutor:
         return [dict(memo[self.key(t)]) for t in tasks]
 
 
-def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, timed: int, simulated: int, every: int, out: Any) -> None:
+def query_phase(
+    home: str, cache: str, nearest: int, keep: int | None, workers: int, timed: int, simulated: int, every: int, out: Any
+) -> None:
     """Stages 1-2 for every real query, the full search (memoised comparisons) for every ``every``-th, ``timed`` end to end.
 
     Run in a process of its own, so that its peak resident memory is the search's alone.
@@ -192,7 +194,7 @@ def query_phase(home: str, cache: str, nearest: int, keep: int, workers: int, ti
         assert found is not None
         by_sha[found.sha256] = found
     gun_of = {sha: firearm_from_name(Path(e.case + ".x3p")) for sha, e in by_sha.items()}
-    params = SearchParams(top=keep, shortlist=keep, nearest=nearest)
+    params = SearchParams(top=keep or LARGE_SHORTLIST, shortlist=keep, nearest=nearest)
     memo = MemoExecutor(Path(cache) / "pairs.json", LocalExecutor(workers))
     rows = []
     for n, path in enumerate(real_paths()):
@@ -258,7 +260,7 @@ def run() -> None:
         "--work", type=Path, default=None, help="Where the collection is built (default: under --cache); deleted at the end."
     )
     parser.add_argument("--nearest", type=int, default=2000)
-    parser.add_argument("--shortlist", type=int, default=20)
+    parser.add_argument("--shortlist", type=int, default=None, help="Default: the search's own (20, or 40 above 10,000 exhibits).")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timed-queries", type=int, default=3)
     parser.add_argument("--simulated", type=int, default=32)
@@ -319,6 +321,7 @@ def run() -> None:
                         "size": size,
                         "fillers_s": round(fill_s, 1),
                         "index_build_s": round(build_s, 1),
+                        "shortlist": args.shortlist or shortlist_size(size - 1),
                         "queries": total,
                         "in_nearest": count("in_nearest"),
                         "in_shortlist": count("in_shortlist"),

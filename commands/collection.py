@@ -269,13 +269,15 @@ def search(
     ],
     top: Annotated[int, typer.Option(min=1, help="Candidates listed.")] = 10,
     shortlist: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Candidates kept for the full CMC comparison: the best by the correlation of the breech faces' polar "
-            "signatures at every rotation (0..1, higher is more alike).",
+            "signatures at every rotation (0..1, higher is more alike). Default 20, or 40 when more than 10,000 "
+            "exhibits are searched.",
+            show_default=False,
         ),
-    ] = 20,
+    ] = None,
     nearest: Annotated[
         int,
         typer.Option(

@@ -14,6 +14,7 @@ import pytest
 from conftest import FADUL, SAMPLE_DATA, WELLER, Backend, require_real_scans
 
 from ballistics import case_index
+from ballistics import search as search_module
 from ballistics.case_index import RECORD, CaseIndex
 from ballistics.embedding import DIMENSIONS, embedding
 from ballistics.errors import StoreError
@@ -52,6 +53,21 @@ def test_funnel_finds_the_simulated_mates(collection: Path) -> None:
     for stem in ("F01-01", "F02-02", "F03-03"):
         result = search(store, load_scan(SAMPLE_DATA / f"{stem}.x3p"), params, LocalExecutor(1))
         assert result.nearest == 6 and TRUTH[result.candidates[0].exhibit.case] == TRUTH[stem], stem
+    store.close()
+
+
+def test_the_default_shortlist_grows_with_the_exhibits_searched(collection: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 up to 10,000 exhibits searched, 40 above (the recall measured at 10^5 and 10^6, docs/search.md)."""
+    assert (search_module.shortlist_size(10_000), search_module.shortlist_size(10_001)) == (20, 40)
+    store = Store.open(collection)
+    sha = sha256_file(FADUL / "Fadul 1-1.x3p")
+    others = len(TRUTH) + len(FADUL_KNOWN) - 1
+    kept = shortlist(store, store.prepared(sha), {sha}, SearchParams(nearest=others))
+    assert (kept.searched, len(kept.exhibits)) == (others, 20)
+    monkeypatch.setattr(search_module, "LARGE_COLLECTION", others - 1)  # this collection counted as a large one
+    kept = shortlist(store, store.prepared(sha), {sha}, SearchParams(nearest=others))
+    assert len(kept.exhibits) == others  # 40 asked: every exhibit searched
+    assert len(shortlist(store, store.prepared(sha), {sha}, SearchParams(shortlist=5, nearest=others)).exhibits) == 5
     store.close()
 
 
