@@ -68,7 +68,17 @@ from ballistics.labs import Lab  # noqa: E402
 from ballistics.preprocess import BreechFace  # noqa: E402
 from ballistics.scan import load_scan, save_x3p, sha256_file  # noqa: E402
 from ballistics.schema import cases, exhibits, scans, signatures  # noqa: E402
-from ballistics.search import LARGE_SHORTLIST, LocalExecutor, RerankTask, SearchParams, search, shortlist, shortlist_size  # noqa: E402
+from ballistics.search import (  # noqa: E402
+    DEFAULT_SHORTLIST,
+    LARGE_COLLECTION,
+    LARGE_SHORTLIST,
+    LocalExecutor,
+    RerankTask,
+    SearchParams,
+    search,
+    shortlist,
+    shortlist_size,
+)
 from ballistics.signature import signature, signature_bytes, similarity  # noqa: E402
 from ballistics.store import Store  # noqa: E402
 from ballistics.validate import firearm_from_name  # noqa: E402
@@ -205,15 +215,8 @@ def query_phase(
         cpu = time.process_time()
         kept = shortlist(store, face, {scan.sha256}, params)
         cpu = time.process_time() - cpu
-        query_sig = signature(face, store.signature_params)
-        mate_sigs = store.exhibit_signatures(sorted(mates))
         row = {
             "query": path.stem,
-            # the best mate's signature correlation against the shortlist's last (a miss at stage 2 is the first below the second)
-            "mate_score": round(
-                float(similarity(query_sig, np.stack([s for _, s in mate_sigs.values()]), store.signature_params)[0].max()), 4
-            ),
-            "shortlist_cut": round(kept.scores[-1], 4) if kept.scores else None,
             "in_nearest": bool(mates & set(kept.nearest)),
             "in_shortlist": bool(mates & {e.id for e in kept.exhibits}),
             "fillers_in_shortlist": sum(e.sha256.startswith(FILLER_PREFIX) for e in kept.exhibits),
@@ -221,6 +224,11 @@ def query_phase(
             "correlation_s": kept.correlation_s,
             "stages_1_2_cpu_s": cpu,
         }
+        if not row["in_shortlist"]:
+            # the best mate's signature correlation against the shortlist's last (a miss at stage 2 is the first below the second)
+            mate_sigs = np.stack([s for _, s in store.exhibit_signatures(sorted(mates)).values()])
+            best = similarity(signature(face, store.signature_params), mate_sigs, store.signature_params)[0].max()
+            row |= {"mate_score": round(float(best), 4), "shortlist_cut": round(kept.scores[-1], 4) if kept.scores else None}
         if n % every == 0:
             result = search(store, scan, params, memo)
             row["rank1"] = gun_of.get(result.candidates[0].exhibit.sha256) == gun
@@ -260,7 +268,12 @@ def run() -> None:
         "--work", type=Path, default=None, help="Where the collection is built (default: under --cache); deleted at the end."
     )
     parser.add_argument("--nearest", type=int, default=2000)
-    parser.add_argument("--shortlist", type=int, default=None, help="Default: the search's own (20, or 40 above 10,000 exhibits).")
+    parser.add_argument(
+        "--shortlist",
+        type=int,
+        default=None,
+        help=f"Default: the search's own ({DEFAULT_SHORTLIST}, or {LARGE_SHORTLIST} above {LARGE_COLLECTION:,} exhibits).",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timed-queries", type=int, default=3)
     parser.add_argument("--simulated", type=int, default=32)
